@@ -1,0 +1,23 @@
+"""Physical constants and unit conversions used at the SI boundary.
+
+Internal units follow phonopy with ``calculator='qe'``: lengths in bohr,
+force constants in Ry/bohr^2, masses in AMU, frequencies in THz (cycles per
+picosecond), group velocities as d(nu)/dq in THz*bohr. Everything the
+physics package returns is SI unless its name says otherwise.
+"""
+
+from scipy import constants as _c
+
+HBAR = _c.hbar  # J s
+KB = _c.k  # J/K
+AMU_KG = _c.physical_constants["atomic mass constant"][0]
+BOHR_M = _c.physical_constants["Bohr radius"][0]
+THZ_HZ = 1.0e12
+THZ_TO_CM = THZ_HZ / (_c.c * 100.0)
+THZ_TO_J = _c.h * THZ_HZ
+
+#: one atomic mass unit in QE's Rydberg mass unit (2 m_e); q2r.x writes masses in it
+AMU_RY = AMU_KG / (2.0 * _c.m_e)
+
+#: d(nu)/dq in THz*bohr -> d(omega)/dk in m/s (the 2 pi of omega = 2 pi nu and k = 2 pi q cancel)
+THZ_BOHR_TO_M_S = THZ_HZ * BOHR_M

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up (idempotent: QE, virtualenv, AiiDA profile, computer, codes, pseudo family) and run
+# the main job: DFPT on alpha-quartz to stored PAM results and figures. Extra arguments go to
+# workflows/run_quartz.py (e.g. --protocol fast).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/bootstrap.sh"
+cd "$ROOT"
+aiida-llpam setup
+exec verdi run workflows/run_quartz.py --protocol smoke --figures "$ROOT/results/figures" "$@"

@@ -28,6 +28,7 @@ from .units import THZ_BOHR_TO_M_S
 __all__ = [
     "PhononModes",
     "compute_modes",
+    "dynamical_matrices",
     "iter_modes",
     "mz_matrix",
     "resolve_degeneracies",
@@ -125,13 +126,18 @@ def resolve_degeneracies(
     return eigenvectors, mz_matrix(eigenvectors), velocity
 
 
-def _modes_of_batch(phonon: Phonopy, qpoints: np.ndarray, degeneracy_tolerance_thz: float) -> PhononModes:
+def dynamical_matrices(phonon: Phonopy, qpoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """D(q) and dD/dq_z (per 1/bohr, central difference) for a batch of reduced q points."""
     nq = len(qpoints)
     step_red = Q_STEP_BOHR_INV * phonon.primitive.cell[:, 2]  # Cartesian z step in reduced coordinates
     shifted = np.concatenate([qpoints, qpoints + step_red, qpoints - step_red])
     dynmat = get_dynamical_matrices_at_qpoints(phonon.dynamical_matrix, shifted)
-    ddm_z = (dynmat[nq : 2 * nq] - dynmat[2 * nq :]) / (2.0 * Q_STEP_BOHR_INV)
-    eigenvalues, eigenvectors = np.linalg.eigh(dynmat[:nq])
+    return dynmat[:nq], (dynmat[nq : 2 * nq] - dynmat[2 * nq :]) / (2.0 * Q_STEP_BOHR_INV)
+
+
+def _modes_of_batch(phonon: Phonopy, qpoints: np.ndarray, degeneracy_tolerance_thz: float) -> PhononModes:
+    dynmat, ddm_z = dynamical_matrices(phonon, qpoints)
+    eigenvalues, eigenvectors = np.linalg.eigh(dynmat)
     factor = phonon.unit_conversion_factor
     frequencies = np.sign(eigenvalues) * np.sqrt(np.abs(eigenvalues)) * factor
     eigenvectors, mz, velocity = resolve_degeneracies(

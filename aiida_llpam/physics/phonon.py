@@ -23,7 +23,7 @@ from phonopy.structure.atoms import PhonopyAtoms
 
 from .q2r import Q2RForceConstants
 
-__all__ = ["ForceConstantsError", "build_phonopy", "compact_force_constants"]
+__all__ = ["ForceConstantsError", "build_phonopy", "compact_force_constants", "phonopy_from_arrays", "set_nac"]
 
 
 class ForceConstantsError(ValueError):
@@ -39,7 +39,8 @@ def compact_force_constants(fc: Q2RForceConstants, phonon: Phonopy) -> np.ndarra
     """
     nat = fc.natom
     mesh = np.array(fc.mesh)
-    scaled = phonon.primitive.scaled_positions
+    # q2r's lattice vectors R refer to the positions as written in the file, not wrapped into [0, 1)
+    scaled = fc.positions_bohr @ np.linalg.inv(fc.lattice_bohr)
     cells = np.array(list(np.ndindex(*fc.mesh)))  # (m1, m2, m3) in file order of our array
     # supercell fractional coordinates of atom na1 in cell R, for every (R, na1)
     q2r_spos = (cells[:, None, :] + scaled[None, :, :]) / mesh  # (ncell, nat, 3)
@@ -91,22 +92,51 @@ def build_phonopy(
         if not _same_structure(fc, nac):
             raise ForceConstantsError("the NAC file describes a different structure than the force-constant file")
 
-    cell = PhonopyAtoms(
-        symbols=list(fc.symbols),
-        cell=fc.lattice_bohr,
-        positions=fc.positions_bohr,
-        masses=fc.masses_amu,
-    )
-    phonon = Phonopy(cell, supercell_matrix=np.diag(fc.mesh), primitive_matrix=None, calculator="qe", log_level=0)
+    phonon = phonopy_from_arrays(fc.lattice_bohr, fc.symbols, fc.positions_bohr, fc.masses_amu, np.diag(fc.mesh))
     phonon.force_constants = compact_force_constants(fc, phonon)
     if symmetrize:
         phonon.symmetrize_force_constants()
     if nac is not None:
-        units = get_calculator_physical_units("qe")
-        phonon.nac_params = {
-            "born": nac.born_charges,
-            "dielectric": nac.dielectric,
-            "factor": units.nac_factor,
-            "method": "gonze",
-        }
+        set_nac(phonon, nac.born_charges, nac.dielectric)
     return phonon
+
+
+def phonopy_from_arrays(
+    lattice_bohr,
+    symbols,
+    positions_bohr,
+    masses_amu,
+    supercell_matrix,
+    force_constants_ry_bohr2=None,
+    born_charges=None,
+    dielectric=None,
+) -> Phonopy:
+    """A phonopy object in QE units (bohr, Ry) from stored arrays (e.g. an AiiDA node).
+
+    ``force_constants_ry_bohr2`` is phonopy's compact or full array, already
+    symmetrised; eps/Z* switch on Gonze NAC.
+    """
+    cell = PhonopyAtoms(
+        symbols=list(symbols),
+        cell=np.asarray(lattice_bohr, dtype=float),
+        positions=np.asarray(positions_bohr, dtype=float),
+        masses=np.asarray(masses_amu, dtype=float),
+    )
+    phonon = Phonopy(
+        cell, supercell_matrix=np.asarray(supercell_matrix), primitive_matrix="P", calculator="qe", log_level=0
+    )
+    if force_constants_ry_bohr2 is not None:
+        phonon.force_constants = np.asarray(force_constants_ry_bohr2, dtype=float)
+    if born_charges is not None:
+        set_nac(phonon, born_charges, dielectric)
+    return phonon
+
+
+def set_nac(phonon: Phonopy, born_charges, dielectric) -> None:
+    """Switch on phonopy's Gonze NAC with Born charges and eps as written by q2r.x."""
+    phonon.nac_params = {
+        "born": np.asarray(born_charges, dtype=float),
+        "dielectric": np.asarray(dielectric, dtype=float),
+        "factor": get_calculator_physical_units("qe").nac_factor,
+        "method": "gonze",
+    }

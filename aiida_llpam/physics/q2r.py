@@ -172,14 +172,13 @@ def _parse_ifc_block(lines: list[str], nat: int, mesh: tuple[int, int, int], sou
             f"({len(rows)} lines, expected {nblock * (ncell + 1)} for nat={nat} and mesh {mesh})"
         )
     try:
-        table = np.array(
-            [r.split() for r in rows[: nblock * (ncell + 1)]], dtype=object
-        ).reshape(nblock, ncell + 1)
-        heads = np.array([list(map(int, h)) for h in table[:, 0]])
-        values = np.array([[float(v[3].replace("D", "E")) for v in blk] for blk in table[:, 1:]])
-        cells = np.array([list(map(int, v[:3])) for v in table[0, 1:]])
-    except (ValueError, IndexError, TypeError) as exc:
+        table = np.array(" ".join(rows[: nblock * (ncell + 1)]).split(), dtype=float)
+        table = table.reshape(nblock, ncell + 1, 4)
+    except ValueError as exc:
         raise Q2RFormatError(f"{source}: malformed force-constant block ({exc})") from exc
+    heads = table[:, 0, :].astype(int)
+    cells = table[0, 1:, :3].astype(int)
+    values = table[:, 1:, 3]
     # The file loops j1, j2, na1, na2 (slowest first) and m3, m2, m1 inside (m1 fastest).
     expected = np.array(list(np.ndindex(3, 3, nat, nat))) + 1
     expected_cells = np.array([c[::-1] for c in np.ndindex(mesh[::-1])]) + 1

@@ -170,8 +170,13 @@ def compute_response(
     frequency_cutoff_thz: float = 0.05,
     bz_temperature_k: float = 300.0,
     degeneracy_tolerance_thz: float = DEGENERACY_TOLERANCE_THZ,
+    use_symmetry: bool = True,
 ) -> PamResponse:
-    """All response sums of THEORY.md on a Gamma-centred ``mesh`` for the given grids."""
+    """All response sums of THEORY.md on a Gamma-centred ``mesh`` for the given grids.
+
+    ``use_symmetry=False`` sums over the full mesh (time reversal only), the
+    reference for the symmetry folding.
+    """
     temperatures = np.asarray(temperatures_k, dtype=float).ravel()
     radii = np.asarray(radii_m, dtype=float).ravel()
     for name, values in (("temperature", temperatures), ("radius", radii)):
@@ -184,7 +189,8 @@ def compute_response(
         raise ValueError(f"temperature gradient must be finite, got {grad_t_k_m}")
 
     primitive = phonon.primitive
-    kmesh: KMesh = make_kmesh(mesh, phonon.primitive_symmetry.pointgroup_operations, primitive.cell)
+    rotations = phonon.primitive_symmetry.pointgroup_operations if use_symmetry else None
+    kmesh: KMesh = make_kmesh(mesh, rotations, primitive.cell)
     qpoints = kmesh.ir_qpoints
     grid = np.append(temperatures, bz_temperature_k)  # last column feeds the BZ maps
 

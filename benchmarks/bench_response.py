@@ -1,0 +1,56 @@
+"""Time phonopy's own run_mesh against the full PAM response on the same quartz mesh.
+
+    python benchmarks/bench_response.py [--mesh 24] [--fc F --nac-fc F]
+
+Prints both timings measured in this run, their ratio (target <= 1.5) and the
+peak memory traced while the response runs (numpy allocations, via tracemalloc).
+"""
+
+import argparse
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+from aiida_llpam.physics import build_phonopy, compute_response, read_q2r
+
+QUARTZ = Path(__file__).resolve().parents[1] / "fixtures" / "dfpt" / "quartz_q222"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mesh", type=int, default=24)
+    parser.add_argument("--temperatures", type=int, default=100)
+    parser.add_argument("--fc", default=QUARTZ / "quartz.fc")
+    parser.add_argument("--nac-fc", default=QUARTZ / "quartz_rigid.fc")
+    args = parser.parse_args()
+    mesh = (args.mesh,) * 3
+    temperatures = np.linspace(5.0, 800.0, args.temperatures)
+    phonon = build_phonopy(read_q2r(args.fc), read_q2r(args.nac_fc, read_ifc=False))
+
+    start = time.perf_counter()
+    phonon.run_mesh(mesh, with_eigenvectors=True, with_group_velocities=True, is_gamma_center=True)
+    t_phonopy = time.perf_counter() - start
+    nir = len(phonon.mesh.qpoints)
+
+    tracemalloc.start()
+    start = time.perf_counter()
+    res = compute_response(phonon, mesh, temperatures, [20e-9], 1e-11, 1e4)
+    t_response = time.perf_counter() - start
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+
+    nb = 3 * len(phonon.primitive)
+    naive = np.prod(mesh) * nb * nb * len(temperatures) * 8
+    print(f"mesh {mesh}: {np.prod(mesh)} k points, phonopy irreducible {nir}, 27 branches, {len(temperatures)} temperatures")
+    print(f"phonopy run_mesh (eigenvectors + group velocities): {t_phonopy:8.2f} s")
+    print(f"aiida-llpam compute_response (all sums, BZ maps):    {t_response:8.2f} s")
+    print(f"ratio response / run_mesh: {t_response / t_phonopy:.2f}  (target <= 1.5)")
+    print(f"peak traced memory of the response: {peak / 2**20:.1f} MiB "
+          f"(an Nk x nb x nb x nT float64 array would be {naive / 2**30:.1f} GiB)")
+    print(f"chi_total(300 K) = {np.interp(300, temperatures, res.chi_total):.4e} kg/m")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""The profile-free CLI: `aiida-llpam modes` and `aiida-llpam response` as users run them."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from aiida_llpam.physics import compute_response
+
+from .conftest import QUARTZ
+
+FC = str(QUARTZ / "quartz.fc")
+NAC = str(QUARTZ / "quartz_rigid.fc")
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, "-c", "from aiida_llpam.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_modes_json():
+    out = run("modes", "--fc", FC, "--nac-fc", NAC, "--q", "0 0 0.091", "--q", "0.1 0.2 0.3", "--json")
+    assert out.returncode == 0, out.stderr
+    records = json.loads(out.stdout)
+    assert [r["q"] for r in records] == [[0, 0, 0.091], [0.1, 0.2, 0.3]]
+    for r in records:
+        assert set(r) == {"q", "frequencies_thz", "l_z_hbar", "group_velocity_z_m_s"}
+        assert len(r["frequencies_thz"]) == 27 and np.all(np.diff(r["frequencies_thz"]) >= 0)
+        assert abs(sum(r["l_z_hbar"])) < 1e-8
+    # the lowest branch along Gamma-A of a chiral crystal is strongly circular
+    assert abs(records[0]["l_z_hbar"][0]) > 0.5
+
+
+def test_modes_table():
+    out = run("modes", "--fc", FC, "--q", "0 0 0.25")
+    assert out.returncode == 0, out.stderr
+    assert "l_z (hbar)" in out.stdout and len(out.stdout.splitlines()) == 2 + 27
+
+
+def test_response_json_matches_engine(quartz):
+    out = run(
+        "response", "--fc", FC, "--nac-fc", NAC, "--mesh", "4", "4", "4",
+        "-T", "100", "-T", "300", "-r", "20e-9", "-r", "1e-12", "--tau", "1e-11", "--grad-t", "1e4", "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    for key in ("temperatures_k", "radii_m", "gamma_nl", "chi_diagonal", "chi_offdiagonal_interband",
+                "chi_offdiagonal_pair", "chi_zero_point", "critical_radius_m", "gamma_ll", "eta",
+                "pam_density_bare", "pam_density_total"):
+        assert key in data
+    assert np.array(data["gamma_ll"]).shape == (2, 2)
+    ref = compute_response(quartz, (4, 4, 4), [100, 300], [20e-9, 1e-12], 1e-11, 1e4)
+    assert np.allclose(data["chi_diagonal"], ref.chi_diagonal)
+    assert np.allclose(data["gamma_nl"], ref.gamma_nl)
+    assert data["eta"][1][1] is None  # supercritical at r = 1 pm: null, never negative
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["modes", "--fc", "/nonexistent.fc", "--q", "0 0 0"], "no such file"),
+        (["modes", "--fc", __file__, "--q", "0 0 0"], "not a q2r.x force-constant file"),
+        (["modes", "--fc", NAC, "--q", "0 0 0"], "dipole"),
+        (["modes", "--fc", FC, "--q", "0 0"], "three numbers"),
+        (["response", "--fc", FC, "--mesh", "0", "4", "4", "-T", "300", "-r", "1e-8", "--tau", "1e-11", "--grad-t", "1"], "mesh"),
+        (["response", "--fc", FC, "--mesh", "4", "4", "4", "-T", "-5", "-r", "1e-8", "--tau", "1e-11", "--grad-t", "1"], "temperature"),
+        (["response", "--fc", FC, "--mesh", "4", "4", "4", "-T", "300", "-r", "0", "--tau", "1e-11", "--grad-t", "1"], "radius"),
+        (["response", "--fc", FC, "--mesh", "4", "4", "4", "-T", "300", "-r", "1e-8", "--tau", "0", "--grad-t", "1"], "tau"),
+    ],
+)
+def test_bad_input_is_one_line_error(args, message):
+    out = run(*args)
+    assert out.returncode != 0
+    assert out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], out.stderr

@@ -1,0 +1,150 @@
+"""Idempotent set-up of the embedded AiiDA environment for aiida-llpam.
+
+One profile on ``core.sqlite_dos`` storage with no broker (``verdi run`` works;
+``submit`` and the daemon need a broker: see docs/workflow.md for the
+scale-out path), a localhost computer, codes for Debian's QE binaries and a
+pseudopotential family made from Debian's LDA pseudopotentials.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+PROFILE = "llpam"
+COMPUTER = "localhost"
+PSEUDO_FAMILY = "llpam/LDA/debian"
+PSEUDO_DIR = Path("/usr/share/espresso/pseudo")
+#: Debian's LDA pseudopotentials used for quartz (and the Si control)
+PSEUDOS = {"Si": "Si.pz-vbc.UPF", "O": "O.pz-rrkjus.UPF"}
+CODES = {"pw": "quantumespresso.pw", "ph": "quantumespresso.ph", "q2r": "quantumespresso.q2r", "matdyn": "quantumespresso.matdyn"}
+#: seconds; at 0.1 s the engine takes a core from ph.x on a 2-core machine (measured 1.5x slower)
+MINIMUM_JOB_POLL_INTERVAL = 5.0
+
+
+class SetupError(RuntimeError):
+    """Something the set-up needs is missing (a QE binary, a pseudopotential)."""
+
+
+def ensure_profile(name: str = PROFILE) -> tuple[str, bool]:
+    """Create (if needed) and load the profile; return (name, created)."""
+    from aiida import load_profile
+    from aiida.manage.configuration import create_profile, get_config
+
+    config = get_config(create=True)
+    created = name not in config.profile_names
+    if created:
+        storage = Path(config.dirpath) / "repository" / f"sqlite_dos_{name}"
+        create_profile(
+            config,
+            storage_backend="core.sqlite_dos",
+            storage_config={"filepath": str(storage)},
+            broker_backend=None,
+            name=name,
+            email="aiida-llpam@localhost",
+            first_name="aiida-llpam",
+            last_name="user",
+            institution="aiida-llpam",
+        )
+        if config.default_profile_name is None:
+            config.set_default_profile(name)
+        config.store()
+    load_profile(name, allow_switch=True)
+    return name, created
+
+
+def _mpirun_command(nprocs_placeholder: str = "{tot_num_mpiprocs}") -> list[str]:
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    return ["mpirun", *(["--allow-run-as-root"] if root else []), "-np", nprocs_placeholder]
+
+
+def ensure_computer(label: str = COMPUTER, mpiprocs: int | None = None):
+    """The localhost computer (core.local, core.direct); return (computer, created)."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    try:
+        return orm.load_computer(label), False
+    except NotExistent:
+        pass
+    from aiida.manage.configuration import get_config
+
+    workdir = Path(get_config().dirpath) / "llpam-work"
+    computer = orm.Computer(
+        label=label,
+        hostname="localhost",
+        description="this machine (aiida-llpam set-up)",
+        transport_type="core.local",
+        scheduler_type="core.direct",
+        workdir=str(workdir),
+    ).store()
+    computer.set_mpirun_command(_mpirun_command())
+    computer.set_default_mpiprocs_per_machine(mpiprocs or min(os.cpu_count() or 1, 2))
+    computer.set_minimum_job_poll_interval(MINIMUM_JOB_POLL_INTERVAL)
+    computer.configure(safe_interval=0.0)
+    return computer, True
+
+
+def ensure_codes(computer) -> dict[str, tuple[object, bool]]:
+    """InstalledCode for pw.x, ph.x, q2r.x, matdyn.x on ``computer``; label ``<name>@<computer>``."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    result = {}
+    for name, plugin in CODES.items():
+        label = f"{name}@{computer.label}"
+        try:
+            result[name] = (orm.load_code(label), False)
+            continue
+        except NotExistent:
+            pass
+        executable = shutil.which(f"{name}.x")
+        if executable is None:
+            raise SetupError(f"{name}.x is not on PATH: install Debian's quantum-espresso (scripts/bootstrap.sh does)")
+        code = orm.InstalledCode(
+            label=name,
+            computer=computer,
+            filepath_executable=executable,
+            default_calc_job_plugin=plugin,
+            description=f"Debian quantum-espresso {name}.x",
+            prepend_text="export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1",
+        ).store()
+        result[name] = (code, True)
+    return result
+
+
+def ensure_pseudo_family(label: str = PSEUDO_FAMILY):
+    """A plain aiida-pseudo family of UpfData from Debian's LDA files; return (family, created)."""
+    from aiida import orm
+    from aiida_pseudo.data.pseudo import UpfData
+    from aiida_pseudo.groups.family import PseudoPotentialFamily
+
+    existing = orm.QueryBuilder().append(PseudoPotentialFamily, filters={"label": label}).first()
+    if existing:
+        return existing[0], False
+    missing = [f for f in PSEUDOS.values() if not (PSEUDO_DIR / f).is_file()]
+    if missing:
+        raise SetupError(f"pseudopotentials {missing} not found in {PSEUDO_DIR}: install Debian's quantum-espresso")
+    with tempfile.TemporaryDirectory() as tmp:
+        for filename in PSEUDOS.values():
+            shutil.copy(PSEUDO_DIR / filename, tmp)
+        family = PseudoPotentialFamily.create_from_folder(
+            Path(tmp), label, description="Debian quantum-espresso LDA: " + ", ".join(PSEUDOS.values()), pseudo_type=UpfData
+        )
+    return family, True
+
+
+def setup_all(profile: str = PROFILE, mpiprocs: int | None = None) -> list[tuple[str, bool]]:
+    """Run every step; return (what, created) pairs for the report."""
+    steps = []
+    name, created = ensure_profile(profile)
+    steps.append((f"profile {name} (core.sqlite_dos, no broker)", created))
+    computer, created = ensure_computer(mpiprocs=mpiprocs)
+    steps.append((f"computer {computer.label} (mpirun: {' '.join(computer.get_mpirun_command())})", created))
+    for code, created in ensure_codes(computer).values():
+        steps.append((f"code {code.full_label} -> {code.filepath_executable}", created))
+    family, created = ensure_pseudo_family()
+    steps.append((f"pseudo family {family.label} ({', '.join(PSEUDOS.values())})", created))
+    return steps

@@ -22,6 +22,8 @@ PSEUDOS = {"Si": "Si.pz-vbc.UPF", "O": "O.pz-rrkjus.UPF"}
 CODES = {"pw": "quantumespresso.pw", "ph": "quantumespresso.ph", "q2r": "quantumespresso.q2r", "matdyn": "quantumespresso.matdyn"}
 #: seconds; at 0.1 s the engine takes a core from ph.x on a 2-core machine (measured 1.5x slower)
 MINIMUM_JOB_POLL_INTERVAL = 5.0
+#: seconds; without a broker a parent learns that a child finished only by polling (default 60 s per level)
+RUNNER_POLL_INTERVAL = 2
 
 
 class SetupError(RuntimeError):
@@ -50,7 +52,10 @@ def ensure_profile(name: str = PROFILE) -> tuple[str, bool]:
         )
         if config.default_profile_name is None:
             config.set_default_profile(name)
-        config.store()
+    if config.get_option("runner.poll.interval", scope=name) != RUNNER_POLL_INTERVAL:
+        config.set_option("runner.poll.interval", RUNNER_POLL_INTERVAL, scope=name)
+        created = True
+    config.store()
     load_profile(name, allow_switch=True)
     return name, created
 

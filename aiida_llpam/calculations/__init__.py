@@ -1,0 +1,1 @@
+"""AiiDA calculation functions of aiida-llpam: thin wrappers around :mod:`aiida_llpam.physics`."""

@@ -7,4 +7,5 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
 aiida-llpam setup
-exec verdi run workflows/run_quartz.py --protocol smoke --figures "$ROOT/results/figures" "$@"
+mkdir -p "$ROOT/results"
+exec verdi -p llpam run workflows/run_quartz.py --protocol smoke --pk-file "$ROOT/results/last_pk" --figures "$ROOT/results/figures" "$@"

@@ -51,7 +51,7 @@ def main(argv=None):
         print(f"  {link.link_label:26s} {link.node.__class__.__name__}<{link.node.pk}>")
     if args.figures:
         try:
-            from aiida_llpam.cli.figures import write_figures
+            from aiida_llpam.cli.results import write_figures
         except ImportError:
             print("figures: `aiida-llpam figures` is not available in this version; skipped")
         else:

@@ -10,4 +10,4 @@ def main():
 
 
 # subcommand modules register themselves on ``main``
-from . import physics, setup  # noqa: E402,F401
+from . import physics, results, setup  # noqa: E402,F401

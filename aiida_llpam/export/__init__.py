@@ -1,0 +1,1 @@
+"""Export of stored results to files other programs read."""

@@ -1,0 +1,221 @@
+"""The paper's figure panels (Fig. 2d-f, 3b-f) drawn from plain arrays (no AiiDA, no recomputation).
+
+Every ``plot_*`` function takes the arrays of one stored node (see docs/workflow.md for
+their names and units), writes one file and returns its path. Sizes follow a
+single-column figure (3.4 in wide); fonts are 8-9 pt. Nothing is rescaled: where the
+paper's contours (gamma^LL = 0.1, 0.5, 1) fall outside the computed range, the panel
+says so instead.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
+from matplotlib.colors import LogNorm, TwoSlopeNorm  # noqa: E402
+
+from aiida_llpam.physics.units import THZ_TO_CM  # noqa: E402
+
+WIDTH = 3.4
+plt.rcParams.update({"font.size": 8, "axes.labelsize": 9, "legend.fontsize": 7, "savefig.dpi": 200})
+
+CAPTIONS = {
+    "fig2d_dispersion": "Fig. 2(d): phonon dispersion along Gamma-M-K-Gamma-A-L-H-A coloured by l^z",
+    "fig2e_gamma_a_species": "Fig. 2(e): species-projected l^z of the lowest branch along Gamma-A",
+    "fig2f_trajectories": "Fig. 2(f): real-space atomic trajectories of one mode (xy projection)",
+    "fig3b_gamma_ll_map": "Fig. 3(b): gamma^LL over temperature and radius",
+    "fig3c_gamma_ll_cut": "Fig. 3(c): gamma^LL(T) at one radius with D/OD parts; inset eta",
+    "fig3d_bz_diagonal": "Fig. 3(d): BZ-resolved diagonal contribution on k_z slices",
+    "fig3e_bz_offdiagonal": "Fig. 3(e): BZ-resolved off-diagonal contribution on k_z slices",
+    "fig3f_pam_density": "Fig. 3(f): <L_z>(T) with and without L-L feedback",
+}
+
+
+def _save(fig, path: Path, panel: str, sources: dict | None) -> Path:
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    sidecar = {"panel": panel, "caption": CAPTIONS[panel], "sources": sources or {}}
+    Path(f"{path}.json").write_text(json.dumps(sidecar, indent=1) + "\n")
+    return path
+
+
+def plot_dispersion(path_data: dict, out: Path, sources=None) -> Path:
+    """Fig. 2(d): frequencies (cm^-1) along the path, each segment coloured by l^z (hbar)."""
+    x = path_data["distance"] * 1e-10  # 1/A
+    freq = path_data["frequencies_thz"] * THZ_TO_CM
+    lz = path_data["l_z_hbar"]
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.6))
+    norm = TwoSlopeNorm(vmin=-1.0, vcenter=0.0, vmax=1.0)
+    for s in range(freq.shape[1]):
+        points = np.stack([x, freq[:, s]], axis=1)
+        segments = np.stack([points[:-1], points[1:]], axis=1)
+        lines = LineCollection(segments, cmap="coolwarm", norm=norm, linewidths=1.0)
+        lines.set_array(0.5 * (lz[:-1, s] + lz[1:, s]))
+        ax.add_collection(lines)
+    ticks = [(x[int(i)], label) for i, label in path_data["labels"]]
+    for position, _ in ticks:
+        ax.axvline(position, color="0.7", lw=0.5)
+    ax.set_xticks([t[0] for t in ticks], [r"$\Gamma$" if t[1] == "Gamma" else t[1] for t in ticks])
+    ax.set_xlim(x[0], x[-1])
+    ax.set_ylim(min(0.0, freq.min()) - 10, freq.max() * 1.03)
+    ax.set_ylabel(r"Frequency (cm$^{-1}$)")
+    fig.colorbar(lines, ax=ax, pad=0.02, label=r"$l^z$ ($\hbar$)")
+    return _save(fig, out, "fig2d_dispersion", sources)
+
+
+def plot_gamma_a_species(gamma_a: dict, out: Path, sources=None) -> Path:
+    """Fig. 2(e): l^z of one branch along Gamma-A, total and per species."""
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.3))
+    kz = gamma_a["kz_c_star"]
+    for i, species in enumerate(gamma_a["species"]):
+        ax.plot(kz, gamma_a["l_z_species_hbar"][:, i], lw=1.2, label=species)
+    ax.plot(kz, gamma_a["l_z_hbar"], "k-", lw=1.5, label="total")
+    ax.axhline(0, color="0.6", lw=0.5)
+    ax.set_xlim(0, 0.5)
+    ax.set_xlabel(r"$k_z$ ($c^*$), $\Gamma$ to A")
+    ax.set_ylabel(r"$l^z$ ($\hbar$)")
+    ax.set_title(f"branch {int(gamma_a.get('branch', 0))} (lowest = 0)", fontsize=8)
+    ax.legend(frameon=False)
+    return _save(fig, out, "fig2e_gamma_a_species", sources)
+
+
+def plot_trajectories(trajectory: dict, out: Path, sources=None) -> Path:
+    """Fig. 2(f): xy projection of each atom's ellipse, start phase and sense of rotation."""
+    pos = trajectory["positions_m"] * 1e10  # A
+    eq = trajectory["equilibrium_m"] * 1e10
+    symbols = list(trajectory["symbols"])
+    colours = {s: c for s, c in zip(dict.fromkeys(symbols), ("tab:blue", "tab:red", "tab:green", "tab:orange"))}
+    scale = 0.5 / max(np.abs(pos - eq[None]).max(), 1e-30)  # draw displacements enlarged for visibility
+    fig, ax = plt.subplots(figsize=(WIDTH, WIDTH))
+    for atom, symbol in enumerate(symbols):
+        path = eq[atom, :2] + scale * (pos[:, atom, :2] - eq[atom, :2])
+        ax.plot(path[:, 0], path[:, 1], color="purple", lw=0.8)
+        ax.plot(*path[0], "o", color="red", ms=3)
+        step = max(1, len(path) // 8)
+        ax.annotate("", xy=path[step], xytext=path[0], arrowprops={"arrowstyle": "-|>", "color": "blue", "lw": 0.8})
+        ax.plot(*eq[atom, :2], "o", color=colours[symbol], ms=7 if symbol == "Si" else 5, alpha=0.6)
+        sense = "+" if trajectory["l_z_atom_hbar"][atom] > 0 else "-"
+        ax.text(eq[atom, 0] + 0.15, eq[atom, 1] + 0.15, f"{symbol}{atom + 1} {sense}", fontsize=6)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (Å)")
+    ax.set_ylabel("y (Å)")
+    q = trajectory.get("q_reduced", [0, 0, 0])
+    ax.set_title(
+        f"k = ({q[0]:g}, {q[1]:g}, {q[2]:g}), branch {int(trajectory.get('branch', 0))}, "
+        f"l = {float(trajectory.get('l_z_hbar', np.nan)):+.2f} ħ\n"
+        f"displacements x{scale:.0f} (display only); +/- = sense of rotation about z",
+        fontsize=7,
+    )
+    return _save(fig, out, "fig2f_trajectories", sources)
+
+
+def plot_gamma_ll_map(response: dict, out: Path, sources=None, cut_radius_m: float = 20e-9) -> Path:
+    """Fig. 3(b): gamma^LL on (T, r), log colour scale, contours 0.1/0.5/1 where they exist."""
+    t, r = response["temperatures_k"], response["radii_m"]
+    g = response["gamma_ll"]
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.7))
+    positive = g[g > 0]
+    mesh = ax.pcolormesh(t, r * 1e9, g.T, norm=LogNorm(positive.min(), positive.max()), cmap="viridis", shading="nearest")
+    levels = [v for v in (0.1, 0.5, 1.0) if g.min() < v < g.max()]
+    if levels:
+        contours = ax.contour(t, r * 1e9, g.T, levels=levels, colors="w", linewidths=[0.6] * (len(levels) - 1) + [1.5])
+        ax.clabel(contours, fontsize=6, fmt="%g")
+    else:
+        ax.text(0.02, 0.03, "gamma^LL = 0.1, 0.5, 1 lie outside the computed range", transform=ax.transAxes, color="w", fontsize=6)
+    ax.plot(t, response["critical_radius_m"] * 1e9, "r-", lw=1.2, label=r"$\gamma^{LL}=1$ ($r_c$)")
+    ax.axhline(cut_radius_m * 1e9, color="w", ls="--", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_ylim(min(r.min(), response["critical_radius_m"].min()) * 1e9, max(r.max(), 20e-9) * 1e9)
+    ax.set_xlabel("Temperature (K)")
+    ax.set_ylabel("Radius r (nm)")
+    ax.legend(loc="upper left", frameon=False, fontsize=6, labelcolor="w")
+    fig.colorbar(mesh, ax=ax, pad=0.02, label=r"$\gamma^{LL}$")
+    return _save(fig, out, "fig3b_gamma_ll_map", sources)
+
+
+def _radius_index(radii_m: np.ndarray, radius_m: float) -> int:
+    return int(np.argmin(np.abs(np.log(radii_m / radius_m))))
+
+
+def plot_gamma_ll_cut(response: dict, out: Path, sources=None, radius_m: float = 20e-9) -> Path:
+    """Fig. 3(c): gamma^LL(T) at one radius with D and OD parts; inset eta(T)."""
+    j = _radius_index(response["radii_m"], radius_m)
+    t = response["temperatures_k"]
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
+    ax.plot(t, response["gamma_ll"][:, j], "k-", lw=1.5, label="total")
+    ax.plot(t, response["gamma_ll_diagonal"][:, j], "b--", lw=1.0, label="diagonal (D)")
+    ax.plot(t, response["gamma_ll_offdiagonal"][:, j], "r-.", lw=1.0, label="off-diagonal (OD)")
+    ax.set_yscale("log")
+    ax.set_xlabel("Temperature (K)")
+    ax.set_ylabel(r"$\gamma^{LL}$")
+    ax.set_title(f"r = {response['radii_m'][j] * 1e9:.3g} nm", fontsize=8)
+    ax.legend(frameon=False, loc="lower right")
+    inset = ax.inset_axes([0.12, 0.58, 0.35, 0.35])
+    inset.plot(t, response["eta"][:, j], "g-", lw=1.0)
+    inset.set_title(r"$\eta$", fontsize=7)
+    inset.tick_params(labelsize=6)
+    inset.ticklabel_format(useOffset=False, axis="y")
+    return _save(fig, out, "fig3c_gamma_ll_cut", sources)
+
+
+def plot_bz_slices(bz: np.ndarray, kz: np.ndarray, out: Path, panel: str, label: str, sources=None, nslices: int = 4) -> Path:
+    """Fig. 3(d, e): per-k contributions on k_z slices (own colour scale per panel)."""
+    order = np.argsort(kz)
+    chosen = order[np.round(np.linspace(len(order) // 2, len(order) - 1, min(nslices, len(order)))).astype(int)]
+    fig, axes = plt.subplots(1, len(chosen), figsize=(WIDTH * 1.6, 1.9), squeeze=False)
+    vmax = bz.max()
+    for ax, index in zip(axes[0], chosen):
+        image = ax.imshow(np.fft.fftshift(bz[:, :, index], axes=(0, 1)).T, origin="lower", cmap="magma",
+                          vmin=0, vmax=vmax, extent=(-0.5, 0.5, -0.5, 0.5))
+        ax.set_title(f"$k_z$ = {kz[index]:+.2f} $c^*$", fontsize=7)
+        ax.set_xlabel(r"$k_1$ ($b_1$)", fontsize=7)
+        ax.tick_params(labelsize=6)
+    axes[0][0].set_ylabel(r"$k_2$ ($b_2$)", fontsize=7)
+    fig.colorbar(image, ax=axes[0].tolist(), pad=0.02, label=label)
+    return _save(fig, out, panel, sources)
+
+
+def plot_pam_density(response: dict, out: Path, sources=None, radii_nm=(18.0, 20.0, 50.0)) -> Path:
+    """Fig. 3(f): |<L_z>|(T) without (black) and with feedback for several radii; NaN = supercritical."""
+    t = response["temperatures_k"]
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
+    ax.plot(t, np.abs(response["pam_density_bare"][:, 0]), "k-", lw=1.8, label="without L-L")
+    for radius in radii_nm:
+        j = _radius_index(response["radii_m"], radius * 1e-9)
+        ax.plot(t, np.abs(response["pam_density_total"][:, j]), "--", lw=1.0,
+                label=f"with L-L, r = {response['radii_m'][j] * 1e9:.3g} nm")
+    ax.set_yscale("log")
+    ax.set_xlabel("Temperature (K)")
+    ax.set_ylabel(r"$|\langle L_z\rangle|$ (J s m$^{-3}$)")
+    ax.legend(frameon=False, fontsize=6)
+    return _save(fig, out, "fig3f_pam_density", sources)
+
+
+def write_all_panels(data: dict, outdir, fmt: str = "png", sources: dict | None = None) -> dict[str, Path]:
+    """Every panel from ``data`` = {"path", "gamma_a", "trajectory", "response", "bz"} (dicts of arrays)."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    sources = sources or {}
+
+    def target(panel):
+        return outdir / f"{panel}.{fmt}"
+
+    response, bz = data["response"], data["bz"]
+    return {
+        "fig2d_dispersion": plot_dispersion(data["path"], target("fig2d_dispersion"), sources.get("path")),
+        "fig2e_gamma_a_species": plot_gamma_a_species(data["gamma_a"], target("fig2e_gamma_a_species"), sources.get("gamma_a")),
+        "fig2f_trajectories": plot_trajectories(data["trajectory"], target("fig2f_trajectories"), sources.get("trajectory")),
+        "fig3b_gamma_ll_map": plot_gamma_ll_map(response, target("fig3b_gamma_ll_map"), sources.get("response")),
+        "fig3c_gamma_ll_cut": plot_gamma_ll_cut(response, target("fig3c_gamma_ll_cut"), sources.get("response")),
+        "fig3d_bz_diagonal": plot_bz_slices(bz["chi_diagonal"], bz["kz_reduced"], target("fig3d_bz_diagonal"),
+                                            "fig3d_bz_diagonal", r"$\chi_D$ per k (kg/m)", sources.get("bz")),
+        "fig3e_bz_offdiagonal": plot_bz_slices(bz["chi_offdiagonal"], bz["kz_reduced"], target("fig3e_bz_offdiagonal"),
+                                               "fig3e_bz_offdiagonal", r"$\chi_{OD}$ per k (kg/m)", sources.get("bz")),
+        "fig3f_pam_density": plot_pam_density(response, target("fig3f_pam_density"), sources.get("response")),
+    }

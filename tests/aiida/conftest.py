@@ -1,0 +1,47 @@
+"""A throw-away AiiDA profile (sqlite_dos, no broker) in the private AIIDA_PATH, set up as users do."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PROFILE = "llpam-tests"
+
+
+@pytest.fixture(scope="session")
+def llpam_profile():
+    assert "llpam-tests" in os.environ["AIIDA_PATH"] or "tmp" in os.environ["AIIDA_PATH"], "tests need a private AIIDA_PATH"
+    from aiida_llpam.tools.setup import setup_all
+
+    steps = setup_all(PROFILE)
+    return steps
+
+
+@pytest.fixture(scope="session")
+def quartz_structure(llpam_profile):
+    from aiida import orm
+    from ase.io import read
+
+    return orm.StructureData(ase=read(REPO / "fixtures" / "structures" / "quartz_P3221.cif"))
+
+
+@pytest.fixture(scope="session")
+def codes(llpam_profile):
+    from aiida import orm
+
+    return [orm.load_code(f"{name}@localhost") for name in ("pw", "ph", "q2r")]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(codes, quartz_structure):
+    """The smoke protocol end-to-end with the real QE binaries (about 2-3 minutes on 2 cores)."""
+    from aiida import orm
+    from aiida.engine import run_get_node
+
+    from aiida_llpam.workflows.pam import PamWorkChain
+
+    builder = PamWorkChain.get_builder_from_protocol(*codes, quartz_structure, protocol="smoke")
+    builder.enantiomer = orm.Str("right (P3221)")
+    _, node = run_get_node(builder)
+    return node

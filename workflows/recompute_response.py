@@ -1,0 +1,81 @@
+"""Recompute only the PAM response from a stored force-constants node, with new settings (no QE rerun).
+
+    verdi run workflows/recompute_response.py IDENTIFIER [-T 300 -T 400 ...] [-r 20 ...] [--tau 1e-11]
+        [--grad-t 1e4] [--mesh 16 16 16] [--pk-file F]
+
+IDENTIFIER is a PamWorkChain (its `force_constants` output is used) or the force-constants node
+itself (PK, UUID or label). The new `pam_response` calcfunction takes that very node as input, so
+the provenance graph links the new results to the original DFPT. Radii in nm.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from aiida import orm
+from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+from aiida_llpam.calculations.functions import pam_response
+from aiida_llpam.workflows.pam import validate_response
+
+
+def load_force_constants(identifier: str) -> tuple[orm.ArrayData, dict]:
+    """The force-constants node and the response parameters it was last used with."""
+    try:
+        node = orm.load_node(identifier)
+    except (NotExistent, MultipleObjectsError) as exc:
+        sys.exit(f"{identifier}: {exc}")
+    if isinstance(node, orm.WorkflowNode):
+        if "force_constants" not in node.outputs:
+            sys.exit(f"{identifier}: {node.process_label}<{node.pk}> has no force_constants output")
+        node = node.outputs.force_constants
+    if not (isinstance(node, orm.ArrayData) and "force_constants" in node.get_arraynames()):
+        sys.exit(f"{identifier}: not a force-constants node of aiida-llpam")
+    previous = (
+        orm.QueryBuilder()
+        .append(orm.ArrayData, filters={"id": node.pk}, tag="fc")
+        .append(orm.CalcFunctionNode, with_incoming="fc", filters={"attributes.function_name": "pam_response"}, tag="calc")
+        .append(orm.Dict, with_outgoing="calc", edge_filters={"label": "parameters"})
+        .order_by({orm.Dict: {"ctime": "desc"}})
+        .first()
+    )
+    return node, (previous[0].get_dict() if previous else {})
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("identifier")
+    parser.add_argument("-T", dest="temperatures", type=float, action="append", help="K; repeatable")
+    parser.add_argument("-r", dest="radii", type=float, action="append", help="nm; repeatable")
+    parser.add_argument("--tau", type=float)
+    parser.add_argument("--grad-t", type=float)
+    parser.add_argument("--mesh", type=int, nargs=3)
+    parser.add_argument("--bz-temperature", type=float)
+    parser.add_argument("--pk-file", type=Path)
+    args = parser.parse_args(argv)
+
+    fc, parameters = load_force_constants(args.identifier)
+    updates = {
+        "temperatures_k": args.temperatures,
+        "radii_nm": args.radii,
+        "tau_s": args.tau,
+        "grad_t_k_m": args.grad_t,
+        "mesh": args.mesh,
+        "bz_temperature_k": args.bz_temperature,
+    }
+    parameters.update({key: value for key, value in updates.items() if value is not None})
+    parameters["recomputed_from"] = fc.uuid
+    node = orm.Dict(parameters)
+    error = validate_response(node, None)
+    if error:
+        sys.exit(error)
+    results, calc = pam_response.run_get_node(fc, node)
+    print(f"pam_response<{calc.pk}> from force constants {fc.__class__.__name__}<{fc.pk}>")
+    for name in sorted(results):
+        print(f"  {name:18s} {results[name].__class__.__name__}<{results[name].pk}>")
+    if args.pk_file:
+        args.pk_file.write_text(f"{calc.pk}\n")
+
+
+if __name__ == "__main__":
+    main()

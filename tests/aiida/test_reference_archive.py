@@ -52,6 +52,7 @@ def test_archive_holds_a_finished_run_with_full_provenance(imported):
         orm.QueryBuilder()
         .append(orm.ArrayData, filters={"id": imported.outputs.gamma_ll.pk}, tag="out")
         .append(orm.CalcJobNode, with_descendants="out", filters={"process_type": "aiida.calculations:quantumespresso.ph"})
+        .distinct()
         .all(flat=True)
     )
     assert len(ph) == 1

@@ -33,7 +33,11 @@ def test_provenance_reaches_dfpt_and_pseudos(smoke_run):
 
     chi = smoke_run.outputs.gamma_ll
     ancestors = orm.QueryBuilder().append(orm.ArrayData, filters={"id": chi.pk}, tag="out")
-    ph = ancestors.append(orm.CalcJobNode, with_descendants="out", filters={"process_type": "aiida.calculations:quantumespresso.ph"}).all(flat=True)
+    ph = (
+        ancestors.append(orm.CalcJobNode, with_descendants="out", filters={"process_type": "aiida.calculations:quantumespresso.ph"})
+        .distinct()
+        .all(flat=True)
+    )
     assert len(ph) == 1 and ph[0].is_finished_ok
     from aiida_pseudo.data.pseudo import UpfData
 
@@ -41,6 +45,7 @@ def test_provenance_reaches_dfpt_and_pseudos(smoke_run):
         orm.QueryBuilder()
         .append(orm.ArrayData, filters={"id": chi.pk}, tag="out")
         .append(UpfData, with_descendants="out", project="attributes.md5")
+        .distinct()
         .all(flat=True)
     )
     family = orm.load_group("llpam/LDA/debian")

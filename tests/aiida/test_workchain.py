@@ -96,6 +96,10 @@ def test_recompute_response_links_to_original(smoke_run, tmp_path):
     assert calc.outputs.settings["recomputed_from"] == smoke_run.outputs.force_constants.uuid
 
 
+def _inputs(builder) -> dict:
+    return builder._inputs(prune=True)  # noqa: SLF001
+
+
 def _count_processes():
     from aiida import orm
 
@@ -118,10 +122,12 @@ def test_bad_response_settings_rejected_before_anything_runs(codes, quartz_struc
     from aiida_llpam.workflows.pam import PamWorkChain
 
     builder = PamWorkChain.get_builder_from_protocol(*codes, quartz_structure, protocol="smoke")
-    builder.response = orm.Dict({**builder.response.get_dict(), **response})
     before = _count_processes()
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message):  # the port validator refuses it as soon as it is set
+        builder.response = orm.Dict({**builder.response.get_dict(), **response})
         run(builder)
+    with pytest.raises(ValueError, match=message):  # and so does the process, given the raw inputs
+        run(PamWorkChain, **{**_inputs(builder), "response": orm.Dict({**builder.response.get_dict(), **response})})
     assert _count_processes() == before
 
 

@@ -152,11 +152,13 @@ def plot_gamma_ll_cut(response: dict, out: Path, sources=None, radius_m: float =
     ax.plot(t, response["gamma_ll_diagonal"][:, j], "b--", lw=1.0, label="diagonal (D)")
     ax.plot(t, response["gamma_ll_offdiagonal"][:, j], "r-.", lw=1.0, label="off-diagonal (OD)")
     ax.set_yscale("log")
+    top = np.nanmax(response["gamma_ll"][:, j])
+    ax.set_ylim(top=top * 1e3)  # head room for the inset above the curves
     ax.set_xlabel("Temperature (K)")
     ax.set_ylabel(r"$\gamma^{LL}$")
     ax.set_title(f"r = {response['radii_m'][j] * 1e9:.3g} nm", fontsize=8)
     ax.legend(frameon=False, loc="lower right")
-    inset = ax.inset_axes([0.12, 0.58, 0.35, 0.35])
+    inset = ax.inset_axes([0.2, 0.7, 0.4, 0.25])
     inset.plot(t, response["eta"][:, j], "g-", lw=1.0)
     inset.set_title(r"$\eta$", fontsize=7)
     inset.tick_params(labelsize=6)
@@ -168,13 +170,18 @@ def plot_bz_slices(bz: np.ndarray, kz: np.ndarray, out: Path, panel: str, label:
     """Fig. 3(d, e): per-k contributions on k_z slices (own colour scale per panel)."""
     order = np.argsort(kz)
     chosen = order[np.round(np.linspace(len(order) // 2, len(order) - 1, min(nslices, len(order)))).astype(int)]
-    fig, axes = plt.subplots(1, len(chosen), figsize=(WIDTH * 1.6, 1.9), squeeze=False)
+    fig, axes = plt.subplots(1, len(chosen), figsize=(WIDTH * 1.6, 1.9), squeeze=False, sharey=True)
     vmax = bz.max()
+    n1, n2 = bz.shape[:2]
+    # after fftshift pixel i sits at k = (i - n//2)/n: put pixel centres there, Gamma at the origin
+    extent = (-(n1 // 2 + 0.5) / n1, (n1 - n1 // 2 - 0.5) / n1, -(n2 // 2 + 0.5) / n2, (n2 - n2 // 2 - 0.5) / n2)
     for ax, index in zip(axes[0], chosen):
         image = ax.imshow(np.fft.fftshift(bz[:, :, index], axes=(0, 1)).T, origin="lower", cmap="magma",
-                          vmin=0, vmax=vmax, extent=(-0.5, 0.5, -0.5, 0.5))
+                          vmin=0, vmax=vmax, extent=extent)
         ax.set_title(f"$k_z$ = {kz[index]:+.2f} $c^*$", fontsize=7)
         ax.set_xlabel(r"$k_1$ ($b_1$)", fontsize=7)
+        ax.set_xticks([-0.5, 0.0, 0.5], ["-½", "0", "½"])
+        ax.set_yticks([-0.5, 0.0, 0.5], ["-½", "0", "½"])
         ax.tick_params(labelsize=6)
     axes[0][0].set_ylabel(r"$k_2$ ($b_2$)", fontsize=7)
     fig.colorbar(image, ax=axes[0].tolist(), pad=0.02, label=label)
@@ -182,18 +189,24 @@ def plot_bz_slices(bz: np.ndarray, kz: np.ndarray, out: Path, panel: str, label:
 
 
 def plot_pam_density(response: dict, out: Path, sources=None, radii_nm=(18.0, 20.0, 50.0)) -> Path:
-    """Fig. 3(f): |<L_z>|(T) without (black) and with feedback for several radii; NaN = supercritical."""
-    t = response["temperatures_k"]
+    """Fig. 3(f): |<L_z>|(T) without (black) and with feedback for several radii; NaN = supercritical.
+
+    Besides the paper's radii, the smallest stored radius that stays subcritical at every
+    temperature is drawn, where the feedback is largest.
+    """
+    t, radii = response["temperatures_k"], response["radii_m"]
+    subcritical = np.flatnonzero(radii > np.nanmax(response["critical_radius_m"]))
+    indices = [_radius_index(radii, r * 1e-9) for r in radii_nm] + ([subcritical[0]] if subcritical.size else [])
     fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
     ax.plot(t, np.abs(response["pam_density_bare"][:, 0]), "k-", lw=1.8, label="without L-L")
-    for radius in radii_nm:
-        j = _radius_index(response["radii_m"], radius * 1e-9)
-        ax.plot(t, np.abs(response["pam_density_total"][:, j]), "--", lw=1.0,
-                label=f"with L-L, r = {response['radii_m'][j] * 1e9:.3g} nm")
+    for j in dict.fromkeys(indices):
+        ax.plot(t, np.abs(response["pam_density_total"][:, j]), "--", lw=1.0, label=f"with L-L, r = {radii[j] * 1e9:.3g} nm")
+    eta_paper = np.nanmax(response["eta"][:, [_radius_index(radii, r * 1e-9) for r in radii_nm]]) - 1.0
+    ax.text(0.03, 0.04, f"max(eta - 1) at r >= {min(radii_nm):g} nm: {eta_paper:.1e}", transform=ax.transAxes, fontsize=6)
     ax.set_yscale("log")
     ax.set_xlabel("Temperature (K)")
     ax.set_ylabel(r"$|\langle L_z\rangle|$ (J s m$^{-3}$)")
-    ax.legend(frameon=False, fontsize=6)
+    ax.legend(frameon=False, fontsize=6, loc="center right")
     return _save(fig, out, "fig3f_pam_density", sources)
 
 

@@ -104,13 +104,13 @@ def feedback(gamma_ll: np.ndarray) -> np.ndarray:
         return np.where(gamma_ll < 1.0, 1.0 / (1.0 - gamma_ll), np.nan)
 
 
-def _occupations(energy_j: np.ndarray, temperatures_k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bose factor f and f(f+1) = e^x/(e^x-1)^2 on (..., nT), overflow-safe."""
+def _occupations(energy_j: np.ndarray, temperatures_k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x = E/k_B T, Bose factor f and f(f+1) = e^x/(e^x-1)^2 on (..., nT), overflow-safe."""
     x = energy_j[..., None] / (KB * temperatures_k)
     with np.errstate(over="ignore"):
         f = 1.0 / np.expm1(x)
         ff1 = 0.25 / np.sinh(0.5 * x) ** 2
-    return f, ff1
+    return x, f, ff1
 
 
 def _chunk_sums(
@@ -118,18 +118,17 @@ def _chunk_sums(
     weights: np.ndarray,
     temperatures_k: np.ndarray,
     cutoff_thz: float,
-) -> dict[str, np.ndarray]:
-    """Weighted branch sums for one chunk; per-k sums are kept for the BZ maps."""
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Weighted branch sums for one chunk, and the per-k sums the BZ maps need."""
     valid = modes.frequencies_thz > cutoff_thz  # (nk, nb)
     nu = np.where(valid, modes.frequencies_thz, 1.0)
     energy = THZ_TO_J * nu  # J
-    f, ff1 = _occupations(energy, temperatures_k)  # (nk, nb, nT)
+    x, f, ff1 = _occupations(energy, temperatures_k)  # (nk, nb, nT)
     f = f * valid[..., None]
     ff1 = ff1 * valid[..., None]
 
     l_js = HBAR * modes.l_z_hbar * valid  # J s
     v = modes.group_velocity_z_m_s
-    x = energy[..., None] / (KB * temperatures_k)
     dfdt = x / temperatures_k * ff1  # df0/dT, 1/K
 
     # matrix elements between distinct valid branches

@@ -18,10 +18,6 @@ UNITS = {
 }
 
 
-def _text(node) -> str:
-    return node.get_content()
-
-
 @calcfunction
 def phonopy_force_constants(force_constants: orm.SinglefileData, nac_force_constants: orm.SinglefileData) -> orm.ArrayData:
     """phonopy's compact force constants (ASR imposed) plus eps/Z* for Gonze NAC.
@@ -30,8 +26,8 @@ def phonopy_force_constants(force_constants: orm.SinglefileData, nac_force_const
     q2r.x file that carries eps/Z* (its IFCs are not used). Rebuild the phonopy
     object with :func:`aiida_llpam.physics.phonon.phonopy_from_arrays`.
     """
-    fc = parse_q2r(_text(force_constants), source="force_constants")
-    nac = parse_q2r(_text(nac_force_constants), read_ifc=False, source="nac_force_constants")
+    fc = parse_q2r(force_constants.get_content(), source="force_constants")
+    nac = parse_q2r(nac_force_constants.get_content(), read_ifc=False, source="nac_force_constants")
     phonon = build_phonopy(fc, nac)
     node = orm.ArrayData()
     node.set_array("lattice_bohr", np.asarray(fc.lattice_bohr))

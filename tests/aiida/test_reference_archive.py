@@ -9,34 +9,43 @@ import h5py
 import numpy as np
 import pytest
 
-ARCHIVE = Path(__file__).resolve().parents[2] / "fixtures" / "reference" / "quartz_fast.aiida"
+ARCHIVES = sorted((Path(__file__).resolve().parents[2] / "fixtures" / "reference").glob("quartz_*.aiida"))
 PROFILE = "llpam-archive"
 
 
 def cli(*args):
+    """The command line, on the profile the current archive was imported into."""
+    from aiida.manage import get_manager
+
     return subprocess.run(
-        [sys.executable, "-c", "from aiida_llpam.cli import main; main()", *args, "-p", PROFILE],
+        [sys.executable, "-c", "from aiida_llpam.cli import main; main()", *args, "-p", get_manager().get_profile().name],
         capture_output=True, text=True, timeout=600,
     )
 
 
-@pytest.fixture(scope="module")
-def imported():
-    """A fresh sqlite_dos profile (no computer, no codes) with only the archive in it."""
+def test_reference_archives_are_committed():
+    assert "quartz_fast.aiida" in [a.name for a in ARCHIVES]
+
+
+@pytest.fixture(scope="module", params=ARCHIVES, ids=[a.stem for a in ARCHIVES])
+def imported(request):
+    """A fresh sqlite_dos profile (no computer, no codes) with only one archive in it."""
     from aiida import load_profile, orm
     from aiida.manage.configuration import create_profile, get_config
     from aiida.tools.archive import import_archive
 
+    archive = request.param
+    profile = f"{PROFILE}-{archive.stem}"
     config = get_config(create=True)
-    if PROFILE not in config.profile_names:
+    if profile not in config.profile_names:
         create_profile(
             config, storage_backend="core.sqlite_dos",
-            storage_config={"filepath": str(Path(config.dirpath) / "repository" / PROFILE)},
-            name=PROFILE, email="archive@localhost",
+            storage_config={"filepath": str(Path(config.dirpath) / "repository" / profile)},
+            name=profile, email="archive@localhost",
         )
         config.store()
-    load_profile(PROFILE, allow_switch=True)
-    import_archive(ARCHIVE)
+    load_profile(profile, allow_switch=True)
+    import_archive(archive)
     # the archive brings its code and computer nodes, but nothing here can run them
     assert all(not computer.is_configured for computer in orm.Computer.collection.all())
     runs = orm.QueryBuilder().append(orm.WorkChainNode, filters={"process_type": "aiida.workflows:llpam.pam"}).all(flat=True)
@@ -44,7 +53,7 @@ def imported():
     return runs[0]
 
 
-def test_archive_holds_a_finished_run_with_full_provenance(imported):
+def test_archive_holds_a_finished_run_with_full_provenance(imported, request):
     from aiida import orm
 
     assert imported.is_finished_ok
@@ -57,7 +66,9 @@ def test_archive_holds_a_finished_run_with_full_provenance(imported):
     )
     assert len(ph) == 1
     settings = imported.outputs.settings.get_dict()
-    assert settings["protocol"] == "fast" and settings["relaxed"] and settings["space_group_number"] == 154
+    archive = request.node.callspec.params["imported"]
+    assert archive.stem == f"quartz_{settings['protocol']}"  # the file says which protocol made it
+    assert settings["relaxed"] and settings["space_group_number"] == 154
 
 
 def test_figures_from_stored_nodes(imported, tmp_path):

@@ -4,7 +4,8 @@ from .mesh import KMesh, make_kmesh
 from .modes import PhononModes, compute_modes, iter_modes
 from .phonon import ForceConstantsError, build_phonopy
 from .q2r import Q2RFormatError, Q2RForceConstants, read_q2r
-from .response import PamResponse, compute_response, feedback
+from .response import PamResponse, compute_response, response_from_settings
+from .settings import ResponseSettings
 
 __all__ = [
     "ForceConstantsError",
@@ -13,11 +14,12 @@ __all__ = [
     "PhononModes",
     "Q2RForceConstants",
     "Q2RFormatError",
+    "ResponseSettings",
     "build_phonopy",
     "compute_modes",
     "compute_response",
-    "feedback",
     "iter_modes",
     "make_kmesh",
     "read_q2r",
+    "response_from_settings",
 ]

@@ -27,6 +27,7 @@ class KMesh:
     ir_index: np.ndarray  # (Nir,) indices of the irreducible points in the full mesh
     ir_weights: np.ndarray  # (Nir,) multiplicities, summing to N
     full_to_ir: np.ndarray  # (N,) position in the irreducible list of each full-mesh point
+    rotations_cartesian: np.ndarray  # (ng, 3, 3) the proper rotations folded with (time reversal besides)
 
     @property
     def num_points(self) -> int:
@@ -71,15 +72,17 @@ def make_kmesh(mesh, rotations: np.ndarray | None = None, lattice: np.ndarray | 
     n = np.array(mesh)
     addresses = np.array([a[::-1] for a in np.ndindex(*mesh[::-1])], dtype=int)  # a0 fastest
 
-    ops = [np.eye(3, dtype=int)]
+    ops, cartesian = [np.eye(3, dtype=int)], [np.eye(3)]
     if rotations is not None:
+        lat_t = np.asarray(lattice, dtype=float).T
         for rot in z_preserving_rotations(np.asarray(rotations), np.asarray(lattice, dtype=float)):
             recip = np.rint(np.linalg.inv(rot).T).astype(int)  # q' = R^-T q keeps q.r invariant
             # the operation must map the grid onto itself
             on_grid = n[:, None] * recip / n[None, :]
-            if np.allclose(on_grid, np.rint(on_grid)):
+            if np.allclose(on_grid, np.rint(on_grid)) and not any(np.array_equal(recip, op) for op in ops):
                 ops.append(recip)
-    ops = np.unique(np.array(ops), axis=0)
+                cartesian.append(lat_t @ rot @ np.linalg.inv(lat_t))
+    ops = np.array(ops)
     ops = np.concatenate([ops, -ops])  # time reversal
 
     images = np.einsum("gij,nj->gni", ops * (n[:, None] / n[None, :])[None], addresses)
@@ -87,4 +90,11 @@ def make_kmesh(mesh, rotations: np.ndarray | None = None, lattice: np.ndarray | 
     index = images[..., 0] + n[0] * (images[..., 1] + n[1] * images[..., 2])
     representative = index.min(axis=0)
     ir_index, full_to_ir, weights = np.unique(representative, return_inverse=True, return_counts=True)
-    return KMesh(mesh=mesh, addresses=addresses, ir_index=ir_index, ir_weights=weights, full_to_ir=full_to_ir)
+    return KMesh(
+        mesh=mesh,
+        addresses=addresses,
+        ir_index=ir_index,
+        ir_weights=weights,
+        full_to_ir=full_to_ir,
+        rotations_cartesian=np.array(cartesian),
+    )

@@ -1,17 +1,24 @@
-"""Phonon modes with their angular momentum and group velocity along z.
+"""Phonon modes with their operator matrices: angular momentum, velocity and magnetic moment.
 
-For a batch of q points (reduced coordinates) the dynamical matrices D(q) and
-dD/dq_z are built with phonopy's batched C kernel (including Gonze NAC when
-the phonopy object has NAC parameters); dD/dq_z is a central difference of
-dynamical matrices, as in phonopy's ``GroupVelocity(q_length=...)``.
+For a batch of q points (reduced coordinates) D(q) comes from phonopy's
+batched C kernel and dD/dq_j (Cartesian, per 1/bohr) from phonopy's analytic
+``DerivativeOfDynamicalMatrix``, both with Gonze NAC when the phonopy object
+carries NAC parameters.
 
-Degenerate branches: l^z and v^z depend on the basis inside a degenerate
-subspace. The basis is fixed by diagonalising dD/dq_z inside each subspace
-(phonopy's degenerate perturbation theory) and then, where velocities are
-still degenerate, M_z inside what remains, so every quantity here is
-invariant under a unitary rotation of degenerate eigenvectors.
+Every operator is kept as a full matrix between branches (THEORY.md
+sections 2, 3, 5), so sums can be traces over degenerate subspaces:
 
-Units: frequencies in THz, l^z in units of hbar, v^z in m/s.
+* ``angular_momentum`` M^alpha_{ss'} (units of hbar);
+* ``velocity`` V^j_{ss'} = e_s^dagger (dD/dk_j) e_s' / (omega_s + omega_s') (m/s);
+  inside one subspace it is THEORY's dD/dk / (2 omega_S), whose diagonal is
+  the group velocity;
+* ``magnetic_moment`` mu^z_{ss'} (units of mu_N), when Born charges are known.
+
+Per-branch values (``l_hbar``, ``group_velocity_m_s``, ``mu_z_mu_n``) are
+eigenvalues of each operator restricted to its degenerate subspace, so no
+basis choice can change them (:mod:`aiida_llpam.physics.degeneracy`).
+
+Units: frequencies in THz, l in hbar, velocities in m/s, mu in mu_N.
 """
 
 from __future__ import annotations
@@ -21,25 +28,15 @@ from collections.abc import Iterator
 
 import numpy as np
 from phonopy import Phonopy
+from phonopy.harmonic.derivative_dynmat import DerivativeOfDynamicalMatrix
 from phonopy.harmonic.dynamical_matrix import get_dynamical_matrices_at_qpoints
 
+from .angular_momentum import angular_momentum_matrices, atom_projected_lz
+from .degeneracy import DEGENERACY_TOLERANCE_THZ, block_eigenvalues, diagonalise_in_blocks, subspace_labels
+from .magnetic_moment import magnetic_moment_kernels, magnetic_moment_matrix
 from .units import THZ_BOHR_TO_M_S
 
-__all__ = [
-    "PhononModes",
-    "compute_modes",
-    "dynamical_matrices",
-    "iter_modes",
-    "mz_matrix",
-    "resolve_degeneracies",
-]
-
-#: finite-difference step for dD/dq_z, Cartesian 1/bohr (q without 2 pi)
-Q_STEP_BOHR_INV = 1.0e-5
-#: frequencies closer than this (THz) form one degenerate subspace (phonopy's default)
-DEGENERACY_TOLERANCE_THZ = 1.0e-4
-#: velocities closer than this (THz*bohr, about 5 mm/s) are degenerate as well
-VELOCITY_TOLERANCE_THZ_BOHR = 1.0e-4
+__all__ = ["PhononModes", "compute_modes", "dynamical_matrices", "iter_modes", "modes_from_eigensystem", "mu_kernels"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,106 +46,105 @@ class PhononModes:
     qpoints: np.ndarray  # (nq, 3) reduced
     frequencies_thz: np.ndarray  # (nq, nb)
     eigenvectors: np.ndarray  # (nq, nb, nb), column s is branch s
-    mz: np.ndarray  # (nq, nb, nb) M_{ss'} = e_s^dagger M_z e_s'
-    group_velocity_z_m_s: np.ndarray  # (nq, nb)
+    subspaces: np.ndarray  # (nq, nb) degenerate-subspace label of each branch
+    angular_momentum: np.ndarray  # (nq, 3, nb, nb) M^alpha_{ss'}, hbar
+    velocity_m_s: np.ndarray  # (nq, 3, nb, nb) V^j_{ss'}, m/s
+    magnetic_moment: np.ndarray | None  # (nq, nb, nb) mu^z_{ss'}, mu_N; None without Born charges
+
+    @property
+    def same_subspace(self) -> np.ndarray:
+        """(nq, nb, nb) True where two branches belong to one degenerate subspace."""
+        return self.subspaces[:, :, None] == self.subspaces[:, None, :]
+
+    @property
+    def l_hbar(self) -> np.ndarray:
+        """(nq, nb, 3) phonon polarisation per branch (basis-free at degeneracies), units of hbar."""
+        return np.stack([block_eigenvalues(self.angular_momentum[:, a], self.subspaces) for a in range(3)], axis=-1)
 
     @property
     def l_z_hbar(self) -> np.ndarray:
-        """Phonon polarisation l^z per branch, in units of hbar."""
-        return np.einsum("qss->qs", self.mz).real
+        """(nq, nb) l^z per branch, units of hbar."""
+        return block_eigenvalues(self.angular_momentum[:, 2], self.subspaces)
 
     @property
     def l_z_atom_hbar(self) -> np.ndarray:
-        """Atom-projected l^z, (nq, nb, nat), in units of hbar; sums to ``l_z_hbar``."""
-        ex = self.eigenvectors[:, 0::3, :]
-        ey = self.eigenvectors[:, 1::3, :]
-        return np.transpose(2.0 * (ex.conj() * ey).imag, (0, 2, 1))
+        """(nq, nb, nat) atom-projected l^z in the basis of definite l^z inside each subspace; sums to ``l_z_hbar``."""
+        _, unitary = diagonalise_in_blocks(self.angular_momentum[:, 2], self.subspaces)
+        return atom_projected_lz(self.eigenvectors @ unitary)
 
+    @property
+    def group_velocity_m_s(self) -> np.ndarray:
+        """(nq, nb, 3) d omega / d k per branch (degenerate perturbation theory), m/s."""
+        return np.stack([block_eigenvalues(self.velocity_m_s[:, j], self.subspaces) for j in range(3)], axis=-1)
 
-def mz_matrix(eigenvectors: np.ndarray) -> np.ndarray:
-    """M_{ss'} = e_s^dagger M_z e_s' with M_z = [[0,-i,0],[i,0,0],[0,0,0]] per atom."""
-    ex = eigenvectors[:, 0::3, :]
-    ey = eigenvectors[:, 1::3, :]
-    exy = np.einsum("qas,qat->qst", ex.conj(), ey)
-    return -1j * exy + 1j * np.conj(np.transpose(exy, (0, 2, 1)))
+    @property
+    def group_velocity_z_m_s(self) -> np.ndarray:
+        return block_eigenvalues(self.velocity_m_s[:, 2], self.subspaces)
 
-
-def _block_labels(values: np.ndarray, tolerance: float, labels: np.ndarray | None = None) -> np.ndarray:
-    """Consecutive runs of sorted ``values`` closer than ``tolerance`` share a label."""
-    jump = np.abs(np.diff(values, axis=1)) > tolerance
-    if labels is not None:
-        jump |= np.diff(labels, axis=1) != 0
-    return np.concatenate([np.zeros((len(values), 1), dtype=int), np.cumsum(jump, axis=1)], axis=1)
-
-
-def _diagonalise_in_blocks(operator: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unitary, block diagonal over equal labels, that diagonalises ``operator`` in each block.
-
-    Blocks are kept apart by shifting block b by b times a bound on the
-    operator's spectrum, so one batched ``eigh`` does every block of every q
-    and returns branches in the original block order.
-    """
-    nb = operator.shape[-1]
-    same = labels[:, :, None] == labels[:, None, :]
-    masked = np.where(same, operator, 0.0)
-    bound = 2.0 * nb * (np.abs(operator).max(axis=(1, 2)) + 1.0)
-    masked = masked + np.einsum("qs,st->qst", labels * bound[:, None], np.eye(nb))
-    values, unitary = np.linalg.eigh(masked)
-    return values - labels * bound[:, None], unitary
-
-
-def resolve_degeneracies(
-    frequencies_thz: np.ndarray,
-    eigenvectors: np.ndarray,
-    ddm_z: np.ndarray,
-    factor: float,
-    degeneracy_tolerance_thz: float = DEGENERACY_TOLERANCE_THZ,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fix the basis of degenerate subspaces; return (eigenvectors, M_z matrix, v_z in THz*bohr).
-
-    ``ddm_z`` is dD/dq_z in phonopy's internal units per 1/bohr; ``factor``
-    converts sqrt(eigenvalue) to THz.
-    """
-    labels = _block_labels(frequencies_thz, degeneracy_tolerance_thz)
-    vmat = np.einsum("qas,qab,qbt->qst", eigenvectors.conj(), ddm_z, eigenvectors)
-    dlambda, unitary = _diagonalise_in_blocks(vmat, labels)
-    eigenvectors = eigenvectors @ unitary
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        velocity = np.where(
-            np.abs(frequencies_thz) > degeneracy_tolerance_thz,
-            factor**2 * dlambda / (2.0 * frequencies_thz),
-            0.0,
-        )
-    labels = _block_labels(velocity, VELOCITY_TOLERANCE_THZ_BOHR, labels)
-    _, unitary = _diagonalise_in_blocks(mz_matrix(eigenvectors), labels)
-    eigenvectors = eigenvectors @ unitary
-    return eigenvectors, mz_matrix(eigenvectors), velocity
+    @property
+    def mu_z_mu_n(self) -> np.ndarray:
+        """(nq, nb) phonon magnetic moment mu^z per branch, units of mu_N (NaN without Born charges)."""
+        if self.magnetic_moment is None:
+            return np.full(self.frequencies_thz.shape, np.nan)
+        return block_eigenvalues(self.magnetic_moment, self.subspaces)
 
 
 def dynamical_matrices(phonon: Phonopy, qpoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """D(q) and dD/dq_z (per 1/bohr, central difference) for a batch of reduced q points."""
-    nq = len(qpoints)
-    step_red = Q_STEP_BOHR_INV * phonon.primitive.cell[:, 2]  # Cartesian z step in reduced coordinates
-    shifted = np.concatenate([qpoints, qpoints + step_red, qpoints - step_red])
-    dynmat = get_dynamical_matrices_at_qpoints(phonon.dynamical_matrix, shifted)
-    return dynmat[:nq], (dynmat[nq : 2 * nq] - dynmat[2 * nq :]) / (2.0 * Q_STEP_BOHR_INV)
+    """D(q) (nq, nb, nb) and the analytic dD/dq_j (nq, 3, nb, nb), Cartesian per 1/bohr (q without 2 pi)."""
+    dynmat = get_dynamical_matrices_at_qpoints(phonon.dynamical_matrix, qpoints)
+    derivative = DerivativeOfDynamicalMatrix(phonon.dynamical_matrix)
+    ddm = np.empty((len(qpoints), 3) + dynmat.shape[1:], dtype=complex)
+    for i, q in enumerate(qpoints):
+        derivative.run(q)
+        ddm[i] = derivative.d_dynamical_matrix
+    return dynmat, ddm
+
+
+def modes_from_eigensystem(
+    qpoints: np.ndarray,
+    frequencies_thz: np.ndarray,
+    eigenvectors: np.ndarray,
+    ddm: np.ndarray,
+    factor: float,
+    mu_kernels: np.ndarray | None = None,
+    degeneracy_tolerance_thz: float = DEGENERACY_TOLERANCE_THZ,
+) -> PhononModes:
+    """Operator matrices from eigenpairs and dD/dq; ``factor`` converts sqrt(eigenvalue) to THz.
+
+    Exposed so that a model dynamical matrix (tests) goes through exactly the
+    code the crystal does.
+    """
+    nu_sum = frequencies_thz[:, :, None] + frequencies_thz[:, None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # d nu/dq = factor^2 d lambda/dq / (2 nu); pairs with a non-positive frequency carry no velocity
+        inv = np.where(nu_sum > 0.0, factor**2 / nu_sum, 0.0)
+    vmat = np.einsum("qas,qjab,qbt->qjst", eigenvectors.conj(), ddm, eigenvectors, optimize=True)
+    return PhononModes(
+        qpoints=np.asarray(qpoints, dtype=float),
+        frequencies_thz=frequencies_thz,
+        eigenvectors=eigenvectors,
+        subspaces=subspace_labels(frequencies_thz, degeneracy_tolerance_thz),
+        angular_momentum=angular_momentum_matrices(eigenvectors),
+        velocity_m_s=vmat * inv[:, None] * THZ_BOHR_TO_M_S,
+        magnetic_moment=None if mu_kernels is None else magnetic_moment_matrix(eigenvectors, mu_kernels),
+    )
+
+
+def mu_kernels(phonon: Phonopy) -> np.ndarray | None:
+    """Magnetic-moment kernels from the phonopy object's Born charges; None without NAC parameters."""
+    nac = phonon.nac_params
+    if not nac or nac.get("born") is None:
+        return None
+    return magnetic_moment_kernels(nac["born"], phonon.primitive.masses)
 
 
 def _modes_of_batch(phonon: Phonopy, qpoints: np.ndarray, degeneracy_tolerance_thz: float) -> PhononModes:
-    dynmat, ddm_z = dynamical_matrices(phonon, qpoints)
+    dynmat, ddm = dynamical_matrices(phonon, qpoints)
     eigenvalues, eigenvectors = np.linalg.eigh(dynmat)
     factor = phonon.unit_conversion_factor
     frequencies = np.sign(eigenvalues) * np.sqrt(np.abs(eigenvalues)) * factor
-    eigenvectors, mz, velocity = resolve_degeneracies(
-        frequencies, eigenvectors, ddm_z, factor, degeneracy_tolerance_thz
-    )
-    return PhononModes(
-        qpoints=np.array(qpoints, dtype=float),
-        frequencies_thz=frequencies,
-        eigenvectors=eigenvectors,
-        mz=mz,
-        group_velocity_z_m_s=velocity * THZ_BOHR_TO_M_S,
+    return modes_from_eigensystem(
+        qpoints, frequencies, eigenvectors, ddm, factor, mu_kernels(phonon), degeneracy_tolerance_thz
     )
 
 

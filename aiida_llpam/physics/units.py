@@ -21,3 +21,6 @@ AMU_RY = AMU_KG / (2.0 * _c.m_e)
 
 #: d(nu)/dq in THz*bohr -> d(omega)/dk in m/s (the 2 pi of omega = 2 pi nu and k = 2 pi q cancel)
 THZ_BOHR_TO_M_S = THZ_HZ * BOHR_M
+MU_N = _c.physical_constants["nuclear magneton"][0]  # J/T
+MU_0 = _c.mu_0  # T m / A
+PROTON_MASS_AMU = _c.m_p / AMU_KG

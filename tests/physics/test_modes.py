@@ -1,17 +1,14 @@
-"""Mode quantities: THEORY.md section 2 identities, velocities, degenerate subspaces."""
+"""Mode quantities: THEORY.md section 2 identities, velocities, degenerate subspaces (section 3)."""
 
 import numpy as np
 import pytest
+from phonopy.harmonic.derivative_dynmat import DerivativeOfDynamicalMatrix
 from phonopy.phonon.group_velocity import GroupVelocity
 
 from aiida_llpam.physics import compute_modes
-from aiida_llpam.physics.modes import (
-    DEGENERACY_TOLERANCE_THZ,
-    _block_labels,
-    dynamical_matrices,
-    mz_matrix,
-    resolve_degeneracies,
-)
+from aiida_llpam.physics.angular_momentum import angular_momentum_matrices
+from aiida_llpam.physics.modes import dynamical_matrices, modes_from_eigensystem, mu_kernels
+from aiida_llpam.physics.response import response_sums
 from aiida_llpam.physics.units import THZ_BOHR_TO_M_S
 
 RNG = np.random.default_rng(20261123)
@@ -22,9 +19,12 @@ def test_polarisation_identities(quartz):
     modes = compute_modes(quartz, GENERIC_Q)
     l = modes.l_z_hbar
     assert np.abs(l.sum(axis=1)).max() < 1e-10  # trace of M_z is zero
+    assert np.abs(modes.l_hbar.sum(axis=1)).max() < 1e-10  # and of M_x, M_y
     assert np.all(np.abs(l) <= 1.0 + 1e-10)
     assert np.allclose(modes.l_z_atom_hbar.sum(axis=2), l, atol=1e-12)
-    assert np.allclose(modes.mz, np.conj(np.transpose(modes.mz, (0, 2, 1))), atol=1e-12)
+    m = modes.angular_momentum
+    assert np.allclose(m, np.conj(np.swapaxes(m, -1, -2)), atol=1e-12)
+    assert np.allclose(modes.l_hbar[..., 2], l)
     assert np.abs(l).max() > 0.1  # quartz is chiral: the identities are not trivially met by l = 0
 
 
@@ -32,15 +32,16 @@ def test_time_reversal(quartz):
     plus = compute_modes(quartz, GENERIC_Q)
     minus = compute_modes(quartz, -GENERIC_Q)
     assert np.allclose(plus.frequencies_thz, minus.frequencies_thz, atol=1e-8)
-    assert np.allclose(plus.l_z_hbar, -minus.l_z_hbar, atol=1e-7)
-    assert np.allclose(plus.group_velocity_z_m_s, -minus.group_velocity_z_m_s, atol=1e-3)
+    assert np.allclose(plus.l_hbar, -minus.l_hbar, atol=1e-7)
+    assert np.allclose(plus.group_velocity_m_s, -minus.group_velocity_m_s, atol=1e-3)
+    assert np.allclose(plus.mu_z_mu_n, -minus.mu_z_mu_n, atol=1e-9)
 
 
-def test_mz_invariant_under_phase_convention(quartz):
+def test_angular_momentum_invariant_under_phase_convention(quartz):
     modes = compute_modes(quartz, GENERIC_Q[:3])
     phases = np.exp(2j * np.pi * quartz.primitive.scaled_positions @ GENERIC_Q[:3].T).T  # (nq, nat)
     rephased = modes.eigenvectors * np.repeat(phases, 3, axis=1)[:, :, None]
-    assert np.allclose(mz_matrix(rephased), modes.mz, atol=1e-12)
+    assert np.allclose(angular_momentum_matrices(rephased), modes.angular_momentum, atol=1e-12)
 
 
 def test_group_velocity_matches_phonopy(quartz):
@@ -49,32 +50,52 @@ def test_group_velocity_matches_phonopy(quartz):
         quartz.dynamical_matrix, symmetry=quartz.primitive_symmetry, frequency_factor_to_THz=quartz.unit_conversion_factor
     )
     gv.run(GENERIC_Q[:4])
-    reference = gv.group_velocities[:, :, 2] * THZ_BOHR_TO_M_S
-    assert np.allclose(modes.group_velocity_z_m_s, reference, rtol=1e-4, atol=0.05)
+    reference = gv.group_velocities * THZ_BOHR_TO_M_S
+    assert np.allclose(modes.group_velocity_m_s, reference, rtol=1e-6, atol=1e-3)
     assert np.abs(reference).max() > 1000.0  # sound velocities of km/s
 
 
+def test_compiled_derivative_is_gonze_lee(quartz):
+    """phonopy documents that its compiled dD/dq may fall back to Wang NAC; ours must equal the Python Gonze-Lee path."""
+    assert type(quartz.dynamical_matrix).__name__ == "DynamicalMatrixGL"
+    qpoints = np.array([[0.0, 0.0, 0.01], [0.02, 0.0, 0.0], [0.01, 0.01, 0.003]])
+    _, ddm = dynamical_matrices(quartz, qpoints)
+    reference = DerivativeOfDynamicalMatrix(quartz.dynamical_matrix)
+    for q, value in zip(qpoints, ddm):
+        reference.run(q, force_python=True)
+        assert np.allclose(value, reference.d_dynamical_matrix, rtol=0, atol=1e-10 * np.abs(value).max())
+
+
+def _rotate_degenerate(modes, rng):
+    """The same eigensystem with a random unitary inside every degenerate subspace."""
+    rotated = modes.eigenvectors.copy()
+    for iq, labels in enumerate(modes.subspaces):
+        for block in np.flatnonzero(np.bincount(labels) >= 2):
+            idx = np.flatnonzero(labels == block)
+            unitary, _ = np.linalg.qr(rng.normal(size=(len(idx),) * 2) + 1j * rng.normal(size=(len(idx),) * 2))
+            rotated[iq][:, idx] = modes.eigenvectors[iq][:, idx] @ unitary
+    return rotated
+
+
 @pytest.mark.parametrize("q", [(0.0, 0.0, 0.0), (1 / 3, 1 / 3, 0.0), (0.0, 0.0, 0.5), (1 / 3, 1 / 3, 0.5)])
-def test_degenerate_subspace_rotation_invariance(quartz, q):
+def test_every_quantity_invariant_under_degenerate_rotation(quartz, q):
+    """THEORY.md section 3: per-branch values and every response summand ignore the basis of a subspace."""
     qpoints = np.array([q])
     dynmat, ddm = dynamical_matrices(quartz, qpoints)
     values, vectors = np.linalg.eigh(dynmat)
     factor = quartz.unit_conversion_factor
     freqs = np.sign(values) * np.sqrt(np.abs(values)) * factor
-    labels = _block_labels(freqs, DEGENERACY_TOLERANCE_THZ)[0]
-    sizes = np.bincount(labels)
-    assert sizes.max() >= 2, "the test point must have a degenerate subspace"
-
-    rotated = vectors.copy()
-    for block in np.flatnonzero(sizes >= 2):
-        idx = np.flatnonzero(labels == block)
-        z = RNG.normal(size=(len(idx), len(idx))) + 1j * RNG.normal(size=(len(idx), len(idx)))
-        unitary, _ = np.linalg.qr(z)
-        rotated[0][:, idx] = vectors[0][:, idx] @ unitary
+    kernels = mu_kernels(quartz)
+    a = modes_from_eigensystem(qpoints, freqs, vectors, ddm, factor, kernels)
+    assert np.bincount(a.subspaces[0]).max() >= 2, "the test point must have a degenerate subspace"
+    rotated = _rotate_degenerate(a, RNG)
     assert not np.allclose(rotated, vectors)
+    b = modes_from_eigensystem(qpoints, freqs, rotated, ddm, factor, kernels)
 
-    _, mz_a, v_a = resolve_degeneracies(freqs, vectors, ddm, factor)
-    _, mz_b, v_b = resolve_degeneracies(freqs, rotated, ddm, factor)
-    assert np.allclose(v_a, v_b, atol=1e-6)
-    assert np.allclose(np.einsum("qss->qs", mz_a).real, np.einsum("qss->qs", mz_b).real, atol=1e-7)
-    assert np.allclose(np.abs(mz_a) ** 2, np.abs(mz_b) ** 2, atol=1e-7)
+    for name in ("l_hbar", "group_velocity_m_s", "mu_z_mu_n"):
+        assert np.allclose(getattr(a, name), getattr(b, name), atol=1e-7), name
+    temperatures = np.array([30.0, 300.0, 1000.0])
+    sums_a, sums_b = response_sums(a, temperatures, 0.05), response_sums(b, temperatures, 0.05)
+    for name, value in sums_a.items():
+        scale = np.abs(value).max() or 1.0
+        assert np.allclose(value, sums_b[name], rtol=1e-7, atol=1e-9 * scale), name

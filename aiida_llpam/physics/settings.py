@@ -1,0 +1,126 @@
+"""Response settings: the one parser and validator (used by the physics, the workchain's port and the CLI).
+
+A settings mapping (the workchain's ``response`` input, a protocol's
+``response:`` section) holds, in the units its keys name:
+
+* ``temperatures_k`` (K) and ``radii_nm`` (nm): a list, or a grid
+  ``{start, stop, num[, extra]}`` (geometric when start > 0 and it spans more
+  than a decade; ``extra`` values are added);
+* ``tau_s`` (s), ``grad_t_k_m`` (K/m), ``mesh`` (three positive integers),
+  ``frequency_cutoff_thz`` (THz), ``bz_temperature_k`` (K), and optionally
+  ``degeneracy_tolerance_thz`` (THz).
+
+Every failure is a :class:`ValueError` whose message starts with the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from .degeneracy import DEGENERACY_TOLERANCE_THZ
+
+__all__ = ["MAX_MESH_POINTS", "ResponseSettings", "grid"]
+
+#: the largest k mesh summed: about 100 s per million points on 2 cores for quartz (27 branches), so
+#: a mesh beyond this would run for hours; refuse it before anything is computed
+MAX_MESH_POINTS = 2_000_000
+
+_REQUIRED = ("temperatures_k", "radii_nm", "tau_s", "grad_t_k_m", "mesh", "frequency_cutoff_thz", "bz_temperature_k")
+
+
+def grid(spec, key: str = "grid") -> np.ndarray:
+    """Values of a list or of a ``{start, stop, num[, extra]}`` grid, sorted and unique."""
+    if isinstance(spec, Mapping):
+        try:
+            start, stop, num = float(spec["start"]), float(spec["stop"]), int(spec["num"])
+            extra = [float(v) for v in spec.get("extra", [])]
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{key}: a grid needs numbers start, stop, num (and an optional list extra), got {spec}") from None
+        if num < 1:
+            raise ValueError(f"{key}: num must be >= 1, got {num}")
+        values = np.geomspace(start, stop, num) if start > 0 and stop / start > 10 else np.linspace(start, stop, num)
+        return np.unique(np.concatenate([values, extra]))
+    try:
+        return np.asarray([float(v) for v in spec], dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key}: not a list of numbers or a {{start, stop, num}} grid: {spec!r}") from None
+
+
+def _positive_values(values: np.ndarray, key: str) -> np.ndarray:
+    values = np.asarray(values, dtype=float).ravel()
+    if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError(f"{key}: every value must be a positive number, got {values.tolist()}")
+    return values
+
+
+def _positive(value, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ValueError(f"{key}: must be a positive number, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{key}: must be > 0, got {value}")
+    return float(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResponseSettings:
+    """Validated settings of the response sums, SI units (radii in m)."""
+
+    temperatures_k: np.ndarray
+    radii_m: np.ndarray
+    tau_s: float
+    grad_t_k_m: float
+    mesh: tuple[int, int, int]
+    frequency_cutoff_thz: float = 0.05
+    bz_temperature_k: float = 300.0
+    degeneracy_tolerance_thz: float = DEGENERACY_TOLERANCE_THZ
+
+    def __post_init__(self):
+        set_ = object.__setattr__  # frozen: normalise once, here
+        set_(self, "temperatures_k", _positive_values(self.temperatures_k, "temperatures_k"))
+        set_(self, "radii_m", _positive_values(self.radii_m, "radii"))
+        for key in ("tau_s", "frequency_cutoff_thz", "bz_temperature_k", "degeneracy_tolerance_thz"):
+            set_(self, key, _positive(getattr(self, key), key))
+        grad = self.grad_t_k_m
+        if isinstance(grad, bool) or not isinstance(grad, (int, float, np.floating, np.integer)) or not math.isfinite(grad):
+            raise ValueError(f"grad_t_k_m: must be a finite number, got {grad!r}")
+        set_(self, "grad_t_k_m", float(grad))
+        mesh = self.mesh
+        if not (
+            isinstance(mesh, (list, tuple, np.ndarray))
+            and len(mesh) == 3
+            and all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in mesh)
+        ):
+            raise ValueError(f"mesh: must be three positive integers, got {mesh}")
+        set_(self, "mesh", tuple(int(n) for n in mesh))
+        points = math.prod(self.mesh)
+        if points > MAX_MESH_POINTS:
+            raise ValueError(
+                f"mesh: {'x'.join(map(str, self.mesh))} has {points:.3g} k points, more than the {MAX_MESH_POINTS:.0e} "
+                "this code sums in reasonable time and memory; converge with smaller meshes"
+            )
+
+    @classmethod
+    def from_mapping(cls, parameters: Mapping) -> ResponseSettings:
+        """Parse a settings mapping (radii in nm, grids allowed); unknown keys are refused."""
+        missing = [key for key in _REQUIRED if key not in parameters]
+        if missing:
+            raise ValueError(f"{', '.join(missing)}: missing")
+        known = {field.name for field in dataclasses.fields(cls)} - {"radii_m"} | {"radii_nm"}
+        unknown = sorted(set(parameters) - known)
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: unknown response setting(s); known: {', '.join(sorted(known))}")
+        values = dict(parameters)
+        values["temperatures_k"] = grid(values["temperatures_k"], "temperatures_k")
+        values["radii_m"] = _positive_values(grid(values.pop("radii_nm"), "radii_nm"), "radii_nm") * 1e-9
+        return cls(**values)
+
+    def as_dict(self) -> dict:
+        """JSON-ready values (radii in m) for a settings node."""
+        return {
+            key: value.tolist() if isinstance(value, np.ndarray) else list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }

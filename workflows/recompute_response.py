@@ -5,7 +5,9 @@
 
 IDENTIFIER is a PamWorkChain (its `force_constants` output is used) or the force-constants node
 itself (PK, UUID or label). The new `pam_response` calcfunction takes that very node as input, so
-the provenance graph links the new results to the original DFPT. Radii in nm.
+the provenance graph links the new results to the original DFPT. Radii in nm. Settings not given
+are those of the last response computed from the same node (for a run older than physics v2,
+only its response settings are kept).
 """
 
 import argparse
@@ -16,6 +18,7 @@ from aiida import orm
 from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
 from aiida_llpam.calculations.functions import pam_response
+from aiida_llpam.physics.settings import RESPONSE_KEYS
 from aiida_llpam.workflows.pam import validate_response
 
 
@@ -39,7 +42,8 @@ def load_force_constants(identifier: str) -> tuple[orm.ArrayData, dict]:
         .order_by({orm.Dict: {"ctime": "desc"}})
         .first()
     )
-    return node, (previous[0].get_dict() if previous else {})
+    parameters = previous[0].get_dict() if previous else {}
+    return node, {key: value for key, value in parameters.items() if key in RESPONSE_KEYS}
 
 
 def main(argv=None):
@@ -64,7 +68,6 @@ def main(argv=None):
         "bz_temperature_k": args.bz_temperature,
     }
     parameters.update({key: value for key, value in updates.items() if value is not None})
-    parameters["recomputed_from"] = fc.uuid
     node = orm.Dict(parameters)
     error = validate_response(node, None)
     if error:

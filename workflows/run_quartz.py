@@ -16,6 +16,7 @@ from aiida.engine import run_get_node
 from ase.io import read
 
 import aiida_llpam
+from aiida_llpam.cli.results import write_figures
 from aiida_llpam.workflows.pam import PamWorkChain
 
 # `verdi run` does not set __file__ to this script: find the fixtures next to the (editable) package
@@ -38,7 +39,6 @@ def main(argv=None):
     structure = orm.StructureData(ase=read(STRUCTURES / ENANTIOMERS[args.enantiomer]))
     codes = [orm.load_code(f"{name}@{args.computer}") for name in ("pw", "ph", "q2r")]
     builder = PamWorkChain.get_builder_from_protocol(*codes, structure, protocol=args.protocol)
-    builder.enantiomer = orm.Str(f"{args.enantiomer} ({ENANTIOMERS[args.enantiomer][7:-4]})")
     builder.metadata.label = f"alpha-quartz {args.enantiomer} {args.protocol}"
     _, node = run_get_node(builder)
 
@@ -50,13 +50,8 @@ def main(argv=None):
     for link in sorted(node.base.links.get_outgoing(link_type=LinkType.RETURN).all(), key=lambda lk: lk.link_label):
         print(f"  {link.link_label:26s} {link.node.__class__.__name__}<{link.node.pk}>")
     if args.figures:
-        try:
-            from aiida_llpam.cli.results import write_figures
-        except ImportError:
-            print("figures: `aiida-llpam figures` is not available in this version; skipped")
-        else:
-            for path in write_figures(node, args.figures):
-                print(f"  figure {path}")
+        for path in write_figures(node, args.figures):
+            print(f"  figure {path}")
 
 
 if __name__ == "__main__":

@@ -13,23 +13,6 @@ from aiida_llpam.physics.units import THZ_TO_CM
 from . import main
 
 
-def _positive(name):
-    def check(ctx, param, value):
-        values = value if isinstance(value, tuple) else (value,)
-        for v in values:
-            if v is not None and not (math.isfinite(v) and v > 0):
-                raise click.ClickException(f"{param.opts[0]}: {name} must be > 0, got {v}")
-        return value
-
-    return check
-
-
-def _mesh(ctx, param, value):
-    if value is not None and min(value) <= 0:
-        raise click.ClickException(f"--mesh: mesh numbers must be positive integers, got {' '.join(map(str, value))}")
-    return value
-
-
 def _load_phonon(fc_path: str, nac_path: str | None):
     """Build the phonopy object or exit with a one-line error naming the problem."""
     from aiida_llpam.physics import ForceConstantsError, Q2RFormatError, build_phonopy, read_q2r
@@ -96,58 +79,41 @@ def modes_command(fc_path, nac_path, qpoints, as_json):
 @main.command("response")
 @FC_OPTION
 @NAC_OPTION
-@click.option("--mesh", nargs=3, type=int, required=True, callback=_mesh, help="Gamma-centred k mesh for the sums, e.g. 12 12 12.")
-@click.option("-T", "temperatures", multiple=True, type=float, required=True, callback=_positive("temperature"), help="Temperature in K; repeatable.")
-@click.option("-r", "radii", multiple=True, type=float, required=True, callback=_positive("radius"), help="Cylinder radius in m; repeatable.")
-@click.option("--tau", type=float, required=True, callback=_positive("tau"), help="Phonon relaxation time in s.")
+@click.option("--mesh", nargs=3, type=int, required=True, help="Gamma-centred k mesh for the sums, e.g. 12 12 12.")
+@click.option("-T", "temperatures", multiple=True, type=float, required=True, help="Temperature in K; repeatable.")
+@click.option("-r", "radii", multiple=True, type=float, required=True, help="Cylinder radius in m; repeatable.")
+@click.option("--tau", type=float, required=True, help="Phonon relaxation time in s.")
 @click.option("--grad-t", type=float, required=True, help="Temperature gradient dT/dz in K/m.")
-@click.option("--cutoff-thz", type=float, default=0.05, show_default=True, callback=_positive("frequency cutoff"), help="Modes below this frequency are left out of the sums.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.option("--cutoff-thz", type=float, default=0.05, show_default=True, help="Modes below this frequency are left out of the sums.")
+@click.option("--json", "as_json", is_flag=True, help="Print every response quantity of the registry as JSON (NaN as null).")
 def response_command(fc_path, nac_path, mesh, temperatures, radii, tau, grad_t, cutoff_thz, as_json):
-    """gamma^NL, chi pieces, gamma^LL, eta, r_c and <L_z> on a k mesh (SI units)."""
-    from aiida_llpam.physics import compute_response
+    """gamma^NL_ij, chi pieces, gamma^LL, eta (free and paper), <L_z>, gamma^M, <M_z> on a k mesh (SI units)."""
+    from aiida_llpam.physics import ResponseSettings, response_from_settings
+    from aiida_llpam.quantities import OUTPUTS, QUANTITIES, summary_lines
 
-    if not math.isfinite(grad_t):
-        raise click.ClickException(f"--grad-t: temperature gradient must be finite, got {grad_t}")
-    phonon = _load_phonon(fc_path, nac_path)
-    res = compute_response(phonon, mesh, temperatures, radii, tau, grad_t, frequency_cutoff_thz=cutoff_thz)
-
-    def nested(a):
-        return [[None if not np.isfinite(x) else float(x) for x in row] for row in a]
-
-    data = {
-        "temperatures_k": res.temperatures_k.tolist(),
-        "radii_m": res.radii_m.tolist(),
-        "mesh": list(res.mesh),
-        "tau_s": res.tau_s,
-        "grad_t_k_m": res.grad_t_k_m,
-        "gamma_nl": res.gamma_nl.tolist(),
-        "chi_diagonal": res.chi_diagonal.tolist(),
-        "chi_offdiagonal_interband": res.chi_offdiagonal_interband.tolist(),
-        "chi_offdiagonal_pair": res.chi_offdiagonal_pair.tolist(),
-        "chi_zero_point": res.chi_zero_point.tolist(),
-        "critical_radius_m": res.critical_radius_m.tolist(),
-        "gamma_ll": nested(res.gamma_ll),
-        "eta": nested(res.eta),
-        "pam_density_bare": nested(res.pam_density_bare),
-        "pam_density_total": nested(res.pam_density_total),
-        "mass_density_kg_m3": res.mass_density_kg_m3,
-        "num_excluded_modes": res.num_excluded_modes,
-    }
+    try:  # the physics' own validation: one message naming the bad setting
+        settings = ResponseSettings(
+            temperatures_k=temperatures, radii_m=radii, tau_s=tau, grad_t_k_m=grad_t, mesh=mesh, frequency_cutoff_thz=cutoff_thz
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    res = response_from_settings(_load_phonon(fc_path, nac_path), settings)
+    values = {q.name: getattr(res, q.name) for q in QUANTITIES if OUTPUTS[q.output].source == "response"}
     if as_json:
+        data = {"settings": settings.as_dict(), "units": {q.name: q.unit for q in QUANTITIES if q.name in values}}
+        data.update({name: _json_ready(value) for name, value in values.items()})
         click.echo(json.dumps(data, indent=1))
         return
-    click.echo(f"k mesh {res.mesh}, tau = {tau:g} s, dT/dz = {grad_t:g} K/m, rho = {res.mass_density_kg_m3:.1f} kg/m^3")
-    click.echo(f"{'T (K)':>8} {'gamma_NL (J s/K/m^2)':>21} {'chi_D (kg/m)':>13} {'chi_OD,N':>11} {'chi_OD,P':>11} {'chi_ZP':>11} {'r_c (m)':>11}")
-    for i, t in enumerate(res.temperatures_k):
-        click.echo(
-            f"{t:8.2f} {res.gamma_nl[i]:21.4e} {res.chi_diagonal[i]:13.4e} {res.chi_offdiagonal_interband[i]:11.4e} "
-            f"{res.chi_offdiagonal_pair[i]:11.4e} {res.chi_zero_point[i]:11.4e} {res.critical_radius_m[i]:11.4e}"
-        )
-    click.echo(f"\n{'T (K)':>8} {'r (m)':>10} {'gamma_LL':>11} {'eta':>11} {'<L_z> bare':>12} {'<L_z> total':>12}  (J s m^-3)")
-    for i, t in enumerate(res.temperatures_k):
-        for j, r in enumerate(res.radii_m):
-            click.echo(
-                f"{t:8.2f} {r:10.3e} {res.gamma_ll[i, j]:11.4e} {res.eta[i, j]:11.4e} "
-                f"{res.pam_density_bare[i, j]:12.4e} {res.pam_density_total[i, j]:12.4e}"
-            )
+    values.update(temperatures_k=res.temperatures_k, radii_m=res.radii_m)
+    click.echo(f"k mesh {res.mesh}, tau = {tau:g} s, dT/dz = {grad_t:g} K/m")
+    for it, t in enumerate(res.temperatures_k):
+        for ir, r in enumerate(res.radii_m):
+            click.echo(f"T = {t:g} K, r = {r:.4g} m")
+            for line in summary_lines(values, it, ir):
+                click.echo(line)
+
+
+def _json_ready(value):
+    """Nested lists with NaN as null (JSON has no NaN)."""
+    array = np.asarray(value, dtype=float)
+    return np.where(np.isfinite(array), array, None).tolist() if array.ndim else (float(array) if np.isfinite(array) else None)

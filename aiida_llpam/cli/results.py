@@ -36,26 +36,32 @@ def write_figures(node, outdir, fmt: str = "png") -> list[Path]:
     from aiida_llpam.tools.results import gather
 
     data, sources = gather(node)
+    if data["predates_v2"]:
+        raise click.ClickException(
+            f"PamWorkChain<{node.pk}> predates physics v2: its figures need quantities it did not store; "
+            "recompute its response with workflows/recompute_response.py"
+        )
     return list(write_all_panels(data, outdir, fmt, sources).values())
 
 
 @main.command("list")
 @PROFILE_OPTION
 def list_command(profile):
-    """Finished PamWorkChains: PK, formula, enantiomer, protocol, date."""
+    """Finished PamWorkChains: PK, formula, space group, enantiomer, protocol, date."""
     _load(profile)
-    from aiida_llpam.tools.results import finished_runs
+    from aiida_llpam.tools.results import finished_runs, run_settings
 
     runs = finished_runs()
     if not runs:
         click.echo("No finished aiida-llpam runs in this profile.")
         return
-    click.echo(f"{'PK':>6}  {'formula':10} {'enantiomer':16} {'protocol':11} {'space group':12} date")
+    click.echo(f"{'PK':>6}  {'formula':10} {'space group':14} {'enantiomer':14} {'protocol':11} date")
     for node in runs:
-        s = node.outputs.settings.get_dict()
+        s = run_settings(node)
+        group = f"{s.get('space_group', '?')} ({s.get('space_group_number', '?')})"
         click.echo(
-            f"{node.pk:6d}  {s.get('formula', '?'):10} {str(s.get('enantiomer') or '-'):16} {s.get('protocol', '?'):11} "
-            f"{s.get('space_group', '?') + ' (' + str(s.get('space_group_number', '?')) + ')':12} {node.ctime:%Y-%m-%d %H:%M}"
+            f"{node.pk:6d}  {s.get('formula', '?'):10} {group:14} {str(s.get('enantiomer') or '-'):14} "
+            f"{s.get('protocol', '?'):11} {node.ctime:%Y-%m-%d %H:%M}"
         )
 
 
@@ -65,39 +71,31 @@ def list_command(profile):
 @click.option("-T", "temperature", type=float, default=300.0, show_default=True, help="Temperature (K).")
 @click.option("-r", "radius_nm", type=float, default=20.0, show_default=True, help="Radius (nm).")
 def show_command(identifier, profile, temperature, radius_nm):
-    """Stored gamma^NL, chi pieces, gamma^LL, eta, r_c at (T, r), and the run's settings."""
+    """Every stored response quantity at (T, r) with its unit, and the run's settings."""
     _load(profile)
-    from aiida_llpam.tools.results import gather, summary
+    from aiida_llpam.quantities import summary_lines
+    from aiida_llpam.tools.results import gather, grid_indices
 
     node = _workchain(identifier)
     data, _ = gather(node)
-    values = summary(data, temperature, radius_nm * 1e-9)
-    s = data["settings"]
-    rows = [
-        ("T", values["temperature_k"], "K"),
-        ("r", values["radius_m"] * 1e9, "nm"),
-        ("gamma_NL", values["gamma_nl"], "J s K^-1 m^-2"),
-        ("chi_D", values["chi_diagonal"], "kg/m"),
-        ("chi_OD,interband", values["chi_offdiagonal_interband"], "kg/m"),
-        ("chi_OD,pair", values["chi_offdiagonal_pair"], "kg/m"),
-        ("chi_zero_point", values["chi_zero_point"], "kg/m"),
-        ("gamma_LL", values["gamma_ll"], ""),
-        ("gamma_LL (D)", values["gamma_ll_diagonal"], ""),
-        ("gamma_LL (OD)", values["gamma_ll_offdiagonal"], ""),
-        ("eta", values["eta"], "(nan: gamma_LL >= 1)"),
-        ("r_c", values["critical_radius_m"], "m"),
-        ("<L_z> bare", values["pam_density_bare"], "J s m^-3"),
-        ("<L_z> with L-L", values["pam_density_total"], "J s m^-3"),
-    ]
+    response, s = data["response"], data["settings"]
+    it, ir = grid_indices(response, temperature, radius_nm * 1e-9)
     click.echo(f"PamWorkChain<{node.pk}> {s.get('formula')} {s.get('space_group')} ({s.get('space_group_number')}), "
-               f"enantiomer {s.get('enantiomer')}, protocol {s.get('protocol')}")
-    for name, value, unit in rows:
-        text = "nan" if isinstance(value, float) and math.isnan(value) else f"{value:.8g}"
-        click.echo(f"  {name:18s} {text:>14} {unit}")
+               f"enantiomer {s.get('enantiomer')}, handedness {s.get('handedness')}, protocol {s.get('protocol')}")
+    if data["predates_v2"]:
+        click.echo("NOTE: this run predates physics v2 (THEORY.md version 2): its stored eta is the paper's "
+                   "1/(1 - gamma^LL), shown as eta_paper; the free-sample eta, the gamma^NL tensor and the "
+                   "magnetisation were not computed. Recompute with workflows/recompute_response.py.")
+    if "protocol" in s and s["protocol"] == "smoke":
+        click.echo("NOTE: smoke protocol: force constants from Gamma alone, not physical quartz (a test of the machinery).")
+    click.echo(f"at T = {response['temperatures_k'][it]:g} K, r = {response['radii_m'][ir] * 1e9:.4g} nm:")
+    for line in summary_lines(response, it, ir):
+        click.echo(line)
     click.echo("settings:")
-    for key in ("tau_s", "grad_t_k_m", "mesh", "frequency_cutoff_thz", "ecutwfc_ry", "ecutrho_ry", "kpoints_mesh",
-                "qpoints_mesh", "relaxed", "pseudo_family", "mass_density_kg_m3", "num_excluded_modes"):
-        click.echo(f"  {key:20s} {s.get(key)}")
+    for key in ("tau_s", "grad_t_k_m", "mesh", "frequency_cutoff_thz", "degeneracy_tolerance_thz", "ecutwfc_ry",
+                "ecutrho_ry", "kpoints_mesh", "qpoints_mesh", "relaxed", "point_group", "sohncke", "symprec_angstrom"):
+        if key in s:
+            click.echo(f"  {key:26s} {s[key]}")
 
 
 @main.command("figures")

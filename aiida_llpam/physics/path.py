@@ -1,8 +1,13 @@
 """Mode data along lines in the Brillouin zone, for the paper's Fig. 2(d-f).
 
-* :func:`dispersion_along_path`: frequencies and l^z (total and per species)
-  along Gamma-M-K-Gamma-A-L-H-A of a hexagonal lattice;
-* :func:`gamma_a_branch`: one branch along Gamma-A (k_z in units of c*);
+* :func:`band_path`: the paper's Gamma-M-K-Gamma-A-L-H-A for a hexagonal
+  lattice; seekpath's path (Hinuma et al. 2017) for any other cell given in
+  seekpath's standard orientation; otherwise Gamma to the half reciprocal
+  vectors and back (never an error: the figure step runs after the DFPT);
+* :func:`dispersion_along_path`: frequencies, l (x, y, z), l^z per species
+  and mu^z along that path;
+* :func:`gamma_a_branch`: one branch from Gamma along the third reciprocal
+  vector to the zone boundary (Gamma-A for hexagonal and tetragonal cells);
 * :func:`mode_trajectory`: real-space elliptical motion of the atoms in one mode.
 
 Gamma itself: with NAC the modes at q = 0 depend on the direction of
@@ -19,7 +24,7 @@ from phonopy import Phonopy
 from .modes import compute_modes
 from .units import BOHR_M
 
-__all__ = ["HEXAGONAL_POINTS", "dispersion_along_path", "gamma_a_branch", "mode_trajectory"]
+__all__ = ["HEXAGONAL_POINTS", "band_path", "dispersion_along_path", "gamma_a_branch", "mode_trajectory"]
 
 HEXAGONAL_POINTS = {
     "Gamma": (0.0, 0.0, 0.0),
@@ -33,13 +38,44 @@ PAPER_PATH = ("Gamma", "M", "K", "Gamma", "A", "L", "H", "A")
 _GAMMA_STEP = 1.0e-5
 
 
-def _check_hexagonal(phonon: Phonopy) -> None:
-    a, b, c = phonon.primitive.cell
+def _is_hexagonal(cell: np.ndarray) -> bool:
+    a, b, c = cell
     la, lb = np.linalg.norm(a), np.linalg.norm(b)
     cos_ab = a @ b / (la * lb)
-    if not (np.isclose(la, lb, rtol=1e-4) and np.isclose(cos_ab, -0.5, atol=1e-4)
-            and np.allclose([a[2], b[2], c[0], c[1]], 0.0, atol=1e-6 * la)):
-        raise ValueError("the high-symmetry path needs a hexagonal cell (a = b, gamma = 120 deg, c along z)")
+    return bool(
+        np.isclose(la, lb, rtol=1e-4)
+        and np.isclose(cos_ab, -0.5, atol=1e-4)
+        and np.allclose([a[2], b[2], c[0], c[1]], 0.0, atol=1e-6 * la)
+    )
+
+
+def _seekpath_points(phonon: Phonopy) -> tuple[dict, list] | None:
+    """seekpath's points in our reduced coordinates, if our cell is its primitive cell up to an integer basis change."""
+    import seekpath
+
+    prim = phonon.primitive
+    result = seekpath.get_path((prim.cell, prim.scaled_positions, prim.numbers), with_time_reversal=True)
+    basis = np.asarray(result["primitive_lattice"]) @ np.linalg.inv(prim.cell)
+    if not np.allclose(basis, np.rint(basis), atol=1e-3) or abs(round(np.linalg.det(basis))) != 1:
+        return None  # rotated with respect to seekpath's standard orientation
+    # seekpath's lattice is B @ ours, so reciprocal reduced coordinates map as q = p @ B^-T
+    to_ours = np.linalg.inv(np.rint(basis)).T
+    points = {label: tuple(np.asarray(p) @ to_ours) for label, p in result["point_coords"].items()}
+    return points, [tuple(segment) for segment in result["path"]]
+
+
+def band_path(phonon: Phonopy) -> tuple[dict, list[tuple[str, str]], str]:
+    """(points in reduced coordinates, segments, name of the choice) for the dispersion figure."""
+    if _is_hexagonal(phonon.primitive.cell):
+        return HEXAGONAL_POINTS, list(zip(PAPER_PATH[:-1], PAPER_PATH[1:])), "hexagonal (the paper's path)"
+    found = _seekpath_points(phonon)
+    if found is not None:
+        points, segments = found
+        points["Gamma"] = points.pop("GAMMA", (0.0, 0.0, 0.0))
+        segments = [tuple("Gamma" if p == "GAMMA" else p for p in seg) for seg in segments]
+        return points, segments, "seekpath (Hinuma et al. 2017)"
+    points = {"Gamma": (0.0, 0.0, 0.0), "X": (0.5, 0.0, 0.0), "Y": (0.0, 0.5, 0.0), "Z": (0.0, 0.0, 0.5)}
+    return points, [("Gamma", "X"), ("X", "Gamma"), ("Gamma", "Y"), ("Y", "Gamma"), ("Gamma", "Z")], "half reciprocal vectors"
 
 
 def _species_projection(phonon: Phonopy, l_atom: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -54,12 +90,17 @@ def _k_cartesian_m(phonon: Phonopy, qpoints: np.ndarray) -> np.ndarray:
     return 2.0 * np.pi * qpoints @ np.linalg.inv(phonon.primitive.cell).T / BOHR_M
 
 
-def dispersion_along_path(phonon: Phonopy, points_per_segment: int = 40, path=PAPER_PATH) -> dict:
-    """Frequencies (THz) and l^z (hbar, total and per species) along ``path``."""
-    _check_hexagonal(phonon)
-    segments, labels = [], [[0, path[0]]]
-    for start, end in zip(path[:-1], path[1:]):
-        q0, q1 = np.array(HEXAGONAL_POINTS[start]), np.array(HEXAGONAL_POINTS[end])
+def dispersion_along_path(phonon: Phonopy, points_per_segment: int = 40) -> dict:
+    """Frequencies (THz), l (hbar, x/y/z and l^z per species) and mu^z (mu_N) along :func:`band_path`.
+
+    ``labels`` are [index, label] of every segment end; a label "A|B" marks a jump.
+    """
+    points, path, lattice = band_path(phonon)
+    segments, labels = [], [[0, path[0][0]]]
+    for start, end in path:
+        if labels[-1][1] != start:  # a jump in the path: join the two labels at the same tick
+            labels[-1][1] = f"{labels[-1][1]}|{start}"
+        q0, q1 = np.array(points[start], dtype=float), np.array(points[end], dtype=float)
         t = np.linspace(0.0, 1.0, points_per_segment)[:, None]
         seg = q0 + t * (q1 - q0)
         direction = (q1 - q0) / np.linalg.norm(q1 - q0)
@@ -72,22 +113,23 @@ def dispersion_along_path(phonon: Phonopy, points_per_segment: int = 40, path=PA
     modes = compute_modes(phonon, qpoints)
     kcart = _k_cartesian_m(phonon, qpoints)
     steps = np.linalg.norm(np.diff(kcart, axis=0), axis=1)
-    steps[points_per_segment - 1 :: points_per_segment] = 0.0  # segment joints repeat a point
+    steps[points_per_segment - 1 :: points_per_segment] = 0.0  # segment joints repeat a point (or jump)
     species, l_species = _species_projection(phonon, modes.l_z_atom_hbar)
     return {
         "qpoints": qpoints,
         "distance": np.concatenate([[0.0], np.cumsum(steps)]),
         "frequencies_thz": modes.frequencies_thz,
-        "l_z_hbar": modes.l_z_hbar,
+        "l_hbar": modes.l_hbar,
         "l_z_species_hbar": l_species,
+        "mu_z_mu_n": modes.mu_z_mu_n,
         "species": species,
         "labels": labels,
+        "lattice": lattice,
     }
 
 
 def gamma_a_branch(phonon: Phonopy, branch: int = 0, npoints: int = 61) -> dict:
-    """One branch (index in ascending frequency) along Gamma-A, k_z in units of c*."""
-    _check_hexagonal(phonon)
+    """One branch (index in ascending frequency) from Gamma to half the third reciprocal vector (units of c*)."""
     kz = np.linspace(0.0, 0.5, npoints)
     kz[0] = _GAMMA_STEP
     modes = compute_modes(phonon, np.stack([np.zeros_like(kz), np.zeros_like(kz), kz], axis=1))

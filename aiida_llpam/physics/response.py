@@ -59,6 +59,11 @@ class PamResponse:
     bz_kz_reduced: np.ndarray  # (n3,) k_z of each slice in units of the third reciprocal vector, in [-1/2, 1/2)
     bz_chi_diagonal: np.ndarray  # (n1, n2, n3) summand of chi_D per k point at bz_temperature_k
     bz_chi_offdiagonal: np.ndarray  # (n1, n2, n3) summand of chi_OD (interband + pair)
+    mesh_qpoints: np.ndarray  # (nk, 3) irreducible k points, reduced
+    mesh_weights: np.ndarray  # (nk,) their multiplicities
+    mesh_frequencies_thz: np.ndarray  # (nk, nb)
+    mesh_l_z_hbar: np.ndarray  # (nk, nb)
+    mesh_mu_z_mu_n: np.ndarray  # (nk, nb), NaN without Born charges
 
     # ---- the settings, for readers of the result -------------------------------------------------
     temperatures_k = property(lambda self: self.settings.temperatures_k)
@@ -215,7 +220,6 @@ def response_sums(modes: PhononModes, temperatures_k: np.ndarray, cutoff_thz: fl
         "zero_point": np.einsum("wkst,kst,kst->kw", weights, ratio_p, 1.0 / pair_sum[..., 0], optimize=True),
         "excluded": np.sum(~valid, axis=1),
         "imaginary": np.sum(modes.frequencies_thz < -cutoff_thz, axis=1),
-        "lowest": modes.frequencies_thz.min(axis=1),
     }
     return sums
 
@@ -262,15 +266,14 @@ def response_from_settings(phonon: Phonopy, settings: ResponseSettings, use_symm
     nb = 3 * len(primitive)
     chunk = max(1, _CHUNK_ELEMENTS // (nb * nb * len(grid)))
     totals: dict[str, np.ndarray] = {}
-    bz_d, bz_od = [], []
-    lowest = np.inf
+    bz_d, bz_od, per_mode = [], [], []
     for start, modes in zip(
         range(0, len(qpoints), chunk),
         iter_modes(phonon, qpoints, chunk, settings.degeneracy_tolerance_thz),
     ):
         weights = kmesh.ir_weights[start : start + chunk].astype(float)
         per_k = response_sums(modes, grid, settings.frequency_cutoff_thz)
-        lowest = min(lowest, float(per_k.pop("lowest").min()))
+        per_mode.append((modes.frequencies_thz, modes.l_z_hbar, modes.mu_z_mu_n))
         for name, value in per_k.items():
             totals[name] = totals.get(name, 0.0) + np.tensordot(weights, value, axes=1)
         bz_d.append(per_k["diagonal"][:, 0, -1])
@@ -295,6 +298,7 @@ def response_from_settings(phonon: Phonopy, settings: ResponseSettings, use_symm
         }
 
     chi, chi_ml = pieces(0), pieces(1)
+    frequencies, l_z, mu_z = (np.concatenate(column) for column in zip(*per_mode))
 
     def full_mesh(per_ir: list[np.ndarray]) -> np.ndarray:
         values = np.concatenate(per_ir)[kmesh.full_to_ir] * norm
@@ -304,7 +308,7 @@ def response_from_settings(phonon: Phonopy, settings: ResponseSettings, use_symm
         settings=settings,
         num_excluded_modes=int(totals["excluded"]),
         num_imaginary_modes=int(totals["imaginary"]),
-        lowest_frequency_thz=lowest,
+        lowest_frequency_thz=float(frequencies.min()),
         mass_density_kg_m3=float(np.sum(primitive.masses) * AMU_KG / volume),
         cell_volume_m3=float(volume),
         gamma_nl=gamma_nl * settings.tau_s * norm,
@@ -319,4 +323,9 @@ def response_from_settings(phonon: Phonopy, settings: ResponseSettings, use_symm
         bz_kz_reduced=kmesh.qpoints[:: kmesh.mesh[0] * kmesh.mesh[1], 2],
         bz_chi_diagonal=full_mesh(bz_d),
         bz_chi_offdiagonal=full_mesh(bz_od),
+        mesh_qpoints=qpoints,
+        mesh_weights=kmesh.ir_weights,
+        mesh_frequencies_thz=frequencies,
+        mesh_l_z_hbar=l_z,
+        mesh_mu_z_mu_n=mu_z,
     )

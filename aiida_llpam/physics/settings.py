@@ -23,13 +23,15 @@ import numpy as np
 
 from .degeneracy import DEGENERACY_TOLERANCE_THZ
 
-__all__ = ["MAX_MESH_POINTS", "ResponseSettings", "grid"]
+__all__ = ["MAX_MESH_POINTS", "RESPONSE_KEYS", "ResponseSettings", "grid"]
 
 #: the largest k mesh summed: about 100 s per million points on 2 cores for quartz (27 branches), so
 #: a mesh beyond this would run for hours; refuse it before anything is computed
 MAX_MESH_POINTS = 2_000_000
 
 _REQUIRED = ("temperatures_k", "radii_nm", "tau_s", "grad_t_k_m", "mesh", "frequency_cutoff_thz", "bz_temperature_k")
+#: every key a settings mapping may hold
+RESPONSE_KEYS = (*_REQUIRED, "degeneracy_tolerance_thz")
 
 
 def grid(spec, key: str = "grid") -> np.ndarray:
@@ -50,10 +52,10 @@ def grid(spec, key: str = "grid") -> np.ndarray:
         raise ValueError(f"{key}: not a list of numbers or a {{start, stop, num}} grid: {spec!r}") from None
 
 
-def _positive_values(values: np.ndarray, key: str) -> np.ndarray:
+def _positive_values(values: np.ndarray, key: str, what: str) -> np.ndarray:
     values = np.asarray(values, dtype=float).ravel()
     if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise ValueError(f"{key}: every value must be a positive number, got {values.tolist()}")
+        raise ValueError(f"{key}: every {what} must be a positive number, got {values.tolist()}")
     return values
 
 
@@ -80,8 +82,8 @@ class ResponseSettings:
 
     def __post_init__(self):
         set_ = object.__setattr__  # frozen: normalise once, here
-        set_(self, "temperatures_k", _positive_values(self.temperatures_k, "temperatures_k"))
-        set_(self, "radii_m", _positive_values(self.radii_m, "radii"))
+        set_(self, "temperatures_k", _positive_values(self.temperatures_k, "temperatures_k", "temperature"))
+        set_(self, "radii_m", _positive_values(self.radii_m, "radii_m", "radius"))
         for key in ("tau_s", "frequency_cutoff_thz", "bz_temperature_k", "degeneracy_tolerance_thz"):
             set_(self, key, _positive(getattr(self, key), key))
         grad = self.grad_t_k_m
@@ -109,13 +111,12 @@ class ResponseSettings:
         missing = [key for key in _REQUIRED if key not in parameters]
         if missing:
             raise ValueError(f"{', '.join(missing)}: missing")
-        known = {field.name for field in dataclasses.fields(cls)} - {"radii_m"} | {"radii_nm"}
-        unknown = sorted(set(parameters) - known)
+        unknown = sorted(set(parameters) - set(RESPONSE_KEYS))
         if unknown:
-            raise ValueError(f"{', '.join(unknown)}: unknown response setting(s); known: {', '.join(sorted(known))}")
+            raise ValueError(f"{', '.join(unknown)}: unknown response setting(s); known: {', '.join(RESPONSE_KEYS)}")
         values = dict(parameters)
         values["temperatures_k"] = grid(values["temperatures_k"], "temperatures_k")
-        values["radii_m"] = _positive_values(grid(values.pop("radii_nm"), "radii_nm"), "radii_nm") * 1e-9
+        values["radii_m"] = _positive_values(grid(values.pop("radii_nm"), "radii_nm"), "radii_nm", "radius") * 1e-9
         return cls(**values)
 
     def as_dict(self) -> dict:

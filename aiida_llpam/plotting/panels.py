@@ -20,20 +20,23 @@ import numpy as np  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.colors import LogNorm, TwoSlopeNorm  # noqa: E402
 
-from aiida_llpam.physics.units import THZ_TO_CM  # noqa: E402
+from aiida_llpam.physics.units import MU_0, THZ_TO_CM  # noqa: E402
 
 WIDTH = 3.4
 plt.rcParams.update({"font.size": 8, "axes.labelsize": 9, "legend.fontsize": 7, "savefig.dpi": 200})
 
 CAPTIONS = {
-    "fig2d_dispersion": "Fig. 2(d): phonon dispersion along Gamma-M-K-Gamma-A-L-H-A coloured by l^z",
+    "fig2d_dispersion": "Fig. 2(d): phonon dispersion along the band path coloured by l^z",
+    "dispersion_mu": "Phonon dispersion coloured by the magnetic moment mu^z (mu_N)",
     "fig2e_gamma_a_species": "Fig. 2(e): species-projected l^z of the lowest branch along Gamma-A",
     "fig2f_trajectories": "Fig. 2(f): real-space atomic trajectories of one mode (xy projection)",
     "fig3b_gamma_ll_map": "Fig. 3(b): gamma^LL over temperature and radius",
-    "fig3c_gamma_ll_cut": "Fig. 3(c): gamma^LL(T) at one radius with D/OD parts; inset eta",
+    "fig3c_gamma_ll_cut": "Fig. 3(c): gamma^LL(T) at one radius with D/OD parts; insets eta (free) and eta_paper",
     "fig3d_bz_diagonal": "Fig. 3(d): BZ-resolved diagonal contribution on k_z slices",
     "fig3e_bz_offdiagonal": "Fig. 3(e): BZ-resolved off-diagonal contribution on k_z slices",
-    "fig3f_pam_density": "Fig. 3(f): <L_z>(T) with and without L-L feedback",
+    "fig3f_pam_density": "Fig. 3(f): <L_z>(T) without L-L, with the free feedback (eta) and with the paper's (eta_paper)",
+    "gamma_nl_tensor": "gamma^NL_xx and gamma^NL_zz against temperature",
+    "magnetization": "<M_z>(T) for the stored dT/dz, with mu_0 <M_z> on the second axis",
 }
 
 
@@ -45,13 +48,14 @@ def _save(fig, path: Path, panel: str, sources: dict | None) -> Path:
     return path
 
 
-def plot_dispersion(path_data: dict, out: Path, sources=None) -> Path:
-    """Fig. 2(d): frequencies (cm^-1) along the path, each segment coloured by l^z (hbar)."""
+def plot_dispersion(path_data: dict, out: Path, sources=None, colour: str = "l_z_hbar") -> Path:
+    """Fig. 2(d): frequencies (cm^-1) along the path, each segment coloured by l^z (hbar) or mu^z (mu_N)."""
     x = path_data["distance"] * 1e-10  # 1/A
     freq = path_data["frequencies_thz"] * THZ_TO_CM
-    lz = path_data["l_z_hbar"]
+    lz = path_data[colour]
     fig, ax = plt.subplots(figsize=(WIDTH, 2.6))
-    norm = TwoSlopeNorm(vmin=-1.0, vcenter=0.0, vmax=1.0)
+    scale = 1.0 if colour == "l_z_hbar" else max(float(np.nanmax(np.abs(lz))), 1e-12)
+    norm = TwoSlopeNorm(vmin=-scale, vcenter=0.0, vmax=scale)
     for s in range(freq.shape[1]):
         points = np.stack([x, freq[:, s]], axis=1)
         segments = np.stack([points[:-1], points[1:]], axis=1)
@@ -61,12 +65,15 @@ def plot_dispersion(path_data: dict, out: Path, sources=None) -> Path:
     ticks = [(x[int(i)], label) for i, label in path_data["labels"]]
     for position, _ in ticks:
         ax.axvline(position, color="0.7", lw=0.5)
-    ax.set_xticks([t[0] for t in ticks], [r"$\Gamma$" if t[1] == "Gamma" else t[1] for t in ticks])
+    ax.set_xticks([t[0] for t in ticks], [t[1].replace("Gamma", r"$\Gamma$") for t in ticks])
     ax.set_xlim(x[0], x[-1])
     ax.set_ylim(min(0.0, freq.min()) - 10, freq.max() * 1.03)
     ax.set_ylabel(r"Frequency (cm$^{-1}$)")
-    fig.colorbar(lines, ax=ax, pad=0.02, label=r"$l^z$ ($\hbar$)")
-    return _save(fig, out, "fig2d_dispersion", sources)
+    if freq.min() < 0:
+        ax.text(0.01, 0.01, f"imaginary modes: lowest {freq.min():.1f} cm$^{{-1}}$", transform=ax.transAxes, fontsize=6, color="r")
+    label = r"$l^z$ ($\hbar$)" if colour == "l_z_hbar" else r"$\mu^z$ ($\mu_N$)"
+    fig.colorbar(lines, ax=ax, pad=0.02, label=label)
+    return _save(fig, out, "fig2d_dispersion" if colour == "l_z_hbar" else "dispersion_mu", sources)
 
 
 def plot_gamma_a_species(gamma_a: dict, out: Path, sources=None) -> Path:
@@ -128,10 +135,10 @@ def plot_gamma_ll_map(response: dict, out: Path, sources=None, cut_radius_m: flo
         ax.clabel(contours, fontsize=6, fmt="%g")
     else:
         ax.text(0.02, 0.03, "gamma^LL = 0.1, 0.5, 1 lie outside the computed range", transform=ax.transAxes, color="w", fontsize=6)
-    ax.plot(t, response["critical_radius_m"] * 1e9, "r-", lw=1.2, label=r"$\gamma^{LL}=1$ ($r_c$)")
+    ax.plot(t, response["r_paper_m"] * 1e9, "r-", lw=1.2, label=r"$\gamma^{LL}=1$ ($r_{paper}$: the paper's $\eta$ diverges)")
     ax.axhline(cut_radius_m * 1e9, color="w", ls="--", lw=0.8)
     ax.set_yscale("log")
-    ax.set_ylim(min(r.min(), response["critical_radius_m"].min()) * 1e9, max(r.max(), 20e-9) * 1e9)
+    ax.set_ylim(min(r.min(), response["r_paper_m"].min()) * 1e9, max(r.max(), 20e-9) * 1e9)
     ax.set_xlabel("Temperature (K)")
     ax.set_ylabel("Radius r (nm)")
     ax.legend(loc="upper left", frameon=False, fontsize=6, labelcolor="w")
@@ -158,11 +165,12 @@ def plot_gamma_ll_cut(response: dict, out: Path, sources=None, radius_m: float =
     ax.set_ylabel(r"$\gamma^{LL}$")
     ax.set_title(f"r = {response['radii_m'][j] * 1e9:.3g} nm", fontsize=8)
     ax.legend(frameon=False, loc="lower right")
-    inset = ax.inset_axes([0.2, 0.7, 0.4, 0.25])
-    inset.plot(t, response["eta"][:, j], "g-", lw=1.0)
-    inset.set_title(r"$\eta$", fontsize=7)
-    inset.tick_params(labelsize=6)
-    inset.ticklabel_format(useOffset=False, axis="y")
+    for position, name, title in (([0.1, 0.7, 0.3, 0.22], "eta", r"$\eta=1/(1+\gamma^{LL})$ (free)"),
+                                  ([0.58, 0.7, 0.3, 0.22], "eta_paper", r"$\eta_{paper}=1/(1-\gamma^{LL})$")):
+        inset = ax.inset_axes(position)
+        inset.plot(t, response[name][:, j] - 1.0, "g-" if name == "eta" else "m-", lw=1.0)
+        inset.set_title(title + " $- 1$", fontsize=6)
+        inset.tick_params(labelsize=5)
     return _save(fig, out, "fig3c_gamma_ll_cut", sources)
 
 
@@ -188,30 +196,51 @@ def plot_bz_slices(bz: np.ndarray, kz: np.ndarray, out: Path, panel: str, label:
     return _save(fig, out, panel, sources)
 
 
-def plot_pam_density(response: dict, out: Path, sources=None, radii_nm=(18.0, 20.0, 50.0)) -> Path:
-    """Fig. 3(f): |<L_z>|(T) without (black) and with feedback for several radii; NaN = supercritical.
-
-    Besides the paper's radii, the smallest stored radius that stays subcritical at every
-    temperature is drawn, where the feedback is largest.
-    """
+def plot_pam_density(response: dict, out: Path, sources=None, radii_nm=(18.0, 20.0)) -> Path:
+    """Fig. 3(f): |<L_z>|(T) without feedback (black), with the free feedback eta and with the paper's eta_paper."""
     t, radii = response["temperatures_k"], response["radii_m"]
-    subcritical = np.flatnonzero(radii > np.nanmax(response["critical_radius_m"]))
-    indices = [_radius_index(radii, r * 1e-9) for r in radii_nm] + ([subcritical[0]] if subcritical.size else [])
     fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
-    ax.plot(t, np.abs(response["pam_density_bare"][:, 0]), "k-", lw=1.8, label="without L-L")
-    for j in dict.fromkeys(indices):
-        ax.plot(t, np.abs(response["pam_density_total"][:, j]), "--", lw=1.0, label=f"with L-L, r = {radii[j] * 1e9:.3g} nm")
-    eta_paper = np.nanmax(response["eta"][:, [_radius_index(radii, r * 1e-9) for r in radii_nm]]) - 1.0
-    ax.text(0.03, 0.04, f"max(eta - 1) at r >= {min(radii_nm):g} nm: {eta_paper:.1e}", transform=ax.transAxes, fontsize=6)
+    ax.plot(t, np.abs(response["pam_density_bare"]), "k-", lw=1.8, label="without L-L")
+    for j in dict.fromkeys(_radius_index(radii, r * 1e-9) for r in radii_nm):
+        ax.plot(t, np.abs(response["pam_density_total"][:, j]), "--", lw=1.0, label=f"free, r = {radii[j] * 1e9:.3g} nm")
+        ax.plot(t, np.abs(response["pam_density_paper"][:, j]), ":", lw=1.0, label=f"paper's sign, r = {radii[j] * 1e9:.3g} nm")
+    shift = np.nanmax(np.abs(response["eta"][:, [_radius_index(radii, r * 1e-9) for r in radii_nm]] - 1.0))
+    ax.text(0.03, 0.04, f"max |eta - 1| at r >= {min(radii_nm):g} nm: {shift:.1e}", transform=ax.transAxes, fontsize=6)
     ax.set_yscale("log")
     ax.set_xlabel("Temperature (K)")
     ax.set_ylabel(r"$|\langle L_z\rangle|$ (J s m$^{-3}$)")
-    ax.legend(frameon=False, fontsize=6, loc="center right")
+    ax.legend(frameon=False, fontsize=5, loc="center right")
     return _save(fig, out, "fig3f_pam_density", sources)
 
 
+def plot_gamma_nl_tensor(response: dict, out: Path, sources=None) -> Path:
+    """gamma^NL_xx and gamma^NL_zz (J s K^-1 m^-2) against T."""
+    t, g = response["temperatures_k"], response["gamma_nl"]
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.3))
+    ax.plot(t, g[:, 0, 0], "b-", lw=1.2, label=r"$\gamma^{NL}_{xx}$")
+    ax.plot(t, g[:, 2, 2], "k-", lw=1.5, label=r"$\gamma^{NL}_{zz}$ (the paper's)")
+    ax.axhline(0, color="0.6", lw=0.5)
+    ax.set_xlabel("Temperature (K)")
+    ax.set_ylabel(r"$\gamma^{NL}$ (J s K$^{-1}$ m$^{-2}$)")
+    ax.legend(frameon=False)
+    return _save(fig, out, "gamma_nl_tensor", sources)
+
+
+def plot_magnetization(response: dict, out: Path, sources=None) -> Path:
+    """<M_z>^NL(T) in A/m with mu_0 <M_z> in T on a second axis."""
+    t, m = response["temperatures_k"], response["magnetization_bare"]
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.3))
+    ax.plot(t, m, "k-", lw=1.5)
+    ax.axhline(0, color="0.6", lw=0.5)
+    ax.set_xlabel("Temperature (K)")
+    ax.set_ylabel(r"$\langle M_z\rangle$ (A/m)")
+    second = ax.secondary_yaxis("right", functions=(lambda a: a * MU_0 * 1e6, lambda b: b / (MU_0 * 1e6)))
+    second.set_ylabel(r"$\mu_0\langle M_z\rangle$ ($\mu$T)")
+    return _save(fig, out, "magnetization", sources)
+
+
 def write_all_panels(data: dict, outdir, fmt: str = "png", sources: dict | None = None) -> dict[str, Path]:
-    """Every panel from ``data`` = {"path", "gamma_a", "trajectory", "response", "bz"} (dicts of arrays)."""
+    """Every panel from ``data`` = {"path", "gamma_a", "trajectory", "response"} (dicts of arrays, see tools.results)."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     sources = sources or {}
@@ -219,16 +248,23 @@ def write_all_panels(data: dict, outdir, fmt: str = "png", sources: dict | None 
     def target(panel):
         return outdir / f"{panel}.{fmt}"
 
-    response, bz = data["response"], data["bz"]
-    return {
+    response = data["response"]
+    panels = {
         "fig2d_dispersion": plot_dispersion(data["path"], target("fig2d_dispersion"), sources.get("path")),
         "fig2e_gamma_a_species": plot_gamma_a_species(data["gamma_a"], target("fig2e_gamma_a_species"), sources.get("gamma_a")),
         "fig2f_trajectories": plot_trajectories(data["trajectory"], target("fig2f_trajectories"), sources.get("trajectory")),
         "fig3b_gamma_ll_map": plot_gamma_ll_map(response, target("fig3b_gamma_ll_map"), sources.get("response")),
         "fig3c_gamma_ll_cut": plot_gamma_ll_cut(response, target("fig3c_gamma_ll_cut"), sources.get("response")),
-        "fig3d_bz_diagonal": plot_bz_slices(bz["chi_diagonal"], bz["kz_reduced"], target("fig3d_bz_diagonal"),
-                                            "fig3d_bz_diagonal", r"$\chi_D$ per k (kg/m)", sources.get("bz")),
-        "fig3e_bz_offdiagonal": plot_bz_slices(bz["chi_offdiagonal"], bz["kz_reduced"], target("fig3e_bz_offdiagonal"),
-                                               "fig3e_bz_offdiagonal", r"$\chi_{OD}$ per k (kg/m)", sources.get("bz")),
+        "fig3d_bz_diagonal": plot_bz_slices(response["bz_chi_diagonal"], response["bz_kz_reduced"], target("fig3d_bz_diagonal"),
+                                            "fig3d_bz_diagonal", r"$\chi_D$ per k (kg/m)", sources.get("response")),
+        "fig3e_bz_offdiagonal": plot_bz_slices(response["bz_chi_offdiagonal"], response["bz_kz_reduced"],
+                                               target("fig3e_bz_offdiagonal"), "fig3e_bz_offdiagonal",
+                                               r"$\chi_{OD}$ per k (kg/m)", sources.get("response")),
         "fig3f_pam_density": plot_pam_density(response, target("fig3f_pam_density"), sources.get("response")),
+        "gamma_nl_tensor": plot_gamma_nl_tensor(response, target("gamma_nl_tensor"), sources.get("response")),
     }
+    # the magnetic panels need Born charges (every workflow run has them)
+    if np.all(np.isfinite(response["magnetization_bare"])):
+        panels["magnetization"] = plot_magnetization(response, target("magnetization"), sources.get("response"))
+        panels["dispersion_mu"] = plot_dispersion(data["path"], target("dispersion_mu"), sources.get("path"), "mu_z_mu_n")
+    return panels

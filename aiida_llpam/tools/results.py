@@ -6,6 +6,9 @@ import numpy as np
 from aiida import orm
 from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
+from aiida_llpam.calculations.nodes import read_output
+from aiida_llpam.quantities import OUTPUTS
+
 PROCESS_TYPE = "aiida.workflows:llpam.pam"
 
 
@@ -44,73 +47,98 @@ def finished_runs() -> list[orm.WorkChainNode]:
     return sorted(query.all(flat=True), key=lambda n: n.ctime)
 
 
-def _arrays(node) -> dict:
-    data = {name: node.get_array(name) for name in node.get_arraynames()}
-    for key in ("species", "labels", "symbols", "branch", "frequency_thz", "l_z_hbar", "amplitude_m", "temperature_k"):
-        if key in node.base.attributes.keys() and key not in data:
-            data[key] = node.base.attributes.get(key)
-    return data
+def _legacy_response(out) -> dict:
+    """The arrays of a run made before physics v2 (THEORY.md version 1), under v2 names where the meaning is kept.
+
+    v1 stored eta = 1/(1 - gamma^LL), which is v2's ``eta_paper``; its critical radius is ``r_paper_m``;
+    gamma^NL was only the zz component. The free-sample eta, the tensor and the magnetisation were not computed.
+    """
+    response = {name: out.chi.get_array(name) for name in out.chi.get_arraynames()}
+    response.update({name: out.gamma_ll.get_array(name) for name in out.gamma_ll.get_arraynames()})
+    bz = out.bz_contributions
+    response.update(
+        gamma_nl_zz=np.asarray(out.gamma_nl.get_y()[0][1]),
+        eta_paper=out.eta.get_array("eta"),
+        r_paper_m=np.asarray(out.critical_radius.get_y()[0][1]),
+        pam_density_bare=out.pam_density.get_array("bare")[:, 0],
+        pam_density_paper=out.pam_density.get_array("total"),
+        bz_chi_diagonal=bz.get_array("chi_diagonal"),
+        bz_chi_offdiagonal=bz.get_array("chi_offdiagonal"),
+        bz_kz_reduced=bz.get_array("kz_reduced"),
+    )
+    return response
+
+
+def is_v1(node: orm.WorkChainNode) -> bool:
+    """True for a run made before physics v2 (its outputs use the v1 layout)."""
+    return "critical_radius" in node.outputs
+
+
+def run_settings(node: orm.WorkChainNode) -> dict:
+    """The settings a run was made with, read from provenance: protocol, DFPT inputs, symmetry, response."""
+    out = node.outputs
+    settings = out.settings.get_dict()
+    if is_v1(node):  # v1 kept the run's metadata inside the response settings
+        return settings
+    if "protocol" in node.inputs:
+        settings["protocol"] = node.inputs.protocol.value
+    settings.update(out.symmetry.get_dict())
+    calcs = {c.process_type.rsplit(".", 1)[-1]: c for c in node.called_descendants if isinstance(c, orm.CalcJobNode)}
+    if "pw" in calcs:
+        system = calcs["pw"].inputs.parameters["SYSTEM"]
+        settings.update(ecutwfc_ry=system["ecutwfc"], ecutrho_ry=system["ecutrho"])
+        settings["kpoints_mesh"] = calcs["pw"].inputs.kpoints.get_kpoints_mesh()[0]
+    if "ph" in calcs:
+        settings["qpoints_mesh"] = calcs["ph"].inputs.qpoints.get_kpoints_mesh()[0]
+    settings["relaxed"] = any(isinstance(c, orm.WorkChainNode) and c.process_label == "PwRelaxWorkChain" for c in node.called)
+    return settings
 
 
 def gather(node: orm.WorkChainNode) -> tuple[dict, dict]:
-    """(data, sources): the arrays of every figure input and the UUIDs of the nodes they came from."""
+    """(data, sources): the arrays of every figure input and the UUIDs of the nodes they came from.
+
+    data = {"path", "gamma_a", "trajectory": arrays of those outputs, "response": every response quantity
+    by registry name plus temperatures_k and radii_m, "settings": run_settings, "predates_v2": bool}.
+    """
     out = node.outputs
-    temperatures, gamma_nl = out.gamma_nl.get_x()[1], out.gamma_nl.get_y()[0][1]
-    gamma_ll, eta, pam = _arrays(out.gamma_ll), _arrays(out.eta), _arrays(out.pam_density)
-    response = {
-        "temperatures_k": np.asarray(temperatures),
-        "radii_m": gamma_ll["radii_m"],
-        "gamma_nl": np.asarray(gamma_nl),
-        **{k: v for k, v in _arrays(out.chi).items() if k != "temperatures_k"},
-        "gamma_ll": gamma_ll["gamma_ll"],
-        "gamma_ll_diagonal": gamma_ll["gamma_ll_diagonal"],
-        "gamma_ll_offdiagonal": gamma_ll["gamma_ll_offdiagonal"],
-        "eta": eta["eta"],
-        "critical_radius_m": np.asarray(out.critical_radius.get_y()[0][1]),
-        "pam_density_bare": pam["bare"],
-        "pam_density_total": pam["total"],
-    }
+    legacy = is_v1(node)
+    if legacy:
+        response = _legacy_response(out)
+        response_nodes = ("gamma_nl", "chi", "gamma_ll", "eta", "critical_radius", "pam_density", "bz_contributions")
+    else:
+        response_nodes = tuple(name for name, spec in OUTPUTS.items() if spec.source == "response")
+        response = {}
+        for name in response_nodes:
+            response.update(read_output(out[name]))
+    response["temperatures_k"] = out.chi.get_array("temperatures_k")
+    response["radii_m"] = out.gamma_ll.get_array("radii_m")
+    figures = {key: read_output(out[key]) for key in ("dispersion", "gamma_a", "trajectory") if key in out}
+    path = figures.get("dispersion", {})
+    if "l_hbar" in path:
+        path["l_z_hbar"] = path["l_hbar"][..., 2]
     data = {
-        "path": _arrays(out.dispersion),
-        "gamma_a": _arrays(out.gamma_a),
-        "trajectory": _arrays(out.trajectory),
+        "path": path,
+        "gamma_a": figures.get("gamma_a", {}),
+        "trajectory": figures.get("trajectory", {}),
         "response": response,
-        "bz": _arrays(out.bz_contributions),
-        "settings": out.settings.get_dict(),
+        "settings": run_settings(node),
+        "predates_v2": legacy,
     }
-    response_nodes = ("gamma_nl", "chi", "gamma_ll", "eta", "critical_radius", "pam_density")
     sources = {
         "workchain": node.uuid,
-        "path": {"dispersion": out.dispersion.uuid},
-        "gamma_a": {"gamma_a": out.gamma_a.uuid},
-        "trajectory": {"trajectory": out.trajectory.uuid},
+        "path": {"dispersion": out.dispersion.uuid} if "dispersion" in out else {},
+        "gamma_a": {"gamma_a": out.gamma_a.uuid} if "gamma_a" in out else {},
+        "trajectory": {"trajectory": out.trajectory.uuid} if "trajectory" in out else {},
         "response": {name: out[name].uuid for name in response_nodes},
-        "bz": {"bz_contributions": out.bz_contributions.uuid},
         "settings": {"settings": out.settings.uuid},
     }
-    for key in ("path", "gamma_a", "trajectory", "response", "bz"):
+    for key in ("path", "gamma_a", "trajectory", "response"):
         sources[key]["workchain"] = node.uuid
     return data, sources
 
 
-def summary(data: dict, temperature_k: float = 300.0, radius_m: float = 20e-9) -> dict:
-    """Stored values at the grid point nearest to (T, r)."""
-    r = data["response"]
-    i = int(np.argmin(np.abs(r["temperatures_k"] - temperature_k)))
-    j = int(np.argmin(np.abs(np.log(r["radii_m"] / radius_m))))
-    return {
-        "temperature_k": float(r["temperatures_k"][i]),
-        "radius_m": float(r["radii_m"][j]),
-        "gamma_nl": float(r["gamma_nl"][i]),
-        "chi_diagonal": float(r["chi_diagonal"][i]),
-        "chi_offdiagonal_interband": float(r["chi_offdiagonal_interband"][i]),
-        "chi_offdiagonal_pair": float(r["chi_offdiagonal_pair"][i]),
-        "chi_zero_point": float(r["chi_zero_point"][i]),
-        "gamma_ll": float(r["gamma_ll"][i, j]),
-        "gamma_ll_diagonal": float(r["gamma_ll_diagonal"][i, j]),
-        "gamma_ll_offdiagonal": float(r["gamma_ll_offdiagonal"][i, j]),
-        "eta": float(r["eta"][i, j]),
-        "critical_radius_m": float(r["critical_radius_m"][i]),
-        "pam_density_bare": float(r["pam_density_bare"][i, j]),
-        "pam_density_total": float(r["pam_density_total"][i, j]),
-    }
+def grid_indices(response: dict, temperature_k: float = 300.0, radius_m: float = 20e-9) -> tuple[int, int]:
+    """Indices of the stored grid point nearest to (T, r)."""
+    it = int(np.argmin(np.abs(response["temperatures_k"] - temperature_k)))
+    ir = int(np.argmin(np.abs(np.log(response["radii_m"] / radius_m))))
+    return it, ir

@@ -19,7 +19,9 @@ PSEUDO_FAMILY = "llpam/LDA/debian"
 PSEUDO_DIR = Path("/usr/share/espresso/pseudo")
 #: Debian's LDA pseudopotentials used for quartz (and the Si control)
 PSEUDOS = {"Si": "Si.pz-vbc.UPF", "O": "O.pz-rrkjus.UPF"}
-CODES = {"pw": "quantumespresso.pw", "ph": "quantumespresso.ph", "q2r": "quantumespresso.q2r", "matdyn": "quantumespresso.matdyn"}
+CODES = {"pw": "quantumespresso.pw", "ph": "quantumespresso.ph", "q2r": "quantumespresso.q2r"}
+#: what a step did: made the thing, changed an option of an existing one, or found it as asked
+CREATED, CHANGED, EXISTS = "created", "changed", "exists"
 #: seconds; at 0.1 s the engine takes a core from ph.x on a 2-core machine (measured 1.5x slower)
 MINIMUM_JOB_POLL_INTERVAL = 5.0
 #: seconds; without a broker a parent learns that a child finished only by polling (default 60 s per level)
@@ -30,14 +32,14 @@ class SetupError(RuntimeError):
     """Something the set-up needs is missing (a QE binary, a pseudopotential)."""
 
 
-def ensure_profile(name: str = PROFILE) -> tuple[str, bool]:
-    """Create (if needed) and load the profile; return (name, created)."""
+def ensure_profile(name: str = PROFILE) -> tuple[str, str]:
+    """Create (if needed) and load the profile; return (name, status)."""
     from aiida import load_profile
     from aiida.manage.configuration import create_profile, get_config
 
     config = get_config(create=True)
-    created = name not in config.profile_names
-    if created:
+    status = CREATED if name not in config.profile_names else EXISTS
+    if status == CREATED:
         storage = Path(config.dirpath) / "repository" / f"sqlite_dos_{name}"
         create_profile(
             config,
@@ -54,10 +56,10 @@ def ensure_profile(name: str = PROFILE) -> tuple[str, bool]:
             config.set_default_profile(name)
     if config.get_option("runner.poll.interval", scope=name) != RUNNER_POLL_INTERVAL:
         config.set_option("runner.poll.interval", RUNNER_POLL_INTERVAL, scope=name)
-        created = True
+        status = status if status == CREATED else CHANGED
     config.store()
     load_profile(name, allow_switch=True)
-    return name, created
+    return name, status
 
 
 def _mpirun_command(nprocs_placeholder: str = "{tot_num_mpiprocs}") -> list[str]:
@@ -66,14 +68,27 @@ def _mpirun_command(nprocs_placeholder: str = "{tot_num_mpiprocs}") -> list[str]
 
 
 def ensure_computer(label: str = COMPUTER, mpiprocs: int | None = None):
-    """The localhost computer (core.local, core.direct); return (computer, created)."""
+    """The localhost computer (core.local, core.direct); return (computer, status).
+
+    An existing computer must be a local one; its default MPI processes are set to ``mpiprocs`` when asked.
+    """
     from aiida import orm
     from aiida.common.exceptions import NotExistent
 
     try:
-        return orm.load_computer(label), False
+        computer = orm.load_computer(label)
     except NotExistent:
-        pass
+        computer = None
+    if computer is not None:
+        if (computer.transport_type, computer.scheduler_type) != ("core.local", "core.direct"):
+            raise SetupError(
+                f"computer {label} exists with {computer.transport_type} + {computer.scheduler_type}, not core.local + "
+                "core.direct: use another profile (-p) or remove it (verdi computer delete)"
+            )
+        if mpiprocs is not None and computer.get_default_mpiprocs_per_machine() != mpiprocs:
+            computer.set_default_mpiprocs_per_machine(mpiprocs)
+            return computer, CHANGED
+        return computer, EXISTS
     from aiida.manage.configuration import get_config
 
     workdir = Path(get_config().dirpath) / "llpam-work"
@@ -89,25 +104,36 @@ def ensure_computer(label: str = COMPUTER, mpiprocs: int | None = None):
     computer.set_default_mpiprocs_per_machine(mpiprocs or min(os.cpu_count() or 1, 2))
     computer.set_minimum_job_poll_interval(MINIMUM_JOB_POLL_INTERVAL)
     computer.configure(safe_interval=0.0)
-    return computer, True
+    return computer, CREATED
 
 
-def ensure_codes(computer) -> dict[str, tuple[object, bool]]:
-    """InstalledCode for pw.x, ph.x, q2r.x, matdyn.x on ``computer``; label ``<name>@<computer>``."""
+def ensure_codes(computer) -> dict[str, tuple[object, str]]:
+    """InstalledCode for pw.x, ph.x, q2r.x on ``computer``; label ``<name>@<computer>``.
+
+    An existing code must run the same executable with the same plugin (codes cannot be changed once stored).
+    """
     from aiida import orm
     from aiida.common.exceptions import NotExistent
 
     result = {}
     for name, plugin in CODES.items():
         label = f"{name}@{computer.label}"
-        try:
-            result[name] = (orm.load_code(label), False)
-            continue
-        except NotExistent:
-            pass
         executable = shutil.which(f"{name}.x")
         if executable is None:
             raise SetupError(f"{name}.x is not on PATH: install Debian's quantum-espresso (scripts/bootstrap.sh does)")
+        try:
+            code = orm.load_code(label)
+        except NotExistent:
+            code = None
+        if code is not None:
+            found = (str(code.filepath_executable), code.default_calc_job_plugin)
+            if found != (executable, plugin):
+                raise SetupError(
+                    f"code {label} runs {found[0]} ({found[1]}), not {executable} ({plugin}): "
+                    "remove it (verdi code delete) or use another profile (-p)"
+                )
+            result[name] = (code, EXISTS)
+            continue
         code = orm.InstalledCode(
             label=name,
             computer=computer,
@@ -116,7 +142,7 @@ def ensure_codes(computer) -> dict[str, tuple[object, bool]]:
             description=f"Debian quantum-espresso {name}.x",
             prepend_text="export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1",
         ).store()
-        result[name] = (code, True)
+        result[name] = (code, CREATED)
     return result
 
 
@@ -128,7 +154,7 @@ def ensure_pseudo_family(label: str = PSEUDO_FAMILY):
 
     existing = orm.QueryBuilder().append(PseudoPotentialFamily, filters={"label": label}).first()
     if existing:
-        return existing[0], False
+        return existing[0], EXISTS
     missing = [f for f in PSEUDOS.values() if not (PSEUDO_DIR / f).is_file()]
     if missing:
         raise SetupError(f"pseudopotentials {missing} not found in {PSEUDO_DIR}: install Debian's quantum-espresso")
@@ -138,18 +164,19 @@ def ensure_pseudo_family(label: str = PSEUDO_FAMILY):
         family = PseudoPotentialFamily.create_from_folder(
             Path(tmp), label, description="Debian quantum-espresso LDA: " + ", ".join(PSEUDOS.values()), pseudo_type=UpfData
         )
-    return family, True
+    return family, CREATED
 
 
-def setup_all(profile: str = PROFILE, mpiprocs: int | None = None) -> list[tuple[str, bool]]:
-    """Run every step; return (what, created) pairs for the report."""
+def setup_all(profile: str = PROFILE, mpiprocs: int | None = None) -> list[tuple[str, str]]:
+    """Run every step; return (what, status) pairs for the report (status: created, changed or exists)."""
     steps = []
-    name, created = ensure_profile(profile)
-    steps.append((f"profile {name} (core.sqlite_dos, no broker)", created))
-    computer, created = ensure_computer(mpiprocs=mpiprocs)
-    steps.append((f"computer {computer.label} (mpirun: {' '.join(computer.get_mpirun_command())})", created))
-    for code, created in ensure_codes(computer).values():
-        steps.append((f"code {code.full_label} -> {code.filepath_executable}", created))
-    family, created = ensure_pseudo_family()
-    steps.append((f"pseudo family {family.label} ({', '.join(PSEUDOS.values())})", created))
+    name, status = ensure_profile(profile)
+    steps.append((f"profile {name} (core.sqlite_dos, no broker)", status))
+    computer, status = ensure_computer(mpiprocs=mpiprocs)
+    procs = computer.get_default_mpiprocs_per_machine()
+    steps.append((f"computer {computer.label} ({procs} MPI processes; mpirun: {' '.join(computer.get_mpirun_command())})", status))
+    for code, status in ensure_codes(computer).values():
+        steps.append((f"code {code.full_label} -> {code.filepath_executable}", status))
+    family, status = ensure_pseudo_family()
+    steps.append((f"pseudo family {family.label} ({', '.join(PSEUDOS.values())})", status))
     return steps

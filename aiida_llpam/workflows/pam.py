@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from aiida import orm
 from aiida.common import AttributeDict
@@ -13,56 +11,36 @@ from aiida_quantumespresso.common.types import ElectronicType, RelaxType
 from aiida_quantumespresso.workflows.protocols.utils import ProtocolMixin, recursive_merge
 
 from aiida_llpam.calculations.functions import (
+    crystal_symmetry,
+    pam_figure_data,
     pam_response,
     phonopy_force_constants,
     strip_dielectric_block_from_folder,
 )
+from aiida_llpam.calculations.functions.pam_figure_data import validate_figure_parameters
+from aiida_llpam.physics.settings import ResponseSettings
+from aiida_llpam.physics.units import THZ_TO_CM
+from aiida_llpam.quantities import OUTPUTS
+
+from .ph_base import PhBaseWorkChain
 
 PwBaseWorkChain = WorkflowFactory("quantumespresso.pw.base")
 PwRelaxWorkChain = WorkflowFactory("quantumespresso.pw.relax")
-PhBaseWorkChain = WorkflowFactory("quantumespresso.ph.base")
 Q2rBaseWorkChain = WorkflowFactory("quantumespresso.q2r.base")
 
-RESPONSE_OUTPUTS = (
-    "dispersion", "gamma_a", "trajectory", "gamma_nl", "chi", "gamma_ll", "eta",
-    "critical_radius", "pam_density", "bz_contributions", "settings",
-)  # fmt: skip
-REQUIRED_RESPONSE_KEYS = (
-    "temperatures_k", "radii_nm", "tau_s", "grad_t_k_m", "mesh", "frequency_cutoff_thz", "bz_temperature_k",
-    "path_points_per_segment", "trajectory_q", "trajectory_branch",
-)  # fmt: skip
-
-
-def _grid_values(spec) -> list[float]:
-    if isinstance(spec, dict):
-        return [float(spec.get("start", math.nan)), float(spec.get("stop", math.nan))] + list(spec.get("extra", []))
-    return list(spec)
 
 
 def validate_response(node: orm.Dict, _) -> str | None:
-    """Every response setting present and physical (checked before anything runs)."""
-    p = node.get_dict()
-    missing = [key for key in REQUIRED_RESPONSE_KEYS if key not in p]
-    if missing:
-        return f"response: missing {', '.join(missing)}"
-    for key in ("temperatures_k", "radii_nm"):
-        try:
-            values = [float(v) for v in _grid_values(p[key])]
-        except (TypeError, ValueError):
-            return f"response.{key}: not a list of numbers or a {{start, stop, num}} grid"
-        if not values or not all(math.isfinite(v) and v > 0 for v in values):
-            return f"response.{key}: every value must be > 0, got {p[key]}"
-        if isinstance(p[key], dict) and int(p[key].get("num", 0)) < 1:
-            return f"response.{key}: num must be >= 1"
-    for key in ("tau_s", "frequency_cutoff_thz", "bz_temperature_k"):
-        if not (isinstance(p[key], (int, float)) and math.isfinite(p[key]) and p[key] > 0):
-            return f"response.{key}: must be > 0, got {p[key]}"
-    if not (isinstance(p["grad_t_k_m"], (int, float)) and math.isfinite(p["grad_t_k_m"])):
-        return f"response.grad_t_k_m: must be a finite number, got {p['grad_t_k_m']}"
-    mesh = p["mesh"]
-    if not (isinstance(mesh, list) and len(mesh) == 3 and all(isinstance(n, int) and n > 0 for n in mesh)):
-        return f"response.mesh: must be three positive integers, got {mesh}"
+    """The physics' own validation of the response settings (before anything runs)."""
+    try:
+        ResponseSettings.from_mapping(node.get_dict())
+    except ValueError as exc:
+        return f"response.{exc}"
     return None
+
+
+def validate_figures(node: orm.Dict, _) -> str | None:
+    return validate_figure_parameters(node.get_dict())
 
 
 def validate_inputs(inputs, _) -> str | None:
@@ -84,14 +62,16 @@ def validate_inputs(inputs, _) -> str | None:
 
 
 class PamWorkChain(ProtocolMixin, WorkChain):
-    """Alpha-quartz (or any insulator) from QE DFPT to phonon angular-momentum response nodes.
+    """A crystal (alpha-quartz or any insulator) from QE DFPT to phonon angular-momentum response nodes.
 
-    Outline: optional vc-relax (PwRelaxWorkChain) -> scf (PwBaseWorkChain) ->
-    DFPT on a q mesh with eps/Z* (PhBaseWorkChain) -> q2r.x twice
+    Outline: optional vc-relax (PwRelaxWorkChain) -> symmetry (spglib, a
+    calcfunction) -> scf (PwBaseWorkChain) -> DFPT on a q mesh with eps/Z*
+    (PhBaseWorkChain, restarts kept within QE 6.7) -> q2r.x twice
     (Q2rBaseWorkChain: on ph.x's dyn files, which carry eps/Z* and give
     dipole-subtracted IFCs, and on a copy without the dielectric block, which
     gives the full IFCs phonopy needs) -> force constants for phonopy ->
-    response sums (aiida_llpam.physics).
+    response sums -> figure data. The response outputs are attached as soon as
+    they exist, so a failure of the figure data cannot lose them.
     """
 
     @classmethod
@@ -99,10 +79,16 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         super().define(spec)
         spec.input("structure", valid_type=orm.StructureData, help="The crystal (c along z for the paper's path).")
         spec.input(
-            "enantiomer",
+            "protocol",
             valid_type=orm.Str,
             required=False,
-            help="Label of the enantiomer (e.g. right / P3_221), copied into the settings output.",
+            help="Name of the protocol the builder was made from (informational; shown by `aiida-llpam show`).",
+        )
+        spec.input(
+            "symprec",
+            valid_type=orm.Float,
+            default=lambda: orm.Float(1.0e-3),
+            help="spglib symmetry tolerance (Angstrom) for the symmetry output.",
         )
         spec.input(
             "clean_workdir",
@@ -138,15 +124,22 @@ class PamWorkChain(ProtocolMixin, WorkChain):
             "response",
             valid_type=orm.Dict,
             validator=validate_response,
-            help="Response settings: temperatures_k, radii_nm (lists or {start, stop, num, extra}), tau_s (s), "
-            "grad_t_k_m (K/m), mesh (k mesh of the sums), frequency_cutoff_thz, bz_temperature_k (K), "
-            "path_points_per_segment, trajectory_q (reduced), trajectory_branch.",
+            help="Response settings (aiida_llpam.physics.settings): temperatures_k, radii_nm (lists or "
+            "{start, stop, num, extra}), tau_s (s), grad_t_k_m (K/m), mesh (k mesh of the sums), "
+            "frequency_cutoff_thz, bz_temperature_k (K), optional degeneracy_tolerance_thz.",
+        )
+        spec.input(
+            "figures",
+            valid_type=orm.Dict,
+            validator=validate_figures,
+            help="Figure data: path_points_per_segment, trajectory_q (reduced), trajectory_branch.",
         )
         spec.inputs.validator = validate_inputs
 
         spec.outline(
             cls.setup,
             if_(cls.should_relax)(cls.run_relax, cls.inspect_relax),
+            cls.run_symmetry,
             cls.run_scf,
             cls.inspect_scf,
             cls.run_ph,
@@ -154,21 +147,29 @@ class PamWorkChain(ProtocolMixin, WorkChain):
             cls.run_q2r,
             cls.inspect_q2r,
             cls.run_response,
-            cls.results,
+            cls.run_figure_data,
         )
 
         spec.output("structure", valid_type=orm.StructureData, help="The structure the DFPT ran on.")
+        spec.output("symmetry", valid_type=orm.Dict, help="Space group, point group, chirality of `structure` (spglib).")
         spec.output("q2r_force_constants", valid_type=orm.SinglefileData, help="q2r.x IFCs, no dipole subtraction.")
         spec.output("q2r_force_constants_nac", valid_type=orm.SinglefileData, help="q2r.x file with eps/Z*.")
         spec.output("force_constants", valid_type=orm.ArrayData, help="phonopy force constants + eps/Z* (QE units).")
-        for name in RESPONSE_OUTPUTS:
-            spec.output(name, valid_type=orm.Data, help=f"Response output `{name}` (units in its attributes).")
+        spec.output("settings", valid_type=orm.Dict, help="The response settings in SI units (radii in m).")
+        for name, out in OUTPUTS.items():
+            spec.output(
+                name, valid_type=orm.ArrayData, required=out.source == "response",
+                help=f"{out.description} Arrays and units: aiida_llpam.quantities (docs/hdf5_layout.md).",
+            )  # fmt: skip
 
         spec.exit_code(401, "ERROR_SUB_PROCESS_FAILED_RELAX", message="The vc-relax PwRelaxWorkChain failed.")
         spec.exit_code(402, "ERROR_SUB_PROCESS_FAILED_SCF", message="The scf PwBaseWorkChain failed.")
         spec.exit_code(403, "ERROR_SUB_PROCESS_FAILED_PH", message="The DFPT PhBaseWorkChain failed.")
         spec.exit_code(404, "ERROR_SUB_PROCESS_FAILED_Q2R", message="A Q2rBaseWorkChain failed.")
         spec.exit_code(405, "ERROR_NO_DIELECTRIC_DATA", message="ph.x wrote no dielectric tensor / Born charges.")
+        spec.exit_code(406, "ERROR_SYMMETRY", message="spglib could not analyse the structure: {message}")
+        spec.exit_code(407, "ERROR_RESPONSE_FAILED", message="The response calculation failed: {message}")
+        spec.exit_code(408, "ERROR_FIGURE_DATA_FAILED", message="The figure data failed (the response outputs are kept): {message}")
 
     @classmethod
     def get_protocol_filepath(cls):
@@ -182,16 +183,21 @@ class PamWorkChain(ProtocolMixin, WorkChain):
     def get_builder_from_protocol(cls, pw_code, ph_code, q2r_code, structure, protocol=None, overrides=None, options=None):
         """A ready builder: ``protocol`` is smoke, fast or production; ``overrides`` merge into the protocol.
 
-        Raises ValueError for an unknown protocol or a structure with species missing from the pseudo family.
+        The sections relax, scf, ph_main and q2r are forwarded as overrides to the
+        sub-workchains' own protocols (``qe_protocol``); unknown override keys warn.
+        Raises ValueError for an unknown protocol or a structure with species missing
+        from the pseudo family.
         """
         if protocol is not None and protocol not in cls.get_available_protocols():
             raise ValueError(f"unknown protocol {protocol!r}: choose from {', '.join(cls.get_available_protocols())}")
         inputs = cls.get_protocol_inputs(protocol, overrides)
         pw_code, ph_code, q2r_code = (orm.load_code(c) if isinstance(c, str) else c for c in (pw_code, ph_code, q2r_code))
-
-        system = {"ecutwfc": inputs["ecutwfc"], "ecutrho": inputs["ecutrho"], "occupations": "fixed"}
-        pw_overrides = {"pseudo_family": inputs["pseudo_family"], "pw": {"parameters": {"SYSTEM": system}}}
+        qe_protocol = inputs["qe_protocol"]
         kwargs = {"electronic_type": ElectronicType.INSULATOR, "options": options}
+        pw_base = {
+            "pseudo_family": inputs["pseudo_family"],
+            "pw": {"parameters": {"SYSTEM": {"ecutwfc": inputs["ecutwfc"], "ecutrho": inputs["ecutrho"], "occupations": "fixed"}}},
+        }
 
         def with_mesh(base):
             kpoints = orm.KpointsData()
@@ -202,55 +208,37 @@ class PamWorkChain(ProtocolMixin, WorkChain):
 
         builder = cls.get_builder()
         builder.structure = structure
-        if inputs["relax"]:
+        builder.protocol = orm.Str(protocol or cls.get_default_protocol())
+        builder.symprec = orm.Float(inputs["symprec"])
+        if inputs["run_relax"]:
+            relax_overrides = recursive_merge({"base_relax": pw_base, "base_init_relax": pw_base}, inputs["relax"])
             relax = PwRelaxWorkChain.get_builder_from_protocol(
-                pw_code, structure, "fast",
-                overrides={"base_relax": pw_overrides, "base_init_relax": pw_overrides, "meta_convergence": False},
-                relax_type=RelaxType.POSITIONS_CELL, **kwargs,
-            )  # fmt: skip
-            relax.pop("structure", None)
-            relax.pop("clean_workdir", None)
-            relax.pop("base_init_relax", None)
+                pw_code, structure, qe_protocol, overrides=relax_overrides, relax_type=RelaxType.POSITIONS_CELL, **kwargs
+            )
+            for key in ("structure", "clean_workdir", "base_init_relax"):
+                relax.pop(key, None)
             with_mesh(relax.base_relax)
             builder.relax = relax
 
-        scf = PwBaseWorkChain.get_builder_from_protocol(pw_code, structure, "fast", overrides=pw_overrides, **kwargs)
+        scf = PwBaseWorkChain.get_builder_from_protocol(
+            pw_code, structure, qe_protocol, overrides=recursive_merge(pw_base, inputs["scf"]), **kwargs
+        )
         scf.pw.pop("structure", None)
         scf.pop("clean_workdir", None)
-        scf.pw.parameters["ELECTRONS"]["conv_thr"] = 1.0e-12  # DFPT needs a tight scf
         with_mesh(scf)
         builder.scf = scf
 
-        ph = PhBaseWorkChain.get_builder_from_protocol(
-            ph_code, protocol="fast",
-            # QE 6.7 accepts nmix_ph <= 5 (the aiida-qe protocol's 8 is rejected by phq_readin)
-            overrides={
-                "qpoints": inputs["qpoints"],
-                "ph": {"parameters": {"INPUTPH": {"tr2_ph": inputs["tr2_ph"], "nmix_ph": 4}}},
-            },
-            **kwargs,
-        )  # fmt: skip
+        ph = PhBaseWorkChain.get_builder_from_protocol(ph_code, protocol=qe_protocol, overrides=inputs["ph_main"], **kwargs)
         ph.pop("clean_workdir", None)
         builder.ph_main = ph
 
         builder.q2r.q2r.code = q2r_code
-        builder.q2r.q2r.parameters = orm.Dict({"INPUT": {"zasr": "crystal"}})
-        if options:
-            builder.q2r.q2r.metadata.options = recursive_merge({"resources": {"num_machines": 1}}, options)
-        else:
-            builder.q2r.q2r.metadata.options = {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1}}
+        builder.q2r.q2r.parameters = orm.Dict(inputs["q2r"]["q2r"]["parameters"])
+        resources = {"num_machines": 1} if options else {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+        builder.q2r.q2r.metadata.options = recursive_merge({"resources": resources}, options or {})
 
-        response = dict(inputs["response"])
-        response.update(
-            protocol=protocol or cls.get_default_protocol(),
-            ecutwfc_ry=inputs["ecutwfc"],
-            ecutrho_ry=inputs["ecutrho"],
-            kpoints_mesh=list(inputs["kpoints"]),
-            qpoints_mesh=list(inputs["qpoints"]),
-            relaxed=bool(inputs["relax"]),
-            pseudo_family=inputs["pseudo_family"],
-        )
-        builder.response = orm.Dict(response)
+        builder.response = orm.Dict(inputs["response"])
+        builder.figures = orm.Dict(inputs["figures"])
         builder.clean_workdir = orm.Bool(inputs["clean_workdir"])
         return builder
 
@@ -278,6 +266,17 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         self.ctx.structure = node.outputs.output_structure
         cell = self.ctx.structure.cell
         self.report(f"relaxed: a = {np.linalg.norm(cell[0]):.4f} A, c = {np.linalg.norm(cell[2]):.4f} A")
+        return None
+
+    def run_symmetry(self):
+        try:
+            self.ctx.symmetry = crystal_symmetry(self.ctx.structure, self.inputs.symprec)
+        except Exception as exc:  # noqa: BLE001 - spglib's failure, named
+            return self.exit_codes.ERROR_SYMMETRY.format(message=str(exc))
+        self.out("symmetry", self.ctx.symmetry)
+        sym = self.ctx.symmetry
+        chiral = "chiral (Sohncke)" if sym["sohncke"] else "achiral: gamma^NL and gamma^M vanish by symmetry"
+        self.report(f"{sym['formula']}: space group {sym['space_group']} ({sym['space_group_number']}), {chiral}")
         return None
 
     def run_scf(self):
@@ -341,35 +340,47 @@ class PamWorkChain(ProtocolMixin, WorkChain):
                 return self.exit_codes.ERROR_SUB_PROCESS_FAILED_Q2R
         return None
 
-    def run_response(self):
+    def run_force_constants(self):
         fc_file = self.ctx.workchain_q2r.outputs.force_constants
         nac_file = self.ctx.workchain_q2r_nac.outputs.force_constants
         self.ctx.force_constants = phonopy_force_constants(fc_file, nac_file)
-        parameters = self.inputs.response.get_dict()
-        from spglib import get_symmetry_dataset
-
-        structure = self.ctx.structure
-        ase = structure.get_ase()
-        dataset = get_symmetry_dataset((ase.cell[:], ase.get_scaled_positions(), ase.numbers), symprec=1e-3)
-        parameters.update(
-            space_group_number=int(dataset.number),
-            space_group=str(dataset.international),
-            enantiomer=self.inputs.enantiomer.value if "enantiomer" in self.inputs else None,
-            formula=structure.get_formula(),
-        )
-        mesh = parameters["mesh"]
-        self.report(f"computing the response on a {mesh[0]}x{mesh[1]}x{mesh[2]} k mesh (space group {dataset.international})")
-        self.ctx.response = pam_response(self.ctx.force_constants, orm.Dict(parameters))
-
-    def results(self):
         self.out("structure", self.ctx.structure)
-        self.out("q2r_force_constants", self.ctx.workchain_q2r.outputs.force_constants)
-        self.out("q2r_force_constants_nac", self.ctx.workchain_q2r_nac.outputs.force_constants)
+        self.out("q2r_force_constants", fc_file)
+        self.out("q2r_force_constants_nac", nac_file)
         self.out("force_constants", self.ctx.force_constants)
-        for name in RESPONSE_OUTPUTS:
-            self.out(name, self.ctx.response[name])
-        chi = self.ctx.response["chi"]
-        self.report(f"done: chi_total({chi.get_array('temperatures_k')[-1]:.0f} K) = {chi.get_array('chi_total')[-1]:.3e} kg/m")
+
+    def run_response(self):
+        self.run_force_constants()
+        mesh = self.inputs.response["mesh"]
+        self.report(f"computing the response on a {mesh[0]}x{mesh[1]}x{mesh[2]} k mesh")
+        try:
+            outputs = pam_response(self.ctx.force_constants, self.inputs.response)
+        except Exception as exc:  # noqa: BLE001 - any failure of the physics becomes an exit code with its message
+            self.report(f"pam_response failed: {exc}")
+            return self.exit_codes.ERROR_RESPONSE_FAILED.format(message=str(exc))
+        for name, node in outputs.items():
+            self.out(name, node)
+        diagnostics = outputs["diagnostics"]
+        imaginary = int(diagnostics.get_array("num_imaginary_modes"))
+        lowest = float(diagnostics.get_array("lowest_frequency_thz")) * THZ_TO_CM
+        if imaginary:
+            self.report(f"WARNING: {imaginary} imaginary modes on the k mesh (lowest {lowest:.2f} cm^-1): they are left out of the sums")
+        chi = outputs["chi"]
+        self.report(f"response done: chi_total({chi.get_array('temperatures_k')[-1]:.0f} K) = {chi.get_array('chi_total')[-1]:.3e} kg/m")
+        return None
+
+    def run_figure_data(self):
+        try:
+            outputs = pam_figure_data(self.ctx.force_constants, self.inputs.figures)
+        except Exception as exc:  # noqa: BLE001 - the response is already attached; say what failed
+            self.report(f"pam_figure_data failed: {exc}")
+            return self.exit_codes.ERROR_FIGURE_DATA_FAILED.format(message=str(exc))
+        for name, node in outputs.items():
+            self.out(name, node)
+        lowest = float(outputs["dispersion"].get_array("frequencies_thz").min()) * THZ_TO_CM
+        if lowest < 0:
+            self.report(f"WARNING: imaginary frequencies on the band path (lowest {lowest:.2f} cm^-1)")
+        return None
 
     def on_terminated(self):
         super().on_terminated()

@@ -33,15 +33,17 @@ def codes(llpam_profile):
     return [orm.load_code(f"{name}@localhost") for name in ("pw", "ph", "q2r")]
 
 
+#: a nested override of the smoke run, which must reach the PwCalculation (protocol test)
+SCF_OVERRIDE = {"scf": {"pw": {"parameters": {"ELECTRONS": {"mixing_beta": 0.55}}}}}
+
+
 @pytest.fixture(scope="session")
 def smoke_run(codes, quartz_structure):
     """The smoke protocol end-to-end with the real QE binaries (about 2-3 minutes on 2 cores)."""
-    from aiida import orm
     from aiida.engine import run_get_node
 
     from aiida_llpam.workflows.pam import PamWorkChain
 
-    builder = PamWorkChain.get_builder_from_protocol(*codes, quartz_structure, protocol="smoke")
-    builder.enantiomer = orm.Str("right (P3221)")
+    builder = PamWorkChain.get_builder_from_protocol(*codes, quartz_structure, protocol="smoke", overrides=SCF_OVERRIDE)
     _, node = run_get_node(builder)
     return node

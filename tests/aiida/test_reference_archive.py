@@ -1,4 +1,8 @@
-"""The committed reference archive: imported into a profile with no QE codes, reproduced as figures/tables/HDF5."""
+"""The committed reference archives: imported into a profile with no QE codes, reproduced as figures/tables/HDF5.
+
+fixtures/reference/quartz_*.aiida are runs of the current workflow (physics v2); fixtures/reference/v1/ keeps a
+run made before v2, which must still load and show (with a note).
+"""
 
 import json
 import subprocess
@@ -9,7 +13,9 @@ import h5py
 import numpy as np
 import pytest
 
-ARCHIVES = sorted((Path(__file__).resolve().parents[2] / "fixtures" / "reference").glob("quartz_*.aiida"))
+REFERENCE = Path(__file__).resolve().parents[2] / "fixtures" / "reference"
+ARCHIVES = sorted(REFERENCE.glob("quartz_*.aiida"))
+LEGACY = REFERENCE / "v1" / "quartz_fast.aiida"
 PROFILE = "llpam-archive"
 
 
@@ -27,15 +33,13 @@ def test_reference_archives_are_committed():
     assert "quartz_fast.aiida" in [a.name for a in ARCHIVES]
 
 
-@pytest.fixture(scope="module", params=ARCHIVES, ids=[a.stem for a in ARCHIVES])
-def imported(request):
-    """A fresh sqlite_dos profile (no computer, no codes) with only one archive in it."""
+def import_into_own_profile(archive: Path, tag: str):
+    """A fresh sqlite_dos profile (no computer, no codes) with only ``archive`` in it; the PamWorkChain."""
     from aiida import load_profile, orm
     from aiida.manage.configuration import create_profile, get_config
     from aiida.tools.archive import import_archive
 
-    archive = request.param
-    profile = f"{PROFILE}-{archive.stem}"
+    profile = f"{PROFILE}-{tag}"
     config = get_config(create=True)
     if profile not in config.profile_names:
         create_profile(
@@ -53,6 +57,11 @@ def imported(request):
     return runs[0]
 
 
+@pytest.fixture(scope="module", params=ARCHIVES, ids=[a.stem for a in ARCHIVES])
+def imported(request):
+    return import_into_own_profile(request.param, request.param.stem)
+
+
 def test_archive_holds_a_finished_run_with_full_provenance(imported, request):
     from aiida import orm
 
@@ -65,10 +74,12 @@ def test_archive_holds_a_finished_run_with_full_provenance(imported, request):
         .all(flat=True)
     )
     assert len(ph) == 1
-    settings = imported.outputs.settings.get_dict()
+    from aiida_llpam.tools.results import run_settings
+
+    settings = run_settings(imported)
     archive = request.node.callspec.params["imported"]
     assert archive.stem == f"quartz_{settings['protocol']}"  # the file says which protocol made it
-    assert settings["relaxed"] and settings["space_group_number"] == 154
+    assert settings["relaxed"] and settings["space_group_number"] == 154 and settings["handedness"] == "right"
 
 
 def test_figures_from_stored_nodes(imported, tmp_path):
@@ -78,6 +89,7 @@ def test_figures_from_stored_nodes(imported, tmp_path):
     assert [f.stem for f in files] == sorted([
         "fig2d_dispersion", "fig2e_gamma_a_species", "fig2f_trajectories", "fig3b_gamma_ll_map",
         "fig3c_gamma_ll_cut", "fig3d_bz_diagonal", "fig3e_bz_offdiagonal", "fig3f_pam_density",
+        "dispersion_mu", "gamma_nl_tensor", "magnetization",
     ])
     import matplotlib.image as mpimg
 
@@ -91,20 +103,31 @@ def test_figures_from_stored_nodes(imported, tmp_path):
     assert out.returncode == 0 and all(p.read_bytes()[:5] == b"%PDF-" for p in (tmp_path / "pdf").glob("*.pdf"))
 
 
+def _shown(stdout: str) -> dict[str, str]:
+    """name -> rest of the line, for the quantity lines of `show`."""
+    return {line.split()[0]: line.split(None, 1)[1] for line in stdout.splitlines() if line.startswith("  ") and line.split()}
+
+
 def test_list_and_show_print_stored_values(imported):
     out = cli("list")
     assert out.returncode == 0, out.stderr
     assert str(imported.pk) in out.stdout and "fast" in out.stdout and "P3_221" in out.stdout
     out = cli("show", str(imported.pk))
     assert out.returncode == 0, out.stderr
+    shown = _shown(out.stdout)
     chi = imported.outputs.chi
     i = int(np.argmin(np.abs(chi.get_array("temperatures_k") - 300.0)))
-    shown = {line.split()[0]: line.split()[1] for line in out.stdout.splitlines() if line.startswith("  chi_D ")}
-    assert float(shown["chi_D"]) == pytest.approx(chi.get_array("chi_diagonal")[i], rel=1e-7)
+    assert float(shown["chi_diagonal"].split()[0]) == pytest.approx(chi.get_array("chi_diagonal")[i], rel=1e-5)
     g = imported.outputs.gamma_ll
     j = int(np.argmin(np.abs(np.log(g.get_array("radii_m") / 20e-9))))
-    line = next(line for line in out.stdout.splitlines() if line.strip().startswith("gamma_LL "))
-    assert float(line.split()[1]) == pytest.approx(g.get_array("gamma_ll")[i, j], rel=1e-7)
+    assert float(shown["gamma_ll"].split()[0]) == pytest.approx(g.get_array("gamma_ll")[i, j], rel=1e-5)
+    # issue 7: eta (free), eta_paper, gamma^NL_ij, gamma^M and <M_z> at 300 K, with units
+    eta = imported.outputs.eta
+    assert float(shown["eta"].split()[0]) == pytest.approx(eta.get_array("eta")[i, j], rel=1e-5)
+    assert float(shown["eta_paper"].split()[0]) == pytest.approx(eta.get_array("eta_paper")[i, j], rel=1e-5)
+    assert shown["gamma_nl"].startswith("[[") and shown["gamma_nl"].endswith("J s K^-1 m^-2")
+    assert shown["gamma_m"].endswith("A/K") and shown["magnetization_bare"].endswith("A/m")
+    assert "T = 300 K" in out.stdout
 
 
 def test_hdf5_round_trip(imported, tmp_path):
@@ -112,14 +135,35 @@ def test_hdf5_round_trip(imported, tmp_path):
     out = cli("export", str(imported.pk), "-o", str(target))
     assert out.returncode == 0, out.stderr
     with h5py.File(target) as h5:
-        assert h5.attrs["workchain_uuid"] == imported.uuid
-        assert np.array_equal(h5["response/gamma_ll"][()], imported.outputs.gamma_ll.get_array("gamma_ll"))
-        assert np.array_equal(h5["response/chi_total"][()], imported.outputs.chi.get_array("chi_total"))
-        assert np.array_equal(h5["bz/chi_offdiagonal"][()], imported.outputs.bz_contributions.get_array("chi_offdiagonal"))
-        assert np.array_equal(h5["path/l_z_hbar"][()], imported.outputs.dispersion.get_array("l_z_hbar"))
-        assert h5["response/chi_total"].attrs["units"] == "kg/m"
-        assert json.loads(h5["response"].attrs["source_uuids"])["chi"] == imported.outputs.chi.uuid
+        assert h5.attrs["workchain_uuid"] == imported.uuid and not h5.attrs["predates_v2"]
+        assert np.array_equal(h5["gamma_ll/gamma_ll"][()], imported.outputs.gamma_ll.get_array("gamma_ll"))
+        assert np.array_equal(h5["chi/chi_total"][()], imported.outputs.chi.get_array("chi_total"))
+        assert np.array_equal(h5["gamma_nl/gamma_nl"][()], imported.outputs.gamma_nl.get_array("gamma_nl"))
+        bz = imported.outputs.bz_contributions.get_array("bz_chi_offdiagonal")
+        assert np.array_equal(h5["bz_contributions/bz_chi_offdiagonal"][()], bz)
+        assert np.array_equal(h5["dispersion/l_hbar"][()], imported.outputs.dispersion.get_array("l_hbar"))
+        assert h5["chi/chi_total"].attrs["units"] == "kg/m"
+        assert json.loads(h5["chi"].attrs["source_uuids"])["chi"] == imported.outputs.chi.uuid
         assert json.loads(h5["settings"].attrs["tau_s"]) == imported.outputs.settings["tau_s"]
+
+
+def test_run_from_before_v2_still_loads_and_shows(tmp_path):
+    node = import_into_own_profile(LEGACY, "v1")
+    out = cli("show", str(node.pk))
+    assert out.returncode == 0, out.stderr
+    assert "predates physics v2" in out.stdout
+    shown = _shown(out.stdout)
+    i = int(np.argmin(np.abs(node.outputs.chi.get_array("temperatures_k") - 300.0)))
+    j = int(np.argmin(np.abs(np.log(node.outputs.gamma_ll.get_array("radii_m") / 20e-9))))
+    # v1's eta was the paper's 1/(1 - gamma^LL): shown under its v2 name
+    assert float(shown["eta_paper"].split()[0]) == pytest.approx(node.outputs.eta.get_array("eta")[i, j], rel=1e-5)
+    assert shown["eta"].startswith("n/a") and shown["gamma_m"].startswith("n/a")
+    out = cli("export", str(node.pk), "-o", str(tmp_path / "v1.h5"))
+    assert out.returncode == 0, out.stderr
+    with h5py.File(tmp_path / "v1.h5") as h5:
+        assert h5.attrs["predates_v2"] and "eta_paper" in h5["eta"] and "eta" not in h5["eta"]
+    out = cli("figures", str(node.pk), "-o", str(tmp_path / "figs"))
+    assert out.returncode != 0 and "predates physics v2" in out.stderr
 
 
 @pytest.mark.parametrize("identifier, message", [("999999", "no node"), ("no-such-label", "no node")])

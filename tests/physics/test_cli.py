@@ -50,15 +50,18 @@ def test_response_json_matches_engine(quartz):
     )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    for key in ("temperatures_k", "radii_m", "gamma_nl", "chi_diagonal", "chi_offdiagonal_interband",
-                "chi_offdiagonal_pair", "chi_zero_point", "critical_radius_m", "gamma_ll", "eta",
-                "pam_density_bare", "pam_density_total"):
-        assert key in data
+    for key in ("gamma_nl", "chi_diagonal", "chi_offdiagonal_interband", "chi_offdiagonal_pair", "chi_zero_point",
+                "r_paper_m", "gamma_ll", "eta", "eta_paper", "pam_density_bare", "pam_density_total", "gamma_m",
+                "magnetization_bare", "chi_ml_total", "magnetization_total"):
+        assert key in data and key in data["units"], key
+    assert data["settings"]["temperatures_k"] == [100.0, 300.0] and data["settings"]["radii_m"] == [20e-9, 1e-12]
     assert np.array(data["gamma_ll"]).shape == (2, 2)
+    assert np.array(data["gamma_nl"]).shape == (2, 3, 3)
     ref = compute_response(quartz, (4, 4, 4), [100, 300], [20e-9, 1e-12], 1e-11, 1e4)
     assert np.allclose(data["chi_diagonal"], ref.chi_diagonal)
     assert np.allclose(data["gamma_nl"], ref.gamma_nl)
-    assert data["eta"][1][1] is None  # supercritical at r = 1 pm: null, never negative
+    assert data["eta_paper"][1][1] is None  # gamma_LL > 1 at r = 1 pm: the paper's eta is null, never negative
+    assert 0 < data["eta"][1][1] < 1  # the free sample's eta stays in (0, 1]
 
 
 @pytest.mark.parametrize(
@@ -72,6 +75,8 @@ def test_response_json_matches_engine(quartz):
         (["response", "--fc", FC, "--mesh", "4", "4", "4", "-T", "-5", "-r", "1e-8", "--tau", "1e-11", "--grad-t", "1"], "temperature"),
         (["response", "--fc", FC, "--mesh", "4", "4", "4", "-T", "300", "-r", "0", "--tau", "1e-11", "--grad-t", "1"], "radius"),
         (["response", "--fc", FC, "--mesh", "4", "4", "4", "-T", "300", "-r", "1e-8", "--tau", "0", "--grad-t", "1"], "tau"),
+        (["response", "--fc", FC, "--mesh", "1000", "1000", "1000", "-T", "300", "-r", "1e-8", "--tau", "1e-11", "--grad-t", "1"],
+         "1e+09 k points"),
     ],
 )
 def test_bad_input_is_one_line_error(args, message):

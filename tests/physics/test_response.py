@@ -151,10 +151,11 @@ def test_mirror_image_flips_gamma_nl_and_keeps_chi(quartz_fc, quartz_rigid_fc, q
     a = compute_response(quartz, (4, 4, 4), TEMPS, RADII, TAU, GRAD)
     b = compute_response(mirrored, (4, 4, 4), TEMPS, RADII, TAU, GRAD)
     assert np.abs(a.gamma_nl_zz).min() > 0
-    assert np.allclose(b.gamma_nl, -a.gamma_nl, rtol=1e-6, atol=1e-10 * np.abs(a.gamma_nl).max())
+    # 1e-5: the DFPT force constants break the point group at that level (see the folding test)
+    assert np.allclose(b.gamma_nl, -a.gamma_nl, rtol=1e-5, atol=1e-5 * np.abs(a.gamma_nl).max())
     assert np.allclose(b.chi_total, a.chi_total, rtol=1e-6)
     # mu^z is an axial vector like l: gamma^M flips, the cross susceptibility chi_ML does not
-    assert np.abs(a.gamma_m).min() > 0 and np.allclose(b.gamma_m, -a.gamma_m, rtol=1e-6)
+    assert np.abs(a.gamma_m).min() > 0 and np.allclose(b.gamma_m, -a.gamma_m, rtol=1e-5)
     assert np.allclose(b.chi_ml_total, a.chi_ml_total, rtol=1e-6)
 
 

@@ -1,0 +1,100 @@
+"""Every number of docs/comparison.md, read from one stored PamWorkChain (no QE, no rescaling).
+
+    verdi -p PROFILE run docs/comparison_numbers.py IDENTIFIER [-T 300] [-r 20]
+
+IDENTIFIER: a PamWorkChain (e.g. of an imported fixtures/reference archive). The stored nodes give the
+headline values; the per-branch split of gamma^NL_zz and gamma^M (which modes carry l and which carry mu)
+is recomputed from the run's own force-constants node on its own k mesh, and must add up to the stored totals.
+"""
+
+import argparse
+
+import numpy as np
+
+from aiida_llpam.calculations.functions.phonopy_force_constants import phonopy_from_node
+from aiida_llpam.physics import ResponseSettings, make_kmesh
+from aiida_llpam.physics.modes import iter_modes
+from aiida_llpam.physics.units import HBAR, KB, MU_N, THZ_TO_CM, THZ_TO_J
+from aiida_llpam.tools.results import gather, grid_indices, load_pam_workchain
+
+#: the paper's numbers (arXiv:2603.25019 text; THEORY.md section 10)
+PAPER = {"gamma_ll": 0.8, "eta": 5.0, "magnetization_a_m": (1.0, 10.0), "pam_per_cell_hbar": 0.5}
+#: frequency bands (cm^-1) for the split by mode
+BANDS = ((0.0, 60.0, "acoustic region (< 60 cm^-1)"), (60.0, 600.0, "60-600 cm^-1"), (600.0, 1e9, "> 600 cm^-1"))
+
+
+def split_by_band(node, temperature_k: float) -> list[tuple[str, float, float]]:
+    """(band, share of gamma^NL_zz, share of gamma^M) from per-mode l v and mu v (degenerate modes share a band)."""
+    settings = ResponseSettings.from_mapping({**node.inputs.response.get_dict()})
+    phonon = phonopy_from_node(node.outputs.force_constants)
+    kmesh = make_kmesh(settings.mesh, phonon.primitive_symmetry.pointgroup_operations, phonon.primitive.cell)
+    totals = np.zeros((len(BANDS), 2))
+    start = 0
+    for modes in iter_modes(phonon, kmesh.ir_qpoints, 256):
+        weights = kmesh.ir_weights[start : start + len(modes.qpoints)]
+        start += len(modes.qpoints)
+        nu = modes.frequencies_thz
+        x = THZ_TO_J * np.where(nu > settings.frequency_cutoff_thz, nu, np.inf) / (KB * temperature_k)
+        dfdt = x / temperature_k * 0.25 / np.sinh(0.5 * x) ** 2
+        same = modes.same_subspace
+        l_v = np.einsum("kst,kts,kst->ks", modes.angular_momentum[:, 2], modes.velocity_m_s[:, 2], same).real * HBAR
+        mu_v = np.einsum("kst,kts,kst->ks", modes.magnetic_moment, modes.velocity_m_s[:, 2], same).real * MU_N
+        wavenumber = nu * THZ_TO_CM
+        for b, (low, high, _) in enumerate(BANDS):
+            band = (wavenumber >= low) & (wavenumber < high)
+            totals[b] += [np.sum(weights[:, None] * band * l_v * dfdt), np.sum(weights[:, None] * band * mu_v * dfdt)]
+    shares = totals / totals.sum(axis=0)
+    return [(label, shares[b, 0], shares[b, 1]) for b, (_, _, label) in enumerate(BANDS)]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("identifier")
+    parser.add_argument("-T", dest="temperature", type=float, default=300.0)
+    parser.add_argument("-r", dest="radius_nm", type=float, default=20.0)
+    args = parser.parse_args(argv)
+
+    node = load_pam_workchain(args.identifier)
+    data, _ = gather(node)
+    r, s = data["response"], data["settings"]
+    it, ir = grid_indices(r, args.temperature, args.radius_nm * 1e-9)
+    t, radius = r["temperatures_k"][it], r["radii_m"][ir]
+    cell_volume = float(r["cell_volume_m3"])
+    gamma_ll = r["gamma_ll"][it, ir]
+    factor = PAPER["gamma_ll"] / gamma_ll
+    rows = [
+        ("run", f"PamWorkChain<{node.pk}> {node.uuid}, protocol {s.get('protocol')}, k mesh {s['mesh']}, "
+                f"tau {s['tau_s']:g} s, dT/dz {s['grad_t_k_m']:g} K/m"),
+        ("T, r", f"{t:g} K, {radius * 1e9:.4g} nm"),
+        ("gamma^NL_ij", np.array2string(r["gamma_nl"][it], precision=4)),
+        ("chi_D, chi_OD,N, chi_OD,P (kg/m)",
+         f"{r['chi_diagonal'][it]:.4e}, {r['chi_offdiagonal_interband'][it]:.4e}, {r['chi_offdiagonal_pair'][it]:.4e}"),
+        ("OD / D", f"{(r['chi_offdiagonal_interband'][it] + r['chi_offdiagonal_pair'][it]) / r['chi_diagonal'][it]:.2f}"),
+        ("gamma^LL", f"{gamma_ll:.4e}  (paper {PAPER['gamma_ll']})"),
+        ("eta (free)", f"{r['eta'][it, ir]:.10f}"),
+        ("eta_paper", f"{r['eta_paper'][it, ir]:.10f}  (paper {PAPER['eta']})"),
+        ("r_paper (nm)", f"{r['r_paper_m'][it] * 1e9:.4f}"),
+        ("factor paper / computed gamma^LL", f"{factor:.3g} = ({factor ** (1 / 3):.0f})^3 k points"),
+        ("<L_z>^NL (J s m^-3)", f"{r['pam_density_bare'][it]:.4e}"),
+        ("<L_z>^NL per primitive cell (hbar)", f"{r['pam_density_bare'][it] * cell_volume / HBAR:.3e}  (paper ~{PAPER['pam_per_cell_hbar']})"),
+        ("gamma^M (A/K)", f"{r['gamma_m'][it]:.4e}"),
+        ("<M_z>^NL (A/m)", f"{r['magnetization_bare'][it]:.4e}  (paper {PAPER['magnetization_a_m'][0]}-{PAPER['magnetization_a_m'][1]})"),
+        ("mu_0 <M_z>^NL (T)", f"{r['mu0_magnetization_bare_t'][it]:.4e}"),
+        ("chi_ML (A s/m)", f"{r['chi_ml_total'][it]:.4e}"),
+        ("<M_z>^total - <M_z>^NL (A/m)", f"{r['magnetization_total'][it, ir] - r['magnetization_bare'][it]:.4e}"),
+        ("imaginary modes on the mesh", f"{int(r['num_imaginary_modes'])} (lowest {float(r['lowest_frequency_thz']) * THZ_TO_CM:.2f} cm^-1)"),
+    ]
+    for label, value in rows:
+        print(f"{label:38s} {value}")
+    print("\nshare of gamma^NL_zz and gamma^M by frequency band:")
+    for label, share_l, share_mu in split_by_band(node, t):
+        print(f"  {label:30s} gamma^NL_zz {share_l:+8.3f}   gamma^M {share_mu:+8.3f}")
+    modes = r
+    lz, mu, nu = modes["mesh_l_z_hbar"], modes["mesh_mu_z_mu_n"], modes["mesh_frequencies_thz"] * THZ_TO_CM
+    for low, high, label in BANDS:
+        band = (nu >= low) & (nu < high) & (nu > 1.0)
+        print(f"  {label:30s} max |l^z| {np.abs(lz[band]).max():.3f} hbar, max |mu^z| {np.abs(mu[band]).max():.4f} mu_N")
+
+
+if __name__ == "__main__":
+    main()

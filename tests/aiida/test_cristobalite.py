@@ -1,0 +1,42 @@
+"""A non-hexagonal chiral crystal (alpha-cristobalite, P4_12_12, tetragonal) through PamWorkChain on the smoke protocol."""
+
+import numpy as np
+import pytest
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.qe
+
+
+@pytest.fixture(scope="module")
+def cristobalite_run(codes):
+    from aiida import orm
+    from aiida.engine import run_get_node
+    from ase.io import read
+
+    from aiida_llpam.workflows.pam import PamWorkChain
+
+    structure = orm.StructureData(ase=read(REPO / "fixtures" / "structures" / "cristobalite_P41212.cif"))
+    builder = PamWorkChain.get_builder_from_protocol(*codes, structure, protocol="smoke")
+    _, node = run_get_node(builder)
+    return node
+
+
+def test_tetragonal_chiral_crystal_runs_to_its_outputs(cristobalite_run):
+    from aiida_llpam.quantities import OUTPUTS
+
+    node = cristobalite_run
+    assert node.is_finished_ok, node.exit_message
+    for name in OUTPUTS:
+        assert name in node.outputs, name
+    symmetry = node.outputs.symmetry.get_dict()
+    assert symmetry["space_group_number"] == 92 and symmetry["point_group"] == "422" and symmetry["sohncke"]
+    assert symmetry["enantiomorphic_partner"] == "P4_32_12"
+    # point group 422: gamma^NL diagonal with xx = yy (a chiral crystal: nonzero)
+    gamma = node.outputs.gamma_nl.get_array("gamma_nl")
+    assert np.allclose(gamma[:, 0, 0], gamma[:, 1, 1], rtol=1e-4)
+    assert np.abs(gamma[:, 2, 2]).max() > 0
+    dispersion = node.outputs.dispersion
+    assert dispersion.base.attributes.get("lattice").startswith("seekpath")
+    labels = [label for _, label in dispersion.base.attributes.get("labels")]
+    assert labels[0] == "Gamma" and "Z" in labels and "M" in labels

@@ -62,7 +62,7 @@ def ensure_profile(name: str = PROFILE) -> tuple[str, str]:
     return name, status
 
 
-def _mpirun_command(nprocs_placeholder: str = "{tot_num_mpiprocs}") -> list[str]:
+def mpirun_command(nprocs_placeholder: str = "{tot_num_mpiprocs}") -> list[str]:
     root = hasattr(os, "geteuid") and os.geteuid() == 0
     return ["mpirun", *(["--allow-run-as-root"] if root else []), "-np", nprocs_placeholder]
 
@@ -89,22 +89,28 @@ def ensure_computer(label: str = COMPUTER, mpiprocs: int | None = None):
             computer.set_default_mpiprocs_per_machine(mpiprocs)
             return computer, CHANGED
         return computer, EXISTS
+    computer = new_local_computer(label, "core.direct", "this machine (aiida-llpam set-up)", "llpam-work")
+    computer.set_default_mpiprocs_per_machine(mpiprocs or min(os.cpu_count() or 1, 2))
+    return computer, CREATED
+
+
+def new_local_computer(label: str, scheduler_type: str, description: str, workdir_name: str):
+    """A stored, configured ``core.local`` computer on this machine; work directories under the AiiDA config folder."""
+    from aiida import orm
     from aiida.manage.configuration import get_config
 
-    workdir = Path(get_config().dirpath) / "llpam-work"
     computer = orm.Computer(
         label=label,
         hostname="localhost",
-        description="this machine (aiida-llpam set-up)",
+        description=description,
         transport_type="core.local",
-        scheduler_type="core.direct",
-        workdir=str(workdir),
+        scheduler_type=scheduler_type,
+        workdir=str(Path(get_config().dirpath) / workdir_name),
     ).store()
-    computer.set_mpirun_command(_mpirun_command())
-    computer.set_default_mpiprocs_per_machine(mpiprocs or min(os.cpu_count() or 1, 2))
+    computer.set_mpirun_command(mpirun_command())
     computer.set_minimum_job_poll_interval(MINIMUM_JOB_POLL_INTERVAL)
     computer.configure(safe_interval=0.0)
-    return computer, CREATED
+    return computer
 
 
 def ensure_codes(computer) -> dict[str, tuple[object, str]]:

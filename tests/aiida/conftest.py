@@ -47,3 +47,9 @@ def smoke_run(codes, quartz_structure):
     builder = PamWorkChain.get_builder_from_protocol(*codes, quartz_structure, protocol="smoke", overrides=SCF_OVERRIDE)
     _, node = run_get_node(builder)
     return node
+
+
+def pytest_collection_modifyitems(items):
+    """Run the reference-archive tests first: they switch AiiDA profiles, which closes the storage that the
+    session fixtures above (codes, structures, the smoke run) hold nodes of."""
+    items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/aiida/test_reference_archive.py") else 1)

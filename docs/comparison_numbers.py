@@ -25,7 +25,7 @@ BANDS = ((0.0, 60.0, "acoustic region (< 60 cm^-1)"), (60.0, 600.0, "60-600 cm^-
 
 def split_by_band(node, temperature_k: float) -> list[tuple[str, float, float]]:
     """(band, share of gamma^NL_zz, share of gamma^M) from per-mode l v and mu v (degenerate modes share a band)."""
-    settings = ResponseSettings.from_mapping({**node.inputs.response.get_dict()})
+    settings = ResponseSettings.from_mapping(node.inputs.response.parameters.get_dict())
     phonon = phonopy_from_node(node.outputs.force_constants)
     kmesh = make_kmesh(settings.mesh, phonon.primitive_symmetry.pointgroup_operations, phonon.primitive.cell)
     totals = np.zeros((len(BANDS), 2))

@@ -1,10 +1,10 @@
 """Recompute only the PAM response from a stored force-constants node, with new settings (no QE rerun).
 
     verdi run workflows/recompute_response.py IDENTIFIER [-T 300 -T 400 ...] [-r 20 ...] [--tau 1e-11]
-        [--grad-t 1e4] [--mesh 16 16 16] [--pk-file F]
+        [--grad-t 1e4] [--mesh 16 16 16] [--code llpam-response@localhost] [--pk-file F]
 
 IDENTIFIER is a PamWorkChain (its `force_constants` output is used) or the force-constants node
-itself (PK, UUID or label). The new `pam_response` calcfunction takes that very node as input, so
+itself (PK, UUID or label). The new PamResponseCalculation takes that very node as input, so
 the provenance graph links the new results to the original DFPT. Radii in nm. Settings not given
 are those of the last response computed from the same node (for a run older than physics v2,
 only its response settings are kept).
@@ -17,9 +17,10 @@ from pathlib import Path
 from aiida import orm
 from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
-from aiida_llpam.calculations.functions import pam_response
+from aiida.engine import run_get_node
+
+from aiida_llpam.calculations.response import PamResponseCalculation, validate_parameters
 from aiida_llpam.physics.settings import RESPONSE_KEYS
-from aiida_llpam.workflows.pam import validate_response
 
 
 def load_force_constants(identifier: str) -> tuple[orm.ArrayData, dict]:
@@ -37,7 +38,9 @@ def load_force_constants(identifier: str) -> tuple[orm.ArrayData, dict]:
     previous = (
         orm.QueryBuilder()
         .append(orm.ArrayData, filters={"id": node.pk}, tag="fc")
-        .append(orm.CalcFunctionNode, with_incoming="fc", filters={"attributes.function_name": "pam_response"}, tag="calc")
+        .append(orm.ProcessNode, with_incoming="fc", tag="calc",
+                filters={"or": [{"attributes.function_name": "pam_response"},  # runs made before the CalcJob
+                                {"process_type": "aiida.calculations:llpam.response"}]})
         .append(orm.Dict, with_outgoing="calc", edge_filters={"label": "parameters"})
         .order_by({orm.Dict: {"ctime": "desc"}})
         .first()
@@ -55,6 +58,7 @@ def main(argv=None):
     parser.add_argument("--grad-t", type=float)
     parser.add_argument("--mesh", type=int, nargs=3)
     parser.add_argument("--bz-temperature", type=float)
+    parser.add_argument("--code", default="llpam-response@localhost", help="code of the response job (aiida-llpam setup)")
     parser.add_argument("--pk-file", type=Path)
     args = parser.parse_args(argv)
 
@@ -69,11 +73,13 @@ def main(argv=None):
     }
     parameters.update({key: value for key, value in updates.items() if value is not None})
     node = orm.Dict(parameters)
-    error = validate_response(node, None)
+    error = validate_parameters(node, None)
     if error:
         sys.exit(error)
-    results, calc = pam_response.run_get_node(fc, node)
-    print(f"pam_response<{calc.pk}> from force constants {fc.__class__.__name__}<{fc.pk}>")
+    results, calc = run_get_node(PamResponseCalculation, code=orm.load_code(args.code), force_constants=fc, parameters=node)
+    if not calc.is_finished_ok:
+        sys.exit(f"PamResponseCalculation<{calc.pk}> failed: {calc.exit_message}")
+    print(f"PamResponseCalculation<{calc.pk}> from force constants {fc.__class__.__name__}<{fc.pk}>")
     for name in sorted(results):
         print(f"  {name:18s} {results[name].__class__.__name__}<{results[name].pk}>")
     if args.pk_file:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -19,7 +20,13 @@ PSEUDO_FAMILY = "llpam/LDA/debian"
 PSEUDO_DIR = Path("/usr/share/espresso/pseudo")
 #: Debian's LDA pseudopotentials used for quartz (and the Si control)
 PSEUDOS = {"Si": "Si.pz-vbc.UPF", "O": "O.pz-rrkjus.UPF"}
-CODES = {"pw": "quantumespresso.pw", "ph": "quantumespresso.ph", "q2r": "quantumespresso.q2r"}
+#: code label -> (executable, plugin); the response runs in this Python, which has aiida-llpam installed
+CODES = {
+    "pw": ("pw.x", "quantumespresso.pw"),
+    "ph": ("ph.x", "quantumespresso.ph"),
+    "q2r": ("q2r.x", "quantumespresso.q2r"),
+    "llpam-response": (sys.executable, "llpam.response"),
+}
 #: what a step did: made the thing, changed an option of an existing one, or found it as asked
 CREATED, CHANGED, EXISTS = "created", "changed", "exists"
 #: seconds; at 0.1 s the engine takes a core from ph.x on a 2-core machine (measured 1.5x slower)
@@ -114,7 +121,7 @@ def new_local_computer(label: str, scheduler_type: str, description: str, workdi
 
 
 def ensure_codes(computer) -> dict[str, tuple[object, str]]:
-    """InstalledCode for pw.x, ph.x, q2r.x on ``computer``; label ``<name>@<computer>``.
+    """InstalledCode for pw.x, ph.x, q2r.x and the response job on ``computer``; label ``<name>@<computer>``.
 
     An existing code must run the same executable with the same plugin (codes cannot be changed once stored).
     """
@@ -122,11 +129,11 @@ def ensure_codes(computer) -> dict[str, tuple[object, str]]:
     from aiida.common.exceptions import NotExistent
 
     result = {}
-    for name, plugin in CODES.items():
+    for name, (program, plugin) in CODES.items():
         label = f"{name}@{computer.label}"
-        executable = shutil.which(f"{name}.x")
+        executable = shutil.which(program)
         if executable is None:
-            raise SetupError(f"{name}.x is not on PATH: install Debian's quantum-espresso (scripts/bootstrap.sh does)")
+            raise SetupError(f"{program} is not on PATH: install Debian's quantum-espresso (scripts/bootstrap.sh does)")
         try:
             code = orm.load_code(label)
         except NotExistent:
@@ -145,7 +152,7 @@ def ensure_codes(computer) -> dict[str, tuple[object, str]]:
             computer=computer,
             filepath_executable=executable,
             default_calc_job_plugin=plugin,
-            description=f"Debian quantum-espresso {name}.x",
+            description=f"aiida-llpam response job ({executable})" if name == "llpam-response" else f"Debian quantum-espresso {program}",
             prepend_text="export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1",
         ).store()
         result[name] = (code, CREATED)

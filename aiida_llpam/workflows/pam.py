@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from aiida import orm
 from aiida.common import AttributeDict
+from aiida.common.exceptions import NotExistent
 from aiida.engine import ToContext, WorkChain, if_
 from aiida.plugins import WorkflowFactory
 from aiida_quantumespresso.common.types import ElectronicType, RelaxType
@@ -13,12 +14,11 @@ from aiida_quantumespresso.workflows.protocols.utils import ProtocolMixin, recur
 from aiida_llpam.calculations.functions import (
     crystal_symmetry,
     pam_figure_data,
-    pam_response,
     phonopy_force_constants,
     strip_dielectric_block_from_folder,
 )
 from aiida_llpam.calculations.functions.pam_figure_data import validate_figure_parameters
-from aiida_llpam.physics.settings import ResponseSettings
+from aiida_llpam.calculations.response import PamResponseCalculation
 from aiida_llpam.physics.units import THZ_TO_CM
 from aiida_llpam.quantities import OUTPUTS
 
@@ -28,15 +28,6 @@ PwBaseWorkChain = WorkflowFactory("quantumespresso.pw.base")
 PwRelaxWorkChain = WorkflowFactory("quantumespresso.pw.relax")
 Q2rBaseWorkChain = WorkflowFactory("quantumespresso.q2r.base")
 
-
-
-def validate_response(node: orm.Dict, _) -> str | None:
-    """The physics' own validation of the response settings (before anything runs)."""
-    try:
-        ResponseSettings.from_mapping(node.get_dict())
-    except ValueError as exc:
-        return f"response.{exc}"
-    return None
 
 
 def validate_figures(node: orm.Dict, _) -> str | None:
@@ -120,14 +111,13 @@ class PamWorkChain(ProtocolMixin, WorkChain):
             exclude=("q2r.parent_folder",),
             namespace_options={"help": "q2r.x, used twice (with and without the dielectric block)."},
         )
-        spec.input(
-            "response",
-            valid_type=orm.Dict,
-            validator=validate_response,
-            help="Response settings (aiida_llpam.physics.settings): temperatures_k, radii_nm (lists or "
-            "{start, stop, num, extra}), tau_s (s), grad_t_k_m (K/m), mesh (k mesh of the sums), "
-            "frequency_cutoff_thz, bz_temperature_k (K), optional degeneracy_tolerance_thz.",
-        )
+        spec.expose_inputs(
+            PamResponseCalculation,
+            namespace="response",
+            exclude=("force_constants",),
+            namespace_options={"help": "The response sums, a job of their own (no daemon worker waits for them): "
+                               "code (aiida-llpam's Python) and parameters (aiida_llpam.physics.settings)."},
+        )  # fmt: skip
         spec.input(
             "figures",
             valid_type=orm.Dict,
@@ -146,7 +136,9 @@ class PamWorkChain(ProtocolMixin, WorkChain):
             cls.inspect_ph,
             cls.run_q2r,
             cls.inspect_q2r,
+            cls.run_force_constants,
             cls.run_response,
+            cls.inspect_response,
             cls.run_figure_data,
         )
 
@@ -155,12 +147,11 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         spec.output("q2r_force_constants", valid_type=orm.SinglefileData, help="q2r.x IFCs, no dipole subtraction.")
         spec.output("q2r_force_constants_nac", valid_type=orm.SinglefileData, help="q2r.x file with eps/Z*.")
         spec.output("force_constants", valid_type=orm.ArrayData, help="phonopy force constants + eps/Z* (QE units).")
-        spec.output("settings", valid_type=orm.Dict, help="The response settings in SI units (radii in m).")
+        spec.expose_outputs(PamResponseCalculation, exclude=("remote_folder", "remote_stash", "retrieved"))
         for name, out in OUTPUTS.items():
-            spec.output(
-                name, valid_type=orm.ArrayData, required=out.source == "response",
-                help=f"{out.description} Arrays and units: aiida_llpam.quantities (docs/hdf5_layout.md).",
-            )  # fmt: skip
+            if out.source == "figures":
+                spec.output(name, valid_type=orm.ArrayData, required=False,
+                            help=f"{out.description} Arrays and units: aiida_llpam.quantities (docs/hdf5_layout.md).")  # fmt: skip
 
         spec.exit_code(401, "ERROR_SUB_PROCESS_FAILED_RELAX", message="The vc-relax PwRelaxWorkChain failed.")
         spec.exit_code(402, "ERROR_SUB_PROCESS_FAILED_SCF", message="The scf PwBaseWorkChain failed.")
@@ -168,7 +159,7 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         spec.exit_code(404, "ERROR_SUB_PROCESS_FAILED_Q2R", message="A Q2rBaseWorkChain failed.")
         spec.exit_code(405, "ERROR_NO_DIELECTRIC_DATA", message="ph.x wrote no dielectric tensor / Born charges.")
         spec.exit_code(406, "ERROR_SYMMETRY", message="spglib could not analyse the structure: {message}")
-        spec.exit_code(407, "ERROR_RESPONSE_FAILED", message="The response calculation failed: {message}")
+        spec.exit_code(407, "ERROR_RESPONSE_FAILED", message="The PamResponseCalculation failed: {message}")
         spec.exit_code(408, "ERROR_FIGURE_DATA_FAILED", message="The figure data failed (the response outputs are kept): {message}")
 
     @classmethod
@@ -180,13 +171,16 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         return files(protocols) / "pam.yaml"
 
     @classmethod
-    def get_builder_from_protocol(cls, pw_code, ph_code, q2r_code, structure, protocol=None, overrides=None, options=None):
+    def get_builder_from_protocol(
+        cls, pw_code, ph_code, q2r_code, structure, protocol=None, overrides=None, options=None, response_code=None
+    ):
         """A ready builder: ``protocol`` is smoke, fast or production; ``overrides`` merge into the protocol.
 
         The sections relax, scf, ph_main and q2r are forwarded as overrides to the
         sub-workchains' own protocols (``qe_protocol``); unknown override keys warn.
-        Raises ValueError for an unknown protocol or a structure with species missing
-        from the pseudo family.
+        ``response_code`` defaults to ``llpam-response@<computer of pw_code>`` (made by
+        ``aiida-llpam setup``). Raises ValueError for an unknown protocol, a missing
+        response code or a structure with species missing from the pseudo family.
         """
         if protocol is not None and protocol not in cls.get_available_protocols():
             raise ValueError(f"unknown protocol {protocol!r}: choose from {', '.join(cls.get_available_protocols())}")
@@ -237,7 +231,14 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         resources = {"num_machines": 1} if options else {"num_machines": 1, "num_mpiprocs_per_machine": 1}
         builder.q2r.q2r.metadata.options = recursive_merge({"resources": resources}, options or {})
 
-        builder.response = orm.Dict(inputs["response"])
+        if response_code is None:
+            label = f"llpam-response@{pw_code.computer.label}"
+            try:
+                response_code = orm.load_code(label)
+            except NotExistent:
+                raise ValueError(f"no code {label} for the response job: run `aiida-llpam setup`") from None
+        builder.response.code = orm.load_code(response_code) if isinstance(response_code, str) else response_code
+        builder.response.parameters = orm.Dict(inputs["response"])
         builder.figures = orm.Dict(inputs["figures"])
         builder.clean_workdir = orm.Bool(inputs["clean_workdir"])
         return builder
@@ -350,22 +351,26 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         self.out("force_constants", self.ctx.force_constants)
 
     def run_response(self):
-        self.run_force_constants()
-        mesh = self.inputs.response["mesh"]
-        self.report(f"computing the response on a {mesh[0]}x{mesh[1]}x{mesh[2]} k mesh")
-        try:
-            outputs = pam_response(self.ctx.force_constants, self.inputs.response)
-        except Exception as exc:  # noqa: BLE001 - any failure of the physics becomes an exit code with its message
-            self.report(f"pam_response failed: {exc}")
-            return self.exit_codes.ERROR_RESPONSE_FAILED.format(message=str(exc))
-        for name, node in outputs.items():
-            self.out(name, node)
-        diagnostics = outputs["diagnostics"]
+        inputs = AttributeDict(self.exposed_inputs(PamResponseCalculation, namespace="response"))
+        inputs.force_constants = self.ctx.force_constants
+        inputs.metadata.call_link_label = "response"
+        node = self.submit(PamResponseCalculation, **inputs)
+        mesh = inputs.parameters["mesh"]
+        self.report(f"launching PamResponseCalculation<{node.pk}> ({mesh[0]}x{mesh[1]}x{mesh[2]} k mesh)")
+        return ToContext(calculation_response=node)
+
+    def inspect_response(self):
+        node = self.ctx.calculation_response
+        if not node.is_finished_ok:
+            self.report(f"PamResponseCalculation<{node.pk}> failed: {node.exit_message}")
+            return self.exit_codes.ERROR_RESPONSE_FAILED.format(message=node.exit_message or f"exit status {node.exit_status}")
+        self.out_many(self.exposed_outputs(node, PamResponseCalculation))
+        diagnostics = node.outputs.diagnostics
         imaginary = int(diagnostics.get_array("num_imaginary_modes"))
         lowest = float(diagnostics.get_array("lowest_frequency_thz")) * THZ_TO_CM
         if imaginary:
             self.report(f"WARNING: {imaginary} imaginary modes on the k mesh (lowest {lowest:.2f} cm^-1): they are left out of the sums")
-        chi = outputs["chi"]
+        chi = node.outputs.chi
         self.report(f"response done: chi_total({chi.get_array('temperatures_k')[-1]:.0f} K) = {chi.get_array('chi_total')[-1]:.3e} kg/m")
         return None
 

@@ -151,9 +151,11 @@ def test_bad_response_settings_rejected_before_anything_runs(codes, quartz_struc
     builder = PamWorkChain.get_builder_from_protocol(*codes, quartz_structure, protocol="smoke")
     before = _count_processes()
     with pytest.raises(ValueError, match=message):  # the port validator refuses it as soon as it is set
-        builder.response = orm.Dict({**builder.response.get_dict(), **response})
+        builder.response.parameters = orm.Dict({**builder.response.parameters.get_dict(), **response})
     with pytest.raises(ValueError, match=message):  # and so does the process, given the raw inputs
-        run(PamWorkChain, **{**_inputs(builder), "response": orm.Dict({**builder.response.get_dict(), **response})})
+        inputs = _inputs(builder)
+        inputs["response"]["parameters"] = orm.Dict({**builder.response.parameters.get_dict(), **response})
+        run(PamWorkChain, **inputs)
     assert _count_processes() == before
 
 

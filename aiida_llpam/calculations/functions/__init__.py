@@ -2,8 +2,7 @@
 
 from .crystal_symmetry import crystal_symmetry
 from .pam_figure_data import pam_figure_data
-from .pam_response import pam_response
 from .phonopy_force_constants import phonopy_force_constants
 from .strip_dielectric import strip_dielectric_block_from_folder
 
-__all__ = ["crystal_symmetry", "pam_figure_data", "pam_response", "phonopy_force_constants", "strip_dielectric_block_from_folder"]
+__all__ = ["crystal_symmetry", "pam_figure_data", "phonopy_force_constants", "strip_dielectric_block_from_folder"]

@@ -158,7 +158,7 @@ def value_at(quantity: Quantity, value, it: int, ir: int):
 def _format(value) -> str:
     if np.ndim(value) == 0:
         value = float(value)
-        return "nan" if math.isnan(value) else f"{value:.6g}"
+        return "nan" if math.isnan(value) else f"{value:.8g}"  # 8 digits: eta - 1 is ~1e-6 for quartz
     return "[" + ", ".join(_format(v) for v in value) + "]"
 
 

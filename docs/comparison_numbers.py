@@ -34,8 +34,9 @@ def split_by_band(node, temperature_k: float) -> list[tuple[str, float, float]]:
         weights = kmesh.ir_weights[start : start + len(modes.qpoints)]
         start += len(modes.qpoints)
         nu = modes.frequencies_thz
-        x = THZ_TO_J * np.where(nu > settings.frequency_cutoff_thz, nu, np.inf) / (KB * temperature_k)
-        dfdt = x / temperature_k * 0.25 / np.sinh(0.5 * x) ** 2
+        valid = nu > settings.frequency_cutoff_thz  # the modes the sums keep
+        x = THZ_TO_J * np.where(valid, nu, 1.0) / (KB * temperature_k)
+        dfdt = valid * x / temperature_k * 0.25 / np.sinh(0.5 * x) ** 2
         same = modes.same_subspace
         l_v = np.einsum("kst,kts,kst->ks", modes.angular_momentum[:, 2], modes.velocity_m_s[:, 2], same).real * HBAR
         mu_v = np.einsum("kst,kts,kst->ks", modes.magnetic_moment, modes.velocity_m_s[:, 2], same).real * MU_N

@@ -160,17 +160,18 @@ def plot_gamma_ll_cut(response: dict, out: Path, sources=None, radius_m: float =
     ax.plot(t, response["gamma_ll_offdiagonal"][:, j], "r-.", lw=1.0, label="off-diagonal (OD)")
     ax.set_yscale("log")
     top = np.nanmax(response["gamma_ll"][:, j])
-    ax.set_ylim(top=top * 1e3)  # head room for the inset above the curves
+    ax.set_ylim(top=top * 1e6)  # head room for the insets above the curves
     ax.set_xlabel("Temperature (K)")
     ax.set_ylabel(r"$\gamma^{LL}$")
     ax.set_title(f"r = {response['radii_m'][j] * 1e9:.3g} nm", fontsize=8)
     ax.legend(frameon=False, loc="lower right")
-    for position, name, title in (([0.1, 0.7, 0.3, 0.22], "eta", r"$\eta=1/(1+\gamma^{LL})$ (free)"),
-                                  ([0.58, 0.7, 0.3, 0.22], "eta_paper", r"$\eta_{paper}=1/(1-\gamma^{LL})$")):
+    for position, name, title in (([0.1, 0.56, 0.32, 0.2], "eta", r"$\eta - 1$, free: $1/(1+\gamma^{LL})$"),
+                                  ([0.6, 0.56, 0.32, 0.2], "eta_paper", r"$\eta_{paper} - 1$: $1/(1-\gamma^{LL})$")):
         inset = ax.inset_axes(position)
         inset.plot(t, response[name][:, j] - 1.0, "g-" if name == "eta" else "m-", lw=1.0)
-        inset.set_title(title + " $- 1$", fontsize=6)
+        inset.set_title(title, fontsize=5.5)
         inset.tick_params(labelsize=5)
+        inset.yaxis.get_offset_text().set_fontsize(5)
     return _save(fig, out, "fig3c_gamma_ll_cut", sources)
 
 

@@ -29,8 +29,8 @@ PwRelaxWorkChain = WorkflowFactory("quantumespresso.pw.relax")
 Q2rBaseWorkChain = WorkflowFactory("quantumespresso.q2r.base")
 
 
-
 def validate_figures(node: orm.Dict, _) -> str | None:
+    """The figure settings, checked by the calcfunction's own validator (before anything runs)."""
     return validate_figure_parameters(node.get_dict())
 
 

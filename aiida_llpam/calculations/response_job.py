@@ -14,9 +14,9 @@ import sys
 
 import numpy as np
 
+from aiida_llpam import quantities
 from aiida_llpam.physics import ResponseSettings, response_from_settings
 from aiida_llpam.physics.phonon import phonopy_from_arrays
-from aiida_llpam.quantities import OUTPUTS, QUANTITIES
 
 #: the arrays of the force-constants node the job needs (written by PamResponseCalculation)
 FORCE_CONSTANT_ARRAYS = ("lattice_bohr", "positions_bohr", "masses_amu", "supercell_matrix", "force_constants",
@@ -32,7 +32,12 @@ def run(force_constants_path: str, parameters_path: str, results_path: str) -> N
     with open(parameters_path) as handle:
         settings = ResponseSettings.from_mapping(json.load(handle))
     result = response_from_settings(phonon, settings)
-    arrays = {q.name: np.asarray(getattr(result, q.name)) for q in QUANTITIES if OUTPUTS[q.output].source == "response"}
+    # read through the module: the registry is the one list of what a job writes
+    arrays = {
+        q.name: np.asarray(getattr(result, q.name))
+        for q in quantities.QUANTITIES
+        if quantities.OUTPUTS[q.output].source == "response"
+    }
     np.savez(
         results_path,
         temperatures_k=settings.temperatures_k,

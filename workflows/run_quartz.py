@@ -49,6 +49,9 @@ def main(argv=None):
         sys.exit(f"the workchain failed: {node.exit_message}")
     for link in sorted(node.base.links.get_outgoing(link_type=LinkType.RETURN).all(), key=lambda lk: lk.link_label):
         print(f"  {link.link_label:26s} {link.node.__class__.__name__}<{link.node.pk}>")
+    if args.protocol == "smoke":
+        print("NOTE: the smoke protocol makes force constants from Gamma alone: it tests the machinery, "
+              "its dispersion and numbers are not physical quartz (use --protocol fast or production)")
     if args.figures:
         for path in write_figures(node, args.figures):
             print(f"  figure {path}")

@@ -74,7 +74,7 @@ def show_command(identifier, profile, temperature, radius_nm):
     """Every stored response quantity at (T, r) with its unit, and the run's settings."""
     _load(profile)
     from aiida_llpam.quantities import summary_lines
-    from aiida_llpam.tools.results import gather, grid_indices
+    from aiida_llpam.tools.results import gather, grid_indices, imaginary_mode_warnings
 
     node = _workchain(identifier)
     data, _ = gather(node)
@@ -88,6 +88,8 @@ def show_command(identifier, profile, temperature, radius_nm):
                    "magnetisation were not computed. Recompute with workflows/recompute_response.py.")
     if "protocol" in s and s["protocol"] == "smoke":
         click.echo("NOTE: smoke protocol: force constants from Gamma alone, not physical quartz (a test of the machinery).")
+    for warning in imaginary_mode_warnings(data):
+        click.echo(f"WARNING: {warning}")
     click.echo(f"at T = {response['temperatures_k'][it]:g} K, r = {response['radii_m'][ir] * 1e9:.4g} nm:")
     for line in summary_lines(response, it, ir):
         click.echo(line)

@@ -142,3 +142,19 @@ def grid_indices(response: dict, temperature_k: float = 300.0, radius_m: float =
     it = int(np.argmin(np.abs(response["temperatures_k"] - temperature_k)))
     ir = int(np.argmin(np.abs(np.log(response["radii_m"] / radius_m))))
     return it, ir
+
+
+def imaginary_mode_warnings(data: dict) -> list[str]:
+    """What a stored run says about unstable modes: on the k mesh of the sums and on the band path."""
+    from aiida_llpam.physics.units import THZ_TO_CM
+
+    warnings = []
+    response = data["response"]
+    if int(response.get("num_imaginary_modes", 0)):
+        lowest = float(response["lowest_frequency_thz"]) * THZ_TO_CM
+        warnings.append(f"{int(response['num_imaginary_modes'])} imaginary modes on the k mesh (lowest {lowest:.2f} cm^-1), "
+                        "left out of the sums")
+    path = data["path"].get("frequencies_thz")
+    if path is not None and path.min() * THZ_TO_CM < -0.1:  # below numerical noise at Gamma
+        warnings.append(f"imaginary frequencies on the band path (lowest {path.min() * THZ_TO_CM:.2f} cm^-1)")
+    return warnings

@@ -128,6 +128,8 @@ def test_list_and_show_print_stored_values(imported):
     assert shown["gamma_nl"].startswith("[[") and shown["gamma_nl"].endswith("J s K^-1 m^-2")
     assert shown["gamma_m"].endswith("A/K") and shown["magnetization_bare"].endswith("A/m")
     assert "T = 300 K" in out.stdout
+    # the 2x2x2 q interpolation leaves a TA pocket next to Gamma on the path: show says so (issue 8 removes it)
+    assert "WARNING: imaginary frequencies on the band path (lowest -3.2" in out.stdout
 
 
 def test_hdf5_round_trip(imported, tmp_path):

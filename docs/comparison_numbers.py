@@ -8,13 +8,15 @@ is recomputed from the run's own force-constants node on its own k mesh, and mus
 """
 
 import argparse
+import dataclasses
 
 import numpy as np
 
 from aiida_llpam.calculations.functions.phonopy_force_constants import phonopy_from_node
 from aiida_llpam.physics import ResponseSettings, make_kmesh
 from aiida_llpam.physics.modes import iter_modes
-from aiida_llpam.physics.units import HBAR, KB, MU_N, THZ_TO_CM, THZ_TO_J
+from aiida_llpam.physics.response import response_sums
+from aiida_llpam.physics.units import HBAR, THZ_TO_CM
 from aiida_llpam.tools.results import gather, grid_indices, load_pam_workchain
 
 #: the paper's numbers (arXiv:2603.25019 text; THEORY.md section 10)
@@ -24,7 +26,7 @@ BANDS = ((0.0, 60.0, "acoustic region (< 60 cm^-1)"), (60.0, 600.0, "60-600 cm^-
 
 
 def split_by_band(node, temperature_k: float) -> list[tuple[str, float, float]]:
-    """(band, share of gamma^NL_zz, share of gamma^M) from per-mode l v and mu v (degenerate modes share a band)."""
+    """(band, share of gamma^NL_zz, share of gamma^M): the response's own sums with only one band's modes kept."""
     settings = ResponseSettings.from_mapping(node.inputs.response.parameters.get_dict())
     phonon = phonopy_from_node(node.outputs.force_constants)
     kmesh = make_kmesh(settings.mesh, phonon.primitive_symmetry.pointgroup_operations, phonon.primitive.cell)
@@ -33,17 +35,13 @@ def split_by_band(node, temperature_k: float) -> list[tuple[str, float, float]]:
     for modes in iter_modes(phonon, kmesh.ir_qpoints, 256):
         weights = kmesh.ir_weights[start : start + len(modes.qpoints)]
         start += len(modes.qpoints)
-        nu = modes.frequencies_thz
-        valid = nu > settings.frequency_cutoff_thz  # the modes the sums keep
-        x = THZ_TO_J * np.where(valid, nu, 1.0) / (KB * temperature_k)
-        dfdt = valid * x / temperature_k * 0.25 / np.sinh(0.5 * x) ** 2
-        same = modes.same_subspace
-        l_v = np.einsum("kst,kts,kst->ks", modes.angular_momentum[:, 2], modes.velocity_m_s[:, 2], same).real * HBAR
-        mu_v = np.einsum("kst,kts,kst->ks", modes.magnetic_moment, modes.velocity_m_s[:, 2], same).real * MU_N
-        wavenumber = nu * THZ_TO_CM
+        wavenumber = modes.frequencies_thz * THZ_TO_CM
         for b, (low, high, _) in enumerate(BANDS):
+            # modes outside the band get a negative frequency, which the sums leave out like unstable modes
             band = (wavenumber >= low) & (wavenumber < high)
-            totals[b] += [np.sum(weights[:, None] * band * l_v * dfdt), np.sum(weights[:, None] * band * mu_v * dfdt)]
+            kept = dataclasses.replace(modes, frequencies_thz=np.where(band, modes.frequencies_thz, -1.0))
+            sums = response_sums(kept, np.array([temperature_k]), settings.frequency_cutoff_thz)
+            totals[b] += [weights @ sums["gamma_nl"][:, 2, 2, 0], weights @ sums["gamma_m"][:, 0]]
     shares = totals / totals.sum(axis=0)
     return [(label, shares[b, 0], shares[b, 1]) for b, (_, _, label) in enumerate(BANDS)]
 

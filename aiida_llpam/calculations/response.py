@@ -5,12 +5,11 @@ from __future__ import annotations
 import io
 import json
 
-import numpy as np
 from aiida import orm
 from aiida.common import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
-from .response_job import FORCE_CONSTANT_ARRAYS
+from .functions.phonopy_force_constants import write_force_constants
 
 
 def validate_parameters(node: orm.Dict, _) -> str | None:
@@ -54,10 +53,8 @@ class PamResponseCalculation(CalcJob):
         spec.exit_code(301, "ERROR_READING_RESULTS", message="The results file could not be read: {message}")
 
     def prepare_for_submission(self, folder):
-        fc = self.inputs.force_constants
-        arrays = {name: fc.get_array(name) for name in FORCE_CONSTANT_ARRAYS}
         buffer = io.BytesIO()
-        np.savez(buffer, symbols=np.array(fc.base.attributes.get("symbols")), **arrays)
+        write_force_constants(self.inputs.force_constants, buffer)
         folder.create_file_from_filelike(io.BytesIO(buffer.getvalue()), self._FC_FILE, mode="wb")
         with folder.open(self._PARAMETERS_FILE, "w") as handle:
             json.dump(self.inputs.parameters.get_dict(), handle)

@@ -16,19 +16,12 @@ import numpy as np
 
 from aiida_llpam import quantities
 from aiida_llpam.physics import ResponseSettings, response_from_settings
-from aiida_llpam.physics.phonon import phonopy_from_arrays
-
-#: the arrays of the force-constants node the job needs (written by PamResponseCalculation)
-FORCE_CONSTANT_ARRAYS = ("lattice_bohr", "positions_bohr", "masses_amu", "supercell_matrix", "force_constants",
-                         "born_charges", "dielectric")  # fmt: skip
+from aiida_llpam.physics.phonon import phonopy_from_stored
 
 
 def run(force_constants_path: str, parameters_path: str, results_path: str) -> None:
     data = np.load(force_constants_path)
-    phonon = phonopy_from_arrays(
-        data["lattice_bohr"], [str(s) for s in data["symbols"]], data["positions_bohr"], data["masses_amu"],
-        data["supercell_matrix"], data["force_constants"], data["born_charges"], data["dielectric"],
-    )  # fmt: skip
+    phonon = phonopy_from_stored(data, [str(s) for s in data["symbols"]])
     with open(parameters_path) as handle:
         settings = ResponseSettings.from_mapping(json.load(handle))
     result = response_from_settings(phonon, settings)

@@ -86,9 +86,9 @@ def show_command(identifier, profile, temperature, radius_nm):
         click.echo("NOTE: this run predates physics v2 (THEORY.md version 2): its stored eta is the paper's "
                    "1/(1 - gamma^LL), shown as eta_paper; the free-sample eta, the gamma^NL tensor and the "
                    "magnetisation were not computed. Recompute with workflows/recompute_response.py.")
-    if "protocol" in s and s["protocol"] == "smoke":
+    if s.get("protocol") == "smoke":
         click.echo("NOTE: smoke protocol: force constants from Gamma alone, not physical quartz (a test of the machinery).")
-    for warning in imaginary_mode_warnings(data):
+    for warning in imaginary_mode_warnings(response, data["path"]):
         click.echo(f"WARNING: {warning}")
     click.echo(f"at T = {response['temperatures_k'][it]:g} K, r = {response['radii_m'][ir] * 1e9:.4g} nm:")
     for line in summary_lines(response, it, ir):

@@ -23,7 +23,9 @@ from phonopy.structure.atoms import PhonopyAtoms
 
 from .q2r import Q2RForceConstants
 
-__all__ = ["ForceConstantsError", "build_phonopy", "compact_force_constants", "phonopy_from_arrays", "set_nac"]
+__all__ = [
+    "ForceConstantsError", "build_phonopy", "compact_force_constants", "phonopy_from_arrays", "phonopy_from_stored", "set_nac",
+]  # fmt: skip
 
 
 class ForceConstantsError(ValueError):
@@ -130,6 +132,14 @@ def phonopy_from_arrays(
     if born_charges is not None:
         set_nac(phonon, born_charges, dielectric)
     return phonon
+
+
+def phonopy_from_stored(arrays, symbols) -> Phonopy:
+    """:func:`phonopy_from_arrays` from a mapping with the arrays of the force-constants node (its names and units)."""
+    return phonopy_from_arrays(
+        arrays["lattice_bohr"], symbols, arrays["positions_bohr"], arrays["masses_amu"], arrays["supercell_matrix"],
+        arrays["force_constants"], arrays["born_charges"], arrays["dielectric"],
+    )  # fmt: skip
 
 
 def set_nac(phonon: Phonopy, born_charges, dielectric) -> None:

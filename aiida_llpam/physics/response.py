@@ -23,6 +23,7 @@ import dataclasses
 import numpy as np
 from phonopy import Phonopy
 
+from .degeneracy import DEGENERACY_TOLERANCE_THZ
 from .feedback import eta_free, eta_paper, gamma_ll, r_paper
 from .mesh import KMesh, make_kmesh
 from .modes import PhononModes, iter_modes
@@ -233,7 +234,7 @@ def compute_response(
     grad_t_k_m: float,
     frequency_cutoff_thz: float = 0.05,
     bz_temperature_k: float = 300.0,
-    degeneracy_tolerance_thz: float | None = None,
+    degeneracy_tolerance_thz: float = DEGENERACY_TOLERANCE_THZ,
     use_symmetry: bool = True,
 ) -> PamResponse:
     """All response sums of THEORY.md on a Gamma-centred ``mesh`` for the given grids (validated).
@@ -241,7 +242,6 @@ def compute_response(
     ``use_symmetry=False`` sums over the full mesh (time reversal only), the
     reference for the symmetry folding.
     """
-    extra = {} if degeneracy_tolerance_thz is None else {"degeneracy_tolerance_thz": degeneracy_tolerance_thz}
     settings = ResponseSettings(
         temperatures_k=temperatures_k,
         radii_m=radii_m,
@@ -250,7 +250,7 @@ def compute_response(
         mesh=tuple(mesh),
         frequency_cutoff_thz=frequency_cutoff_thz,
         bz_temperature_k=bz_temperature_k,
-        **extra,
+        degeneracy_tolerance_thz=degeneracy_tolerance_thz,
     )
     return response_from_settings(phonon, settings, use_symmetry)
 

@@ -151,7 +151,7 @@ def _radius_index(radii_m: np.ndarray, radius_m: float) -> int:
 
 
 def plot_gamma_ll_cut(response: dict, out: Path, sources=None, radius_m: float = 20e-9) -> Path:
-    """Fig. 3(c): gamma^LL(T) at one radius with D and OD parts; inset eta(T)."""
+    """Fig. 3(c): gamma^LL(T) at one radius with D and OD parts; insets eta - 1 (free) and eta_paper - 1."""
     j = _radius_index(response["radii_m"], radius_m)
     t = response["temperatures_k"]
     fig, ax = plt.subplots(figsize=(WIDTH, 2.5))

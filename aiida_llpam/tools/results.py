@@ -6,7 +6,7 @@ import numpy as np
 from aiida import orm
 from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
-from aiida_llpam.calculations.nodes import read_output
+from aiida_llpam.calculations.nodes import LAYOUT_VERSION, read_output
 from aiida_llpam.quantities import OUTPUTS
 
 PROCESS_TYPE = "aiida.workflows:llpam.pam"
@@ -70,8 +70,8 @@ def _legacy_response(out) -> dict:
 
 
 def is_v1(node: orm.WorkChainNode) -> bool:
-    """True for a run made before physics v2 (its outputs use the v1 layout)."""
-    return "critical_radius" in node.outputs
+    """True for a run made before physics v2: its nodes carry no layout marker (see calculations.nodes)."""
+    return node.outputs.chi.base.attributes.get("llpam_layout", 1) < LAYOUT_VERSION
 
 
 def run_settings(node: orm.WorkChainNode) -> dict:
@@ -144,17 +144,16 @@ def grid_indices(response: dict, temperature_k: float = 300.0, radius_m: float =
     return it, ir
 
 
-def imaginary_mode_warnings(data: dict) -> list[str]:
-    """What a stored run says about unstable modes: on the k mesh of the sums and on the band path."""
+def imaginary_mode_warnings(response: dict, path: dict) -> list[str]:
+    """What a run's diagnostics (``response``) and band path (``path``) say about unstable modes; either may be {}."""
     from aiida_llpam.physics.units import THZ_TO_CM
 
     warnings = []
-    response = data["response"]
     if int(response.get("num_imaginary_modes", 0)):
         lowest = float(response["lowest_frequency_thz"]) * THZ_TO_CM
         warnings.append(f"{int(response['num_imaginary_modes'])} imaginary modes on the k mesh (lowest {lowest:.2f} cm^-1), "
                         "left out of the sums")
-    path = data["path"].get("frequencies_thz")
-    if path is not None and path.min() * THZ_TO_CM < -0.1:  # below numerical noise at Gamma
-        warnings.append(f"imaginary frequencies on the band path (lowest {path.min() * THZ_TO_CM:.2f} cm^-1)")
+    frequencies = path.get("frequencies_thz")
+    if frequencies is not None and frequencies.min() < 0:
+        warnings.append(f"imaginary frequencies on the band path (lowest {frequencies.min() * THZ_TO_CM:.2f} cm^-1)")
     return warnings

@@ -19,8 +19,9 @@ from aiida_llpam.calculations.functions import (
 )
 from aiida_llpam.calculations.functions.pam_figure_data import validate_figure_parameters
 from aiida_llpam.calculations.response import PamResponseCalculation
-from aiida_llpam.physics.units import THZ_TO_CM
+from aiida_llpam.calculations.nodes import read_output
 from aiida_llpam.quantities import OUTPUTS
+from aiida_llpam.tools.results import imaginary_mode_warnings
 
 from .ph_base import PhBaseWorkChain
 
@@ -365,11 +366,8 @@ class PamWorkChain(ProtocolMixin, WorkChain):
             self.report(f"PamResponseCalculation<{node.pk}> failed: {node.exit_message}")
             return self.exit_codes.ERROR_RESPONSE_FAILED.format(message=node.exit_message or f"exit status {node.exit_status}")
         self.out_many(self.exposed_outputs(node, PamResponseCalculation))
-        diagnostics = node.outputs.diagnostics
-        imaginary = int(diagnostics.get_array("num_imaginary_modes"))
-        lowest = float(diagnostics.get_array("lowest_frequency_thz")) * THZ_TO_CM
-        if imaginary:
-            self.report(f"WARNING: {imaginary} imaginary modes on the k mesh (lowest {lowest:.2f} cm^-1): they are left out of the sums")
+        for warning in imaginary_mode_warnings(read_output(node.outputs.diagnostics), {}):
+            self.report(f"WARNING: {warning}")
         chi = node.outputs.chi
         self.report(f"response done: chi_total({chi.get_array('temperatures_k')[-1]:.0f} K) = {chi.get_array('chi_total')[-1]:.3e} kg/m")
         return None
@@ -382,9 +380,8 @@ class PamWorkChain(ProtocolMixin, WorkChain):
             return self.exit_codes.ERROR_FIGURE_DATA_FAILED.format(message=str(exc))
         for name, node in outputs.items():
             self.out(name, node)
-        lowest = float(outputs["dispersion"].get_array("frequencies_thz").min()) * THZ_TO_CM
-        if lowest < 0:
-            self.report(f"WARNING: imaginary frequencies on the band path (lowest {lowest:.2f} cm^-1)")
+        for warning in imaginary_mode_warnings({}, read_output(outputs["dispersion"])):
+            self.report(f"WARNING: {warning}")
         return None
 
     def on_terminated(self):

@@ -49,7 +49,7 @@ def test_a_new_quantity_appears_in_show_json_and_hdf5(smoke_run, monkeypatch, tm
     """Adding a registry entry (here chi_offdiagonal, which PamResponse computes) needs no other edit."""
     from click.testing import CliRunner
 
-    from aiida_llpam.calculations.response_job import FORCE_CONSTANT_ARRAYS
+    from aiida_llpam.calculations.functions.phonopy_force_constants import write_force_constants
     from aiida_llpam.calculations.response_job import run as run_job
     from aiida_llpam.cli import main
     from aiida_llpam.export.hdf5 import write_results_h5
@@ -69,9 +69,7 @@ def test_a_new_quantity_appears_in_show_json_and_hdf5(smoke_run, monkeypatch, tm
     # in real use the edit of quantities.py reaches the job's process too): the new array is stored, shown, exported
     from aiida_llpam.parsers.response import outputs_from_results
 
-    fc = smoke_run.outputs.force_constants
-    np.savez(tmp_path / "fc.npz", symbols=np.array(fc.base.attributes.get("symbols")),
-             **{name: fc.get_array(name) for name in FORCE_CONSTANT_ARRAYS})  # fmt: skip
+    write_force_constants(smoke_run.outputs.force_constants, tmp_path / "fc.npz")
     (tmp_path / "parameters.json").write_text(json.dumps(smoke_run.inputs.response.parameters.get_dict()))
     run_job(str(tmp_path / "fc.npz"), str(tmp_path / "parameters.json"), str(tmp_path / "results.npz"))
     outputs = outputs_from_results(str(tmp_path / "results.npz"))

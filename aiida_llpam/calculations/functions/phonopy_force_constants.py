@@ -24,7 +24,7 @@ def phonopy_force_constants(force_constants: orm.SinglefileData, nac_force_const
 
     ``force_constants``: q2r.x file without dipole subtraction; ``nac_force_constants``:
     q2r.x file that carries eps/Z* (its IFCs are not used). Rebuild the phonopy
-    object with :func:`aiida_llpam.physics.phonon.phonopy_from_arrays`.
+    object with :func:`phonopy_from_node`.
     """
     fc = parse_q2r(force_constants.get_content(), source="force_constants")
     nac = parse_q2r(nac_force_constants.get_content(), read_ifc=False, source="nac_force_constants")
@@ -45,15 +45,11 @@ def phonopy_force_constants(force_constants: orm.SinglefileData, nac_force_const
 
 def phonopy_from_node(node: orm.ArrayData):
     """The phonopy object of a node made by :func:`phonopy_force_constants`."""
-    from aiida_llpam.physics.phonon import phonopy_from_arrays
+    from aiida_llpam.physics.phonon import phonopy_from_stored
 
-    return phonopy_from_arrays(
-        node.get_array("lattice_bohr"),
-        node.base.attributes.get("symbols"),
-        node.get_array("positions_bohr"),
-        node.get_array("masses_amu"),
-        node.get_array("supercell_matrix"),
-        node.get_array("force_constants"),
-        node.get_array("born_charges"),
-        node.get_array("dielectric"),
-    )
+    return phonopy_from_stored({name: node.get_array(name) for name in UNITS}, node.base.attributes.get("symbols"))
+
+
+def write_force_constants(node: orm.ArrayData, handle) -> None:
+    """The node's arrays and symbols as one .npz file (what the response job reads)."""
+    np.savez(handle, symbols=np.array(node.base.attributes.get("symbols")), **{name: node.get_array(name) for name in UNITS})

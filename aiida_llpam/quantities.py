@@ -11,7 +11,8 @@ show``, ``aiida-llpam response --json``, the HDF5 export and
 Axes name the dimensions of an array: ``T`` temperatures (the node's
 ``temperatures_k``), ``r`` radii (``radii_m``), ``i``/``j`` Cartesian
 components, ``k``/``q`` k points, ``s`` branches, ``a`` atoms, ``p`` species,
-``n1``/``n2``/``n3`` mesh indices, ``f`` frames, ``c`` a Cartesian vector.
+``n1``/``n2``/``n3`` mesh indices, ``f`` frames, ``c`` a Cartesian vector,
+``d`` directions, ``m`` meshes of a convergence sequence.
 No AiiDA import here: the physics CLI uses it without a profile.
 """
 
@@ -69,8 +70,12 @@ OUTPUTS = {
         Output("bz_contributions", "response", "Summands of chi_D and chi_OD per k point on the full mesh (Fig. 3d, e).",
                ("bz_temperature_k", "mesh")),
         Output("mesh_modes", "response", "Frequencies, l^z and mu^z per mode on the irreducible k points of the sums."),
+        Output("convergence", "response", "The k meshes summed, in order, with the tracked sums at the reference "
+               "temperature; the change of the last step is the k-mesh uncertainty."),
         Output("diagnostics", "response", "Cell, density and the modes the sums left out (imaginary ones counted)."),
         Output("dispersion", "figures", "Frequencies, l and mu^z along the band path (Fig. 2d).", ("labels", "species", "lattice")),
+        Output("acoustic", "figures", "The acoustic region (THEORY.md section 8): imaginary modes on the band path and "
+               "next to Gamma, sound velocities from the slope at Gamma."),
         Output("gamma_a", "figures", "One branch from Gamma along c* to the zone boundary (Fig. 2e).", ("species", "branch")),
         Output("trajectory", "figures", "Atomic trajectories of one mode over one period (Fig. 2f).",
                ("symbols", "branch", "frequency_thz", "l_z_hbar", "amplitude_m")),
@@ -111,6 +116,17 @@ QUANTITIES = (
     _Q("mesh_frequencies_thz", "mesh_modes", "THz", ("k", "s"), "frequencies (negative: imaginary)"),
     _Q("mesh_l_z_hbar", "mesh_modes", "hbar", ("k", "s"), "l^z per mode"),
     _Q("mesh_mu_z_mu_n", "mesh_modes", "mu_N", ("k", "s"), "mu^z per mode (NaN without Born charges)"),
+    _Q("convergence_meshes", "convergence", "1", ("m", "c"), "k meshes summed, in order (the last one is the result's)"),
+    _Q("convergence_temperature_k", "convergence", "K", (), "reference temperature of the table"),
+    _Q("convergence_tolerance", "convergence", "1", (), "relative tolerance of the last step"),
+    _Q("convergence_converged", "convergence", "1", (), "1: the last step moved every sum by less than the "
+       "tolerance; 0: not converged or a single mesh"),
+    _Q("convergence_max_relative_change", "convergence", "1", ("m",), "largest relative change from the previous mesh"),
+    _Q("convergence_gamma_nl_zz", "convergence", "J s K^-1 m^-2", ("m",), "gamma^NL_zz per mesh"),
+    _Q("convergence_chi_diagonal", "convergence", "kg/m", ("m",), "chi_D per mesh"),
+    _Q("convergence_chi_offdiagonal_interband", "convergence", "kg/m", ("m",), "chi_OD,N per mesh"),
+    _Q("convergence_chi_offdiagonal_pair", "convergence", "kg/m", ("m",), "chi_OD,P per mesh"),
+    _Q("convergence_gamma_m", "convergence", "A/K", ("m",), "gamma^M per mesh (NaN without Born charges)"),
     _Q("mass_density_kg_m3", "diagnostics", "kg/m^3", (), "rho = cell mass / V_c"),
     _Q("cell_volume_m3", "diagnostics", "m^3", (), "V_c, primitive cell"),
     _Q("num_excluded_modes", "diagnostics", "1", (), "modes below the frequency cutoff on the full mesh"),
@@ -122,6 +138,12 @@ QUANTITIES = (
     _Q("l_hbar", "dispersion", "hbar", ("q", "s", "c"), "l (x, y, z) per mode"),
     _Q("l_z_species_hbar", "dispersion", "hbar", ("q", "s", "p"), "l^z per species"),
     _Q("mu_z_mu_n", "dispersion", "mu_N", ("q", "s"), "mu^z per mode (NaN without Born charges)"),
+    _Q("path_lowest_frequency_thz", "acoustic", "THz", (), "lowest frequency on the band path (negative: imaginary)"),
+    _Q("near_gamma_lowest_frequency_thz", "acoustic", "THz", (), "lowest frequency on 200 directions x 12 radii, "
+       "|q| = 1e-4 to 5e-2 bohr^-1, around Gamma"),
+    _Q("num_imaginary_modes", "acoustic", "1", (), "modes below -0.05 cm^-1 on the band path and around Gamma"),
+    _Q("sound_directions", "acoustic", "1", ("d", "c"), "Cartesian unit vectors: z (c axis), x, y"),
+    _Q("sound_velocities_m_s", "acoustic", "m/s", ("d", "s"), "nu/|q| of the three lowest branches at |q| = 2e-3 bohr^-1"),
     _Q("kz_c_star", "gamma_a", "c*", ("q",), "k_z along Gamma to the zone boundary"),
     _Q("frequencies_thz", "gamma_a", "THz", ("q",), "frequency of the branch"),
     _Q("l_z_hbar", "gamma_a", "hbar", ("q",), "l^z of the branch"),

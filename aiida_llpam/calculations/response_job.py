@@ -24,7 +24,7 @@ def run(force_constants_path: str, parameters_path: str, results_path: str) -> N
     phonon = phonopy_from_stored(data, [str(s) for s in data["symbols"]])
     with open(parameters_path) as handle:
         settings = ResponseSettings.from_mapping(json.load(handle))
-    result = response_from_settings(phonon, settings)
+    result = response_from_settings(phonon, settings, report=lambda line: print(line, flush=True))
     # read through the module: the registry is the one list of what a job writes
     arrays = {
         q.name: np.asarray(getattr(result, q.name))

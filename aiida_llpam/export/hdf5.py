@@ -11,7 +11,7 @@ import numpy as np
 from aiida_llpam.quantities import OUTPUTS, axis_arrays, quantities_of
 
 #: figure outputs as gathered by aiida_llpam.tools.results.gather
-_FIGURE_GROUPS = {"dispersion": "path", "gamma_a": "gamma_a", "trajectory": "trajectory"}
+_FIGURE_GROUPS = {"dispersion": "path", "acoustic": "acoustic", "gamma_a": "gamma_a", "trajectory": "trajectory"}
 
 
 def write_results_h5(path, data: dict, sources: dict) -> Path:

@@ -23,6 +23,7 @@ import dataclasses
 import numpy as np
 from phonopy import Phonopy
 
+from .convergence import MeshConvergence, converge
 from .degeneracy import DEGENERACY_TOLERANCE_THZ
 from .feedback import eta_free, eta_paper, gamma_ll, r_paper
 from .mesh import KMesh, make_kmesh
@@ -65,6 +66,15 @@ class PamResponse:
     mesh_frequencies_thz: np.ndarray  # (nk, nb)
     mesh_l_z_hbar: np.ndarray  # (nk, nb)
     mesh_mu_z_mu_n: np.ndarray  # (nk, nb), NaN without Born charges
+    convergence: MeshConvergence | None = None  # the k meshes summed before this one (response_from_settings)
+
+    def __getattr__(self, name: str):
+        # the registry's convergence_* arrays (output "convergence") read through the table
+        if name.startswith("convergence_") and self.convergence is not None:
+            arrays = self.convergence.as_arrays()
+            if name in arrays:
+                return arrays[name]
+        raise AttributeError(name)
 
     # ---- the settings, for readers of the result -------------------------------------------------
     temperatures_k = property(lambda self: self.settings.temperatures_k)
@@ -255,8 +265,25 @@ def compute_response(
     return response_from_settings(phonon, settings, use_symmetry)
 
 
-def response_from_settings(phonon: Phonopy, settings: ResponseSettings, use_symmetry: bool = True) -> PamResponse:
-    """:func:`compute_response` for settings already validated."""
+def response_from_settings(
+    phonon: Phonopy, settings: ResponseSettings, use_symmetry: bool = True, report=lambda _: None
+) -> PamResponse:
+    """:func:`compute_response` for settings already validated, on ``mesh`` and then the ``convergence_meshes``.
+
+    The result is that of the last mesh summed (the first converged one, or the
+    last of the list); its ``convergence`` holds the table. ``report`` receives a
+    line per mesh.
+    """
+
+    def sums_on(mesh):
+        return _response_on_mesh(phonon, dataclasses.replace(settings, mesh=tuple(mesh)), use_symmetry)
+
+    result, table = converge(sums_on, settings, report)
+    return dataclasses.replace(result, convergence=table)
+
+
+def _response_on_mesh(phonon: Phonopy, settings: ResponseSettings, use_symmetry: bool) -> PamResponse:
+    """Every sum on ``settings.mesh``."""
     primitive = phonon.primitive
     rotations = phonon.primitive_symmetry.pointgroup_operations if use_symmetry else None
     kmesh: KMesh = make_kmesh(settings.mesh, rotations, primitive.cell)

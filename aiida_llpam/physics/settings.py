@@ -8,7 +8,11 @@ A settings mapping (the workchain's ``response`` input, a protocol's
   than a decade; ``extra`` values are added);
 * ``tau_s`` (s), ``grad_t_k_m`` (K/m), ``mesh`` (three positive integers),
   ``frequency_cutoff_thz`` (THz), ``bz_temperature_k`` (K), and optionally
-  ``degeneracy_tolerance_thz`` (THz).
+  ``degeneracy_tolerance_thz`` (THz);
+* optionally the k-sum convergence (:mod:`aiida_llpam.physics.convergence`):
+  ``convergence_meshes`` (meshes tried after ``mesh``, in order),
+  ``convergence_tolerance`` (relative, default 0.01) and
+  ``convergence_temperature_k`` (K, default 300; the nearest grid temperature is used).
 
 Every failure is a :class:`ValueError` whose message starts with the key.
 """
@@ -31,7 +35,7 @@ MAX_MESH_POINTS = 2_000_000
 
 _REQUIRED = ("temperatures_k", "radii_nm", "tau_s", "grad_t_k_m", "mesh", "frequency_cutoff_thz", "bz_temperature_k")
 #: every key a settings mapping may hold
-RESPONSE_KEYS = (*_REQUIRED, "degeneracy_tolerance_thz")
+RESPONSE_KEYS = (*_REQUIRED, "degeneracy_tolerance_thz", "convergence_meshes", "convergence_tolerance", "convergence_temperature_k")
 
 
 def grid(spec, key: str = "grid") -> np.ndarray:
@@ -67,6 +71,23 @@ def _positive(value, key: str) -> float:
     return float(value)
 
 
+def _mesh(mesh, key: str) -> tuple[int, int, int]:
+    """Three positive integers, refused beyond :data:`MAX_MESH_POINTS` before anything is computed."""
+    if not (
+        isinstance(mesh, (list, tuple, np.ndarray))
+        and len(mesh) == 3
+        and all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in mesh)
+    ):
+        raise ValueError(f"{key}: a mesh must be three positive integers, got {mesh}")
+    points = math.prod(int(n) for n in mesh)
+    if points > MAX_MESH_POINTS:
+        raise ValueError(
+            f"{key}: {'x'.join(map(str, mesh))} has {points:.3g} k points, more than the {MAX_MESH_POINTS:.0e} "
+            "this code sums in reasonable time and memory; converge with smaller meshes"
+        )
+    return tuple(int(n) for n in mesh)
+
+
 @dataclasses.dataclass(frozen=True)
 class ResponseSettings:
     """Validated settings of the response sums, SI units (radii in m)."""
@@ -79,31 +100,26 @@ class ResponseSettings:
     frequency_cutoff_thz: float = 0.05
     bz_temperature_k: float = 300.0
     degeneracy_tolerance_thz: float = DEGENERACY_TOLERANCE_THZ
+    convergence_meshes: tuple[tuple[int, int, int], ...] = ()
+    convergence_tolerance: float = 0.01
+    convergence_temperature_k: float = 300.0
 
     def __post_init__(self):
         set_ = object.__setattr__  # frozen: normalise once, here
         set_(self, "temperatures_k", _positive_values(self.temperatures_k, "temperatures_k", "temperature"))
         set_(self, "radii_m", _positive_values(self.radii_m, "radii_m", "radius"))
-        for key in ("tau_s", "frequency_cutoff_thz", "bz_temperature_k", "degeneracy_tolerance_thz"):
+        for key in ("tau_s", "frequency_cutoff_thz", "bz_temperature_k", "degeneracy_tolerance_thz",
+                    "convergence_tolerance", "convergence_temperature_k"):
             set_(self, key, _positive(getattr(self, key), key))
         grad = self.grad_t_k_m
         if isinstance(grad, bool) or not isinstance(grad, (int, float, np.floating, np.integer)) or not math.isfinite(grad):
             raise ValueError(f"grad_t_k_m: must be a finite number, got {grad!r}")
         set_(self, "grad_t_k_m", float(grad))
-        mesh = self.mesh
-        if not (
-            isinstance(mesh, (list, tuple, np.ndarray))
-            and len(mesh) == 3
-            and all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in mesh)
-        ):
-            raise ValueError(f"mesh: must be three positive integers, got {mesh}")
-        set_(self, "mesh", tuple(int(n) for n in mesh))
-        points = math.prod(self.mesh)
-        if points > MAX_MESH_POINTS:
-            raise ValueError(
-                f"mesh: {'x'.join(map(str, self.mesh))} has {points:.3g} k points, more than the {MAX_MESH_POINTS:.0e} "
-                "this code sums in reasonable time and memory; converge with smaller meshes"
-            )
+        set_(self, "mesh", _mesh(self.mesh, "mesh"))
+        meshes = self.convergence_meshes
+        if not isinstance(meshes, (list, tuple)):
+            raise ValueError(f"convergence_meshes: must be a list of meshes, got {meshes!r}")
+        set_(self, "convergence_meshes", tuple(_mesh(m, "convergence_meshes") for m in meshes))
 
     @classmethod
     def from_mapping(cls, parameters: Mapping) -> ResponseSettings:
@@ -122,6 +138,6 @@ class ResponseSettings:
     def as_dict(self) -> dict:
         """JSON-ready values (radii in m) for a settings node."""
         return {
-            key: value.tolist() if isinstance(value, np.ndarray) else list(value) if isinstance(value, tuple) else value
+            key: value.tolist() if isinstance(value, np.ndarray) else np.asarray(value).tolist() if isinstance(value, tuple) else value
             for key, value in dataclasses.asdict(self).items()
         }

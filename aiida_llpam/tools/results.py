@@ -84,13 +84,19 @@ def run_settings(node: orm.WorkChainNode) -> dict:
         settings["protocol"] = node.inputs.protocol.value
     settings.update(out.symmetry.get_dict())
     calcs = {c.process_type.rsplit(".", 1)[-1]: c for c in node.called_descendants if isinstance(c, orm.CalcJobNode)}
+    if "dfpt" in node.inputs:  # redone from a stored DFPT: its ph.x and scf are found through data provenance
+        calcs["ph"] = node.inputs.dfpt.creator
+        calcs["pw"] = calcs["ph"].inputs.parent_folder.creator
+        settings["dfpt_reused_from"] = calcs["ph"].uuid
     if "pw" in calcs:
         system = calcs["pw"].inputs.parameters["SYSTEM"]
         settings.update(ecutwfc_ry=system["ecutwfc"], ecutrho_ry=system["ecutrho"])
         settings["kpoints_mesh"] = calcs["pw"].inputs.kpoints.get_kpoints_mesh()[0]
     if "ph" in calcs:
         settings["qpoints_mesh"] = calcs["ph"].inputs.qpoints.get_kpoints_mesh()[0]
-    settings["relaxed"] = any(isinstance(c, orm.WorkChainNode) and c.process_label == "PwRelaxWorkChain" for c in node.called)
+    settings["relaxed"] = any(isinstance(c, orm.WorkChainNode) and c.process_label == "PwRelaxWorkChain" for c in node.called) or (
+        "dfpt" in node.inputs and node.inputs.structure.creator is not None  # a structure made by a vc-relax
+    )
     return settings
 
 
@@ -112,12 +118,13 @@ def gather(node: orm.WorkChainNode) -> tuple[dict, dict]:
             response.update(read_output(out[name]))
     response["temperatures_k"] = out.chi.get_array("temperatures_k")
     response["radii_m"] = out.gamma_ll.get_array("radii_m")
-    figures = {key: read_output(out[key]) for key in ("dispersion", "gamma_a", "trajectory") if key in out}
+    figures = {key: read_output(out[key]) for key in ("dispersion", "acoustic", "gamma_a", "trajectory") if key in out}
     path = figures.get("dispersion", {})
     if "l_hbar" in path:
         path["l_z_hbar"] = path["l_hbar"][..., 2]
     data = {
         "path": path,
+        "acoustic": figures.get("acoustic", {}),
         "gamma_a": figures.get("gamma_a", {}),
         "trajectory": figures.get("trajectory", {}),
         "response": response,
@@ -127,12 +134,13 @@ def gather(node: orm.WorkChainNode) -> tuple[dict, dict]:
     sources = {
         "workchain": node.uuid,
         "path": {"dispersion": out.dispersion.uuid} if "dispersion" in out else {},
+        "acoustic": {"acoustic": out.acoustic.uuid} if "acoustic" in out else {},
         "gamma_a": {"gamma_a": out.gamma_a.uuid} if "gamma_a" in out else {},
         "trajectory": {"trajectory": out.trajectory.uuid} if "trajectory" in out else {},
         "response": {name: out[name].uuid for name in response_nodes},
         "settings": {"settings": out.settings.uuid},
     }
-    for key in ("path", "gamma_a", "trajectory", "response"):
+    for key in ("path", "acoustic", "gamma_a", "trajectory", "response"):
         sources[key]["workchain"] = node.uuid
     return data, sources
 
@@ -144,8 +152,12 @@ def grid_indices(response: dict, temperature_k: float = 300.0, radius_m: float =
     return it, ir
 
 
-def imaginary_mode_warnings(response: dict, path: dict) -> list[str]:
-    """What a run's diagnostics (``response``) and band path (``path``) say about unstable modes; either may be {}."""
+def imaginary_mode_warnings(response: dict, path: dict, acoustic: dict | None = None) -> list[str]:
+    """What a run's diagnostics (``response``), band path (``path``) and acoustic check say about unstable modes.
+
+    Any may be {}; ``acoustic`` (the output of that name, absent in runs made before it) also counts
+    the modes next to Gamma, where a pocket can hide between path points.
+    """
     from aiida_llpam.physics.units import THZ_TO_CM
 
     warnings = []
@@ -153,7 +165,10 @@ def imaginary_mode_warnings(response: dict, path: dict) -> list[str]:
         lowest = float(response["lowest_frequency_thz"]) * THZ_TO_CM
         warnings.append(f"{int(response['num_imaginary_modes'])} imaginary modes on the k mesh (lowest {lowest:.2f} cm^-1), "
                         "left out of the sums")
-    frequencies = path.get("frequencies_thz")
-    if frequencies is not None and frequencies.min() < 0:
-        warnings.append(f"imaginary frequencies on the band path (lowest {frequencies.min() * THZ_TO_CM:.2f} cm^-1)")
+    if acoustic and int(acoustic["num_imaginary_modes"]):
+        path_min, near_min = (float(acoustic[key]) * THZ_TO_CM for key in ("path_lowest_frequency_thz", "near_gamma_lowest_frequency_thz"))
+        warnings.append(f"{int(acoustic['num_imaginary_modes'])} imaginary modes on the band path and next to Gamma "
+                        f"(lowest {path_min:.2f} cm^-1 on the path, {near_min:.2f} cm^-1 within |q| < 0.05 bohr^-1)")
+    elif not acoustic and path.get("frequencies_thz") is not None and path["frequencies_thz"].min() < 0:
+        warnings.append(f"imaginary frequencies on the band path (lowest {path['frequencies_thz'].min() * THZ_TO_CM:.2f} cm^-1)")
     return warnings

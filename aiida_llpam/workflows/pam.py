@@ -18,14 +18,17 @@ from aiida_llpam.calculations.functions import (
     strip_dielectric_block_from_folder,
 )
 from aiida_llpam.calculations.functions.pam_figure_data import validate_figure_parameters
+from aiida_llpam.calculations.functions.phonopy_force_constants import validate_sum_rules
 from aiida_llpam.calculations.response import PamResponseCalculation
 from aiida_llpam.calculations.nodes import read_output
+from aiida_llpam.physics.units import BOHR_M, THZ_TO_CM
 from aiida_llpam.quantities import OUTPUTS
 from aiida_llpam.tools.results import imaginary_mode_warnings
 
 from .ph_base import PhBaseWorkChain
 
 PwBaseWorkChain = WorkflowFactory("quantumespresso.pw.base")
+BOHR_ANGSTROM = BOHR_M * 1e10
 PwRelaxWorkChain = WorkflowFactory("quantumespresso.pw.relax")
 Q2rBaseWorkChain = WorkflowFactory("quantumespresso.q2r.base")
 
@@ -35,8 +38,18 @@ def validate_figures(node: orm.Dict, _) -> str | None:
     return validate_figure_parameters(node.get_dict())
 
 
+def validate_sum_rules_input(node: orm.Dict, _) -> str | None:
+    return validate_sum_rules(node.get_dict())
+
+
 def validate_inputs(inputs, _) -> str | None:
-    """Cross-checks: a pseudo for every kind, a q mesh (not a list) for ph.x."""
+    """Cross-checks: DFPT inputs or a finished DFPT, a pseudo for every kind, a q mesh (not a list) for ph.x."""
+    if "dfpt" in inputs:
+        given = sorted(key for key in ("relax", "scf", "ph_main") if key in inputs)
+        return f"dfpt: a finished DFPT replaces relax, scf and ph_main; remove {', '.join(given)}" if given else None
+    missing = [key for key in ("scf", "ph_main") if key not in inputs]
+    if missing:
+        return f"{', '.join(missing)}: needed to run the DFPT (or give `dfpt`, the retrieved files of a finished ph.x)"
     structure = inputs["structure"]
     pseudos = inputs["scf"]["pw"].get("pseudos", {})
     missing = sorted(set(structure.get_kind_names()) - set(pseudos))
@@ -98,13 +111,29 @@ class PamWorkChain(ProtocolMixin, WorkChain):
             PwBaseWorkChain,
             namespace="scf",
             exclude=("clean_workdir", "pw.structure", "pw.parent_folder"),
-            namespace_options={"help": "The scf before DFPT (insulator: fixed occupations)."},
+            namespace_options={"required": False, "populate_defaults": False,
+                               "help": "The scf before DFPT (insulator: fixed occupations)."},
         )
         spec.expose_inputs(
             PhBaseWorkChain,
             namespace="ph_main",
             exclude=("clean_workdir", "ph.parent_folder"),
-            namespace_options={"help": "DFPT on a q mesh with epsil (eps and Born charges)."},
+            namespace_options={"required": False, "populate_defaults": False,
+                               "help": "DFPT on a q mesh with epsil (eps and Born charges)."},
+        )
+        spec.input(
+            "dfpt",
+            valid_type=orm.FolderData,
+            required=False,
+            help="The retrieved files of a finished ph.x run on `structure` (dyn files with eps/Z*): relax, scf "
+            "and ph.x are skipped and the force constants, response and figures are made from them.",
+        )
+        spec.input(
+            "sum_rules",
+            valid_type=orm.Dict,
+            default=lambda: orm.Dict({"rotational_invariance": True, "unfolding_factor": [2, 2, 2]}),
+            validator=validate_sum_rules_input,
+            help="Sum rules on the force constants (phonopy_force_constants.SUM_RULE_KEYS; THEORY.md section 8).",
         )
         spec.expose_inputs(
             Q2rBaseWorkChain,
@@ -131,10 +160,12 @@ class PamWorkChain(ProtocolMixin, WorkChain):
             cls.setup,
             if_(cls.should_relax)(cls.run_relax, cls.inspect_relax),
             cls.run_symmetry,
-            cls.run_scf,
-            cls.inspect_scf,
-            cls.run_ph,
-            cls.inspect_ph,
+            if_(cls.should_run_dfpt)(
+                cls.run_scf,
+                cls.inspect_scf,
+                cls.run_ph,
+                cls.inspect_ph,
+            ),
             cls.run_q2r,
             cls.inspect_q2r,
             cls.run_force_constants,
@@ -162,6 +193,7 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         spec.exit_code(406, "ERROR_SYMMETRY", message="spglib could not analyse the structure: {message}")
         spec.exit_code(407, "ERROR_RESPONSE_FAILED", message="The PamResponseCalculation failed: {message}")
         spec.exit_code(408, "ERROR_FIGURE_DATA_FAILED", message="The figure data failed (the response outputs are kept): {message}")
+        spec.exit_code(409, "ERROR_DFPT_STRUCTURE_MISMATCH", message="The force constants describe another cell than `structure`: {message}")
 
     @classmethod
     def get_protocol_filepath(cls):
@@ -173,9 +205,14 @@ class PamWorkChain(ProtocolMixin, WorkChain):
 
     @classmethod
     def get_builder_from_protocol(
-        cls, pw_code, ph_code, q2r_code, structure, protocol=None, overrides=None, options=None, response_code=None
-    ):
+        cls, pw_code, ph_code, q2r_code, structure, protocol=None, overrides=None, options=None, response_code=None,
+        dfpt=None,
+    ):  # fmt: skip
         """A ready builder: ``protocol`` is smoke, fast or production; ``overrides`` merge into the protocol.
+
+        ``dfpt``: the retrieved ``FolderData`` of a finished ph.x run on ``structure``; the builder then
+        has no relax, scf or ph_main and the workchain starts at q2r.x (e.g. to redo the force constants
+        and the response of an imported archive with provenance links to its DFPT).
 
         The sections relax, scf, ph_main and q2r are forwarded as overrides to the
         sub-workchains' own protocols (``qe_protocol``); unknown override keys warn.
@@ -205,7 +242,9 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         builder.structure = structure
         builder.protocol = orm.Str(protocol or cls.get_default_protocol())
         builder.symprec = orm.Float(inputs["symprec"])
-        if inputs["run_relax"]:
+        if dfpt is not None:
+            builder.dfpt = dfpt
+        elif inputs["run_relax"]:
             relax_overrides = recursive_merge({"base_relax": pw_base, "base_init_relax": pw_base}, inputs["relax"])
             relax = PwRelaxWorkChain.get_builder_from_protocol(
                 pw_code, structure, qe_protocol, overrides=relax_overrides, relax_type=RelaxType.POSITIONS_CELL, **kwargs
@@ -215,17 +254,17 @@ class PamWorkChain(ProtocolMixin, WorkChain):
             with_mesh(relax.base_relax)
             builder.relax = relax
 
-        scf = PwBaseWorkChain.get_builder_from_protocol(
-            pw_code, structure, qe_protocol, overrides=recursive_merge(pw_base, inputs["scf"]), **kwargs
-        )
-        scf.pw.pop("structure", None)
-        scf.pop("clean_workdir", None)
-        with_mesh(scf)
-        builder.scf = scf
-
-        ph = PhBaseWorkChain.get_builder_from_protocol(ph_code, protocol=qe_protocol, overrides=inputs["ph_main"], **kwargs)
-        ph.pop("clean_workdir", None)
-        builder.ph_main = ph
+        if dfpt is None:
+            scf = PwBaseWorkChain.get_builder_from_protocol(
+                pw_code, structure, qe_protocol, overrides=recursive_merge(pw_base, inputs["scf"]), **kwargs
+            )
+            scf.pw.pop("structure", None)
+            scf.pop("clean_workdir", None)
+            with_mesh(scf)
+            builder.scf = scf
+            ph = PhBaseWorkChain.get_builder_from_protocol(ph_code, protocol=qe_protocol, overrides=inputs["ph_main"], **kwargs)
+            ph.pop("clean_workdir", None)
+            builder.ph_main = ph
 
         builder.q2r.q2r.code = q2r_code
         builder.q2r.q2r.parameters = orm.Dict(inputs["q2r"]["q2r"]["parameters"])
@@ -240,6 +279,7 @@ class PamWorkChain(ProtocolMixin, WorkChain):
                 raise ValueError(f"no code {label} for the response job: run `aiida-llpam setup`") from None
         builder.response.code = orm.load_code(response_code) if isinstance(response_code, str) else response_code
         builder.response.parameters = orm.Dict(inputs["response"])
+        builder.sum_rules = orm.Dict(inputs["sum_rules"])
         builder.figures = orm.Dict(inputs["figures"])
         builder.clean_workdir = orm.Bool(inputs["clean_workdir"])
         return builder
@@ -248,6 +288,12 @@ class PamWorkChain(ProtocolMixin, WorkChain):
 
     def setup(self):
         self.ctx.structure = self.inputs.structure
+        if "dfpt" in self.inputs:
+            self.ctx.dfpt_retrieved = self.inputs.dfpt
+            self.report(f"DFPT given ({self.inputs.dfpt.__class__.__name__}<{self.inputs.dfpt.pk}>): relax, scf and ph.x skipped")
+
+    def should_run_dfpt(self):
+        return "dfpt" not in self.inputs
 
     def should_relax(self):
         return "relax" in self.inputs
@@ -313,10 +359,11 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         if not node.is_finished_ok:
             self.report(f"PhBaseWorkChain<{node.pk}> failed with exit status {node.exit_status}")
             return self.exit_codes.ERROR_SUB_PROCESS_FAILED_PH
+        self.ctx.dfpt_retrieved = node.outputs.retrieved
         return None
 
     def run_q2r(self):
-        retrieved = self.ctx.workchain_ph.outputs.retrieved
+        retrieved = self.ctx.dfpt_retrieved
         try:
             stripped = strip_dielectric_block_from_folder(retrieved)
         except ValueError as exc:
@@ -345,11 +392,24 @@ class PamWorkChain(ProtocolMixin, WorkChain):
     def run_force_constants(self):
         fc_file = self.ctx.workchain_q2r.outputs.force_constants
         nac_file = self.ctx.workchain_q2r_nac.outputs.force_constants
-        self.ctx.force_constants = phonopy_force_constants(fc_file, nac_file)
+        self.ctx.force_constants = node = phonopy_force_constants(fc_file, nac_file, self.inputs.sum_rules)
+        lattice_angstrom = node.get_array("lattice_bohr") * BOHR_ANGSTROM
+        if not np.allclose(lattice_angstrom, self.ctx.structure.cell, atol=1e-3):
+            return self.exit_codes.ERROR_DFPT_STRUCTURE_MISMATCH.format(
+                message=f"q2r.x cell {lattice_angstrom.round(4).tolist()} A, structure {np.round(self.ctx.structure.cell, 4).tolist()} A"
+            )
+        record = node.base.attributes.get("sum_rules")
+        if record["rotational_invariance"]:
+            self.report(
+                f"sum rules: Born-Huang residual {record['born_huang_before']:.2e} -> {record['born_huang_after']:.2e} Ry/bohr, "
+                f"Huang {record['huang_before']:.2e} -> {record['huang_after']:.2e} Ry, largest IFC change "
+                f"{record['max_change_ry_bohr2']:.1e} Ry/bohr^2 (every DFPT dynamical matrix kept)"
+            )
         self.out("structure", self.ctx.structure)
         self.out("q2r_force_constants", fc_file)
         self.out("q2r_force_constants_nac", nac_file)
-        self.out("force_constants", self.ctx.force_constants)
+        self.out("force_constants", node)
+        return None
 
     def run_response(self):
         inputs = AttributeDict(self.exposed_inputs(PamResponseCalculation, namespace="response"))
@@ -368,6 +428,14 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         self.out_many(self.exposed_outputs(node, PamResponseCalculation))
         for warning in imaginary_mode_warnings(read_output(node.outputs.diagnostics), {}):
             self.report(f"WARNING: {warning}")
+        table = read_output(node.outputs.convergence)
+        changes = table["convergence_max_relative_change"]
+        if len(changes) > 1:
+            state = "converged" if table["convergence_converged"] else "NOT converged"
+            self.report(f"k sums {state}: last step {changes[-1]:.2%} (tolerance {float(table['convergence_tolerance']):.1%}) "
+                        f"on {'x'.join(map(str, table['convergence_meshes'][-1]))}")  # fmt: skip
+            if not table["convergence_converged"]:
+                self.report("WARNING: the k sums did not converge within the tolerance; the table is the output `convergence`")
         chi = node.outputs.chi
         self.report(f"response done: chi_total({chi.get_array('temperatures_k')[-1]:.0f} K) = {chi.get_array('chi_total')[-1]:.3e} kg/m")
         return None
@@ -380,8 +448,13 @@ class PamWorkChain(ProtocolMixin, WorkChain):
             return self.exit_codes.ERROR_FIGURE_DATA_FAILED.format(message=str(exc))
         for name, node in outputs.items():
             self.out(name, node)
-        for warning in imaginary_mode_warnings({}, read_output(outputs["dispersion"])):
+        acoustic = read_output(outputs["acoustic"])
+        for warning in imaginary_mode_warnings({}, read_output(outputs["dispersion"]), acoustic):
             self.report(f"WARNING: {warning}")
+        velocities = acoustic["sound_velocities_m_s"] / 1e3
+        self.report(f"sound velocities (km/s): along z {velocities[0].round(2).tolist()}, x {velocities[1].round(2).tolist()}, "
+                    f"y {velocities[2].round(2).tolist()}; lowest frequency next to Gamma "
+                    f"{acoustic['near_gamma_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1")  # fmt: skip
         return None
 
     def on_terminated(self):

@@ -30,7 +30,7 @@ def cli(*args):
 
 
 def test_reference_archives_are_committed():
-    assert "quartz_fast.aiida" in [a.name for a in ARCHIVES]
+    assert {"quartz_fast.aiida", "quartz_production.aiida"} <= {a.name for a in ARCHIVES}
 
 
 def import_into_own_profile(archive: Path, tag: str):
@@ -53,8 +53,10 @@ def import_into_own_profile(archive: Path, tag: str):
     # the archive brings its code and computer nodes, but nothing here can run them
     assert all(not computer.is_configured for computer in orm.Computer.collection.all())
     runs = orm.QueryBuilder().append(orm.WorkChainNode, filters={"process_type": "aiida.workflows:llpam.pam"}).all(flat=True)
-    assert len(runs) == 1
-    return runs[0]
+    newest = max(runs, key=lambda node: node.ctime)
+    # a run redone from a stored DFPT (workflows/run_from_dfpt.py) brings the run that made that DFPT, and no other
+    assert all(run.uuid in newest.description and "dfpt" in newest.inputs for run in runs if run is not newest)
+    return newest
 
 
 @pytest.fixture(scope="module", params=ARCHIVES, ids=[a.stem for a in ARCHIVES])
@@ -111,7 +113,9 @@ def _shown(stdout: str) -> dict[str, str]:
 def test_list_and_show_print_stored_values(imported):
     out = cli("list")
     assert out.returncode == 0, out.stderr
-    assert str(imported.pk) in out.stdout and "fast" in out.stdout and "P3_221" in out.stdout
+    from aiida_llpam.tools.results import run_settings
+
+    assert str(imported.pk) in out.stdout and run_settings(imported)["protocol"] in out.stdout and "P3_221" in out.stdout
     out = cli("show", str(imported.pk))
     assert out.returncode == 0, out.stderr
     shown = _shown(out.stdout)
@@ -128,8 +132,70 @@ def test_list_and_show_print_stored_values(imported):
     assert shown["gamma_nl"].startswith("[[") and shown["gamma_nl"].endswith("J s K^-1 m^-2")
     assert shown["gamma_m"].endswith("A/K") and shown["magnetization_bare"].endswith("A/m")
     assert "T = 300 K" in out.stdout
-    # the 2x2x2 q interpolation leaves a TA pocket next to Gamma on the path: show says so (issue 8 removes it)
-    assert "WARNING: imaginary frequencies on the band path (lowest -3.2" in out.stdout
+    # issue 8: no imaginary mode (the rotational sum rules), and the k sums with their convergence
+    assert "WARNING" not in out.stdout
+    assert ", 0 imaginary modes" in out.stdout and "sum rules: Born-Huang residual" in out.stdout
+    table = imported.outputs.convergence
+    assert "k-mesh convergence: converged (tolerance 1.0%)" in out.stdout
+    gamma = table.get_array("convergence_gamma_nl_zz")
+    headline = next(line for line in out.stdout.splitlines() if line.split()[:1] == ["gamma_nl_zz"] and "+-" in line)
+    assert float(headline.split()[1]) == pytest.approx(gamma[-1], rel=1e-4)
+    assert float(headline.split()[3]) == pytest.approx(abs(gamma[-1] - gamma[-2]), rel=0.05)
+    assert abs(gamma[-1] - gamma[-2]) < 0.01 * gamma[-1]
+
+
+#: experimental elastic constants of alpha-quartz (GPa, room temperature) and density (kg/m^3); trigonal class 32
+ELASTIC_GPA = {"C11": 86.8, "C12": 7.0, "C13": 11.9, "C14": -18.0, "C33": 105.8, "C44": 58.2}
+DENSITY_KG_M3 = 2648.0
+
+
+def christoffel_velocities_km_s(direction) -> np.ndarray:
+    """Ascending sound velocities of the experimental elastic tensor along ``direction`` (Cartesian, z = c, x = a)."""
+    c = ELASTIC_GPA
+    c66 = (c["C11"] - c["C12"]) / 2
+    voigt = np.array([
+        [c["C11"], c["C12"], c["C13"], c["C14"], 0, 0], [c["C12"], c["C11"], c["C13"], -c["C14"], 0, 0],
+        [c["C13"], c["C13"], c["C33"], 0, 0, 0], [c["C14"], -c["C14"], 0, c["C44"], 0, 0],
+        [0, 0, 0, 0, c["C44"], c["C14"]], [0, 0, 0, 0, c["C14"], c66],
+    ])  # fmt: skip
+    pair = [[0, 5, 4], [5, 1, 3], [4, 3, 2]]
+    n = np.asarray(direction, dtype=float) / np.linalg.norm(direction)
+    tensor = np.array([[[[voigt[pair[i][j], pair[k][m]] for m in range(3)] for k in range(3)] for j in range(3)] for i in range(3)])
+    return np.sqrt(np.linalg.eigvalsh(np.einsum("ijkl,j,l->ik", tensor, n, n)) * 1e9 / DENSITY_KG_M3) / 1e3
+
+
+def test_christoffel_reference_gives_the_measured_velocities_along_c():
+    np.testing.assert_allclose(christoffel_velocities_km_s([0, 0, 1]), [4.69, 4.69, 6.32], atol=0.01)
+
+
+@pytest.fixture(scope="module")
+def production_acoustic():
+    """The production run's phonopy model (from its stored force constants) and its stored sound velocities (km/s)."""
+    from aiida_llpam.calculations.functions.phonopy_force_constants import phonopy_from_node
+
+    node = import_into_own_profile(REFERENCE / "quartz_production.aiida", "quartz_production")
+    return phonopy_from_node(node.outputs.force_constants), node.outputs.acoustic.get_array("sound_velocities_m_s") / 1e3
+
+
+@pytest.mark.parametrize("direction", ["z", "x", "y"])
+def test_production_sound_velocities_against_experiment(direction, production_acoustic):
+    """From the stored force constants of the production run, the slope at Gamma vs the experimental elastic tensor.
+
+    Along c and along the twofold axis a (x) every branch is within 15 %. Along y the slow shear (C66) is 19 %
+    below experiment (LDA at the relaxed, 3 % denser cell); it is pinned so that a change is noticed.
+    """
+    from aiida_llpam.physics.acoustic import sound_velocities
+
+    phonon, stored_all = production_acoustic
+    vector = {"z": [0, 0, 1], "x": [1, 0, 0], "y": [0, 1, 0]}[direction]
+    computed = sound_velocities(phonon, [vector])[0] / 1e3
+    stored = stored_all[{"z": 0, "x": 1, "y": 2}[direction]]
+    np.testing.assert_allclose(computed, stored, rtol=1e-8)
+    deviation = computed / christoffel_velocities_km_s(vector) - 1
+    if direction == "y":
+        assert -0.25 < deviation[0] < -0.15 and np.all(np.abs(deviation[1:]) < 0.15)
+    else:
+        assert np.all(np.abs(deviation) < 0.15), deviation
 
 
 def test_hdf5_round_trip(imported, tmp_path):

@@ -4,6 +4,7 @@ from aiida import orm
 from aiida.engine import calcfunction
 
 from aiida_llpam.calculations.nodes import build_output
+from aiida_llpam.physics.acoustic import acoustic_region
 from aiida_llpam.physics.path import dispersion_along_path, gamma_a_branch, mode_trajectory
 
 from .phonopy_force_constants import phonopy_from_node
@@ -30,15 +31,17 @@ def validate_figure_parameters(parameters: dict, num_branches: int | None = None
 
 @calcfunction
 def pam_figure_data(force_constants: orm.ArrayData, parameters: orm.Dict) -> dict:
-    """Outputs ``dispersion``, ``gamma_a`` and ``trajectory`` (registry outputs of source "figures")."""
+    """Outputs ``dispersion``, ``acoustic``, ``gamma_a`` and ``trajectory`` (registry outputs of source "figures")."""
     p = parameters.get_dict()
     phonon = phonopy_from_node(force_constants)
     error = validate_figure_parameters(p, 3 * len(phonon.primitive))
     if error:
         raise ValueError(error)
     branch = p["trajectory_branch"]
+    dispersion = dispersion_along_path(phonon, p["path_points_per_segment"])
     return {
-        "dispersion": build_output("dispersion", dispersion_along_path(phonon, p["path_points_per_segment"])),
+        "dispersion": build_output("dispersion", dispersion),
+        "acoustic": build_output("acoustic", acoustic_region(phonon, dispersion["frequencies_thz"])),
         "gamma_a": build_output("gamma_a", gamma_a_branch(phonon, branch)),
         "trajectory": build_output("trajectory", mode_trajectory(phonon, p["trajectory_q"], branch)),
     }

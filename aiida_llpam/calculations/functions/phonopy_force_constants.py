@@ -6,6 +6,7 @@ from aiida.engine import calcfunction
 
 from aiida_llpam.physics import build_phonopy
 from aiida_llpam.physics.q2r import parse_q2r
+from aiida_llpam.physics.sum_rules import enforce_rotational_invariance
 
 UNITS = {
     "lattice_bohr": "bohr",
@@ -16,30 +17,66 @@ UNITS = {
     "born_charges": "e",
     "dielectric": "1",
 }
+#: the sum-rule settings and their meaning (the workchain's ``sum_rules`` input)
+SUM_RULE_KEYS = {
+    "rotational_invariance": "true: impose Born-Huang + Huang invariance by unfolding (THEORY.md section 8)",
+    "unfolding_factor": "three positive integers: the supercell of the corrected IFCs is this times the q mesh",
+}
+
+
+def validate_sum_rules(parameters: dict) -> str | None:
+    """A message naming the first bad sum-rule setting, or None."""
+    if set(parameters) != set(SUM_RULE_KEYS):
+        return f"sum_rules: expected exactly the keys {', '.join(SUM_RULE_KEYS)}, got {', '.join(sorted(parameters))}"
+    if not isinstance(parameters["rotational_invariance"], bool):
+        return f"sum_rules.rotational_invariance: must be true or false, got {parameters['rotational_invariance']!r}"
+    factor = parameters["unfolding_factor"]
+    if not (isinstance(factor, list) and len(factor) == 3 and all(isinstance(n, int) and n >= 1 for n in factor)):
+        return f"sum_rules.unfolding_factor: must be {SUM_RULE_KEYS['unfolding_factor']}, got {factor!r}"
+    return None
 
 
 @calcfunction
-def phonopy_force_constants(force_constants: orm.SinglefileData, nac_force_constants: orm.SinglefileData) -> orm.ArrayData:
-    """phonopy's compact force constants (ASR imposed) plus eps/Z* for Gonze NAC.
+def phonopy_force_constants(
+    force_constants: orm.SinglefileData, nac_force_constants: orm.SinglefileData, sum_rules: orm.Dict
+) -> orm.ArrayData:
+    """phonopy's compact force constants (ASR imposed, optionally rotationally invariant) plus eps/Z* for Gonze NAC.
 
     ``force_constants``: q2r.x file without dipole subtraction; ``nac_force_constants``:
-    q2r.x file that carries eps/Z* (its IFCs are not used). Rebuild the phonopy
-    object with :func:`phonopy_from_node`.
+    q2r.x file that carries eps/Z* (its IFCs are not used); ``sum_rules``: see
+    :data:`SUM_RULE_KEYS`. With rotational invariance the IFCs live on the unfolded
+    supercell (every DFPT dynamical matrix kept); the attribute ``sum_rules`` records
+    the residuals before and after. Rebuild the phonopy object with :func:`phonopy_from_node`.
     """
+    settings = sum_rules.get_dict()
+    error = validate_sum_rules(settings)
+    if error:
+        raise ValueError(error)
     fc = parse_q2r(force_constants.get_content(), source="force_constants")
     nac = parse_q2r(nac_force_constants.get_content(), read_ifc=False, source="nac_force_constants")
     phonon = build_phonopy(fc, nac)
+    record = dict(settings)
+    if settings["rotational_invariance"]:
+        phonon, report = enforce_rotational_invariance(phonon, settings["unfolding_factor"])
+        record.update(report.as_dict())
     node = orm.ArrayData()
     node.set_array("lattice_bohr", np.asarray(fc.lattice_bohr))
     node.set_array("positions_bohr", np.asarray(fc.positions_bohr))
     node.set_array("masses_amu", np.asarray(fc.masses_amu))
-    node.set_array("supercell_matrix", np.diag(fc.mesh))
+    node.set_array("supercell_matrix", np.asarray(phonon.supercell_matrix))
     node.set_array("force_constants", np.asarray(phonon.force_constants))
     node.set_array("born_charges", np.asarray(nac.born_charges))
     node.set_array("dielectric", np.asarray(nac.dielectric))
     node.base.attributes.set("symbols", list(fc.symbols))
     node.base.attributes.set("units", UNITS)
-    node.base.attributes.set("description", "q2r.x IFCs without dipole subtraction (ASR imposed) + eps/Z* for Gonze NAC")
+    node.base.attributes.set("qpoints_mesh", list(fc.mesh))
+    node.base.attributes.set("sum_rules", record)
+    node.base.attributes.set(
+        "description",
+        "q2r.x IFCs without dipole subtraction (ASR imposed"
+        + (", Born-Huang + Huang invariance by unfolding" if settings["rotational_invariance"] else "")
+        + ") + eps/Z* for Gonze NAC",
+    )
     return node
 
 

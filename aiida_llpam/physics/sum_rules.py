@@ -1,0 +1,301 @@
+"""Rotational (Born-Huang) and Huang invariance of the interpolated force constants (THEORY.md sections 1, 8).
+
+Why: DFPT force constants of quartz (LDA, ultrasoft O, any q mesh tried) break the
+Born-Huang rotational invariance. The acoustic block of D(q) then keeps a term
+*linear* in q, omega^2 = +-c|q|, so one branch is imaginary, ~ i sqrt(|q|), in a
+pocket next to Gamma. That is exactly where the chiral TA pair carries l = +-1 and
+where gamma^NL comes from. ASR, space-group symmetrisation or Born-charge
+neutrality do not touch it (they already hold); a denser q mesh does not cure it
+(q 2x2x2: -2.7 cm^-1, q 3x3x2: -12 cm^-1).
+
+The conditions must hold for the model phonopy evaluates, short-range IFCs +
+Gonze dipole sum: the Ewald part with eps and Z* alone is not invariant (it lacks
+the dynamical quadrupoles), so imposing them on the full or on the dipole-
+subtracted IFCs leaves or worsens the pocket. The residuals are therefore measured
+on D(q) itself (:func:`total_moments`), and the correction enters through the
+short-range IFCs, whose moments are exact in the pair vectors.
+
+Where the correction goes: q2r IFCs from an n1 x n2 x n3 q mesh are known only
+modulo that supercell; every pair stands for the sum over its periodic images.
+:func:`enforce_rotational_invariance` embeds them in a ``factor`` times larger
+supercell (on the original Wigner-Seitz images: the same model at every q) and
+adds the smallest (Frobenius) redistribution among the images of each pair that
+keeps every image sum, so **every DFPT dynamical matrix of the q mesh, Gamma
+included, is unchanged exactly**, and zeroes the Born-Huang and Huang residuals.
+Only the Fourier interpolation between the DFPT q points changes.
+
+Units: those of the phonopy object, for the project ``calculator='qe'``: force
+constants Ry/bohr^2, lengths bohr, masses AMU; first moments Ry/bohr, second Ry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from phonopy import Phonopy
+from phonopy.harmonic.dynamical_matrix import DynamicalMatrixGL, get_dynamical_matrices_at_qpoints
+
+__all__ = ["SumRuleReport", "enforce_rotational_invariance", "invariance_residuals", "total_moments"]
+
+#: central-difference step of :func:`total_moments` (1/bohr, no 2 pi): 1e-4 and 1e-5 agree to 1e-5 on
+#: quartz; 1e-3 leaves a -0.01 cm^-1 pocket
+MOMENT_STEP_BOHR = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class SumRuleReport:
+    """What the correction did: largest residuals before/after (Ry/bohr, Ry) and largest change (Ry/bohr^2)."""
+
+    factor: tuple[int, int, int]
+    born_huang_before: float
+    born_huang_after: float
+    huang_before: float
+    huang_after: float
+    max_change_ry_bohr2: float
+    max_force_constant_ry_bohr2: float
+
+    def as_dict(self) -> dict:
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()}
+
+
+def _short_range(phonon: Phonopy) -> np.ndarray:
+    """The IFCs phonopy Fourier-interpolates: Gonze's short-range part with NAC, else the force constants."""
+    dm = phonon.dynamical_matrix
+    if isinstance(dm, DynamicalMatrixGL):
+        if dm.short_range_force_constants is None:
+            dm.make_Gonze_nac_dataset()
+        return np.array(dm.short_range_force_constants)
+    return np.array(phonon.force_constants)
+
+
+def total_moments(phonon: Phonopy, step_bohr: float = MOMENT_STEP_BOHR) -> tuple[np.ndarray, np.ndarray]:
+    """First and second moments per primitive atom of the model phonopy evaluates (IFCs + Gonze NAC).
+
+    F(q)[p, a, b] = sum_k' sqrt(m_p m_k') D_{pa,k'b}(q) (rows of D contracted with a
+    uniform translation: the non-analytic G = 0 term drops out by charge neutrality)
+    is differentiated by central differences in Cartesian q (1/bohr, no 2 pi).
+    Returns M1[p, a, b, c] = sum_s Phi_ab R_c (Ry/bohr) and
+    M2[p, a, b, c, d] = sum_s Phi_ab R_c R_d (Ry), R = r_s - r_p.
+    """
+    prim = phonon.primitive
+    n_p = len(prim)
+    sqrt_m = np.sqrt(prim.masses)
+
+    def contracted(q_cart):
+        dm = get_dynamical_matrices_at_qpoints(phonon.dynamical_matrix, q_cart @ prim.cell.T)  # reduced q
+        dm = dm.reshape(len(q_cart), n_p, 3, n_p, 3) * sqrt_m[:, None, None, None] * sqrt_m[None, None, :, None]
+        return dm.sum(axis=3)
+
+    h = step_bohr
+    e = np.eye(3) * h
+    two_pi = 2 * np.pi
+    m1 = ((contracted(e) - contracted(-e)).imag / (2 * h * two_pi)).transpose(1, 2, 3, 0)
+    c, d = np.meshgrid(range(3), range(3), indexing="ij")
+    c, d = c.ravel(), d.ravel()
+    corners = [contracted(sign_c * e[c] + sign_d * e[d]) for sign_c, sign_d in ((1, 1), (1, -1), (-1, 1), (-1, -1))]
+    second = -(corners[0] - corners[1] - corners[2] + corners[3]).real / (4 * h * h * two_pi**2)  # (9, p, a, b)
+    m2 = second.reshape(3, 3, n_p, 3, 3).transpose(2, 3, 4, 0, 1)
+    return m1, m2
+
+
+_BH_PAIRS = ((0, 1), (0, 2), (1, 2))
+_HUANG_PAIRS = [(i, j) for i in range(9) for j in range(i + 1, 9)]
+
+
+def _residuals(m1: np.ndarray, m2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Born-Huang residuals (p, a, pair) = M1[p,a,b,g] - M1[p,a,g,b] and the Huang residuals [ab,cd] - [cd,ab].
+
+    The Huang brackets are summed over atoms and symmetrised in a<->b and c<->d, the
+    part an index-symmetric correction can change.
+    """
+    bh = np.stack([m1[:, :, b, g] - m1[:, :, g, b] for b, g in _BH_PAIRS], axis=-1)
+    brackets = m2.sum(axis=0)
+    brackets = 0.25 * (
+        brackets + brackets.transpose(1, 0, 2, 3) + brackets.transpose(0, 1, 3, 2) + brackets.transpose(1, 0, 3, 2)
+    ).reshape(9, 9)
+    huang = np.array([brackets[i, j] - brackets[j, i] for i, j in _HUANG_PAIRS])
+    return bh, huang
+
+
+def invariance_residuals(phonon: Phonopy, step_bohr: float = MOMENT_STEP_BOHR) -> tuple[float, float]:
+    """Largest Born-Huang (Ry/bohr) and Huang (Ry) residual of the model phonopy evaluates."""
+    bh, huang = _residuals(*total_moments(phonon, step_bohr))
+    return float(np.abs(bh).max()), float(np.abs(huang).max())
+
+
+def _pair_moments(phonon: Phonopy) -> tuple[np.ndarray, np.ndarray]:
+    """Image-averaged pair vectors R1[p, s, :] (bohr) and R R products R2[p, s, :, :] (bohr^2), R = r_s - r_p."""
+    prim = phonon.primitive
+    vectors, multiplicity = prim.get_smallest_vectors()
+    cart = vectors @ prim.cell
+    count, offset = multiplicity[..., 0].T, multiplicity[..., 1].T  # (p, s)
+    r1 = np.zeros((*count.shape, 3))
+    r2 = np.zeros((*count.shape, 3, 3))
+    for n in np.unique(count):  # vectorised per multiplicity
+        p, s = np.nonzero(count == n)
+        images = cart[offset[p, s][:, None] + np.arange(n)]  # (pairs, n, 3)
+        r1[p, s] = images.mean(axis=1)
+        r2[p, s] = np.einsum("kia,kib->kab", images, images) / n
+    return r1, r2
+
+
+def _permutation_orbits(phonon: Phonopy) -> np.ndarray:
+    """Orbit index of every compact-fc entry (p, s, a, b) under Phi[p, s, a, b] = Phi[p', s', b, a]."""
+    prim = phonon.primitive
+    p2s = np.asarray(prim.p2s_map)
+    s2p = np.asarray(prim.s2p_map)
+    p2p = prim.p2p_map
+    perms = np.asarray(prim.atomic_permutations)  # (translations, n_s): where each atom goes
+    n_p, n_s = len(p2s), len(s2p)
+    # the translation t(s) that brings supercell atom s onto its primitive representative
+    home = np.array([p2s[p2p[s2p[s]]] for s in range(n_s)])
+    translation = np.argmax(perms == home[None, :], axis=0)
+    partner_p = np.array([p2p[s2p[s]] for s in range(n_s)])  # (n_s,)
+    partner_s = perms[translation[None, :], p2s[:, None]]  # (n_p, n_s): image of p under t(s)
+    index = np.arange(n_p * n_s * 9).reshape(n_p, n_s, 3, 3)
+    mate = index[partner_p[None, :], partner_s].transpose(0, 1, 3, 2)
+    _, orbit = np.unique(np.minimum(index, mate).ravel(), return_inverse=True)
+    return orbit
+
+
+def _constraint_rows(r1: np.ndarray, r2: np.ndarray) -> np.ndarray:
+    """Rows (constraint, flattened compact fc) of the Born-Huang and Huang sums, same order as :func:`_residuals`."""
+    n_p, n_s = r1.shape[:2]
+    rows = []
+    for p in range(n_p):
+        for a in range(3):
+            for b, g in _BH_PAIRS:
+                row = np.zeros((n_p, n_s, 3, 3))
+                row[p, :, a, b] = r1[p, :, g]
+                row[p, :, a, g] = -r1[p, :, b]
+                rows.append(row.ravel())
+    pairs = [(a, b) for a in range(3) for b in range(3)]
+    for i, j in _HUANG_PAIRS:
+        (a, b), (c, d) = pairs[i], pairs[j]
+        row = np.zeros((n_p, n_s, 3, 3))
+        row[:, :, a, b] += r2[:, :, c, d]
+        row[:, :, c, d] -= r2[:, :, a, b]
+        rows.append(row.ravel())
+    return np.array(rows)
+
+
+def _sum_by_orbit(rows: np.ndarray, orbit: np.ndarray, n_orbits: int) -> np.ndarray:
+    """(constraints, entries) -> (orbits, constraints): the columns of each orbit added."""
+    order = np.argsort(orbit, kind="stable")
+    starts = np.searchsorted(orbit[order], np.arange(n_orbits))
+    return np.add.reduceat(rows.T[order], starts, axis=0)
+
+
+def _embed(phonon: Phonopy, factor) -> tuple[Phonopy, np.ndarray]:
+    """The same model on a ``factor`` times larger supercell, and the map of its atoms onto the small one.
+
+    Every short-range IFC goes to the big-supercell atom at r_p + v for each of its
+    Wigner-Seitz image vectors v (weight 1/multiplicity), so the big model equals
+    the small one at every q; the dipole part is the big supercell's own.
+    """
+    big = Phonopy(
+        phonon.unitcell,
+        supercell_matrix=np.asarray(phonon.supercell_matrix) @ np.diag(factor),
+        primitive_matrix=phonon.primitive_matrix,
+        calculator=phonon.calculator,
+        log_level=0,
+    )
+    short_small = _short_range(phonon)
+    n_p, n_s_small = short_small.shape[:2]
+    n_s = len(big.supercell)
+    big_cell = big.supercell.cell
+    big_frac = big.supercell.scaled_positions
+    small_frac = big.supercell.positions @ np.linalg.inv(phonon.supercell.cell)
+    offset = small_frac[:, None, :] - phonon.supercell.scaled_positions[None, :, :]
+    offset -= np.rint(offset)
+    fold = np.argmin(np.linalg.norm(offset @ phonon.supercell.cell, axis=-1), axis=1)
+
+    vectors, multiplicity = phonon.primitive.get_smallest_vectors()
+    cart = vectors @ phonon.primitive.cell
+    short_big = np.zeros((n_p, n_s, 3, 3))
+    inv_cell = np.linalg.inv(big_cell)
+    for p, home in enumerate(big.primitive.p2s_map):
+        for s in range(n_s_small):
+            count, start = multiplicity[s, p]
+            target = (big.supercell.positions[home] + cart[start : start + count]) @ inv_cell  # (count, 3)
+            delta = target[:, None, :] - big_frac[None, :, :]
+            delta -= np.rint(delta)
+            site = np.argmin(np.linalg.norm(delta @ big_cell, axis=-1), axis=1)
+            np.add.at(short_big[p], site, short_small[p, s] / count)
+
+    big.force_constants = np.zeros((n_p, n_s, 3, 3))
+    if phonon.nac_params is not None:
+        big.nac_params = phonon.nac_params
+        dipole = -_short_range(big)  # short-range part of zero IFCs = minus the dipole part
+    else:
+        dipole = 0.0
+    big.force_constants = short_big + dipole
+    return big, fold
+
+
+def enforce_rotational_invariance(
+    phonon: Phonopy, factor=(2, 2, 2), step_bohr: float = MOMENT_STEP_BOHR
+) -> tuple[Phonopy, SumRuleReport]:
+    """A phonopy object on the ``factor`` times larger supercell that obeys Born-Huang and Huang invariance.
+
+    ``phonon``: compact force constants (translational ASR imposed, as
+    :func:`aiida_llpam.physics.build_phonopy` makes them), optionally with Gonze NAC,
+    which the result carries too. Every DFPT dynamical matrix of the original q
+    mesh is kept (the image sum of each pair is fixed); among such models the
+    smallest change in the Frobenius norm is taken. ASR and index symmetry are kept
+    because the change is index-symmetric and its image sums vanish. A factor of 2
+    along every axis is needed on quartz: unfolding only along c leaves the in-plane
+    pocket.
+    """
+    factor = tuple(int(n) for n in factor)
+    if len(factor) != 3 or min(factor) < 1:
+        raise ValueError(f"factor: three positive integers, got {factor}")
+    force_constants = np.asarray(phonon.force_constants)
+    n_p, n_s_small = force_constants.shape[:2]
+    if n_p != len(phonon.primitive):
+        raise ValueError("compact force constants (n_primitive, n_supercell, 3, 3) expected")
+    bh, huang = _residuals(*total_moments(phonon, step_bohr))
+    target = -np.concatenate([bh.ravel(), huang])
+
+    big, fold = _embed(phonon, factor)
+    n_s = len(big.supercell)
+    orbit = _permutation_orbits(big)
+    n_orbits = orbit.max() + 1
+    size = np.bincount(orbit, minlength=n_orbits).astype(float)
+    # every big orbit folds onto one small orbit: the image sums a change must keep
+    fold_entry = np.ravel_multi_index(
+        np.meshgrid(np.arange(n_p), fold, np.arange(3), np.arange(3), indexing="ij"), force_constants.shape
+    ).ravel()
+    small_orbit = _permutation_orbits(phonon)
+    group = np.zeros(n_orbits, dtype=int)
+    group[orbit] = small_orbit[fold_entry]
+
+    # variables z_o = sqrt(size_o) y_o (y: value of orbit o), so |change|_F = |z|; keeping the image
+    # sum of group g is u_g . z = 0 with u_o = sqrt(size_o) normalised within the group
+    u = np.sqrt(size)
+    u /= np.sqrt(np.bincount(group, weights=size))[group]
+
+    def project(v):  # onto u_g . z = 0 for every group g; v: (orbits, k)
+        weight = np.zeros((group.max() + 1, v.shape[1]))
+        np.add.at(weight, group, u[:, None] * v)
+        return v - u[:, None] * weight[group]
+
+    r1, r2 = _pair_moments(big)
+    rows = _sum_by_orbit(_constraint_rows(r1, r2), orbit, n_orbits) / np.sqrt(size)[:, None]  # (orbits, constraints)
+    projected = project(rows)
+    multipliers = np.linalg.lstsq(rows.T @ projected, target, rcond=1e-12)[0]
+    change = ((projected @ multipliers) / np.sqrt(size))[orbit].reshape(n_p, n_s, 3, 3)
+    big.force_constants = np.asarray(big.force_constants) + change
+
+    bh_after, huang_after = invariance_residuals(big, step_bohr)
+    report = SumRuleReport(
+        factor=factor,
+        born_huang_before=float(np.abs(bh).max()),
+        born_huang_after=bh_after,
+        huang_before=float(np.abs(huang).max()),
+        huang_after=huang_after,
+        max_change_ry_bohr2=float(np.abs(change).max()),
+        max_force_constant_ry_bohr2=float(np.abs(force_constants).max()),
+    )
+    return big, report

@@ -1,10 +1,13 @@
 """Every number of docs/comparison.md, read from one stored PamWorkChain (no QE, no rescaling).
 
-    verdi -p PROFILE run docs/comparison_numbers.py IDENTIFIER [-T 300] [-r 20]
+    verdi -p PROFILE run docs/comparison_numbers.py IDENTIFIER [-T 300] [-r 20] [--other-dfpt IDENTIFIER2]
 
 IDENTIFIER: a PamWorkChain (e.g. of an imported fixtures/reference archive). The stored nodes give the
 headline values; the per-branch split of gamma^NL_zz and gamma^M (which modes carry l and which carry mu)
 is recomputed from the run's own force-constants node on its own k mesh, and must add up to the stored totals.
+Uncertainties: the k-mesh one is the change of the last step of the run's `convergence` table; with
+--other-dfpt (a run on another DFPT, e.g. the fast reference) the relative difference of the headline sums
+between the two DFPTs is printed as well (the q-mesh / scf part).
 """
 
 import argparse
@@ -14,6 +17,7 @@ import numpy as np
 
 from aiida_llpam.calculations.functions.phonopy_force_constants import phonopy_from_node
 from aiida_llpam.physics import ResponseSettings, make_kmesh
+from aiida_llpam.physics.convergence import TRACKED
 from aiida_llpam.physics.modes import iter_modes
 from aiida_llpam.physics.response import response_sums
 from aiida_llpam.physics.units import HBAR, THZ_TO_CM
@@ -28,6 +32,7 @@ BANDS = ((0.0, 60.0, "acoustic region (< 60 cm^-1)"), (60.0, 600.0, "60-600 cm^-
 def split_by_band(node, temperature_k: float) -> list[tuple[str, float, float]]:
     """(band, share of gamma^NL_zz, share of gamma^M): the response's own sums with only one band's modes kept."""
     settings = ResponseSettings.from_mapping(node.inputs.response.parameters.get_dict())
+    settings = dataclasses.replace(settings, mesh=tuple(node.outputs.settings["mesh"]))  # the mesh the sums ended on
     phonon = phonopy_from_node(node.outputs.force_constants)
     kmesh = make_kmesh(settings.mesh, phonon.primitive_symmetry.pointgroup_operations, phonon.primitive.cell)
     totals = np.zeros((len(BANDS), 2))
@@ -51,6 +56,7 @@ def main(argv=None):
     parser.add_argument("identifier")
     parser.add_argument("-T", dest="temperature", type=float, default=300.0)
     parser.add_argument("-r", dest="radius_nm", type=float, default=20.0)
+    parser.add_argument("--other-dfpt", help="a run on another DFPT: the headline sums' spread between the two")
     args = parser.parse_args(argv)
 
     node = load_pam_workchain(args.identifier)
@@ -85,6 +91,18 @@ def main(argv=None):
     ]
     for label, value in rows:
         print(f"{label:38s} {value}")
+    print("\nheadline sums with their uncertainty (k mesh: last step of the convergence table):")
+    other = gather(load_pam_workchain(args.other_dfpt))[0]["response"] if args.other_dfpt else None
+    for name in TRACKED:
+        column = r[f"convergence_{name}"]
+        line = f"  {name:28s} {column[-1]:.4e} +- {abs(column[-1] - column[-2]):.1e} (k mesh {abs(column[-1] / column[-2] - 1):.1%})"
+        if other is not None:
+            line += f"; other DFPT {other[f'convergence_{name}'][-1]:.4e} ({other[f'convergence_{name}'][-1] / column[-1] - 1:+.1%})"
+        print(line)
+    acoustic = data["acoustic"]
+    print(f"acoustic region: {int(acoustic['num_imaginary_modes'])} imaginary modes, lowest next to Gamma "
+          f"{acoustic['near_gamma_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1; sound velocities (km/s) z, x, y: "
+          f"{(acoustic['sound_velocities_m_s'] / 1e3).round(2).tolist()}")
     print("\nshare of gamma^NL_zz and gamma^M by frequency band:")
     for label, share_l, share_mu in split_by_band(node, t):
         print(f"  {label:30s} gamma^NL_zz {share_l:+8.3f}   gamma^M {share_mu:+8.3f}")

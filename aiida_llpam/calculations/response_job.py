@@ -25,6 +25,7 @@ def run(force_constants_path: str, parameters_path: str, results_path: str) -> N
     with open(parameters_path) as handle:
         settings = ResponseSettings.from_mapping(json.load(handle))
     result = response_from_settings(phonon, settings, report=lambda line: print(line, flush=True))
+    settings = result.settings  # with the k mesh the result was summed on (the last of a convergence sequence)
     # read through the module: the registry is the one list of what a job writes
     arrays = {
         q.name: np.asarray(getattr(result, q.name))

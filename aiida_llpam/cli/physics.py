@@ -13,16 +13,18 @@ from aiida_llpam.physics.units import THZ_TO_CM
 from . import main
 
 
-def _load_phonon(fc_path: str, nac_path: str | None):
-    """Build the phonopy object or exit with a one-line error naming the problem."""
+def _load_phonon(fc_path: str, nac_path: str | None, sum_rules: bool):
+    """Build the phonopy object (with the workflow's rotational sum rules) or exit with a one-line error."""
     from aiida_llpam.physics import ForceConstantsError, Q2RFormatError, build_phonopy, read_q2r
+    from aiida_llpam.physics.sum_rules import enforce_rotational_invariance
 
     try:
         fc = read_q2r(fc_path)
         nac = read_q2r(nac_path, read_ifc=False) if nac_path else None
-        return build_phonopy(fc, nac)
+        phonon = build_phonopy(fc, nac)
     except (Q2RFormatError, ForceConstantsError) as exc:
         raise click.ClickException(str(exc)) from None
+    return enforce_rotational_invariance(phonon)[0] if sum_rules else phonon
 
 
 def _parse_q(text: str) -> list[float]:
@@ -39,6 +41,10 @@ FC_OPTION = click.option(
     "--fc", "fc_path", required=True, type=click.Path(dir_okay=False),
     help="q2r.x force-constant file WITHOUT dipole subtraction (dyn files with the dielectric block removed).",
 )
+SUM_RULES_OPTION = click.option(
+    "--sum-rules/--no-sum-rules", default=True, show_default=True,
+    help="Born-Huang + Huang invariance by unfolding, as the workflow does (docs/theory.md); off: ASR only.",
+)
 NAC_OPTION = click.option(
     "--nac-fc", "nac_path", type=click.Path(dir_okay=False), default=None,
     help="q2r.x file that carries eps/Z* (its IFCs are not used); switches on phonopy's Gonze NAC.",
@@ -48,14 +54,15 @@ NAC_OPTION = click.option(
 @main.command("modes")
 @FC_OPTION
 @NAC_OPTION
+@SUM_RULES_OPTION
 @click.option("--q", "qpoints", multiple=True, required=True, help='q point "qx qy qz" in reduced coordinates; repeatable.')
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def modes_command(fc_path, nac_path, qpoints, as_json):
+def modes_command(fc_path, nac_path, sum_rules, qpoints, as_json):
     """Frequencies, l^z and v^z per branch (ascending frequency) at given q points."""
     from aiida_llpam.physics import compute_modes
 
     q = np.array([_parse_q(text) for text in qpoints])
-    phonon = _load_phonon(fc_path, nac_path)
+    phonon = _load_phonon(fc_path, nac_path, sum_rules)
     modes = compute_modes(phonon, q)
     records = [
         {
@@ -79,6 +86,7 @@ def modes_command(fc_path, nac_path, qpoints, as_json):
 @main.command("response")
 @FC_OPTION
 @NAC_OPTION
+@SUM_RULES_OPTION
 @click.option("--mesh", nargs=3, type=int, required=True, help="Gamma-centred k mesh for the sums, e.g. 12 12 12.")
 @click.option("-T", "temperatures", multiple=True, type=float, required=True, help="Temperature in K; repeatable.")
 @click.option("-r", "radii", multiple=True, type=float, required=True, help="Cylinder radius in m; repeatable.")
@@ -86,7 +94,7 @@ def modes_command(fc_path, nac_path, qpoints, as_json):
 @click.option("--grad-t", type=float, required=True, help="Temperature gradient dT/dz in K/m.")
 @click.option("--cutoff-thz", type=float, default=0.05, show_default=True, help="Modes below this frequency are left out of the sums.")
 @click.option("--json", "as_json", is_flag=True, help="Print every response quantity of the registry as JSON (NaN as null).")
-def response_command(fc_path, nac_path, mesh, temperatures, radii, tau, grad_t, cutoff_thz, as_json):
+def response_command(fc_path, nac_path, sum_rules, mesh, temperatures, radii, tau, grad_t, cutoff_thz, as_json):
     """gamma^NL_ij, chi pieces, gamma^LL, eta (free and paper), <L_z>, gamma^M, <M_z> on a k mesh (SI units)."""
     from aiida_llpam.physics import ResponseSettings, response_from_settings
     from aiida_llpam.quantities import OUTPUTS, QUANTITIES, summary_lines
@@ -97,7 +105,7 @@ def response_command(fc_path, nac_path, mesh, temperatures, radii, tau, grad_t, 
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    res = response_from_settings(_load_phonon(fc_path, nac_path), settings)
+    res = response_from_settings(_load_phonon(fc_path, nac_path, sum_rules), settings)
     values = {q.name: getattr(res, q.name) for q in QUANTITIES if OUTPUTS[q.output].source == "response"}
     if as_json:
         data = {"settings": settings.as_dict(), "units": {q.name: q.unit for q in QUANTITIES if q.name in values}}

@@ -78,15 +78,21 @@ def test_provenance_reaches_dfpt_and_pseudos(smoke_run):
 
 
 def test_stored_arrays_equal_physics_engine(smoke_run):
-    """The stored nodes are exactly what the physics engine gives on the same q2r files."""
+    """The stored nodes are exactly what the physics engine gives on the same q2r files (sum rules, last k mesh)."""
     from aiida_llpam.physics import build_phonopy, compute_response, read_q2r
+    from aiida_llpam.physics.sum_rules import enforce_rotational_invariance
 
     fc = read_q2r(_q2r_file(smoke_run.outputs.q2r_force_constants))
     nac = read_q2r(_q2r_file(smoke_run.outputs.q2r_force_constants_nac), read_ifc=False)
     assert not fc.is_dipole_subtracted and nac.is_dipole_subtracted
     settings = smoke_run.outputs.settings.get_dict()
+    sum_rules = smoke_run.outputs.force_constants.base.attributes.get("sum_rules")
+    assert sum_rules["rotational_invariance"] and sum_rules["born_huang_after"] < 1e-3 * sum_rules["born_huang_before"]
+    phonon, _ = enforce_rotational_invariance(build_phonopy(fc, nac), sum_rules["unfolding_factor"])
+    # the smoke protocol sums on 6^3 and then 8^3: the result is the last mesh's
+    assert settings["mesh"] == smoke_run.outputs.convergence.get_array("convergence_meshes")[-1].tolist() == [8, 8, 8]
     res = compute_response(
-        build_phonopy(fc, nac), settings["mesh"], settings["temperatures_k"], settings["radii_m"],
+        phonon, settings["mesh"], settings["temperatures_k"], settings["radii_m"],
         settings["tau_s"], settings["grad_t_k_m"], settings["frequency_cutoff_thz"], settings["bz_temperature_k"],
     )
     out = smoke_run.outputs

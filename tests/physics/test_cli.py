@@ -85,3 +85,13 @@ def test_bad_input_is_one_line_error(args, message):
     assert out.stdout == ""
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], out.stderr
+
+
+def test_modes_apply_the_workflows_sum_rules_unless_told_not_to():
+    """Next to Gamma along c the ASR-only model of the fixture has its imaginary TA pocket (THEORY 8)."""
+    lowest = {}
+    for flag in ("--sum-rules", "--no-sum-rules"):
+        out = run("modes", "--fc", FC, "--nac-fc", NAC, "--q", "0 0 0.01", "--json", flag)
+        assert out.returncode == 0, out.stderr
+        lowest[flag] = json.loads(out.stdout)[0]["frequencies_thz"][0]
+    assert lowest["--no-sum-rules"] < -0.05 < 0 < lowest["--sum-rules"]

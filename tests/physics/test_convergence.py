@@ -18,7 +18,8 @@ def test_a_loose_tolerance_stops_at_the_first_refinement(quartz):
     lines = []
     result = response_from_settings(quartz, settings(convergence_meshes=[[6, 6, 6], [8, 8, 8]], convergence_tolerance=10.0),
                                     report=lines.append)  # fmt: skip
-    assert result.mesh == (6, 6, 6)
+    assert result.mesh == (6, 6, 6) and result.settings.mesh == (6, 6, 6)
+    assert result.bz_chi_diagonal.shape == (6, 6, 6)  # every array is the last mesh's
     assert result.convergence.converged
     np.testing.assert_array_equal(result.convergence_meshes, [[4, 4, 4], [6, 6, 6]])
     assert len(lines) == 2 and lines[1].startswith("k mesh 6x6x6")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from aiida_llpam.workflows.protocols import UNPHYSICAL_PROTOCOLS
+
 from . import main
 
 PROFILE_OPTION = click.option("-p", "--profile", default=None, help="AiiDA profile (default: the default profile).")
@@ -62,6 +64,7 @@ def list_command(profile):
         click.echo(
             f"{node.pk:6d}  {s.get('formula', '?'):10} {group:14} {str(s.get('enantiomer') or '-'):14} "
             f"{s.get('protocol', '?'):11} {node.ctime:%Y-%m-%d %H:%M}"
+            + ("  (not physical)" if s.get("protocol") in UNPHYSICAL_PROTOCOLS else "")
         )
 
 
@@ -74,7 +77,7 @@ def show_command(identifier, profile, temperature, radius_nm):
     """Every stored response quantity at (T, r) with its unit, and the run's settings."""
     _load(profile)
     from aiida_llpam.quantities import summary_lines
-    from aiida_llpam.tools.results import gather, grid_indices, imaginary_mode_warnings
+    from aiida_llpam.tools.results import gather, grid_indices, imaginary_mode_warnings, quality_lines
 
     node = _workchain(identifier)
     data, _ = gather(node)
@@ -86,11 +89,11 @@ def show_command(identifier, profile, temperature, radius_nm):
         click.echo("NOTE: this run predates physics v2 (THEORY.md version 2): its stored eta is the paper's "
                    "1/(1 - gamma^LL), shown as eta_paper; the free-sample eta, the gamma^NL tensor and the "
                    "magnetisation were not computed. Recompute with workflows/recompute_response.py.")
-    if s.get("protocol") == "smoke":
-        click.echo("NOTE: smoke protocol: force constants from Gamma alone, not physical quartz (a test of the machinery).")
+    if s.get("protocol") in UNPHYSICAL_PROTOCOLS:
+        click.echo(f"NOTE: {UNPHYSICAL_PROTOCOLS[s['protocol']]} (a test of the machinery).")
     for warning in imaginary_mode_warnings(response, data["path"], data["acoustic"]):
         click.echo(f"WARNING: {warning}")
-    for line in _quality_lines(node, data):
+    for line in quality_lines(node, data):
         click.echo(line)
     click.echo(f"at T = {response['temperatures_k'][it]:g} K, r = {response['radii_m'][ir] * 1e9:.4g} nm:")
     for line in summary_lines(response, it, ir):
@@ -100,48 +103,6 @@ def show_command(identifier, profile, temperature, radius_nm):
                 "ecutrho_ry", "kpoints_mesh", "qpoints_mesh", "relaxed", "point_group", "sohncke", "symprec_angstrom"):
         if key in s:
             click.echo(f"  {key:26s} {s[key]}")
-
-
-def _quality_lines(node, data) -> list[str]:
-    """Sum rules, the acoustic region and the k-mesh convergence of a run, with the headline sums +- their k-mesh uncertainty."""
-    from aiida_llpam.physics.convergence import TRACKED
-    from aiida_llpam.physics.units import THZ_TO_CM
-    from aiida_llpam.quantities import QUANTITIES
-
-    lines = []
-    record = node.outputs.force_constants.base.attributes.get("sum_rules", None)
-    if record is None or not record["rotational_invariance"]:
-        lines.append("sum rules: ASR only (no rotational invariance): expect an imaginary TA pocket next to Gamma")
-    else:
-        lines.append(f"sum rules: Born-Huang residual {record['born_huang_before']:.2e} -> {record['born_huang_after']:.1e} Ry/bohr "
-                     f"(unfolding x{record['factor']}, every DFPT dynamical matrix kept)")  # fmt: skip
-    acoustic = data["acoustic"]
-    if acoustic:
-        v = acoustic["sound_velocities_m_s"] / 1e3
-        lines.append(f"acoustic region: lowest frequency {acoustic['path_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1 on the path, "
-                     f"{acoustic['near_gamma_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1 next to Gamma, "
-                     f"{int(acoustic['num_imaginary_modes'])} imaginary modes")  # fmt: skip
-        lines.append(f"sound velocities (km/s, three lowest branches): along z {v[0].round(2).tolist()}, "
-                     f"x {v[1].round(2).tolist()}, y {v[2].round(2).tolist()}")  # fmt: skip
-    response = data["response"]
-    if "convergence_meshes" not in response:
-        lines.append("k-mesh convergence: not stored in this run")
-        return lines
-    meshes = ["x".join(map(str, m)) for m in response["convergence_meshes"]]
-    changes = response["convergence_max_relative_change"]
-    if len(meshes) == 1:
-        lines.append(f"k-mesh convergence: not checked (one mesh, {meshes[0]})")
-        return lines
-    state = "converged" if int(response["convergence_converged"]) else "NOT converged"
-    lines.append(f"k-mesh convergence: {state} (tolerance {float(response['convergence_tolerance']):.1%}); meshes "
-                 f"{', '.join(meshes)}; largest change per step {', '.join(f'{c:.1%}' for c in changes[1:])}")  # fmt: skip
-    units = {q.name: q.unit for q in QUANTITIES if q.output == "convergence"}
-    lines.append(f"headline sums at {float(response['convergence_temperature_k']):g} K on {meshes[-1]} "
-                 "(+- the change of the last k-mesh step):")  # fmt: skip
-    for name in TRACKED:
-        column = response[f"convergence_{name}"]
-        lines.append(f"  {name:30s} {column[-1]:12.4e} +- {abs(column[-1] - column[-2]):.1e} {units[f'convergence_{name}']}")
-    return lines
 
 
 @main.command("figures")

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 
 from aiida_llpam.quantities import OUTPUTS, axis_arrays, quantities_of
+from aiida_llpam.workflows.protocols import UNPHYSICAL_PROTOCOLS
 
 #: figure outputs as gathered by aiida_llpam.tools.results.gather
 _FIGURE_GROUPS = {"dispersion": "path", "acoustic": "acoustic", "gamma_a": "gamma_a", "trajectory": "trajectory"}
@@ -24,6 +25,8 @@ def write_results_h5(path, data: dict, sources: dict) -> Path:
         h5.attrs["format"] = "aiida-llpam results 2"
         h5.attrs["workchain_uuid"] = sources["workchain"]
         h5.attrs["predates_v2"] = bool(data.get("predates_v2", False))
+        if data["settings"].get("protocol") in UNPHYSICAL_PROTOCOLS:
+            h5.attrs["warning"] = UNPHYSICAL_PROTOCOLS[data["settings"]["protocol"]]
         for name, out in OUTPUTS.items():
             values = data["response"] if out.source == "response" else data[_FIGURE_GROUPS[name]]
             group = h5.create_group(name)

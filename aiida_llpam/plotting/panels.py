@@ -9,6 +9,7 @@ says so instead.
 
 from __future__ import annotations
 
+import contextvars
 import json
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.colors import LogNorm, TwoSlopeNorm  # noqa: E402
 
 from aiida_llpam.physics.units import MU_0, THZ_TO_CM  # noqa: E402
+from aiida_llpam.workflows.protocols import UNPHYSICAL_PROTOCOLS  # noqa: E402
 
 WIDTH = 3.4
 plt.rcParams.update({"font.size": 8, "axes.labelsize": 9, "legend.fontsize": 7, "savefig.dpi": 200})
@@ -40,10 +42,19 @@ CAPTIONS = {
 }
 
 
+#: a warning stamped on every panel (and its sidecar) while set, e.g. for the smoke protocol's unphysical numbers
+_WARNING: contextvars.ContextVar[str | None] = contextvars.ContextVar("panel_warning", default=None)
+
+
 def _save(fig, path: Path, panel: str, sources: dict | None) -> Path:
+    warning = _WARNING.get()
+    if warning:
+        fig.text(0.5, 1.0, warning, ha="center", va="bottom", color="red", fontsize=9, weight="bold")
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     sidecar = {"panel": panel, "caption": CAPTIONS[panel], "sources": sources or {}}
+    if warning:
+        sidecar["warning"] = warning
     Path(f"{path}.json").write_text(json.dumps(sidecar, indent=1) + "\n")
     return path
 
@@ -250,6 +261,14 @@ def write_all_panels(data: dict, outdir, fmt: str = "png", sources: dict | None 
         return outdir / f"{panel}.{fmt}"
 
     response = data["response"]
+    token = _WARNING.set(UNPHYSICAL_PROTOCOLS.get(data.get("settings", {}).get("protocol")))
+    try:
+        return _write_panels(data, response, target, sources)
+    finally:
+        _WARNING.reset(token)
+
+
+def _write_panels(data: dict, response: dict, target, sources: dict) -> dict[str, Path]:
     panels = {
         "fig2d_dispersion": plot_dispersion(data["path"], target("fig2d_dispersion"), sources.get("path")),
         "fig2e_gamma_a_species": plot_gamma_a_species(data["gamma_a"], target("fig2e_gamma_a_species"), sources.get("gamma_a")),

@@ -26,6 +26,7 @@ from aiida_llpam.quantities import OUTPUTS
 from aiida_llpam.tools.results import imaginary_mode_warnings
 
 from .ph_base import PhBaseWorkChain
+from .protocols import UNPHYSICAL_PROTOCOLS
 
 PwBaseWorkChain = WorkflowFactory("quantumespresso.pw.base")
 BOHR_ANGSTROM = BOHR_M * 1e10
@@ -288,6 +289,8 @@ class PamWorkChain(ProtocolMixin, WorkChain):
 
     def setup(self):
         self.ctx.structure = self.inputs.structure
+        if "protocol" in self.inputs and self.inputs.protocol.value in UNPHYSICAL_PROTOCOLS:
+            self.report(f"NOTE: {UNPHYSICAL_PROTOCOLS[self.inputs.protocol.value]}")
         if "dfpt" in self.inputs:
             self.ctx.dfpt_retrieved = self.inputs.dfpt
             self.report(f"DFPT given ({self.inputs.dfpt.__class__.__name__}<{self.inputs.dfpt.pk}>): relax, scf and ph.x skipped")

@@ -183,3 +183,60 @@ def test_unknown_protocol_and_missing_pseudo(codes, quartz_structure):
     with pytest.raises(ValueError, match="no pseudopotential for Ge"):
         run(builder)
     assert _count_processes() == before
+
+
+def test_smoke_results_are_labelled_not_physical_wherever_shown(smoke_run, tmp_path):
+    """Issue 8: the smoke protocol's numbers are not physics; the report, show, list, figures and HDF5 say so."""
+    import json
+    import subprocess
+    import sys
+
+    import h5py
+    from aiida.cmdline.utils.common import get_workchain_report
+    from aiida.manage import get_manager
+
+    from aiida_llpam.workflows.protocols import UNPHYSICAL_PROTOCOLS
+
+    warning = UNPHYSICAL_PROTOCOLS["smoke"]
+    assert warning in get_workchain_report(smoke_run, "REPORT")
+    profile = get_manager().get_profile().name
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-c", "from aiida_llpam.cli import main; main()", *args, "-p", profile],
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+
+    shown = cli("show", str(smoke_run.pk))
+    assert shown.returncode == 0 and f"NOTE: {warning}" in shown.stdout
+    listed = cli("list")
+    assert next(line for line in listed.stdout.splitlines() if line.split()[:1] == [str(smoke_run.pk)]).endswith("(not physical)")
+    assert cli("figures", str(smoke_run.pk), "-o", str(tmp_path / "figs")).returncode == 0
+    sidecars = [json.loads(p.read_text()) for p in (tmp_path / "figs").glob("*.json")]
+    assert len(sidecars) >= 11 and all(s["warning"] == warning for s in sidecars)
+    assert cli("export", str(smoke_run.pk), "-o", str(tmp_path / "r.h5")).returncode == 0
+    with h5py.File(tmp_path / "r.h5") as h5:
+        assert h5.attrs["warning"] == warning
+
+
+def test_a_stored_dfpt_is_reused_with_provenance(smoke_run, codes):
+    """Starting from the retrieved files of the smoke run's ph.x: no pw.x or ph.x runs, the same force constants."""
+    from aiida import orm
+    from aiida.engine import run_get_node
+
+    from aiida_llpam.workflows.pam import PamWorkChain
+
+    ph = next(c for c in smoke_run.called_descendants if c.process_type == "aiida.calculations:quantumespresso.ph")
+    builder = PamWorkChain.get_builder_from_protocol(*codes, smoke_run.outputs.structure, protocol="smoke", dfpt=ph.outputs.retrieved)
+    assert "scf" not in builder and "ph_main" not in builder and "relax" not in builder
+    _, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    ran = {c.process_type.rsplit(".", 1)[-1] for c in node.called_descendants if isinstance(c, orm.CalcJobNode)}
+    assert ran == {"q2r", "response"}
+    assert node.inputs.dfpt.creator.uuid == ph.uuid
+    np.testing.assert_array_equal(node.outputs.force_constants.get_array("force_constants"),
+                                  smoke_run.outputs.force_constants.get_array("force_constants"))  # fmt: skip
+    # a DFPT on another cell is refused before any response is computed
+    other = smoke_run.outputs.structure.clone()
+    other.reset_cell((np.array(other.cell) * 1.02).tolist())
+    _, bad = run_get_node(PamWorkChain.get_builder_from_protocol(*codes, other, protocol="smoke", dfpt=ph.outputs.retrieved))
+    assert bad.exit_status == PamWorkChain.exit_codes.ERROR_DFPT_STRUCTURE_MISMATCH.status
+    assert "chi" not in bad.outputs and "force_constants" not in bad.outputs

@@ -13,16 +13,11 @@ import sys
 from pathlib import Path
 
 from aiida import orm
-from aiida.common.links import LinkType
-from aiida.engine import run_get_node
-from aiida.engine.utils import instantiate_process, loop_scope
-from aiida.manage import get_manager
 from ase.io import read
 
 import aiida_llpam
 from aiida_llpam.cli.results import write_figures
-from aiida_llpam.tools.progress import ProgressPrinter, ProgressReporter
-from aiida_llpam.tools.results import gather, quality_lines
+from aiida_llpam.tools.progress import print_outcome, run_with_progress
 from aiida_llpam.workflows.protocols import UNPHYSICAL_PROTOCOLS
 from aiida_llpam.workflows.pam import PamWorkChain
 
@@ -48,30 +43,10 @@ def main(argv=None):
     codes = [orm.load_code(f"{name}@{args.computer}") for name in ("pw", "ph", "q2r")]
     builder = PamWorkChain.get_builder_from_protocol(*codes, structure, protocol=args.protocol)
     builder.metadata.label = f"alpha-quartz {args.enantiomer} {args.protocol}"
-    # What run_get_node(builder) does, split so that the node exists (PK known) before the workchain runs
-    # and the progress printer can be scheduled on the same event loop: no second thread touches the database.
-    runner = get_manager().create_runner(communicator=None)
-    with loop_scope(runner.loop):
-        process = instantiate_process(runner, builder)
-    print(f"PamWorkChain<{process.node.pk}> created", flush=True)
-    if args.pk_file:
-        args.pk_file.write_text(f"{process.node.pk}\n")
-    printer = None if args.quiet else ProgressPrinter(ProgressReporter(process.node), runner.loop)
-    if printer:
-        printer.start()
-    try:
-        _, node = run_get_node(process)
-    finally:
-        if printer:
-            printer.stop()
+    node = run_with_progress(builder, quiet=args.quiet, pk_file=args.pk_file)
 
-    print(f"PamWorkChain<{node.pk}> {node.process_state.value}, exit status {node.exit_status}")
-    if not node.is_finished_ok:
+    if not print_outcome(node):
         sys.exit(f"the workchain failed: {node.exit_message}")
-    for link in sorted(node.base.links.get_outgoing(link_type=LinkType.RETURN).all(), key=lambda lk: lk.link_label):
-        print(f"  {link.link_label:26s} {link.node.__class__.__name__}<{link.node.pk}>")
-    for line in quality_lines(node, gather(node)[0]):
-        print(line)
     if args.protocol in UNPHYSICAL_PROTOCOLS:
         print(f"NOTE: {UNPHYSICAL_PROTOCOLS[args.protocol]}: it tests the machinery (use --protocol fast or production)")
     if args.figures:

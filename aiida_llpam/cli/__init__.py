@@ -11,3 +11,4 @@ def main():
 
 # subcommand modules register themselves on ``main``
 from . import physics, results, setup  # noqa: E402,F401
+from . import table  # noqa: E402,F401

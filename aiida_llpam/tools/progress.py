@@ -278,3 +278,49 @@ class ProgressPrinter:
                 print(line, flush=True)
                 self._last, self._last_printed = content, now
         self._handle = self.loop.call_later(self.interval_s, self._tick)
+
+
+def run_with_progress(
+    builder, quiet: bool = False, pk_file: Path | None = None, interval_s: float = 10.0
+) -> orm.ProcessNode:
+    """Run ``builder`` to the end in this interpreter, printing its PK as soon as it exists and progress lines.
+
+    What ``run_get_node(builder)`` does, split so that the node exists (PK known, written to ``pk_file``) before
+    the process runs and the ``ProgressPrinter`` can be scheduled on the same event loop: no second thread
+    touches the database. ``quiet``: no progress lines. Returns the process node (finished or not).
+    """
+    from aiida.engine import run_get_node
+    from aiida.engine.utils import instantiate_process, loop_scope
+    from aiida.manage import get_manager
+
+    runner = get_manager().create_runner(communicator=None)
+    with loop_scope(runner.loop):
+        process = instantiate_process(runner, builder)
+    print(f"{process.node.process_label}<{process.node.pk}> created", flush=True)
+    if pk_file:
+        Path(pk_file).write_text(f"{process.node.pk}\n")
+    printer = None if quiet else ProgressPrinter(ProgressReporter(process.node), runner.loop, interval_s)
+    if printer:
+        printer.start()
+    try:
+        _, node = run_get_node(process)
+    finally:
+        if printer:
+            printer.stop()
+    return node
+
+
+def print_outcome(node: orm.ProcessNode) -> bool:
+    """After ``run_with_progress``: state and exit status, the returned outputs and, for a finished
+    PamWorkChain, its quality lines (sum rules, acoustic region, k-mesh convergence). True if finished ok."""
+    from aiida_llpam.tools.results import PROCESS_TYPE, gather, quality_lines
+
+    print(f"{node.process_label}<{node.pk}> {node.process_state.value}, exit status {node.exit_status}")
+    if not node.is_finished_ok:
+        return False
+    for link in sorted(node.base.links.get_outgoing(link_type=LinkType.RETURN).all(), key=lambda lk: lk.link_label):
+        print(f"  {link.link_label:26s} {link.node.__class__.__name__}<{link.node.pk}>")
+    if node.process_type == PROCESS_TYPE:
+        for line in quality_lines(node, gather(node)[0]):
+            print(line)
+    return True

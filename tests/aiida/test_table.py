@@ -1,0 +1,254 @@
+"""``aiida-llpam table`` on the committed reference archives, and ``workflows/run_crystal.py --dry-run``.
+
+The archives are imported (with test_reference_archive's ``import_into_own_profile``) in a subprocess and the
+table runs in subprocesses on those profiles, so this process keeps the test profile its session fixtures use.
+"""
+
+import csv
+import importlib.util
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiida.engine import WorkChain
+from ase.build import bulk
+from ase.io import write
+
+from .test_reference_archive import LEGACY, REFERENCE
+
+REPO = Path(__file__).resolve().parents[2]
+CRISTOBALITE = REPO / "fixtures" / "structures" / "cristobalite_P41212.cif"
+
+#: run in a subprocess: import the archive into its own profile, print what the table must show (from the nodes)
+IMPORT_AND_DESCRIBE = """
+import json, sys
+import numpy as np
+from tests.aiida.test_reference_archive import import_into_own_profile
+from aiida.manage import get_manager
+from aiida_llpam.tools.results import finished_runs
+newest = import_into_own_profile(__import__("pathlib").Path(sys.argv[1]), sys.argv[2])
+runs = {}
+for node in finished_runs():
+    out = node.outputs
+    run = {"uuid": node.uuid, "convergence": "convergence" in out, "acoustic": "acoustic" in out}
+    if "convergence" in out:
+        run["gamma_nl_zz"] = out.convergence.get_array("convergence_gamma_nl_zz").tolist()
+        run["gamma_m"] = out.convergence.get_array("convergence_gamma_m").tolist()
+        run["converged"] = int(out.convergence.get_array("convergence_converged"))
+    if "acoustic" in out:
+        run["imaginary"] = int(out.acoustic.get_array("num_imaginary_modes"))
+    runs[node.pk] = run
+print(json.dumps({"profile": get_manager().get_profile().name, "newest": newest.pk, "runs": runs}))
+"""
+
+
+def _import(archive: Path, tag: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", IMPORT_AND_DESCRIBE, str(archive), tag], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def table(profile: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from aiida_llpam.cli import main; main()", "table", *args, "-p", profile],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def fast():
+    return _import(REFERENCE / "quartz_fast.aiida", "table-fast")
+
+
+@pytest.fixture(scope="module")
+def production():
+    return _import(REFERENCE / "quartz_production.aiida", "table-production")
+
+
+def test_text_table_lists_every_finished_run(fast):
+    out = table(fast["profile"])
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:3] == ["PK", "formula", "space"] and "gamma^NL_zz" in lines[0] and "imag." in lines[0]
+    rows = {int(line.split()[0]): line for line in lines[1:] if line.split() and line.split()[0].isdigit()}
+    assert set(rows) == {int(pk) for pk in fast["runs"]}
+    newest = fast["runs"][str(fast["newest"])]
+    assert newest["convergence"] and newest["acoustic"]
+    row = rows[fast["newest"]].split()
+    assert row[1:6] == ["O6Si3", "P3_221", "(154)", "right", "fast"]
+    gamma, change = newest["gamma_nl_zz"][-1], abs(newest["gamma_nl_zz"][-1] - newest["gamma_nl_zz"][-2])
+    assert row[6] == "300" and float(row[7]) == pytest.approx(gamma, rel=1e-4) and float(row[8]) == pytest.approx(change, rel=1e-2)
+    assert float(row[9]) == pytest.approx(newest["gamma_m"][-1], rel=1e-4)
+    assert row[11:] == ["yes" if newest["converged"] else "NO", str(newest["imaginary"])]
+    # the run that made the DFPT predates the convergence and acoustic outputs: n/a, not a failure
+    older = [pk for pk, run in fast["runs"].items() if not run["convergence"]]
+    for pk in older:
+        cells = rows[int(pk)].split()  # ... gamma^NL_zz +- gamma^M +- converged imag.
+        assert cells[-3:] == ["n/a"] * 3 and cells[-5] == "n/a" and float(cells[-6]) > 0
+    assert older
+    assert "units: gamma^NL_zz J s K^-1 m^-2, gamma^M A/K" in out.stdout
+
+
+@pytest.mark.parametrize("archive", ["fast", "production"])
+def test_csv_and_json_carry_the_stored_values(archive, request):
+    imported = request.getfixturevalue(archive)
+    out = table(imported["profile"], "--format", "csv")
+    assert out.returncode == 0, out.stderr
+    rows = {int(row["pk"]): row for row in csv.DictReader(io.StringIO(out.stdout))}
+    out = table(imported["profile"], "--format", "json")
+    assert out.returncode == 0, out.stderr
+    document = json.loads(out.stdout)
+    assert document["units"]["gamma_nl_zz"] == "J s K^-1 m^-2" and document["units"]["gamma_m"] == "A/K"
+    runs = {run["pk"]: run for run in document["runs"]}
+    assert set(rows) == set(runs) == {int(pk) for pk in imported["runs"]}
+    for pk, expected in imported["runs"].items():
+        row, run = rows[int(pk)], runs[int(pk)]
+        assert row["uuid"] == run["uuid"] == expected["uuid"]
+        assert (row["space_group"], row["space_group_number"], row["protocol"]) == ("P3_221", "154", archive)
+        assert run["space_group_number"] == 154 and run["protocol"] == archive and run["formula"] == "O6Si3"
+        if expected["convergence"]:
+            gamma = np.array(expected["gamma_nl_zz"])
+            assert float(row["gamma_nl_zz (J s K^-1 m^-2)"]) == run["gamma_nl_zz"] == gamma[-1]
+            assert run["gamma_nl_zz_uncertainty"] == pytest.approx(abs(gamma[-1] - gamma[-2]), rel=1e-12)
+            assert run["gamma_m"] == expected["gamma_m"][-1] and run["temperature_k"] == 300.0
+            assert run["converged"] is bool(expected["converged"]) and row["converged"] == str(bool(expected["converged"]))
+            assert run["imaginary_modes"] == expected["imaginary"] == int(row["imaginary_modes"])
+            assert 1e-18 < run["gamma_nl_zz"] < 1e-16  # quartz: ~1.5e-17 J s K^-1 m^-2
+        else:
+            assert run["converged"] is None and run["imaginary_modes"] is None and run["gamma_nl_zz_uncertainty"] is None
+            assert row["converged"] == row["imaginary_modes"] == row["gamma_nl_zz_uncertainty (J s K^-1 m^-2)"] == "n/a"
+            assert run["gamma_nl_zz"] > 0 and abs(run["temperature_k"] - 300) < 5  # the nearest stored T
+
+
+def test_run_from_before_v2_shows_n_a():
+    imported = _import(LEGACY, "table-v1")
+    out = table(imported["profile"], "--format", "json")
+    assert out.returncode == 0, out.stderr
+    (run,) = json.loads(out.stdout)["runs"]
+    assert run["gamma_m"] is None and run["converged"] is None and run["gamma_nl_zz"] > 0 and run["handedness"]
+    out = table(imported["profile"])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[1].split()[-5:] == ["n/a"] * 5
+
+
+# ---- workflows/run_crystal.py --dry-run ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def run_crystal():
+    spec = importlib.util.spec_from_file_location("run_crystal", REPO / "workflows" / "run_crystal.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _count_nodes() -> int:
+    from aiida import orm
+
+    return orm.QueryBuilder().append(orm.Node).count()
+
+
+def test_dry_run_on_cristobalite_prints_the_chirality_and_stores_nothing(llpam_profile, run_crystal, capsys):
+    before = _count_nodes()
+    builder = run_crystal.main([str(CRISTOBALITE), "--protocol", "smoke", "--dry-run"])
+    out = capsys.readouterr().out
+    assert _count_nodes() == before and not builder.structure.is_stored
+    assert "space group: P4_12_12 (No. 92), point group 422" in out
+    assert "Sohncke (chiral): yes" in out and "enantiomorphic partner: P4_32_12" in out
+    assert "handedness: P4_12_12" in out and "tetragonal: unique axis already along z" in out
+    assert "vanish by symmetry" not in out and "nothing stored" in out
+    assert builder.symprec.value == 1e-3 and builder.protocol.value == "smoke"
+    assert sorted(builder.scf.pw.pseudos) == ["O", "Si"] and "mirror" not in builder.metadata.description
+
+
+def test_dry_run_other_enantiomer_records_the_original(llpam_profile, run_crystal, capsys):
+    from aiida import orm
+    from ase.io import read
+
+    original = orm.StructureData(ase=read(CRISTOBALITE)).store()
+    before = _count_nodes()
+    builder = run_crystal.main([str(original.pk), "--enantiomer", "other", "--symprec", "1e-4", "--dry-run"])
+    out = capsys.readouterr().out
+    assert _count_nodes() == before
+    assert "mirror z -> -z of P4_12_12 (No. 92) -> P4_32_12 (No. 96)" in out and "space group: P4_32_12 (No. 96)" in out
+    assert f"mirror z -> -z of StructureData {original.uuid}" in builder.metadata.description
+    assert builder.symprec.value == 1e-4
+    mirrored = builder.structure.get_ase()
+    np.testing.assert_allclose(mirrored.get_scaled_positions()[:, 2], (-original.get_ase().get_scaled_positions()[:, 2]) % 1.0,
+                               atol=1e-8)  # fmt: skip
+
+
+def test_dry_run_on_silicon_says_the_response_vanishes(llpam_profile, run_crystal, capsys, tmp_path):
+    write(tmp_path / "Si.vasp", bulk("Si", "diamond", a=5.43), format="vasp")
+    before = _count_nodes()
+    run_crystal.main([str(tmp_path / "Si.vasp"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert _count_nodes() == before
+    assert "space group: Fd-3m (No. 227)" in out and "Sohncke (chiral): no" in out and "handedness: none: achiral" in out
+    assert "achiral: gamma^NL and gamma^M vanish by symmetry" in out and "cubic: orientation kept" in out
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda path: write(path, bulk("Ge", "diamond", a=5.66), format="vasp"),
+     "refused: no pseudopotential for element Ge in the pseudo family llpam/LDA/debian"),
+    (lambda path: path.write_text("not a structure\n"), "refused: .*not a crystal structure ASE can read"),
+])  # fmt: skip
+def test_refused_before_anything_is_stored(llpam_profile, run_crystal, tmp_path, make, message):
+    path = tmp_path / "input.vasp"
+    make(path)
+    before = _count_nodes()
+    with pytest.raises(SystemExit, match=message):
+        run_crystal.main([str(path), "--dry-run"])
+    assert _count_nodes() == before
+
+
+def test_verdi_run_entry_point(llpam_profile):
+    """The script as users call it: `verdi run workflows/run_crystal.py ... --dry-run`."""
+    from aiida.manage import get_manager
+
+    out = subprocess.run(["verdi", "-p", get_manager().get_profile().name, "run", str(REPO / "workflows" / "run_crystal.py"),
+                          str(CRISTOBALITE), "--enantiomer", "other", "--dry-run"],
+                         capture_output=True, text=True, timeout=300, cwd=REPO)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "space group: P4_32_12 (No. 96)" in out.stdout and "nothing stored" in out.stdout
+
+
+# ---- the run-with-progress machinery the scripts share (aiida_llpam.tools.progress) -----------------------
+
+
+class TwoStepWorkChain(WorkChain):
+    """A workchain with no code to run: returns its input doubled."""
+
+    @classmethod
+    def define(cls, spec):
+        from aiida import orm
+
+        super().define(spec)
+        spec.input("x", valid_type=orm.Int)
+        spec.output("doubled", valid_type=orm.Int)
+        spec.outline(cls.double)
+
+    def double(self):
+        from aiida import orm
+        from aiida.engine import calcfunction
+
+        self.out("doubled", calcfunction(lambda x: orm.Int(2 * x.value))(self.inputs.x))
+
+
+def test_run_with_progress_writes_the_pk_first_and_returns_the_node(llpam_profile, tmp_path, capsys):
+    from aiida import orm
+
+    from aiida_llpam.tools.progress import print_outcome, run_with_progress
+
+    builder = TwoStepWorkChain.get_builder()
+    builder.x = orm.Int(21)
+    node = run_with_progress(builder, quiet=False, pk_file=tmp_path / "pk", interval_s=0.01)
+    assert node.is_finished_ok and node.outputs.doubled.value == 42
+    assert (tmp_path / "pk").read_text() == f"{node.pk}\n"
+    assert print_outcome(node)
+    out = capsys.readouterr().out
+    assert out.startswith(f"TwoStepWorkChain<{node.pk}> created\n")
+    assert f"TwoStepWorkChain<{node.pk}> finished, exit status 0" in out and "doubled" in out

@@ -16,18 +16,8 @@ from aiida import orm
 from aiida.engine import run_get_node
 
 from aiida_llpam.cli.results import write_figures
+from aiida_llpam.tools.results import dfpt_retrieved
 from aiida_llpam.workflows.pam import PamWorkChain
-
-
-def dfpt_of(node: orm.WorkChainNode) -> tuple[orm.StructureData, orm.FolderData]:
-    """The structure and the retrieved files of the ph.x run of a finished PamWorkChain."""
-    if "dfpt" in node.inputs:
-        return node.inputs.structure, node.inputs.dfpt
-    ph = [c for c in node.called_descendants if isinstance(c, orm.CalcJobNode) and c.process_type.endswith(".ph")]
-    done = [c for c in ph if c.is_finished_ok]
-    if not done:
-        sys.exit(f"PamWorkChain<{node.pk}> has no finished ph.x calculation")
-    return node.outputs.structure, max(done, key=lambda c: c.ctime).outputs.retrieved
 
 
 def main(argv=None):
@@ -42,7 +32,10 @@ def main(argv=None):
     old = orm.load_node(args.pk)
     if not (isinstance(old, orm.WorkChainNode) and old.process_label == "PamWorkChain"):
         sys.exit(f"{args.pk}: not a PamWorkChain")
-    structure, retrieved = dfpt_of(old)
+    if not old.is_finished_ok:
+        sys.exit(f"PamWorkChain<{old.pk}> did not finish successfully: its DFPT cannot be reused")
+    structure = old.outputs.structure  # the structure ph.x ran on (given or relaxed)
+    retrieved = dfpt_retrieved(old)
     codes = [orm.load_code(f"{name}@{args.computer}") for name in ("pw", "ph", "q2r")]
     builder = PamWorkChain.get_builder_from_protocol(*codes, structure, protocol=args.protocol, dfpt=retrieved)
     builder.metadata.label = f"{old.label} (force constants and response redone)".strip()

@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.colors import LogNorm, TwoSlopeNorm  # noqa: E402
 
+from aiida_llpam.physics.convergence import TRACKED  # noqa: E402
 from aiida_llpam.physics.units import MU_0, THZ_TO_CM  # noqa: E402
 from aiida_llpam.workflows.protocols import UNPHYSICAL_PROTOCOLS  # noqa: E402
 
@@ -39,6 +40,15 @@ CAPTIONS = {
     "fig3f_pam_density": "Fig. 3(f): <L_z>(T) without L-L, with the free feedback (eta) and with the paper's (eta_paper)",
     "gamma_nl_tensor": "gamma^NL_xx and gamma^NL_zz against temperature",
     "magnetization": "<M_z>(T) for the stored dT/dz, with mu_0 <M_z> on the second axis",
+    "kmesh_convergence": "k-mesh convergence of the headline sums at the reference temperature (the `convergence` output)",
+}
+#: labels of the sums whose convergence is tracked (aiida_llpam.physics.convergence.TRACKED)
+SYMBOLS = {
+    "gamma_nl_zz": r"$\gamma^{NL}_{zz}$",
+    "chi_diagonal": r"$\chi_D$",
+    "chi_offdiagonal_interband": r"$\chi_{OD,N}$",
+    "chi_offdiagonal_pair": r"$\chi_{OD,P}$",
+    "gamma_m": r"$\gamma^M$",
 }
 
 
@@ -251,6 +261,31 @@ def plot_magnetization(response: dict, out: Path, sources=None) -> Path:
     return _save(fig, out, "magnetization", sources)
 
 
+def plot_kmesh_convergence(arrays: dict, out: Path, sources=None) -> Path:
+    """The k-mesh convergence of one response: each tracked sum relative to the last mesh, and the largest
+    relative step, against N (k points per axis); the ``convergence_*`` arrays of one ``convergence`` node."""
+    meshes = np.asarray(arrays["convergence_meshes"])
+    n = meshes[:, 0]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(WIDTH, 4.2), sharex=True)
+    for name in TRACKED:
+        values = np.asarray(arrays[f"convergence_{name}"], dtype=float)
+        if np.all(np.isfinite(values)) and values[-1] != 0:  # gamma_m is NaN without Born charges
+            top.plot(n, values / values[-1] - 1.0, marker="o", ms=3, lw=0.8, label=SYMBOLS[name])
+    top.axhline(0.0, color="0.6", lw=0.5)
+    top.set_ylabel(f"value / value(N={n[-1]}) - 1")
+    top.legend(frameon=False)
+    tolerance = float(arrays["convergence_tolerance"])
+    bottom.semilogy(n[1:], np.asarray(arrays["convergence_max_relative_change"])[1:], marker="o", ms=3, lw=0.8, color="k")
+    bottom.axhline(tolerance, color="tab:red", lw=0.8, ls="--", label=f"tolerance {tolerance:.0%}")
+    bottom.set_ylabel("largest relative change\nfrom the previous mesh")
+    bottom.set_xlabel("N (k points per axis, N x N x N mesh)")
+    bottom.set_xticks(n)
+    bottom.legend(frameon=False)
+    top.set_title(f"k-mesh convergence at {float(arrays['convergence_temperature_k']):.0f} K", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out, "kmesh_convergence", sources)
+
+
 def write_all_panels(data: dict, outdir, fmt: str = "png", sources: dict | None = None) -> dict[str, Path]:
     """Every panel from ``data`` = {"path", "gamma_a", "trajectory", "response"} (dicts of arrays, see tools.results)."""
     outdir = Path(outdir)
@@ -283,6 +318,8 @@ def _write_panels(data: dict, response: dict, target, sources: dict) -> dict[str
         "fig3f_pam_density": plot_pam_density(response, target("fig3f_pam_density"), sources.get("response")),
         "gamma_nl_tensor": plot_gamma_nl_tensor(response, target("gamma_nl_tensor"), sources.get("response")),
     }
+    if len(response.get("convergence_meshes", ())) > 1:  # runs made before the table, or on one mesh, have none
+        panels["kmesh_convergence"] = plot_kmesh_convergence(response, target("kmesh_convergence"), sources.get("response"))
     # the magnetic panels need Born charges (every workflow run has them)
     if np.all(np.isfinite(response["magnetization_bare"])):
         panels["magnetization"] = plot_magnetization(response, target("magnetization"), sources.get("response"))

@@ -76,6 +76,29 @@ def is_v1(node: orm.WorkChainNode) -> bool:
     return node.outputs.chi.base.attributes.get("llpam_layout", 1) < LAYOUT_VERSION
 
 
+def dfpt_retrieved(node: orm.WorkChainNode) -> orm.FolderData:
+    """The ph.x retrieved files a finished PamWorkChain made its force constants from (given as `dfpt` or computed)."""
+    if "dfpt" in node.inputs:
+        return node.inputs.dfpt
+    ph = [c for c in node.called_descendants if isinstance(c, orm.CalcJobNode) and c.process_type.endswith(".ph")]
+    return max((c for c in ph if c.is_finished_ok), key=lambda c: c.ctime).outputs.retrieved
+
+
+def dfpt_settings(retrieved: orm.FolderData) -> dict:
+    """Cut-offs (Ry), scf k mesh and ph.x q mesh of a ph.x run, from its provenance (ph.x -> the scf it ran on)."""
+    ph = retrieved.creator
+    if ph is None or "qpoints" not in ph.inputs or "parent_folder" not in ph.inputs:
+        raise ValueError(f"{retrieved.__class__.__name__}<{retrieved.pk}> is not the retrieved folder of a ph.x mesh run")
+    pw = ph.inputs.parent_folder.creator
+    system = pw.inputs.parameters["SYSTEM"]
+    return {
+        "ecutwfc_ry": system["ecutwfc"],
+        "ecutrho_ry": system.get("ecutrho", 4 * system["ecutwfc"]),  # pw.x's default when the input has none
+        "kpoints_mesh": list(pw.inputs.kpoints.get_kpoints_mesh()[0]),
+        "qpoints_mesh": list(ph.inputs.qpoints.get_kpoints_mesh()[0]),
+    }
+
+
 def run_settings(node: orm.WorkChainNode) -> dict:
     """The settings a run was made with, read from provenance: protocol, DFPT inputs, symmetry, response."""
     out = node.outputs
@@ -85,17 +108,10 @@ def run_settings(node: orm.WorkChainNode) -> dict:
     if "protocol" in node.inputs:
         settings["protocol"] = node.inputs.protocol.value
     settings.update(out.symmetry.get_dict())
-    calcs = {c.process_type.rsplit(".", 1)[-1]: c for c in node.called_descendants if isinstance(c, orm.CalcJobNode)}
-    if "dfpt" in node.inputs:  # redone from a stored DFPT: its ph.x and scf are found through data provenance
-        calcs["ph"] = node.inputs.dfpt.creator
-        calcs["pw"] = calcs["ph"].inputs.parent_folder.creator
-        settings["dfpt_reused_from"] = calcs["ph"].uuid
-    if "pw" in calcs:
-        system = calcs["pw"].inputs.parameters["SYSTEM"]
-        settings.update(ecutwfc_ry=system["ecutwfc"], ecutrho_ry=system["ecutrho"])
-        settings["kpoints_mesh"] = calcs["pw"].inputs.kpoints.get_kpoints_mesh()[0]
-    if "ph" in calcs:
-        settings["qpoints_mesh"] = calcs["ph"].inputs.qpoints.get_kpoints_mesh()[0]
+    retrieved = dfpt_retrieved(node)
+    settings.update(dfpt_settings(retrieved))
+    if "dfpt" in node.inputs:
+        settings["dfpt_reused_from"] = retrieved.creator.uuid
     settings["relaxed"] = any(isinstance(c, orm.WorkChainNode) and c.process_label == "PwRelaxWorkChain" for c in node.called) or (
         "dfpt" in node.inputs and node.inputs.structure.creator is not None  # a structure made by a vc-relax
     )

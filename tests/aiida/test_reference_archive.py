@@ -91,7 +91,7 @@ def test_figures_from_stored_nodes(imported, tmp_path):
     assert [f.stem for f in files] == sorted([
         "fig2d_dispersion", "fig2e_gamma_a_species", "fig2f_trajectories", "fig3b_gamma_ll_map",
         "fig3c_gamma_ll_cut", "fig3d_bz_diagonal", "fig3e_bz_offdiagonal", "fig3f_pam_density",
-        "dispersion_mu", "gamma_nl_tensor", "magnetization",
+        "dispersion_mu", "gamma_nl_tensor", "magnetization", "kmesh_convergence",
     ])
     import matplotlib.image as mpimg
 

@@ -1,0 +1,72 @@
+"""The table of a DFPT convergence study (one row per setting) as one ArrayData, inside provenance."""
+
+from __future__ import annotations
+
+import numpy as np
+from aiida import orm
+from aiida.engine import calcfunction
+
+from aiida_llpam.calculations.functions.phonopy_force_constants import phonopy_from_node
+from aiida_llpam.calculations.nodes import read_output
+from aiida_llpam.physics.convergence_table import TRACKED, gamma_frequencies_cm, reference_values
+from aiida_llpam.physics.units import THZ_TO_CM
+from aiida_llpam.quantities import QUANTITIES
+
+#: the per-row settings the caller passes in ``rows`` (read from provenance by the workchain)
+SETTINGS_UNITS = {
+    "ecutwfc_ry": "Ry",
+    "ecutrho_ry": "Ry",
+    "kpoints_mesh": "1",
+    "qpoints_mesh": "1",
+    "dfpt_reused": "1",
+    "wall_time_s": "s",
+}
+#: the node inputs of row i are f"{kind}_{i}" (labels are free text; link labels are not)
+ROW_NODES = ("convergence", "acoustic", "force_constants")
+
+
+def table_units() -> dict[str, str]:
+    """Unit of every array of the table node."""
+    units = dict(SETTINGS_UNITS)
+    registry = {q.name: q.unit for q in QUANTITIES if q.output == "convergence"}
+    for name in TRACKED:
+        units[name] = units[f"{name}_kmesh_uncertainty"] = registry[f"convergence_{name}"]
+    units.update(
+        temperature_k="K",
+        response_mesh="1",
+        gamma_frequencies_cm="cm^-1",
+        near_gamma_lowest_frequency_cm="cm^-1",
+    )
+    return units
+
+
+@calcfunction
+def dfpt_convergence_table(rows: orm.Dict, **nodes) -> orm.ArrayData:
+    """One row per DFPT setting, in the order of ``rows['rows']`` (attribute ``labels``).
+
+    ``rows['rows'][i]``: label, workchain (UUID), ecutwfc_ry, ecutrho_ry, kpoints_mesh, qpoints_mesh, dfpt_reused,
+    wall_time_s; ``nodes``: ``convergence_i``, ``acoustic_i``, ``force_constants_i`` (outputs of that row's
+    PamWorkChain). Arrays (units in the ``units`` attribute): the settings; temperature_k (the reference
+    temperature of the k-mesh table); gamma_nl_zz, chi_diagonal, chi_offdiagonal_interband,
+    chi_offdiagonal_pair, gamma_m on the response's last k mesh (response_mesh) with ``<name>_kmesh_uncertainty``
+    (|last change|); gamma_frequencies_cm (row, branch), ascending, TO at Gamma; near_gamma_lowest_frequency_cm.
+    """
+    settings = rows.get_dict()["rows"]
+    columns: dict[str, list] = {name: [] for name in table_units()}
+    for i, row in enumerate(settings):
+        convergence = read_output(nodes[f"convergence_{i}"])
+        values = reference_values(convergence)
+        values.update({name: row[name] for name in SETTINGS_UNITS})
+        values["response_mesh"] = convergence["convergence_meshes"][-1]
+        values["gamma_frequencies_cm"] = gamma_frequencies_cm(phonopy_from_node(nodes[f"force_constants_{i}"]))
+        acoustic = read_output(nodes[f"acoustic_{i}"])
+        values["near_gamma_lowest_frequency_cm"] = float(acoustic["near_gamma_lowest_frequency_thz"]) * THZ_TO_CM
+        for name in columns:
+            columns[name].append(values[name])
+    table = orm.ArrayData()
+    for name, column in columns.items():
+        table.set_array(name, np.asarray(column, dtype=float))
+    table.base.attributes.set("units", table_units())
+    table.base.attributes.set("labels", [row["label"] for row in settings])
+    table.base.attributes.set("workchains", [row["workchain"] for row in settings])
+    return table

@@ -17,7 +17,7 @@ import numpy as np
 
 from aiida_llpam.calculations.functions.phonopy_force_constants import phonopy_from_node
 from aiida_llpam.physics import ResponseSettings, make_kmesh
-from aiida_llpam.physics.convergence import TRACKED
+from aiida_llpam.physics.convergence import TRACKED, MeshConvergence
 from aiida_llpam.physics.modes import iter_modes
 from aiida_llpam.physics.response import response_sums
 from aiida_llpam.physics.units import HBAR, THZ_TO_CM
@@ -93,9 +93,10 @@ def main(argv=None):
         print(f"{label:38s} {value}")
     print("\nheadline sums with their uncertainty (k mesh: last step of the convergence table):")
     other = gather(load_pam_workchain(args.other_dfpt))[0]["response"] if args.other_dfpt else None
+    table = MeshConvergence.from_arrays(r)
     for name in TRACKED:
-        column = r[f"convergence_{name}"]
-        line = f"  {name:28s} {column[-1]:.4e} +- {abs(column[-1] - column[-2]):.1e} (k mesh {abs(column[-1] / column[-2] - 1):.1%})"
+        column = table.values[name]
+        line = f"  {name:28s} {column[-1]:.4e} +- {table.uncertainty(name):.1e} (k mesh {abs(column[-1] / column[-2] - 1):.1%})"
         if other is not None:
             line += f"; other DFPT {other[f'convergence_{name}'][-1]:.4e} ({other[f'convergence_{name}'][-1] / column[-1] - 1:+.1%})"
         print(line)

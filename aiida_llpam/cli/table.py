@@ -53,6 +53,7 @@ def run_row(node, temperature_k: float = 300.0) -> dict:
     import numpy as np
 
     from aiida_llpam.calculations.nodes import read_output
+    from aiida_llpam.physics.convergence import MeshConvergence
     from aiida_llpam.tools.results import gather, is_v1, run_settings
     from aiida_llpam.tools.structures import handedness_label
 
@@ -79,11 +80,10 @@ def run_row(node, temperature_k: float = 300.0) -> dict:
     table = read_output(out.convergence) if "convergence" in out and not is_v1(node) else {}
     if table and abs(float(table["convergence_temperature_k"]) - temperature_k) < 1e-6:
         row["temperature_k"] = float(table["convergence_temperature_k"])
+        convergence = MeshConvergence.from_arrays(table)
         for name in ("gamma_nl_zz", "gamma_m"):
-            column = np.asarray(table[f"convergence_{name}"], dtype=float)
-            row[name] = _number(column[-1])
-            if len(column) > 1:
-                row[f"{name}_uncertainty"] = _number(abs(column[-1] - column[-2]))
+            row[name] = _number(convergence.values[name][-1])
+            row[f"{name}_uncertainty"] = _number(convergence.uncertainty(name))  # NaN (None) for one mesh
         if len(table["convergence_meshes"]) > 1:
             row["converged"] = bool(int(table["convergence_converged"]))
     else:

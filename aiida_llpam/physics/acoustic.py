@@ -16,7 +16,7 @@ from phonopy.harmonic.dynamical_matrix import get_dynamical_matrices_at_qpoints
 
 from .units import THZ_BOHR_TO_M_S
 
-__all__ = ["IMAGINARY_TOLERANCE_THZ", "acoustic_region", "near_gamma_qpoints", "sound_velocities"]
+__all__ = ["IMAGINARY_TOLERANCE_THZ", "acoustic_region", "frequencies_thz", "near_gamma_qpoints", "sound_velocities"]
 
 #: a mode below -this (THz) counts as imaginary: 1.5e-3 THz = 0.05 cm^-1, above the numerical zero of the
 #: acoustic triplet at Gamma (phonopy ASR + Gonze NAC on quartz: -0.014 cm^-1) and far below any physical pocket
@@ -27,7 +27,7 @@ SOUND_DIRECTIONS = np.eye(3)[[2, 0, 1]]
 SOUND_PROBE_Q_BOHR = 2.0e-3
 
 
-def _frequencies_thz(phonon: Phonopy, q_cart_bohr: np.ndarray) -> np.ndarray:
+def frequencies_thz(phonon: Phonopy, q_cart_bohr: np.ndarray) -> np.ndarray:
     """Frequencies (THz, negative = imaginary) at Cartesian q (1/bohr, no 2 pi), ascending."""
     eigenvalues = np.linalg.eigvalsh(get_dynamical_matrices_at_qpoints(phonon.dynamical_matrix, q_cart_bohr @ phonon.primitive.cell.T))
     return np.sign(eigenvalues) * np.sqrt(np.abs(eigenvalues)) * phonon.unit_conversion_factor
@@ -45,12 +45,12 @@ def sound_velocities(phonon: Phonopy, directions=SOUND_DIRECTIONS, q_bohr: float
     """nu/|q| of the three lowest branches (m/s, ascending) along each Cartesian direction, shape (directions, 3)."""
     directions = np.asarray(directions, dtype=float)
     directions = directions / np.linalg.norm(directions, axis=1, keepdims=True)
-    return _frequencies_thz(phonon, q_bohr * directions)[:, :3] / q_bohr * THZ_BOHR_TO_M_S
+    return frequencies_thz(phonon, q_bohr * directions)[:, :3] / q_bohr * THZ_BOHR_TO_M_S
 
 
 def acoustic_region(phonon: Phonopy, path_frequencies_thz: np.ndarray) -> dict:
     """Lowest frequencies (THz) on the path and next to Gamma, imaginary modes counted there, sound velocities (m/s)."""
-    near = _frequencies_thz(phonon, near_gamma_qpoints())
+    near = frequencies_thz(phonon, near_gamma_qpoints())
     path = np.asarray(path_frequencies_thz)
     return {
         "path_lowest_frequency_thz": float(path.min()),

@@ -49,6 +49,16 @@ class MeshConvergence:
         column = self.values[name]
         return float(abs(column[-1] - column[-2])) if len(column) > 1 else float("nan")
 
+    @classmethod
+    def from_arrays(cls, arrays: dict) -> MeshConvergence:
+        """The table of the registry's stored ``convergence_*`` arrays (the inverse of :meth:`as_arrays`)."""
+        return cls(
+            meshes=np.asarray(arrays["convergence_meshes"]),
+            temperature_k=float(arrays["convergence_temperature_k"]),
+            tolerance=float(arrays["convergence_tolerance"]),
+            values={name: np.asarray(arrays[f"convergence_{name}"], dtype=float) for name in TRACKED},
+        )
+
     def as_arrays(self) -> dict[str, np.ndarray]:
         """The registry's ``convergence_*`` arrays."""
         arrays = {f"convergence_{name}": np.asarray(column) for name, column in self.values.items()}

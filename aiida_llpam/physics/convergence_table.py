@@ -12,20 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from aiida_llpam.physics.acoustic import frequencies_thz
 from aiida_llpam.physics.convergence import TRACKED, MeshConvergence
 from aiida_llpam.physics.units import THZ_TO_CM
 
-__all__ = ["TRACKED", "gamma_frequencies_cm", "mesh_convergence", "reference_values"]
-
-
-def mesh_convergence(arrays: dict) -> MeshConvergence:
-    """The :class:`MeshConvergence` of the registry's stored ``convergence_*`` arrays (one ``convergence`` node)."""
-    return MeshConvergence(
-        meshes=np.asarray(arrays["convergence_meshes"]),
-        temperature_k=float(arrays["convergence_temperature_k"]),
-        tolerance=float(arrays["convergence_tolerance"]),
-        values={name: np.asarray(arrays[f"convergence_{name}"], dtype=float) for name in TRACKED},
-    )
+__all__ = ["TRACKED", "gamma_frequencies_cm", "reference_values"]
 
 
 def reference_values(arrays: dict) -> dict[str, float]:
@@ -33,7 +24,7 @@ def reference_values(arrays: dict) -> dict[str, float]:
 
     The uncertainty is |change| of the last mesh step (NaN when a single mesh was summed).
     """
-    table = mesh_convergence(arrays)
+    table = MeshConvergence.from_arrays(arrays)
     row = {"temperature_k": table.temperature_k}
     for name in TRACKED:
         row[name] = float(table.values[name][-1])
@@ -47,5 +38,4 @@ def gamma_frequencies_cm(phonon) -> np.ndarray:
     Exactly at q = 0 phonopy applies no non-analytic term (it needs a direction), so the polar
     modes are the TO ones: the values do not depend on the direction of approach.
     """
-    phonon.run_qpoints([[0.0, 0.0, 0.0]])
-    return np.sort(phonon.get_qpoints_dict()["frequencies"][0]) * THZ_TO_CM
+    return frequencies_thz(phonon, np.zeros((1, 3)))[0] * THZ_TO_CM

@@ -7,7 +7,7 @@ from aiida import orm
 from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
 from aiida_llpam.calculations.nodes import LAYOUT_VERSION, read_output
-from aiida_llpam.physics.convergence import TRACKED
+from aiida_llpam.physics.convergence import TRACKED, MeshConvergence
 from aiida_llpam.physics.units import THZ_TO_CM
 from aiida_llpam.quantities import OUTPUTS, QUANTITIES
 
@@ -222,7 +222,7 @@ def quality_lines(node: orm.WorkChainNode, data: dict) -> list[str]:
     units = {q.name: q.unit for q in QUANTITIES if q.output == "convergence"}
     lines.append(f"headline sums at {float(response['convergence_temperature_k']):g} K on {meshes[-1]} "
                  "(+- the change of the last k-mesh step):")  # fmt: skip
+    table = MeshConvergence.from_arrays(response)
     for name in TRACKED:
-        column = response[f"convergence_{name}"]
-        lines.append(f"  {name:30s} {column[-1]:12.4e} +- {abs(column[-1] - column[-2]):.1e} {units[f'convergence_{name}']}")
+        lines.append(f"  {name:30s} {table.values[name][-1]:12.4e} +- {table.uncertainty(name):.1e} {units[f'convergence_{name}']}")
     return lines

@@ -72,6 +72,8 @@ def main(argv=None):
                 f"tau {s['tau_s']:g} s, dT/dz {s['grad_t_k_m']:g} K/m"),
         ("T, r", f"{t:g} K, {radius * 1e9:.4g} nm"),
         ("gamma^NL_ij", np.array2string(r["gamma_nl"][it], precision=4)),
+        ("gamma^NL_zz x V_c (J s K^-1 m)", f"{r['gamma_nl_zz'][it] * cell_volume:.4e}  (per primitive cell, V_c "
+                                           f"{cell_volume * 1e30:.2f} A^3)"),
         ("chi_D, chi_OD,N, chi_OD,P (kg/m)",
          f"{r['chi_diagonal'][it]:.4e}, {r['chi_offdiagonal_interband'][it]:.4e}, {r['chi_offdiagonal_pair'][it]:.4e}"),
         ("OD / D", f"{(r['chi_offdiagonal_interband'][it] + r['chi_offdiagonal_pair'][it]) / r['chi_diagonal'][it]:.2f}"),

@@ -8,8 +8,8 @@ STRUCTURE is a path, or the PK or UUID of a stored StructureData. Before anythin
 checked (aiida_llpam.tools.structures: a readable crystal, ordered, no overlapping atoms, every element in the
 pseudo family), oriented (trigonal, tetragonal, hexagonal: unique axis along z; cubic and lower: as given) and,
 with --enantiomer other, mirrored (z -> -z). The script prints the space group, point group, whether it is a
-Sohncke (chiral) group, the enantiomorphic partner and the handedness label, and for an achiral crystal that
-gamma^NL and gamma^M vanish by symmetry (it still runs). --dry-run stops there, with the builder made and
+Sohncke (chiral) group, the enantiomorphic partner, the handedness label and which components of gamma^NL
+and gamma^M symmetry allows (an achiral crystal still runs, as a control). --dry-run stops there, with the builder made and
 nothing stored. Otherwise it runs like workflows/run_quartz.py (PK as soon as it exists, progress lines, the
 outputs at the end). A mirrored run records the original structure's UUID and "mirror z -> -z" in the
 workchain's description and, after the run, in its extra ``enantiomer_of``. See docs/crystals.md.
@@ -23,6 +23,7 @@ from aiida import orm
 from aiida.common.exceptions import NotExistent
 
 from aiida_llpam.cli.results import write_figures
+from aiida_llpam.physics.symmetry import response_symmetry_text
 from aiida_llpam.tools.progress import print_outcome, run_with_progress
 from aiida_llpam.tools.structures import (
     MIRROR_OPERATION,
@@ -52,9 +53,9 @@ def symmetry_lines(info: dict) -> list[str]:
         f"enantiomorphic partner: {partner}",
         f"handedness: {handedness_label(info)}",
     ]
-    if not info["sohncke"]:
-        lines.append("achiral: gamma^NL and gamma^M vanish by symmetry (an improper operation maps them to minus "
-                     "themselves); the run goes ahead as a control, expect zero within numerical noise")  # fmt: skip
+    lines.append(f"response: {response_symmetry_text(info)}")
+    if not info["gamma_nl_allowed"] or not info["gamma_m_allowed"]:
+        lines.append("the run goes ahead as a control: expect zero within numerical noise where symmetry says so")
     return lines
 
 
@@ -132,8 +133,8 @@ def main(argv=None):
         node.base.extras.set("enantiomer_of", {"structure_uuid": original.uuid, "operation": MIRROR_OPERATION})
     if not print_outcome(node):
         sys.exit(f"the workchain failed: {node.exit_message}")
-    if not info["sohncke"]:
-        print("achiral: gamma^NL and gamma^M vanish by symmetry; the stored values are numerical noise")
+    if not info["gamma_m_allowed"]:
+        print(f"{response_symmetry_text(info)}: the stored values there are numerical noise")
     if args.figures:
         for path in write_figures(node, args.figures):
             print(f"  figure {path}")

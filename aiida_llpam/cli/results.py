@@ -85,6 +85,10 @@ def show_command(identifier, profile, temperature, radius_nm):
     it, ir = grid_indices(response, temperature, radius_nm * 1e-9)
     click.echo(f"PamWorkChain<{node.pk}> {s.get('formula')} {s.get('space_group')} ({s.get('space_group_number')}), "
                f"enantiomer {s.get('enantiomer')}, handedness {s.get('handedness')}, protocol {s.get('protocol')}")
+    if "sohncke" in s:
+        from aiida_llpam.physics.symmetry import response_symmetry_text
+
+        click.echo(f"symmetry: {response_symmetry_text(s)}")
     if data["predates_v2"]:
         click.echo("NOTE: this run predates physics v2 (THEORY.md version 2): its stored eta is the paper's "
                    "1/(1 - gamma^LL), shown as eta_paper; the free-sample eta, the gamma^NL tensor and the "

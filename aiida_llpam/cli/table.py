@@ -13,6 +13,7 @@ from . import main
 from .results import PROFILE_OPTION, _load
 
 NA = "n/a"
+ZERO_BY_SYMMETRY = "0 (symmetry)"
 #: the columns, in order: (key, header of the text table, width)
 COLUMNS = (
     ("pk", "PK", 4),
@@ -73,6 +74,9 @@ def run_row(node, temperature_k: float = 300.0) -> dict:
         row["handedness"] = handedness_label(settings, short=True)
     else:  # v1 kept only an enantiomer label in its settings
         row["handedness"] = settings.get("handedness") or settings.get("enantiomer")
+    # gamma^NL_zz and gamma^M are the same (zz) component of an axial tensor: where the point group forbids it the
+    # stored sums are numerical noise, and the text table says so
+    row["zero_by_symmetry"] = ["gamma_nl_zz", "gamma_m"] if settings.get("gamma_m_allowed") is False else []
     row["mirror_of"] = None
     if "enantiomer_of" in node.base.extras:
         row["mirror_of"] = node.base.extras.get("enantiomer_of").get("structure_uuid")
@@ -116,7 +120,8 @@ def _cell(key: str, value) -> str:
 
 def format_text(rows: list[dict]) -> str:
     units = _units()
-    cells = [[_cell(key, row[key]) for key, _, _ in COLUMNS] for row in rows]
+    cells = [[ZERO_BY_SYMMETRY if key in row["zero_by_symmetry"] else _cell(key, row[key]) for key, _, _ in COLUMNS]
+             for row in rows]  # fmt: skip
     group = [key for key, _, _ in COLUMNS].index("space_group")
     for cell, row in zip(cells, rows):  # the symbol with its number, as `aiida-llpam list` shows it
         if row["space_group"] is not None:
@@ -126,7 +131,7 @@ def format_text(rows: list[dict]) -> str:
     lines = ["  ".join(align(i, header) for i, (_, header, _) in enumerate(COLUMNS)).rstrip()]
     lines += ["  ".join(align(i, text) for i, text in enumerate(r)).rstrip() for r in cells]
     lines.append(f"units: gamma^NL_zz {units['gamma_nl_zz']}, gamma^M {units['gamma_m']}; +- is the change of the last "
-                 "k-mesh step; n/a: not stored by that run")  # fmt: skip
+                 f"k-mesh step; n/a: not stored by that run; {ZERO_BY_SYMMETRY}: forbidden by the point group")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""Edit ph.x dynamical-matrix files so q2r.x writes IFCs phonopy can use with its own NAC.
+"""Edit ph.x dynamical-matrix files: for q2r.x with phonopy's NAC, and for the other enantiomer.
 
 ph.x with ``epsil=.true.`` appends the dielectric tensor and the Born
 effective charges (and, with Raman, more tensors) to the Gamma file after the
@@ -6,11 +6,22 @@ dynamical matrix. q2r.x reads them and subtracts the dipole-dipole part from
 the IFCs; without that block it writes the full IFCs. The frequencies section
 ("Diagonalizing the dynamical matrix") is kept: q2r.x does not need it, but
 the file stays a valid ph.x dyn file for humans and other tools.
+
+``mirror_z`` writes the files ph.x gives for the mirror image z -> -z of the
+crystal (the other enantiomer, on the right-handed lattice of
+``tools.structures.mirror_z``). The mirror S = diag(1, 1, -1) is an exact
+symmetry of the DFT and DFPT equations when the k and q meshes are symmetric
+under k_z -> -k_z (Monkhorst-Pack meshes are), so ph.x on the mirror image
+computes S D(q) S at q S, S eps S and S Z* S: the mirror of the files, up to
+the convergence noise of the two runs. Only signs change, so the numbers are
+copied exactly.
 """
 
 from __future__ import annotations
 
-__all__ = ["has_dielectric_block", "strip_dielectric_block"]
+import re
+
+__all__ = ["has_dielectric_block", "mirror_z", "strip_dielectric_block"]
 
 _HEADER = "Dynamical matrix file"
 _BLOCK_START = "Dielectric Tensor:"
@@ -40,3 +51,78 @@ def strip_dielectric_block(text: str) -> str:
         raise ValueError("dyn file has a dielectric block but no 'Diagonalizing the dynamical matrix' section after it")
     end = text.rfind("\n", 0, end) + 1
     return text[:start] + text[end:]
+
+
+_NUMBER = re.compile(r"\S+")
+_MIRROR = (1, 1, -1)
+
+
+def _negate(line: str, positions) -> str:
+    """``line`` with the whitespace-separated tokens at ``positions`` negated, the spacing kept where possible."""
+    tokens = list(_NUMBER.finditer(line))
+    out, end = [], 0
+    for index, match in enumerate(tokens):
+        gap, token = line[end : match.start()], match.group()
+        if index in positions:
+            if token.startswith("-"):
+                token, gap = token[1:], gap + " "
+            else:
+                token, gap = "-" + token, gap[:-1] if len(gap) > 1 else gap
+        out.append(gap + token)
+        end = match.end()
+    return "".join(out) + line[end:]
+
+
+def _tensor_row(line: str, row: int, pairs: bool) -> str:
+    """Row ``row`` of a Cartesian 3x3 block (complex pairs or reals): entry (row, col) times S_row S_col."""
+    width = 2 if pairs else 1
+    flip = [col for col in range(3) if _MIRROR[row] * _MIRROR[col] < 0]
+    return _negate(line, {width * col + k for col in flip for k in range(width)})
+
+
+def mirror_z(text: str) -> str:
+    """The ph.x file (a dynamical-matrix file or the "-0" list of q points) of the mirror image z -> -z."""
+    lines = text.split("\n")
+    if not text.lstrip().startswith(_HEADER):  # "nq1 nq2 nq3 / nq / q points (2 pi/alat, Cartesian)"
+        return "\n".join(_negate(l, {2}) if len(l.split()) == 3 and i >= 2 else l for i, l in enumerate(lines))
+    _check(text)
+    if int(lines[2].split()[2]) != 0:
+        raise ValueError("mirror_z needs a dyn file with explicit basis vectors (ibrav = 0, as aiida-quantumespresso writes)")
+    out, row, pairs, section = [], None, False, "header"
+    for line in lines:
+        words = line.split()
+        if line.strip() == "Basis vectors":
+            section, row = "lattice", 0
+        elif "Dynamical  Matrix in cartesian axes" in line:
+            section = "matrix"
+        elif _BLOCK_START in line:
+            section, row, pairs = "tensor", 0, False  # eps: three rows of three reals follow
+        elif words[:2] == ["atom", "#"]:
+            row = 0  # the Born charge of one atom: three rows follow
+        elif _BLOCK_END in line:
+            section = "modes"
+        elif words[:3] == ["q", "=", "("]:
+            line = _negate(line, {5})
+        elif section == "lattice" and row is not None:
+            # rows (a S, b S, -c S): the mirror of a and b, minus that of c, so the cell stays right-handed
+            line = _negate(line, {0, 1} if row == 2 else {2})
+            row = row + 1 if row < 2 else None
+        elif section == "lattice" and len(words) == 5 and words[0].isdigit() and words[1].isdigit():
+            line = _negate(line, {4})  # atom, species, Cartesian position (alat)
+        elif section == "matrix" and len(words) == 2 and all(w.isdigit() for w in words):
+            row, pairs = 0, True  # the block of atoms (i, j): three rows of three complex numbers follow
+        elif section in ("matrix", "tensor") and row is not None and len(words) == (6 if pairs else 3) and _numeric(words):
+            line = _tensor_row(line, row, pairs)
+            row = row + 1 if row < 2 else None
+        elif section == "modes" and words[:1] == ["("] and len(words) == 8:
+            line = _negate(line, {5, 6})  # eigenvector: (x re, x im, y re, y im, z re, z im)
+        out.append(line)
+    return "\n".join(out)
+
+
+def _numeric(words) -> bool:
+    try:
+        [float(w) for w in words]
+    except ValueError:
+        return False
+    return True

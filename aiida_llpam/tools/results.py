@@ -81,12 +81,28 @@ def dfpt_retrieved(node: orm.WorkChainNode) -> orm.FolderData:
     if "dfpt" in node.inputs:
         return node.inputs.dfpt
     ph = [c for c in node.called_descendants if isinstance(c, orm.CalcJobNode) and c.process_type.endswith(".ph")]
-    return max((c for c in ph if c.is_finished_ok), key=lambda c: c.ctime).outputs.retrieved
+    finished = [c for c in ph if c.is_finished_ok]
+    if not finished:
+        raise ValueError(f"{node.process_label}<{node.pk}> has no finished ph.x run")
+    return max(finished, key=lambda c: c.ctime).outputs.retrieved
+
+
+def dfpt_structure(retrieved: orm.FolderData) -> orm.StructureData:
+    """The structure a ph.x run computed (that of the scf it ran on): given, or relaxed by the workchain."""
+    ph = retrieved.creator
+    if ph is None or "parent_folder" not in ph.inputs:
+        raise ValueError(f"{retrieved.__class__.__name__}<{retrieved.pk}> is not the retrieved folder of a ph.x run")
+    return ph.inputs.parent_folder.creator.inputs.structure
 
 
 def dfpt_settings(retrieved: orm.FolderData) -> dict:
-    """Cut-offs (Ry), scf k mesh and ph.x q mesh of a ph.x run, from its provenance (ph.x -> the scf it ran on)."""
+    """Cut-offs (Ry), scf k mesh and ph.x q mesh of a ph.x run, from its provenance (ph.x -> the scf it ran on).
+
+    For a mirrored DFPT (``mirror_dfpt_z``) they are those of the ph.x run it mirrors.
+    """
     ph = retrieved.creator
+    if ph is not None and ph.process_label == "mirror_dfpt_z":
+        return dfpt_settings(ph.inputs.retrieved)
     if ph is None or "qpoints" not in ph.inputs or "parent_folder" not in ph.inputs:
         raise ValueError(f"{retrieved.__class__.__name__}<{retrieved.pk}> is not the retrieved folder of a ph.x mesh run")
     pw = ph.inputs.parent_folder.creator

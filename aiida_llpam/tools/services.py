@@ -663,8 +663,9 @@ def _ensure_codes_and_pseudos(computer_label: str) -> list[Step]:
         Step(f"code {code.full_label} -> {code.filepath_executable}", status)
         for code, status in setup.ensure_codes(orm.load_computer(computer_label)).values()
     ]
-    family, status = setup.ensure_pseudo_family()
-    steps.append(Step(f"pseudo family {family.label}", status))
+    for label in setup.PSEUDO_FAMILIES:
+        family, status = setup.ensure_pseudo_family(label)
+        steps.append(Step(f"pseudo family {family.label}", status))
     return steps
 
 

@@ -2,13 +2,16 @@
 
 One profile on ``core.sqlite_dos`` storage with no broker (``verdi run`` works;
 ``submit`` and the daemon need a broker: see docs/workflow.md for the
-scale-out path), a localhost computer, codes for Debian's QE binaries and a
-pseudopotential family made from Debian's LDA pseudopotentials.
+scale-out path), a localhost computer, codes for Debian's QE binaries and two
+pseudopotential families made from Debian's files, one functional each: LDA
+(quartz, Si) and PBE (every element Debian has a PBE file for that records its
+suggested cut-offs; the family stores them, so protocols can use them).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -18,14 +21,33 @@ PROFILE = "llpam"
 COMPUTER = "localhost"
 PSEUDO_FAMILY = "llpam/LDA/debian"
 PSEUDO_DIR = Path("/usr/share/espresso/pseudo")
-#: Debian's LDA pseudopotentials used for quartz (and the Si control)
+#: Debian's LDA pseudopotentials used for quartz (and the Si control); their headers suggest no cut-offs
 PSEUDOS = {"Si": "Si.pz-vbc.UPF", "O": "O.pz-rrkjus.UPF"}
-#: code label -> (executable, plugin); the response runs in this Python, which has aiida-llpam installed
+PBE_FAMILY = "llpam/PBE/debian"
+#: Debian's PBE files, one per element, each with suggested cut-offs in its header (fully relativistic ones
+#: and files without suggested cut-offs are left out); alpha-GeO2 uses Ge and O
+PBE_PSEUDOS = {
+    "B": "B.pbe-n-kjpaw_psl.1.0.0.UPF", "C": "C.pbe-n-kjpaw_psl.0.1.UPF", "Cr": "Cr.pbe-spn-kjpaw_psl.1.0.0.UPF",
+    "Cu": "Cu.pbe-kjpaw.UPF", "Fe": "Fe.pbe-spn-rrkjus_psl.0.2.1.UPF", "Ge": "Ge.pbe-kjpaw.UPF",
+    "H": "H.pbe-kjpaw.UPF", "I": "I.pbe-n-kjpaw_psl.1.0.0.UPF", "N": "N.pbe-n-kjpaw_psl.1.0.0.UPF",
+    "Ni": "Ni.pbe-spn-kjpaw_psl.1.0.0.UPF", "O": "O.pbe-kjpaw.UPF", "Si": "Si.pbe-nl-rrkjus_psl.1.0.0.UPF",
+}  # fmt: skip
+#: label -> (functional, files); every file's header must name that functional
+PSEUDO_FAMILIES = {PSEUDO_FAMILY: ("LDA", PSEUDOS), PBE_FAMILY: ("PBE", PBE_PSEUDOS)}
+#: QE's functional names in UPF headers (short or four-part) -> the family's functional
+FUNCTIONALS = {"SLA PZ NOGX NOGC": "LDA", "PZ": "LDA", "SLA PW PBX PBC": "PBE", "SLA PW PBE PBE": "PBE", "PBE": "PBE"}
+#: code label -> (executable, plugin); the response runs in this Python, which has aiida-llpam installed, and
+#: aiida-phonopy's PhonopyCalculation (which takes our force constants) runs the phonopy script beside it
 CODES = {
     "pw": ("pw.x", "quantumespresso.pw"),
     "ph": ("ph.x", "quantumespresso.ph"),
     "q2r": ("q2r.x", "quantumespresso.q2r"),
     "llpam-response": (sys.executable, "llpam.response"),
+    "phonopy": (str(Path(sys.executable).parent / "phonopy"), "phonopy.phonopy"),
+}
+CODE_DESCRIPTIONS = {
+    "llpam-response": "aiida-llpam response job ({executable})",
+    "phonopy": "phonopy for aiida-phonopy's PhonopyCalculation ({executable})",
 }
 #: what a step did: made the thing, changed an option of an existing one, or found it as asked
 CREATED, CHANGED, EXISTS = "created", "changed", "exists"
@@ -121,7 +143,7 @@ def new_local_computer(label: str, scheduler_type: str, description: str, workdi
 
 
 def ensure_codes(computer) -> dict[str, tuple[object, str]]:
-    """InstalledCode for pw.x, ph.x, q2r.x and the response job on ``computer``; label ``<name>@<computer>``.
+    """InstalledCode for pw.x, ph.x, q2r.x, the response job and phonopy on ``computer``; label ``<name>@<computer>``.
 
     An existing code must run the same executable with the same plugin (codes cannot be changed once stored).
     """
@@ -133,7 +155,8 @@ def ensure_codes(computer) -> dict[str, tuple[object, str]]:
         label = f"{name}@{computer.label}"
         executable = shutil.which(program)
         if executable is None:
-            raise SetupError(f"{program} is not on PATH: install Debian's quantum-espresso (scripts/bootstrap.sh does)")
+            raise SetupError(f"{program} is not on PATH: install Debian's quantum-espresso and aiida-llpam's Python "
+                             "dependencies (scripts/bootstrap.sh does both)")
         try:
             code = orm.load_code(label)
         except NotExistent:
@@ -152,31 +175,56 @@ def ensure_codes(computer) -> dict[str, tuple[object, str]]:
             computer=computer,
             filepath_executable=executable,
             default_calc_job_plugin=plugin,
-            description=f"aiida-llpam response job ({executable})" if name == "llpam-response" else f"Debian quantum-espresso {program}",
+            description=CODE_DESCRIPTIONS.get(name, f"Debian quantum-espresso {program}").format(executable=executable),
             prepend_text="export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1",
         ).store()
         result[name] = (code, CREATED)
     return result
 
 
+def upf_header(path: Path) -> dict:
+    """Functional (LDA, PBE or QE's own words) and suggested cut-offs (Ry, None when the header gives none)."""
+    text = path.read_text(errors="replace")[:20000]
+    found = re.search(r'functional="\s*([^"]*?)\s*"', text) or re.search(r"(?im)^\s*Functional:\s*(.*?)\s*$", text)
+    name = " ".join(found.group(1).split()) if found else "unknown"
+    cutoffs = [re.search(rf"Suggested minimum cutoff for {what}:\s*([0-9.]+)", text) for what in ("wavefunctions", "charge density")]
+    wfc, rho = (float(match.group(1)) if match else 0.0 for match in cutoffs)
+    return {"functional": FUNCTIONALS.get(name, name), "ecutwfc_ry": wfc or None, "ecutrho_ry": rho or None}
+
+
 def ensure_pseudo_family(label: str = PSEUDO_FAMILY):
-    """A plain aiida-pseudo family of UpfData from Debian's LDA files; return (family, created)."""
+    """An aiida-pseudo family of UpfData from Debian's files (``PSEUDO_FAMILIES``); return (family, status).
+
+    Refuses a file whose header names another functional than the family's. When every file suggests
+    cut-offs the family is a ``CutoffsPseudoPotentialFamily`` holding them (stringency ``normal``).
+    """
     from aiida import orm
     from aiida_pseudo.data.pseudo import UpfData
-    from aiida_pseudo.groups.family import PseudoPotentialFamily
+    from aiida_pseudo.groups.family import CutoffsPseudoPotentialFamily, PseudoPotentialFamily
 
+    functional, files = PSEUDO_FAMILIES[label]
     existing = orm.QueryBuilder().append(PseudoPotentialFamily, filters={"label": label}).first()
     if existing:
         return existing[0], EXISTS
-    missing = [f for f in PSEUDOS.values() if not (PSEUDO_DIR / f).is_file()]
+    missing = [f for f in files.values() if not (PSEUDO_DIR / f).is_file()]
     if missing:
         raise SetupError(f"pseudopotentials {missing} not found in {PSEUDO_DIR}: install Debian's quantum-espresso")
+    headers = {element: upf_header(PSEUDO_DIR / filename) for element, filename in files.items()}
+    wrong = {files[e]: h["functional"] for e, h in headers.items() if h["functional"] != functional}
+    if wrong:
+        raise SetupError(f"family {label} is {functional} only, but these files say otherwise: {wrong}")
+    cutoffs = {e: {"cutoff_wfc": h["ecutwfc_ry"], "cutoff_rho": h["ecutrho_ry"]} for e, h in headers.items()}
+    recorded = all(c["cutoff_wfc"] and c["cutoff_rho"] for c in cutoffs.values())
+    cls = CutoffsPseudoPotentialFamily if recorded else PseudoPotentialFamily
     with tempfile.TemporaryDirectory() as tmp:
-        for filename in PSEUDOS.values():
+        for filename in files.values():
             shutil.copy(PSEUDO_DIR / filename, tmp)
-        family = PseudoPotentialFamily.create_from_folder(
-            Path(tmp), label, description="Debian quantum-espresso LDA: " + ", ".join(PSEUDOS.values()), pseudo_type=UpfData
+        family = cls.create_from_folder(
+            Path(tmp), label, description=f"Debian quantum-espresso {functional}: " + ", ".join(files.values()),
+            pseudo_type=UpfData,
         )
+    if recorded:
+        family.set_cutoffs(cutoffs, "normal", unit="Ry")
     return family, CREATED
 
 
@@ -190,6 +238,7 @@ def setup_all(profile: str = PROFILE, mpiprocs: int | None = None) -> list[tuple
     steps.append((f"computer {computer.label} ({procs} MPI processes; mpirun: {' '.join(computer.get_mpirun_command())})", status))
     for code, status in ensure_codes(computer).values():
         steps.append((f"code {code.full_label} -> {code.filepath_executable}", status))
-    family, status = ensure_pseudo_family()
-    steps.append((f"pseudo family {family.label} ({', '.join(PSEUDOS.values())})", status))
+    for label in PSEUDO_FAMILIES:
+        family, status = ensure_pseudo_family(label)
+        steps.append((f"pseudo family {family.label} ({', '.join(sorted(family.elements))})", status))
     return steps

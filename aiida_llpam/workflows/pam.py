@@ -8,6 +8,7 @@ from aiida.common import AttributeDict
 from aiida.common.exceptions import NotExistent
 from aiida.engine import ToContext, WorkChain, if_
 from aiida.plugins import WorkflowFactory
+from aiida_phonopy.data import ForceConstantsData
 from aiida_quantumespresso.common.types import ElectronicType, RelaxType
 from aiida_quantumespresso.workflows.protocols.utils import ProtocolMixin, recursive_merge
 
@@ -21,7 +22,8 @@ from aiida_llpam.calculations.functions.pam_figure_data import validate_figure_p
 from aiida_llpam.calculations.functions.phonopy_force_constants import validate_sum_rules
 from aiida_llpam.calculations.response import PamResponseCalculation
 from aiida_llpam.calculations.nodes import read_output
-from aiida_llpam.physics.units import BOHR_M, THZ_TO_CM
+from aiida_llpam.physics.symmetry import response_symmetry_text
+from aiida_llpam.physics.units import THZ_TO_CM
 from aiida_llpam.quantities import OUTPUTS
 from aiida_llpam.tools.results import imaginary_mode_warnings
 
@@ -29,7 +31,6 @@ from .ph_base import PhBaseWorkChain
 from .protocols import UNPHYSICAL_PROTOCOLS
 
 PwBaseWorkChain = WorkflowFactory("quantumespresso.pw.base")
-BOHR_ANGSTROM = BOHR_M * 1e10
 PwRelaxWorkChain = WorkflowFactory("quantumespresso.pw.relax")
 Q2rBaseWorkChain = WorkflowFactory("quantumespresso.q2r.base")
 
@@ -65,6 +66,28 @@ def validate_inputs(inputs, _) -> str | None:
         if min(mesh) < 1:
             return f"ph_main.qpoints: mesh must be positive, got {mesh}"
     return None
+
+
+def family_cutoffs(inputs: dict, structure: orm.StructureData, overrides: dict) -> dict:
+    """ecutwfc/ecutrho (Ry) from the pseudo family where it records them (the largest over the structure's elements).
+
+    The protocol's own cut-offs are for families that record none (Debian's LDA files suggest none); a
+    value given in ``overrides`` is kept as it is (e.g. a cut-off convergence study).
+    """
+    from aiida_pseudo.groups.mixins import RecommendedCutoffMixin
+
+    try:
+        family = orm.load_group(inputs["pseudo_family"])
+    except NotExistent:
+        raise ValueError(f"no pseudopotential family {inputs['pseudo_family']}: run `aiida-llpam setup`") from None
+    missing = sorted(set(structure.get_kind_names()) - set(family.elements))
+    if missing:
+        raise ValueError(f"no pseudopotential for {', '.join(missing)} in the pseudo family {family.label} "
+                         f"(it has {', '.join(sorted(family.elements))})")  # fmt: skip
+    if not isinstance(family, RecommendedCutoffMixin):
+        return {}
+    recommended = dict(zip(("ecutwfc", "ecutrho"), family.get_recommended_cutoffs(structure=structure, unit="Ry")))
+    return {key: inputs[key] if key in overrides else value for key, value in recommended.items()}
 
 
 class PamWorkChain(ProtocolMixin, WorkChain):
@@ -179,7 +202,10 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         spec.output("symmetry", valid_type=orm.Dict, help="Space group, point group, chirality of `structure` (spglib).")
         spec.output("q2r_force_constants", valid_type=orm.SinglefileData, help="q2r.x IFCs, no dipole subtraction.")
         spec.output("q2r_force_constants_nac", valid_type=orm.SinglefileData, help="q2r.x file with eps/Z*.")
-        spec.output("force_constants", valid_type=orm.ArrayData, help="phonopy force constants + eps/Z* (QE units).")
+        spec.output(
+            "force_constants", valid_type=ForceConstantsData,
+            help="aiida-phonopy ForceConstantsData: structure, IFCs (sum rules applied), Born charges, eps.",
+        )  # fmt: skip
         spec.expose_outputs(PamResponseCalculation, exclude=("remote_folder", "remote_stash", "retrieved"))
         for name, out in OUTPUTS.items():
             if out.source == "figures":
@@ -217,13 +243,15 @@ class PamWorkChain(ProtocolMixin, WorkChain):
 
         The sections relax, scf, ph_main and q2r are forwarded as overrides to the
         sub-workchains' own protocols (``qe_protocol``); unknown override keys warn.
-        ``response_code`` defaults to ``llpam-response@<computer of pw_code>`` (made by
+        A family that records cut-offs sets them (:func:`family_cutoffs`). ``response_code`` defaults to ``llpam-response@<computer of pw_code>`` (made by
         ``aiida-llpam setup``). Raises ValueError for an unknown protocol, a missing
         response code or a structure with species missing from the pseudo family.
         """
         if protocol is not None and protocol not in cls.get_available_protocols():
             raise ValueError(f"unknown protocol {protocol!r}: choose from {', '.join(cls.get_available_protocols())}")
         inputs = cls.get_protocol_inputs(protocol, overrides)
+        if dfpt is None:
+            inputs.update(family_cutoffs(inputs, structure, overrides or {}))
         pw_code, ph_code, q2r_code = (orm.load_code(c) if isinstance(c, str) else c for c in (pw_code, ph_code, q2r_code))
         qe_protocol = inputs["qe_protocol"]
         kwargs = {"electronic_type": ElectronicType.INSULATOR, "options": options}
@@ -326,8 +354,8 @@ class PamWorkChain(ProtocolMixin, WorkChain):
             return self.exit_codes.ERROR_SYMMETRY.format(message=str(exc))
         self.out("symmetry", self.ctx.symmetry)
         sym = self.ctx.symmetry
-        chiral = "chiral (Sohncke)" if sym["sohncke"] else "achiral: gamma^NL and gamma^M vanish by symmetry"
-        self.report(f"{sym['formula']}: space group {sym['space_group']} ({sym['space_group_number']}), {chiral}")
+        verdict = response_symmetry_text(sym.get_dict())
+        self.report(f"{sym['formula']}: space group {sym['space_group']} ({sym['space_group_number']}), {verdict}")
         return None
 
     def run_scf(self):
@@ -396,7 +424,7 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         fc_file = self.ctx.workchain_q2r.outputs.force_constants
         nac_file = self.ctx.workchain_q2r_nac.outputs.force_constants
         self.ctx.force_constants = node = phonopy_force_constants(fc_file, nac_file, self.inputs.sum_rules)
-        lattice_angstrom = node.get_array("lattice_bohr") * BOHR_ANGSTROM
+        lattice_angstrom = np.asarray(node.cell)
         if not np.allclose(lattice_angstrom, self.ctx.structure.cell, atol=1e-3):
             return self.exit_codes.ERROR_DFPT_STRUCTURE_MISMATCH.format(
                 message=f"q2r.x cell {lattice_angstrom.round(4).tolist()} A, structure {np.round(self.ctx.structure.cell, 4).tolist()} A"

@@ -52,4 +52,5 @@ def smoke_run(codes, quartz_structure):
 def pytest_collection_modifyitems(items):
     """Run the reference-archive tests first: they switch AiiDA profiles, which closes the storage that the
     session fixtures above (codes, structures, the smoke run) hold nodes of."""
-    items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/aiida/test_reference_archive.py") else 1)
+    switching = ("tests/aiida/test_reference_archive.py", "tests/aiida/test_second_material.py")
+    items.sort(key=lambda item: 0 if item.nodeid.startswith(switching) else 1)

@@ -304,3 +304,66 @@ def test_handedness_labels():
     assert handedness_label(cristobalite, short=True) == "P4_12_12" and "P4_32_12" in handedness_label(cristobalite)
     silicon = symmetry_of(bulk("Si", "diamond", a=5.43))
     assert not silicon["sohncke"] and handedness_label(silicon, short=True) == "achiral"
+
+
+# ---- which components of gamma^NL and gamma^M the point group allows ---------------------------------------
+
+
+def _form(atoms):
+    from aiida_llpam.physics.symmetry import analyse_symmetry
+
+    return analyse_symmetry(atoms.cell[:], atoms.get_scaled_positions(), atoms.numbers, 1e-3)
+
+
+@pytest.mark.parametrize("atoms, independent, diagonal, relations, gamma_m", [
+    (read(STRUCTURES / "quartz_P3221.cif"), 2, True, ["xx = yy"], True),  # 32: THEORY.md section 4
+    (read(STRUCTURES / "GeO2_P3221.cif"), 2, True, ["xx = yy"], True),
+    (read(STRUCTURES / "cristobalite_P41212.cif"), 2, True, ["xx = yy"], True),  # 422
+    (crystal(["Fe", "Si"], basis=[(0.1358,) * 3, (0.844,) * 3], spacegroup=198, cellpar=[4.48] * 3 + [90] * 3),
+     1, True, ["xx = yy", "xx = zz", "yy = zz"], True),  # B20 FeSi, 23: isotropic, gamma^NL_zz is a third of the trace
+    (bulk("Si", "diamond", a=5.431), 0, False, [], False),  # m-3m: inversion
+    (crystal(["Ga", "As"], basis=[(0, 0, 0), (0.25,) * 3], spacegroup=216, cellpar=[5.65] * 3 + [90] * 3),
+     0, False, [], False),  # -43m: not gyrotropic
+    (crystal(["Zn", "O"], basis=[(1 / 3, 2 / 3, 0), (1 / 3, 2 / 3, 0.38)], spacegroup=186,
+             cellpar=[3.25, 3.25, 5.2, 90, 90, 120]), 1, False, ["xy = - yx"], False),  # 6mm: achiral, yet allowed
+])  # fmt: skip
+def test_gamma_nl_form_follows_the_point_group(atoms, independent, diagonal, relations, gamma_m):
+    info = _form(atoms)
+    form = info["gamma_nl_form"]
+    allowed = np.array(form["allowed"])
+    assert form["independent"] == independent and form["relations"] == relations
+    assert info["gamma_m_allowed"] == gamma_m == bool(allowed[2, 2])
+    assert info["gamma_nl_allowed"] == (independent > 0)
+    if diagonal:
+        assert np.array_equal(allowed, np.eye(3, dtype=bool))
+
+
+def test_projected_tensor_is_invariant_and_flips_with_the_enantiomer():
+    """det(R) R g R^T = g for the group average of a random tensor; the mirror image's form is the same."""
+    from aiida_llpam.physics.symmetry import axial_tensor_form, cartesian_rotations
+
+    atoms = read(STRUCTURES / "quartz_P3221.cif")
+    dataset = spglib.get_symmetry_dataset((atoms.cell[:], atoms.get_scaled_positions(), atoms.numbers), symprec=1e-3)
+    rotations = cartesian_rotations(atoms.cell[:], dataset.rotations)
+    assert np.allclose(np.einsum("nij,nkj->nik", rotations, rotations), np.eye(3))  # orthogonal in Cartesian form
+    tensor = np.random.default_rng(3).normal(size=(3, 3))
+    average = np.mean([np.linalg.det(r) * r @ tensor @ r.T for r in rotations], axis=0)
+    for r in rotations:
+        np.testing.assert_allclose(np.linalg.det(r) * r @ average @ r.T, average, atol=1e-12)
+    assert np.isclose(average[0, 0], average[1, 1]) and abs(average[0, 1]) < 1e-12
+    other = read(STRUCTURES / "quartz_P3121.cif")
+    assert _form(other)["gamma_nl_form"] == axial_tensor_form(rotations)
+
+
+def test_response_symmetry_text_for_people():
+    from aiida_llpam.physics.symmetry import response_symmetry_text
+
+    assert response_symmetry_text(_form(read(STRUCTURES / "quartz_P3221.cif"))) == (
+        "chiral (Sohncke): gamma^NL allowed in xx, yy, zz (2 independent; xx = yy)")
+    assert response_symmetry_text(_form(bulk("Si", "diamond", a=5.431))) == (
+        "achiral, centrosymmetric: gamma^NL and gamma^M vanish by symmetry")
+    polar = crystal(["Zn", "O"], basis=[(1 / 3, 2 / 3, 0), (1 / 3, 2 / 3, 0.38)], spacegroup=186,
+                    cellpar=[3.25, 3.25, 5.2, 90, 90, 120])  # fmt: skip
+    assert response_symmetry_text(_form(polar)).endswith("; gamma^NL_zz and gamma^M vanish by symmetry")
+    # a record made before the form was stored
+    assert response_symmetry_text({"sohncke": False}) == "achiral: gamma^NL and gamma^M vanish by symmetry"

@@ -1,8 +1,9 @@
 """One calcfunction per module."""
 
 from .crystal_symmetry import crystal_symmetry
+from .mirror_dfpt import mirror_dfpt_z
 from .pam_figure_data import pam_figure_data
 from .phonopy_force_constants import phonopy_force_constants
 from .strip_dielectric import strip_dielectric_block_from_folder
 
-__all__ = ["crystal_symmetry", "pam_figure_data", "phonopy_force_constants", "strip_dielectric_block_from_folder"]
+__all__ = ["crystal_symmetry", "mirror_dfpt_z", "pam_figure_data", "phonopy_force_constants", "strip_dielectric_block_from_folder"]

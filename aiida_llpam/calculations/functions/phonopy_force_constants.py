@@ -1,13 +1,23 @@
-"""Force constants for phonopy from the two q2r.x files, stored as one node."""
+"""Force constants for phonopy from the two q2r.x files, stored as one aiida-phonopy ``ForceConstantsData`` node.
+
+The node is aiida-phonopy's own type, in its units (Angstrom, eV/Angstrom^2, the NAC factor of
+``get_phonopy_instance``), so ``node.get_phonopy_instance()`` and aiida-phonopy's ``PhonopyCalculation``
+take it as it is. aiida-llpam works in QE units (bohr, Ry): :func:`stored_arrays` converts back, and
+also reads the plain ``ArrayData`` (QE units, array names of ``UNITS``) of runs made before.
+"""
 
 import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
+from aiida_phonopy.data import ForceConstantsData
+from phonopy.physical_units import get_physical_units
+from phonopy.structure.atoms import PhonopyAtoms
 
 from aiida_llpam.physics import build_phonopy
 from aiida_llpam.physics.q2r import parse_q2r
 from aiida_llpam.physics.sum_rules import enforce_rotational_invariance
 
+#: the arrays aiida-llpam reads (QE units), as stored on the ArrayData of earlier runs
 UNITS = {
     "lattice_bohr": "bohr",
     "positions_bohr": "bohr",
@@ -17,6 +27,10 @@ UNITS = {
     "born_charges": "e",
     "dielectric": "1",
 }
+_PHYSICAL = get_physical_units()
+#: Angstrom per bohr, and eV/Angstrom^2 per Ry/bohr^2 (phonopy's constants, the ones aiida-phonopy's NAC factor uses)
+BOHR_ANGSTROM = _PHYSICAL.Bohr
+RY_BOHR2_IN_EV_ANGSTROM2 = _PHYSICAL.Rydberg / _PHYSICAL.Bohr**2
 #: the sum-rule settings and their meaning (the workchain's ``sum_rules`` input)
 SUM_RULE_KEYS = {
     "rotational_invariance": "true: impose Born-Huang + Huang invariance by unfolding (THEORY.md section 8)",
@@ -39,14 +53,15 @@ def validate_sum_rules(parameters: dict) -> str | None:
 @calcfunction
 def phonopy_force_constants(
     force_constants: orm.SinglefileData, nac_force_constants: orm.SinglefileData, sum_rules: orm.Dict
-) -> orm.ArrayData:
+) -> ForceConstantsData:
     """phonopy's compact force constants (ASR imposed, optionally rotationally invariant) plus eps/Z* for Gonze NAC.
 
     ``force_constants``: q2r.x file without dipole subtraction; ``nac_force_constants``:
     q2r.x file that carries eps/Z* (its IFCs are not used); ``sum_rules``: see
     :data:`SUM_RULE_KEYS`. With rotational invariance the IFCs live on the unfolded
     supercell (every DFPT dynamical matrix kept); the attribute ``sum_rules`` records
-    the residuals before and after. Rebuild the phonopy object with :func:`phonopy_from_node`.
+    the residuals before and after. Rebuild the phonopy object in QE units with :func:`phonopy_from_node`,
+    or in aiida-phonopy's units with ``node.get_phonopy_instance()``.
     """
     settings = sum_rules.get_dict()
     error = validate_sum_rules(settings)
@@ -59,16 +74,18 @@ def phonopy_force_constants(
     if settings["rotational_invariance"]:
         phonon, report = enforce_rotational_invariance(phonon, settings["unfolding_factor"])
         record.update(report.as_dict())
-    node = orm.ArrayData()
-    node.set_array("lattice_bohr", np.asarray(fc.lattice_bohr))
-    node.set_array("positions_bohr", np.asarray(fc.positions_bohr))
-    node.set_array("masses_amu", np.asarray(fc.masses_amu))
-    node.set_array("supercell_matrix", np.asarray(phonon.supercell_matrix))
-    node.set_array("force_constants", np.asarray(phonon.force_constants))
-    node.set_array("born_charges", np.asarray(nac.born_charges))
-    node.set_array("dielectric", np.asarray(nac.dielectric))
-    node.base.attributes.set("symbols", list(fc.symbols))
-    node.base.attributes.set("units", UNITS)
+    node = ForceConstantsData(
+        phonopy_atoms=PhonopyAtoms(
+            symbols=list(fc.symbols), cell=np.asarray(fc.lattice_bohr) * BOHR_ANGSTROM,
+            positions=np.asarray(fc.positions_bohr) * BOHR_ANGSTROM, masses=np.asarray(fc.masses_amu),
+        ),
+        supercell_matrix=np.asarray(phonon.supercell_matrix).tolist(),
+        primitive_matrix=np.eye(3).tolist(),
+    )  # fmt: skip
+    node.set_force_constants(np.asarray(phonon.force_constants) * RY_BOHR2_IN_EV_ANGSTROM2)
+    node.set_born_charges(np.asarray(nac.born_charges))
+    node.set_dielectric(np.asarray(nac.dielectric))
+    node.base.attributes.set("units", {"force_constants": "eV/Angstrom^2", "cell": "Angstrom", "born_charges": "e"})
     node.base.attributes.set("qpoints_mesh", list(fc.mesh))
     node.base.attributes.set("sum_rules", record)
     node.base.attributes.set(
@@ -80,13 +97,28 @@ def phonopy_force_constants(
     return node
 
 
+def stored_arrays(node: orm.ArrayData) -> dict:
+    """The arrays of :data:`UNITS` (QE units) of a force-constants node, old (``ArrayData``) or new (``ForceConstantsData``)."""
+    if not isinstance(node, ForceConstantsData):
+        return {name: node.get_array(name) for name in UNITS}
+    return {
+        "lattice_bohr": np.asarray(node.cell) / BOHR_ANGSTROM,
+        "positions_bohr": np.asarray(node.positions) / BOHR_ANGSTROM,
+        "masses_amu": np.asarray(node.masses),
+        "supercell_matrix": np.asarray(node.supercell_matrix),
+        "force_constants": node.force_constants / RY_BOHR2_IN_EV_ANGSTROM2,
+        "born_charges": node.born_charges,
+        "dielectric": node.dielectric,
+    }
+
+
 def phonopy_from_node(node: orm.ArrayData):
-    """The phonopy object of a node made by :func:`phonopy_force_constants`."""
+    """The phonopy object (QE units) of a node made by :func:`phonopy_force_constants`."""
     from aiida_llpam.physics.phonon import phonopy_from_stored
 
-    return phonopy_from_stored({name: node.get_array(name) for name in UNITS}, node.base.attributes.get("symbols"))
+    return phonopy_from_stored(stored_arrays(node), node.base.attributes.get("symbols"))
 
 
 def write_force_constants(node: orm.ArrayData, handle) -> None:
-    """The node's arrays and symbols as one .npz file (what the response job reads)."""
-    np.savez(handle, symbols=np.array(node.base.attributes.get("symbols")), **{name: node.get_array(name) for name in UNITS})
+    """The node's arrays (QE units) and symbols as one .npz file (what the response job reads)."""
+    np.savez(handle, symbols=np.array(node.base.attributes.get("symbols")), **stored_arrays(node))

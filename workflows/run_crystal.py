@@ -24,6 +24,7 @@ from aiida.common.exceptions import NotExistent
 
 from aiida_llpam.cli.results import write_figures
 from aiida_llpam.physics.symmetry import response_symmetry_text
+from aiida_llpam.tools.crystal_run import pam_builder
 from aiida_llpam.tools.progress import print_outcome, run_with_progress
 from aiida_llpam.tools.structures import (
     MIRROR_OPERATION,
@@ -109,14 +110,7 @@ def main(argv=None):
     except NotExistent as exc:
         sys.exit(f"{exc}: run `aiida-llpam setup` (or give --computer)")
     structure = orm.StructureData(ase=run_atoms)
-    overrides = {"symprec": args.symprec, **({"pseudo_family": args.pseudo_family} if args.pseudo_family else {})}
-    builder = PamWorkChain.get_builder_from_protocol(*codes, structure, protocol=args.protocol, overrides=overrides)
-    builder.metadata.label = f"{info['formula']} {info['space_group']} {args.enantiomer} {args.protocol}"
-    description = f"{info['formula']} {info['space_group']} (No. {info['space_group_number']}) from {source}"
-    if original is not None:
-        description += f"; enantiomer: {MIRROR_OPERATION} of StructureData {original.uuid}"
-        structure.description = f"{MIRROR_OPERATION} of StructureData {original.uuid}"
-    builder.metadata.description = description
+    builder = pam_builder(codes, structure, info, args.enantiomer, args.protocol, family, args.symprec, source, original)
     print(f"pseudo family {family}, protocol {args.protocol}, computer {args.computer}")
     if args.protocol in UNPHYSICAL_PROTOCOLS:
         print(

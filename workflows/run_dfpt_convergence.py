@@ -18,7 +18,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 from aiida import orm
 from aiida.engine import run_get_node
 

@@ -1,0 +1,408 @@
+"""Screen a folder of structures: one PamWorkChain per structure and enantiomer, submitted to the daemon.
+
+    verdi -p llpam-daemon run workflows/screen.py FOLDER [--pattern '*'] [--protocol fast]
+        [--enantiomers both|as-is] [--pseudo-family LABEL] [--symprec 1e-3] [--max-concurrent 2]
+        [--group LABEL] [--computer localhost-slurm] [--wait] [--poll 30] [--dry-run]
+
+Every file in FOLDER matching --pattern (hidden files left out) is checked as workflows/run_crystal.py checks
+one (aiida_llpam.tools.structures: readable, ordered, no overlapping atoms, every element in the pseudo family)
+and oriented the same way. A file that is refused is reported by name with the reason and skipped; the
+others go ahead. With --enantiomers both (the default) a chiral (Sohncke) crystal gets two runs, as-is and
+its mirror image z -> -z; an achiral crystal gets only as-is, since its mirror image is the same crystal.
+
+The runs are submitted through the daemon with aiida-submission-controller: at most --max-concurrent of them
+are active at a time in the group (default llpam/screen/<protocol>, made if missing). A run is identified
+by the extras screen_sha256 (of the file's bytes: a renamed file is the same structure, an edited one a new
+one), screen_enantiomer, screen_protocol and screen_pseudo_family; one with these extras already in the group
+is not submitted again, whether it is running, finished or failed (to retry a failed run, take it out of
+the group: verdi group remove-nodes -G GROUP PK). Each run carries the label, description and, for the
+mirror image, the extra enantiomer_of that run_crystal.py gives it; the mirror image's original is the
+as-is run's input structure when that run is in the group.
+
+Without --wait the script submits one batch, prints the state of every run and returns: run it again (by
+hand or from cron) to top up the slots, it never submits a run twice. With --wait it submits, waits --poll
+seconds, submits again as slots free up, printing a status line when something changes, until every run
+has finished. --dry-run checks the files and lists what is done, running and would be submitted now,
+storing nothing.
+
+Needs a profile with a broker and a running daemon (the daemon profile of docs/scaleout.md); the embedded
+sqlite profile has no broker and is refused. See docs/crystals.md.
+"""
+
+import argparse
+import hashlib
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiida import orm
+from aiida.common.exceptions import NotExistent
+from aiida.engine.daemon.client import get_daemon_client
+from aiida.manage import get_manager
+from aiida_submission_controller import BaseSubmissionController
+from ase import Atoms
+from pydantic import PrivateAttr
+
+from aiida_llpam.tools.crystal_run import pam_builder
+from aiida_llpam.tools.services import DAEMON_PROFILE, SLURM_COMPUTER
+from aiida_llpam.tools.structures import (
+    MIRROR_OPERATION,
+    Orientation,
+    StructureError,
+    check_pseudopotentials,
+    family_elements,
+    handedness_label,
+    mirror_z,
+    orient_unique_axis,
+    read_structure_file,
+    symmetry_of,
+)
+from aiida_llpam.workflows.pam import PamWorkChain
+from aiida_llpam.workflows.protocols import UNPHYSICAL_PROTOCOLS
+
+ENANTIOMER_CHOICES = ("both", "as-is")
+#: the extras that identify one run in the group, in the order of the controller's key tuples
+EXTRA_KEYS = ("screen_sha256", "screen_enantiomer", "screen_protocol", "screen_pseudo_family")
+#: where a profile without a broker is sent; docs/scaleout.md describes the set-up
+SERVICES_HINT = (
+    "set up the services and the daemon profile as root (docs/scaleout.md: "
+    "python -c 'from aiida_llpam.tools import services; services.ensure_all_services()'), "
+    f"then run this script with `verdi -p {DAEMON_PROFILE} run`"
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A structure file that passed the checks, oriented as it will run (before any mirror)."""
+
+    path: Path
+    sha256: str
+    atoms: Atoms
+    orientation: Orientation
+    symmetry: dict
+    enantiomers: tuple[str, ...]
+
+
+# ---- the folder: which runs, which files are refused (no profile needed) -----------------------------------
+
+
+def list_files(folder: Path, pattern: str = "*") -> list[Path]:
+    """The files in ``folder`` matching ``pattern``, sorted, hidden ones left out; ValueError naming the problem."""
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: not a folder")
+    files = sorted(path for path in folder.glob(pattern) if path.is_file() and not path.name.startswith("."))
+    if not files:
+        raise ValueError(f"{folder}: no files matching {pattern!r}")
+    return files
+
+
+def _reason(exc: Exception, path: Path) -> str:
+    """The refusal message without the path in front (the report names the file already)."""
+    return str(exc).removeprefix(f"{path}: ")
+
+
+def prepare(files, available_elements, family: str, enantiomers: str = "both", symprec: float = 1e-3):
+    """(candidates, refused): the files that can run, and (file, reason) for each one that cannot.
+
+    ``available_elements`` are the elements of the pseudo family ``family``. With ``enantiomers`` "both" a
+    Sohncke crystal runs as-is and mirrored, an achiral one as-is only (its mirror image is the same crystal).
+    A file with the same bytes as an earlier one is refused: it would be the same runs.
+    """
+    candidates, refused, seen = [], [], {}
+    for path in files:
+        try:
+            atoms = read_structure_file(path)
+            check_pseudopotentials(atoms.get_chemical_symbols(), available_elements, family)
+            oriented, orientation = orient_unique_axis(atoms, symprec)
+            info = symmetry_of(oriented, symprec)
+        except (StructureError, ValueError) as exc:
+            refused.append((path, _reason(exc, path)))
+            continue
+        sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        if sha256 in seen:
+            refused.append((path, f"the same file as {seen[sha256].name} (identical bytes): screened once"))
+            continue
+        seen[sha256] = path
+        both = enantiomers == "both" and info["sohncke"]
+        runs = ("as-is", "other") if both else ("as-is",)
+        candidates.append(Candidate(path, sha256, oriented, orientation, info, runs))
+    return candidates, refused
+
+
+def run_keys(candidates, protocol: str, family: str) -> list[tuple[str, str, str, str]]:
+    """The controller's key of every run, in the order of EXTRA_KEYS."""
+    return [(c.sha256, enantiomer, protocol, family) for c in candidates for enantiomer in c.enantiomers]
+
+
+def candidate_line(candidate: Candidate) -> str:
+    """One line per accepted file: what it is and which runs it gets."""
+    info = candidate.symmetry
+    what = (f"{info['formula']} {info['space_group']} (No. {info['space_group_number']}), "
+            f"{handedness_label(info, short=True)}")  # fmt: skip
+    if candidate.enantiomers == ("as-is", "other"):
+        runs = "as-is and other (mirror z -> -z)"
+    elif info["sohncke"]:
+        runs = "as-is only (--enantiomers as-is)"
+    else:
+        runs = "as-is only (achiral: its mirror image is the same crystal)"
+    return f"{candidate.path.name}: {what}; {runs}"
+
+
+def broker_refusal(profile) -> str | None:
+    """Why ``profile`` cannot screen (no broker, so nothing can be submitted to a daemon); None when it can."""
+    if profile is None:
+        return f"no AiiDA profile loaded: run with `verdi -p PROFILE run`; {SERVICES_HINT}"
+    if profile.process_control_backend is None:
+        return (f"profile {profile.name} has no broker (an embedded profile runs everything in one process), so "
+                f"nothing can be submitted to a daemon: {SERVICES_HINT}")  # fmt: skip
+    return None
+
+
+class ScreenController(BaseSubmissionController):
+    """Submits the runs of ``candidates`` into the group, at most ``max_concurrent`` active at a time."""
+
+    unique_extra_keys: tuple = EXTRA_KEYS
+    candidates: dict  # sha256 -> Candidate
+    protocol: str
+    pseudo_family: str
+    symprec: float
+    computer: str
+    #: oriented structures made in this process, so that an as-is run and its mirror image share one
+    _oriented: dict = PrivateAttr(default_factory=dict)
+    #: key -> the original StructureData of a mirror image built in this process, for its enantiomer_of extra
+    _originals: dict = PrivateAttr(default_factory=dict)
+    #: key -> why making its builder failed (the controller only logs that and goes on); not tried again
+    _errors: dict = PrivateAttr(default_factory=dict)
+
+    @property
+    def errors(self) -> dict:
+        return self._errors
+
+    def get_all_extras_to_submit(self):
+        return set(run_keys(self.candidates.values(), self.protocol, self.pseudo_family)) - set(self.errors)
+
+    def _oriented_structure(self, candidate: Candidate):
+        if candidate.sha256 not in self._oriented:
+            node = orm.StructureData(ase=candidate.atoms)
+            node.label = f"{candidate.symmetry['formula']} {candidate.symmetry['space_group']}"
+            node.description = f"{candidate.path}, oriented: {candidate.orientation.note}"
+            self._oriented[candidate.sha256] = node
+        return self._oriented[candidate.sha256]
+
+    def _original(self, key):
+        """The structure of the as-is run of ``key``'s file when it is in the group, else the oriented file."""
+        as_is = self.get_all_submitted_processes().get((key[0], "as-is", *key[2:]))
+        if as_is is not None:
+            return as_is.inputs.structure
+        return self._oriented_structure(self.candidates[key[0]]).store()
+
+    def get_inputs_and_processclass_from_extras(self, extras_values):
+        key = tuple(extras_values)
+        candidate = self.candidates[key[0]]
+        try:
+            codes = [orm.load_code(f"{name}@{self.computer}") for name in ("pw", "ph", "q2r")]
+            args = (key[1], self.protocol, self.pseudo_family, self.symprec, str(candidate.path))
+            if key[1] == "as-is":
+                builder = pam_builder(codes, self._oriented_structure(candidate), candidate.symmetry, *args)
+            else:
+                mirrored = mirror_z(candidate.atoms)
+                original = self._original(key)
+                info = symmetry_of(mirrored, self.symprec)
+                builder = pam_builder(codes, orm.StructureData(ase=mirrored), info, *args, original=original)
+                self._originals[key] = original
+        except Exception as exc:
+            self._errors[key] = f"{exc.__class__.__name__}: {exc}"
+            raise
+        return builder
+
+    def submit_batch(self) -> dict:
+        """Submit what the free slots allow (as-is before other); record the mirror images' originals."""
+        submitted = self.submit_new_batch(sort=True)
+        for key, node in submitted.items():
+            if key in self._originals:
+                original = self._originals[key]
+                node.base.extras.set("enantiomer_of", {"structure_uuid": original.uuid, "operation": MIRROR_OPERATION})
+        return submitted
+
+    def runs(self) -> dict:
+        """key -> ProcessNode of this screen's runs that are in the group."""
+        wanted = self.get_all_extras_to_submit()
+        return {key: node for key, node in self.get_all_submitted_processes().items() if key in wanted}
+
+    def next_batch(self) -> list:
+        """The keys that a batch would submit now (the controller's dry run, which mis-slices with no free slot)."""
+        return list(self.submit_new_batch(dry_run=True, sort=True)) if self.num_available_slots else []
+
+
+# ---- the state of the runs, for people ---------------------------------------------------------------------
+
+
+def run_state(node) -> str:
+    if node is None:
+        return "to submit"
+    if not node.is_terminated:
+        return "running"
+    return "finished ok" if node.is_finished_ok else "failed"
+
+
+def state_line(node) -> str:
+    if node is None:
+        return "to submit"
+    state = run_state(node)
+    if state == "failed":
+        # an excepted or killed process has no exit status
+        how = f"exit status {node.exit_status}" if node.exit_status is not None else node.process_state.value
+        return f"{node.process_label}<{node.pk}> failed ({how}{': ' + node.exit_message if node.exit_message else ''})"
+    return f"{node.process_label}<{node.pk}> {state}"
+
+
+def counts(keys, runs: dict) -> dict:
+    tally = {"finished ok": 0, "failed": 0, "running": 0, "to submit": 0}
+    for key in keys:
+        tally[run_state(runs.get(key))] += 1
+    return tally
+
+
+def counts_line(tally: dict) -> str:
+    return ", ".join(f"{number} {state}" for state, number in tally.items()) + f" (of {sum(tally.values())})"
+
+
+def print_runs(keys, runs: dict, names: dict, group: str, errors: dict | None = None) -> None:
+    """One line per run: file, enantiomer, state; how to retry the failed ones."""
+    errors = errors or {}
+    width = max(len(f"{names[key[0]]} {key[1]}") for key in keys)
+    for key in keys:
+        state = f"could not submit: {errors[key]}" if key in errors else state_line(runs.get(key))
+        print(f"  {names[key[0]] + ' ' + key[1]:{width}}  {state}")
+    failed = [runs[key].pk for key in keys if run_state(runs.get(key)) == "failed"]
+    if failed:
+        print(f"failed runs are not submitted again; to retry: verdi group remove-nodes -G {group} "
+              f"{' '.join(map(str, failed))}, then screen again")  # fmt: skip
+
+
+# ---- the script --------------------------------------------------------------------------------------------
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path, help="the folder of structure files (any format ASE reads)")
+    parser.add_argument("--pattern", default="*", help="which files of the folder, a glob (default: all)")
+    parser.add_argument("--protocol", default="fast", help="smoke (not physical), fast or production (default: fast)")
+    parser.add_argument("--enantiomers", default="both", choices=ENANTIOMER_CHOICES,
+                        help="both: chiral crystals also run mirrored (achiral ones as-is only); as-is: no mirror")
+    parser.add_argument("--pseudo-family", help="aiida-pseudo family label (default: the protocol's)")
+    parser.add_argument("--symprec", type=float, default=1e-3, help="spglib tolerance in Angstrom (default: 1e-3)")
+    parser.add_argument("--max-concurrent", type=int, default=2, help="runs active at a time in the group (default: 2)")
+    parser.add_argument("--group", help="the group of the runs (default: llpam/screen/<protocol>)")
+    parser.add_argument("--computer", default=SLURM_COMPUTER, help=f"(default: {SLURM_COMPUTER})")
+    parser.add_argument("--wait", action="store_true", help="keep submitting until every run has finished")
+    parser.add_argument("--poll", type=float, default=30.0, help="seconds between checks with --wait (default: 30)")
+    parser.add_argument("--dry-run", action="store_true", help="list what is done and what would be submitted now")
+    args = parser.parse_args(argv)
+
+    available = PamWorkChain.get_available_protocols()
+    if args.protocol not in available:
+        sys.exit(f"unknown protocol {args.protocol!r}: choose from {', '.join(available)}")
+    for name, value in (("--symprec", args.symprec), ("--max-concurrent", args.max_concurrent), ("--poll", args.poll)):
+        if value <= 0:
+            sys.exit(f"{name} must be positive, got {value}")
+    profile = get_manager().get_profile()
+    refusal = broker_refusal(profile)
+    if refusal:
+        sys.exit(f"refused: {refusal}")
+    family = args.pseudo_family or PamWorkChain.get_protocol_inputs(args.protocol)["pseudo_family"]
+    group_label = args.group or f"llpam/screen/{args.protocol}"
+    try:
+        files = list_files(args.folder, args.pattern)
+        elements = family_elements(family)
+    except ValueError as exc:  # StructureError is one
+        sys.exit(f"refused: {exc}")
+    missing = []
+    for name in ("pw", "ph", "q2r", "llpam-response"):
+        try:
+            orm.load_code(f"{name}@{args.computer}")
+        except NotExistent:
+            missing.append(f"{name}@{args.computer}")
+    if missing:
+        sys.exit(f"refused: no code {', '.join(missing)} in profile {profile.name}: the daemon profile's set-up "
+                 f"makes them on {SLURM_COMPUTER} (docs/scaleout.md), or give --computer")  # fmt: skip
+
+    print(f"screen {args.folder} ({len(files)} files), protocol {args.protocol}, pseudo family {family}, "
+          f"group {group_label}, computer {args.computer}, profile {profile.name}")  # fmt: skip
+    if args.protocol in UNPHYSICAL_PROTOCOLS:
+        print(f"NOTE: {UNPHYSICAL_PROTOCOLS[args.protocol]}: it tests the machinery")
+    candidates, refused = prepare(files, elements, family, args.enantiomers, args.symprec)
+    for path, reason in refused:
+        print(f"refused {path.name}: {reason}")
+    for candidate in candidates:
+        print(candidate_line(candidate))
+    keys = run_keys(candidates, args.protocol, family)
+    # what the tests and a calling script look at: the refused files, every run's key, and by key the runs
+    # submitted by this call, the runs in the group and the runs whose builder could not be made
+    outcome = {"refused": refused, "keys": keys, "submitted": {}, "runs": {}, "errors": {}}
+    if not keys:
+        print("nothing to run: every file was refused")
+        return outcome
+    names = {c.sha256: c.path.name for c in candidates}
+
+    def label(key) -> str:
+        return f"{names[key[0]]} {key[1]}"
+
+    try:
+        orm.Group.collection.get(label=group_label)
+    except NotExistent:
+        if args.dry_run:
+            # the controller needs its group to exist; none means nothing was screened into it yet
+            now = sorted(keys)[: args.max_concurrent]
+            print(f"group {group_label} does not exist yet; would submit now: {', '.join(map(label, now))}")
+            print_runs(keys, {}, names, group_label)
+            print("dry run: nothing stored, nothing submitted")
+            return outcome
+        orm.Group(label=group_label, description=f"aiida-llpam screen runs ({args.protocol})").store()
+    controller = ScreenController(
+        group_label=group_label, max_concurrent=args.max_concurrent, candidates={c.sha256: c for c in candidates},
+        protocol=args.protocol, pseudo_family=family, symprec=args.symprec, computer=args.computer,
+    )  # fmt: skip
+    if args.dry_run:
+        now = controller.next_batch()
+        print(f"{controller.num_active_slots} active of max {args.max_concurrent}; would submit now: "
+              + (", ".join(map(label, now)) or "nothing"))  # fmt: skip
+        outcome["runs"] = controller.runs()
+        print_runs(keys, outcome["runs"], names, group_label)
+        print("dry run: nothing stored, nothing submitted")
+        return outcome
+
+    if not get_daemon_client(profile.name).is_daemon_running:
+        if args.wait:
+            sys.exit(f"refused: the daemon of profile {profile.name} is not running, so --wait would never end "
+                     f"(verdi -p {profile.name} daemon start)")  # fmt: skip
+        print(f"WARNING: the daemon of profile {profile.name} is not running: the submitted runs wait for "
+              f"`verdi -p {profile.name} daemon start`")  # fmt: skip
+
+    reported, last = set(), None
+    while True:
+        batch = controller.submit_batch()
+        for key, node in batch.items():
+            print(f"submitted {label(key)}: {node.process_label}<{node.pk}>", flush=True)
+        outcome["submitted"].update(batch)
+        for key in set(controller.errors) - reported:
+            print(f"could not submit {label(key)}: {controller.errors[key]}", flush=True)
+            reported.add(key)
+        submittable = [key for key in keys if key not in controller.errors]
+        tally = counts(submittable, controller.runs())
+        if not args.wait or tally["running"] + tally["to submit"] == 0:
+            break
+        if tally != last:
+            print(f"{time.strftime('%H:%M:%S')} {counts_line(tally)}", flush=True)
+            last = tally
+        time.sleep(args.poll)
+    outcome.update(runs=controller.runs(), errors=controller.errors)
+    print(f"runs: {counts_line(counts(submittable, outcome['runs']))}; max {args.max_concurrent} concurrent"
+          + (f"; {len(controller.errors)} could not be submitted" if controller.errors else ""))  # fmt: skip
+    print_runs(keys, outcome["runs"], names, group_label, controller.errors)
+    return outcome
+
+
+if __name__ == "__main__":
+    main()

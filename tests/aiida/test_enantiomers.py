@@ -60,22 +60,29 @@ def test_mirrored_dfpt_is_the_left_handed_crystal(smoke_run, left_run, mirrored_
     # what ph.x computes on the mirror image, to its own convergence noise
     np.testing.assert_allclose(mirrored.born_charges, left.born_charges, atol=2e-4)
     np.testing.assert_allclose(mirrored.dielectric, left.dielectric, atol=2e-4)
-    np.testing.assert_allclose(_frequencies(mirrored_run), _frequencies(left_run), atol=2e-3)  # THz
+    # ph.x itself is not exactly mirror-symmetric: its raw Gamma frequencies of the two enantiomers differ by
+    # up to 0.05 THz in the ASR-violating acoustic modes and 0.006 THz in the lowest E mode (measured at these
+    # settings, identical scf energies); after the ASR and the sum rules the two routes differ by 0.0105 THz
+    np.testing.assert_allclose(_frequencies(mirrored_run), _frequencies(left_run), atol=0.02)  # THz
     # and not the right-handed crystal: its Born charges differ in their z off-diagonal parts
     assert np.abs(smoke_run.outputs.force_constants.born_charges - left.born_charges).max() > 0.05
 
 
 def test_gamma_nl_flips_and_chi_stays(smoke_run, left_run, mirrored_run):
-    from aiida_llpam.calculations.nodes import read_output
+    """The mirror route flips gamma^NL and keeps chi to the last digits (an exact symmetry of the pipeline).
 
+    Against ph.x on the left crystal only chi is compared: the smoke settings leave an imaginary pocket next to
+    Gamma (Gamma-only force constants), and the sums, which leave imaginary modes out, move by a factor of 8 in
+    gamma^NL for the 0.01 THz above (measured); chi moved by 4 %.
+    """
     def headline(node):
-        gamma = read_output(node.outputs.gamma_nl)["gamma_nl_zz"]
-        chi = node.outputs.chi.get_array("chi_total")
-        return gamma, chi
+        from aiida_llpam.calculations.nodes import read_output
+
+        return read_output(node.outputs.gamma_nl)["gamma_nl"], node.outputs.chi.get_array("chi_total")
 
     right_gamma, right_chi = headline(smoke_run)
-    for node in (left_run, mirrored_run):
-        gamma, chi = headline(node)
-        np.testing.assert_allclose(gamma, -right_gamma, rtol=2e-2, atol=1e-3 * np.abs(right_gamma).max())
-        np.testing.assert_allclose(chi, right_chi, rtol=2e-2)
-    assert np.abs(right_gamma).max() > 0
+    mirrored_gamma, mirrored_chi = headline(mirrored_run)
+    assert np.abs(right_gamma[:, 2, 2]).max() > 0
+    np.testing.assert_allclose(mirrored_gamma, -right_gamma, rtol=1e-4, atol=1e-6 * np.abs(right_gamma).max())
+    np.testing.assert_allclose(mirrored_chi, right_chi, rtol=1e-5)
+    np.testing.assert_allclose(headline(left_run)[1], right_chi, rtol=0.1)

@@ -83,6 +83,8 @@ def test_gamma_nl_flips_and_chi_stays(smoke_run, left_run, mirrored_run):
     right_gamma, right_chi = headline(smoke_run)
     mirrored_gamma, mirrored_chi = headline(mirrored_run)
     assert np.abs(right_gamma[:, 2, 2]).max() > 0
-    np.testing.assert_allclose(mirrored_gamma, -right_gamma, rtol=1e-4, atol=1e-6 * np.abs(right_gamma).max())
+    # exact but for the sum rules' least-squares solve (1e-6 of a component); near a sign change of gamma_zz(T)
+    # that is 4e-4 of the value there (measured), hence the absolute part
+    np.testing.assert_allclose(mirrored_gamma, -right_gamma, rtol=1e-4, atol=1e-5 * np.abs(right_gamma).max())
     np.testing.assert_allclose(mirrored_chi, right_chi, rtol=1e-5)
     np.testing.assert_allclose(headline(left_run)[1], right_chi, rtol=0.1)

@@ -35,6 +35,16 @@ def test_reference_archives_are_committed():
 
 def import_into_own_profile(archive: Path, tag: str):
     """A fresh sqlite_dos profile (no computer, no codes) with only ``archive`` in it; the PamWorkChain."""
+    runs = import_runs(archive, tag)
+    newest = max(runs, key=lambda node: node.ctime)
+    # a run redone from a stored DFPT (workflows/run_from_dfpt.py) brings the run that made that DFPT, and no other
+    assert all(run.uuid in newest.description and "dfpt" in newest.inputs for run in runs if run is not newest)
+    return newest
+
+
+def import_runs(archive: Path, tag: str) -> list:
+    """``archive`` imported into the sqlite_dos profile of ``tag`` (made if missing; no computer can run there);
+    every PamWorkChain in that profile."""
     from aiida import load_profile, orm
     from aiida.manage.configuration import create_profile, get_config
     from aiida.tools.archive import import_archive
@@ -52,11 +62,7 @@ def import_into_own_profile(archive: Path, tag: str):
     import_archive(archive)
     # the archive brings its code and computer nodes, but nothing here can run them
     assert all(not computer.is_configured for computer in orm.Computer.collection.all())
-    runs = orm.QueryBuilder().append(orm.WorkChainNode, filters={"process_type": "aiida.workflows:llpam.pam"}).all(flat=True)
-    newest = max(runs, key=lambda node: node.ctime)
-    # a run redone from a stored DFPT (workflows/run_from_dfpt.py) brings the run that made that DFPT, and no other
-    assert all(run.uuid in newest.description and "dfpt" in newest.inputs for run in runs if run is not newest)
-    return newest
+    return orm.QueryBuilder().append(orm.WorkChainNode, filters={"process_type": "aiida.workflows:llpam.pam"}).all(flat=True)
 
 
 @pytest.fixture(scope="module", params=ARCHIVES, ids=[a.stem for a in ARCHIVES])

@@ -7,27 +7,18 @@ left-handed one made from the mirrored ph.x files, and the run that made the DFP
 import numpy as np
 import pytest
 
-from .test_reference_archive import REFERENCE, cli, import_into_own_profile  # noqa: F401 (cli: the profile's CLI)
+from .test_reference_archive import REFERENCE, cli, import_runs
 
 ARCHIVE = REFERENCE / "GeO2_fast.aiida"
 
 
-def _runs():
-    from aiida import orm
-
-    query = orm.QueryBuilder().append(
-        orm.WorkChainNode, filters={"process_type": "aiida.workflows:llpam.pam", "attributes.exit_status": 0})
-    runs = {node.outputs.symmetry["space_group_number"]: node for node in query.all(flat=True)
-            if node.outputs.symmetry["formula"] == "Ge3O6"}  # fmt: skip
-    return runs[154], runs[152]
-
-
 @pytest.fixture(scope="module")
 def enantiomers():
-    """(right, left) PamWorkChains of GeO2, in a profile that also holds the quartz production run."""
-    import_into_own_profile(REFERENCE / "quartz_production.aiida", "side-by-side")
-    import_into_own_profile(ARCHIVE, "side-by-side")
-    return _runs()
+    """(right, left) finished PamWorkChains of GeO2, in a profile that also holds the quartz production run."""
+    import_runs(REFERENCE / "quartz_production.aiida", "side-by-side")
+    runs = {node.outputs.symmetry["space_group_number"]: node for node in import_runs(ARCHIVE, "side-by-side")
+            if node.is_finished_ok and node.outputs.symmetry["formula"] == "Ge3O6"}  # fmt: skip
+    return runs[154], runs[152]
 
 
 def test_both_enantiomers_with_their_relation(enantiomers):

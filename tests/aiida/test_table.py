@@ -5,7 +5,6 @@ table runs in subprocesses on those profiles, so this process keeps the test pro
 """
 
 import csv
-import importlib.util
 import io
 import json
 import subprocess
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.conftest import load_workflow_script
 from aiida.engine import WorkChain
 from ase.build import bulk
 from ase.io import write
@@ -139,10 +140,7 @@ def test_run_from_before_v2_shows_n_a():
 
 @pytest.fixture(scope="module")
 def run_crystal():
-    spec = importlib.util.spec_from_file_location("run_crystal", REPO / "workflows" / "run_crystal.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_workflow_script("run_crystal")
 
 
 def _count_nodes() -> int:

@@ -4,7 +4,6 @@ The unmarked tests check the listing of runs from a folder, the refusals and the
 profile and always run. The ``services`` test screens diamond Si (smoke protocol) through the daemon on SLURM.
 """
 
-import importlib.util
 import shutil
 import time
 import uuid
@@ -13,6 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.conftest import load_workflow_script
+
 REPO = Path(__file__).resolve().parents[2]
 STRUCTURES = REPO / "fixtures" / "structures"
 LDA_ELEMENTS = ["O", "Si"]  # llpam/LDA/debian (aiida_llpam.tools.setup.PSEUDOS)
@@ -20,10 +21,7 @@ LDA_ELEMENTS = ["O", "Si"]  # llpam/LDA/debian (aiida_llpam.tools.setup.PSEUDOS)
 
 @pytest.fixture(scope="module")
 def screen():
-    spec = importlib.util.spec_from_file_location("screen", REPO / "workflows" / "screen.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_workflow_script("screen")
 
 
 @pytest.fixture

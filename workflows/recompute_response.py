@@ -37,7 +37,9 @@ def load_force_constants(identifier: str) -> tuple[orm.ArrayData, dict]:
         sys.exit(f"{identifier}: not a force-constants node of aiida-llpam")
     previous = (
         orm.QueryBuilder()
-        .append(orm.ArrayData, filters={"id": node.pk}, tag="fc")
+        # orm.Data, not orm.ArrayData: QueryBuilder matches subclasses by entry point, and aiida-phonopy's
+        # ForceConstantsData (the node since issue #10) is not under ArrayData's
+        .append(orm.Data, filters={"id": node.pk}, tag="fc")
         .append(orm.ProcessNode, with_incoming="fc", tag="calc",
                 filters={"or": [{"attributes.function_name": "pam_response"},  # runs made before the CalcJob
                                 {"process_type": "aiida.calculations:llpam.response"}]})

@@ -79,6 +79,7 @@ def test_provenance_reaches_dfpt_and_pseudos(smoke_run):
 
 def test_stored_arrays_equal_physics_engine(smoke_run):
     """The stored nodes are exactly what the physics engine gives on the same q2r files (sum rules, last k mesh)."""
+    from aiida_llpam.calculations.functions.phonopy_force_constants import phonopy_from_node
     from aiida_llpam.physics import build_phonopy, compute_response, read_q2r
     from aiida_llpam.physics.sum_rules import enforce_rotational_invariance
 
@@ -89,6 +90,12 @@ def test_stored_arrays_equal_physics_engine(smoke_run):
     sum_rules = smoke_run.outputs.force_constants.base.attributes.get("sum_rules")
     assert sum_rules["rotational_invariance"] and sum_rules["born_huang_after"] < 1e-3 * sum_rules["born_huang_before"]
     phonon, _ = enforce_rotational_invariance(build_phonopy(fc, nac), sum_rules["unfolding_factor"])
+    # the stored force constants (aiida-phonopy's units, read back in QE units) are these, to rounding; the sums
+    # below start from the stored node, since the smoke model's unstable modes amplify rounding in gamma^NL
+    stored = phonopy_from_node(smoke_run.outputs.force_constants)
+    np.testing.assert_allclose(stored.force_constants, phonon.force_constants, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(stored.supercell.cell, phonon.supercell.cell, rtol=1e-13)
+    phonon = stored
     # the smoke protocol sums on 6^3 and then 8^3: the result is the last mesh's
     assert settings["mesh"] == smoke_run.outputs.convergence.get_array("convergence_meshes")[-1].tolist() == [8, 8, 8]
     res = compute_response(

@@ -23,7 +23,7 @@ from aiida.engine import run_get_node
 
 from aiida_llpam.calculations.nodes import read_output
 from aiida_llpam.plotting.convergence import plot_dfpt_convergence
-from aiida_llpam.tools.results import dfpt_retrieved
+from aiida_llpam.tools.results import dfpt_retrieved, dfpt_wall_time_s
 from aiida_llpam.workflows.convergence import DfptConvergenceWorkChain
 from aiida_llpam.workflows.pam import PamWorkChain
 
@@ -53,8 +53,8 @@ def print_table(table: orm.ArrayData) -> None:
               f"{int(data['dfpt_reused'][i]):5d} {sums} {data['wall_time_s'][i]:7.0f}")  # fmt: skip
     print("cost (s): the point's PamWorkChain, and the ph.x run of its DFPT (for a reused DFPT: paid in its own run)")
     for i, label in enumerate(data["labels"]):
-        ph = dfpt_retrieved(orm.load_node(data["workchains"][i])).creator
-        print(f"{label:12s} workchain {data['wall_time_s'][i]:7.0f}  ph.x {(ph.mtime - ph.ctime).total_seconds():7.0f}")
+        ph_s = dfpt_wall_time_s(dfpt_retrieved(orm.load_node(data["workchains"][i])))
+        print(f"{label:12s} workchain {data['wall_time_s'][i]:7.0f}  ph.x {ph_s:7.0f}")
     print("Gamma frequencies (cm^-1, TO, ascending) and the lowest frequency next to Gamma:")
     for i, label in enumerate(data["labels"]):
         freqs = " ".join(f"{f:.1f}" for f in data["gamma_frequencies_cm"][i])

@@ -66,8 +66,8 @@ ENANTIOMER_CHOICES = ("both", "as-is")
 EXTRA_KEYS = ("screen_sha256", "screen_enantiomer", "screen_protocol", "screen_pseudo_family")
 #: where a profile without a broker is sent; docs/scaleout.md describes the set-up
 SERVICES_HINT = (
-    "set up the services and the daemon profile as root (docs/scaleout.md: "
-    "python -c 'from aiida_llpam.tools import services; services.ensure_all_services()'), "
+    "set up the services and the daemon profile as root with `aiida-llpam setup --services` (docs/scaleout.md; "
+    "from Python: list(services.ensure_all_services()), a generator of steps), "
     f"then run this script with `verdi -p {DAEMON_PROFILE} run`"
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from aiida import orm
 from aiida.common.exceptions import MultipleObjectsError, NotExistent
+from aiida.common.links import LinkType
 
 from aiida_llpam.calculations.nodes import LAYOUT_VERSION, read_output
 from aiida_llpam.physics.convergence import TRACKED, MeshConvergence
@@ -77,22 +78,46 @@ def is_v1(node: orm.WorkChainNode) -> bool:
 
 
 def dfpt_retrieved(node: orm.WorkChainNode) -> orm.FolderData:
-    """The ph.x retrieved files a finished PamWorkChain made its force constants from (given as `dfpt` or computed)."""
+    """The ph.x dynamical matrices a finished PamWorkChain made its force constants from: what its q2r.x read.
+
+    That is the `dfpt` input, the retrieved folder of the single ph.x job, or the folder collected from the
+    per-q-point jobs.
+    """
     if "dfpt" in node.inputs:
         return node.inputs.dfpt
-    ph = [c for c in node.called_descendants if isinstance(c, orm.CalcJobNode) and c.process_type.endswith(".ph")]
-    finished = [c for c in ph if c.is_finished_ok]
-    if not finished:
-        raise ValueError(f"{node.process_label}<{node.pk}> has no finished ph.x run")
-    return max(finished, key=lambda c: c.ctime).outputs.retrieved
+    called = {link.link_label: link.node for link in node.base.links.get_outgoing(link_type=LinkType.CALL_WORK).all()}
+    if "q2r_nac" in called:
+        return called["q2r_nac"].inputs.q2r.parent_folder
+    if "ph" in called and "retrieved" in called["ph"].outputs:  # the run stopped between ph.x and q2r.x
+        return called["ph"].outputs.retrieved
+    raise ValueError(f"{node.process_label}<{node.pk}> has no finished ph.x run")
+
+
+def _ph_calculation(retrieved: orm.FolderData) -> orm.CalcJobNode:
+    """The ph.x calculation behind a folder of dynamical matrices; for the per-q-point route its Gamma job."""
+    creator = retrieved.creator
+    if creator is not None and creator.process_label == "collect_dynamical_matrices":
+        creator = creator.inputs.q1.creator
+    if creator is None or "qpoints" not in creator.inputs or "parent_folder" not in creator.inputs:
+        raise ValueError(f"{retrieved.__class__.__name__}<{retrieved.pk}> is not the retrieved folder of a ph.x mesh run")
+    return creator
+
+
+def dfpt_wall_time_s(retrieved: orm.FolderData) -> float:
+    """Wall time (s) of the ph.x job(s) that wrote a folder of dynamical matrices: first start to last end."""
+    creator = retrieved.creator
+    if creator is not None and creator.process_label == "mirror_dfpt_z":
+        return dfpt_wall_time_s(creator.inputs.retrieved)
+    if creator is not None and creator.process_label == "collect_dynamical_matrices":
+        jobs = [creator.inputs[key].creator for key in creator.inputs if key.startswith("q")]
+    else:
+        jobs = [_ph_calculation(retrieved)]
+    return (max(job.mtime for job in jobs) - min(job.ctime for job in jobs)).total_seconds()
 
 
 def dfpt_structure(retrieved: orm.FolderData) -> orm.StructureData:
     """The structure a ph.x run computed (that of the scf it ran on): given, or relaxed by the workchain."""
-    ph = retrieved.creator
-    if ph is None or "parent_folder" not in ph.inputs:
-        raise ValueError(f"{retrieved.__class__.__name__}<{retrieved.pk}> is not the retrieved folder of a ph.x run")
-    return ph.inputs.parent_folder.creator.inputs.structure
+    return _ph_calculation(retrieved).inputs.parent_folder.creator.inputs.structure
 
 
 def dfpt_settings(retrieved: orm.FolderData) -> dict:
@@ -100,11 +125,9 @@ def dfpt_settings(retrieved: orm.FolderData) -> dict:
 
     For a mirrored DFPT (``mirror_dfpt_z``) they are those of the ph.x run it mirrors.
     """
-    ph = retrieved.creator
-    if ph is not None and ph.process_label == "mirror_dfpt_z":
-        return dfpt_settings(ph.inputs.retrieved)
-    if ph is None or "qpoints" not in ph.inputs or "parent_folder" not in ph.inputs:
-        raise ValueError(f"{retrieved.__class__.__name__}<{retrieved.pk}> is not the retrieved folder of a ph.x mesh run")
+    if retrieved.creator is not None and retrieved.creator.process_label == "mirror_dfpt_z":
+        return dfpt_settings(retrieved.creator.inputs.retrieved)
+    ph = _ph_calculation(retrieved)
     pw = ph.inputs.parent_folder.creator
     system = pw.inputs.parameters["SYSTEM"]
     return {

@@ -36,7 +36,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -686,6 +686,11 @@ def _ensure_daemon(name: str, workers: int) -> Step:
     return Step(f"daemon of {name}: {current} -> {workers} workers", CHANGED)
 
 
+def _refuse_embedded(name: str) -> None:
+    if name == EMBEDDED_PROFILE:
+        raise ServiceError(f"{EMBEDDED_PROFILE} is the embedded sqlite profile: the daemon profile needs another name")
+
+
 def ensure_daemon_profile(name: str = DAEMON_PROFILE, workers: int = 2, user: str = DB_USER) -> list[Step]:
     """Profile ``name`` on PostgreSQL + RabbitMQ with computer ``localhost-slurm``, QE codes and a running daemon.
 
@@ -693,8 +698,7 @@ def ensure_daemon_profile(name: str = DAEMON_PROFILE, workers: int = 2, user: st
     :func:`ensure_slurm` to have run. The profile lives in the current AiiDA config directory (``AIIDA_PATH``) and is
     loaded on return. The daemon's workers inherit this process's environment, AIIDA_PATH included.
     """
-    if name == EMBEDDED_PROFILE:
-        raise ServiceError(f"{EMBEDDED_PROFILE} is the embedded sqlite profile: the daemon profile needs another name")
+    _refuse_embedded(name)
     from aiida import load_profile
 
     steps = [_ensure_profile(name, user), _ensure_profile_options(name)]
@@ -747,20 +751,25 @@ def remove_daemon_profile(name: str = DAEMON_PROFILE) -> Step:
 # ------------------------------------------------------------------------------------------------------ everything
 
 
-def ensure_all_services(profile: str | None = DAEMON_PROFILE, workers: int = 2) -> list[Step]:
-    """PostgreSQL, RabbitMQ, SLURM and (unless ``profile`` is None) the daemon profile; return every step's report."""
-    steps = ensure_postgresql(database=database_name(profile or DAEMON_PROFILE))
-    steps += ensure_rabbitmq()
-    steps += ensure_slurm()
+def ensure_all_services(profile: str | None = DAEMON_PROFILE, workers: int = 2) -> Iterator[Step]:
+    """PostgreSQL, RabbitMQ, SLURM and (unless ``profile`` is None) the daemon profile; yield every step's report.
+
+    A generator, so that a caller can show each service's steps when that service is up (the first call installs
+    packages and takes minutes).
+    """
     if profile is not None:
-        steps += ensure_daemon_profile(profile, workers=workers)
-    return steps
+        _refuse_embedded(profile)  # before a database is made for it
+    yield from ensure_postgresql(database=database_name(profile or DAEMON_PROFILE))
+    yield from ensure_rabbitmq()
+    yield from ensure_slurm()
+    if profile is not None:
+        yield from ensure_daemon_profile(profile, workers=workers)
 
 
-def stop_services(profile: str | None = DAEMON_PROFILE) -> list[Step]:
+def stop_services(profile: str | None = DAEMON_PROFILE) -> Iterator[Step]:
     """Stop the daemon of ``profile`` (the current config directory), then SLURM, RabbitMQ and PostgreSQL."""
-    steps = [stop_daemon(profile)] if profile is not None else []
-    steps += stop_slurm()
-    steps.append(stop_rabbitmq())
-    steps.append(stop_postgresql())
-    return steps
+    if profile is not None:
+        yield stop_daemon(profile)
+    yield from stop_slurm()
+    yield stop_rabbitmq()
+    yield stop_postgresql()

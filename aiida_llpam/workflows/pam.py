@@ -20,14 +20,15 @@ from aiida_llpam.calculations.functions import (
 )
 from aiida_llpam.calculations.functions.pam_figure_data import validate_figure_parameters
 from aiida_llpam.calculations.functions.phonopy_force_constants import validate_sum_rules
-from aiida_llpam.calculations.response import PamResponseCalculation
 from aiida_llpam.calculations.nodes import read_output
+from aiida_llpam.calculations.response import PamResponseCalculation
 from aiida_llpam.physics.symmetry import response_symmetry_text
 from aiida_llpam.physics.units import THZ_TO_CM
 from aiida_llpam.quantities import OUTPUTS
 from aiida_llpam.tools.results import imaginary_mode_warnings
 
 from .ph_base import PhBaseWorkChain
+from .ph_qpoints import PhQpointsWorkChain
 from .protocols import UNPHYSICAL_PROTOCOLS
 
 PwBaseWorkChain = WorkflowFactory("quantumespresso.pw.base")
@@ -90,12 +91,37 @@ def family_cutoffs(inputs: dict, structure: orm.StructureData, overrides: dict) 
     return {key: inputs[key] if key in overrides else value for key, value in recommended.items()}
 
 
+def dfpt_inputs(ph_main, parent_folder: orm.RemoteData, parallelize_qpoints: bool) -> tuple[type, AttributeDict]:
+    """The DFPT process and its inputs, as PamWorkChain runs it: ``ph_main`` (its namespace's inputs) on the scf
+    ``parent_folder``, with eps and Z*; PhQpointsWorkChain if ``parallelize_qpoints``, else PhBaseWorkChain."""
+    inputs = AttributeDict({key: value for key, value in ph_main.items() if key != "metadata"})
+    inputs.ph = AttributeDict(inputs.ph)
+    inputs.ph.parent_folder = parent_folder
+    parameters = inputs.ph.parameters.get_dict()
+    parameters.setdefault("INPUTPH", {})["epsil"] = True  # eps and Z* are the NAC source
+    inputs.ph.parameters = orm.Dict(parameters)
+    inputs.metadata = AttributeDict(ph_main.get("metadata", {}))
+    if not parallelize_qpoints:
+        return PhBaseWorkChain, inputs
+    inputs.pop("only_initialization", None)
+    return PhQpointsWorkChain, inputs
+
+
+def _profile_has_broker() -> bool:
+    """True if the loaded profile has a broker (RabbitMQ): a daemon can run submitted jobs side by side."""
+    from aiida.manage import get_manager
+
+    profile = get_manager().get_profile()
+    return profile is not None and profile.process_control_backend is not None
+
+
 class PamWorkChain(ProtocolMixin, WorkChain):
     """A crystal (alpha-quartz or any insulator) from QE DFPT to phonon angular-momentum response nodes.
 
     Outline: optional vc-relax (PwRelaxWorkChain) -> symmetry (spglib, a
     calcfunction) -> scf (PwBaseWorkChain) -> DFPT on a q mesh with eps/Z*
-    (PhBaseWorkChain, restarts kept within QE 6.7) -> q2r.x twice
+    (PhBaseWorkChain, restarts kept within QE 6.7, or PhQpointsWorkChain: one job
+    per irreducible q point, with ``parallelize_qpoints``) -> q2r.x twice
     (Q2rBaseWorkChain: on ph.x's dyn files, which carry eps/Z* and give
     dipole-subtracted IFCs, and on a copy without the dielectric block, which
     gives the full IFCs phonopy needs) -> force constants for phonopy ->
@@ -144,6 +170,13 @@ class PamWorkChain(ProtocolMixin, WorkChain):
             exclude=("clean_workdir", "ph.parent_folder"),
             namespace_options={"required": False, "populate_defaults": False,
                                "help": "DFPT on a q mesh with epsil (eps and Born charges)."},
+        )
+        spec.input(
+            "parallelize_qpoints",
+            valid_type=orm.Bool,
+            default=lambda: orm.Bool(False),
+            help="Run each irreducible q point of ph_main as its own ph.x job, all at once (PhQpointsWorkChain). "
+            "get_builder_from_protocol turns it on where the profile has a broker, i.e. a daemon can run the jobs.",
         )
         spec.input(
             "dfpt",
@@ -214,7 +247,7 @@ class PamWorkChain(ProtocolMixin, WorkChain):
 
         spec.exit_code(401, "ERROR_SUB_PROCESS_FAILED_RELAX", message="The vc-relax PwRelaxWorkChain failed.")
         spec.exit_code(402, "ERROR_SUB_PROCESS_FAILED_SCF", message="The scf PwBaseWorkChain failed.")
-        spec.exit_code(403, "ERROR_SUB_PROCESS_FAILED_PH", message="The DFPT PhBaseWorkChain failed.")
+        spec.exit_code(403, "ERROR_SUB_PROCESS_FAILED_PH", message="The DFPT (PhBaseWorkChain or PhQpointsWorkChain) failed.")
         spec.exit_code(404, "ERROR_SUB_PROCESS_FAILED_Q2R", message="A Q2rBaseWorkChain failed.")
         spec.exit_code(405, "ERROR_NO_DIELECTRIC_DATA", message="ph.x wrote no dielectric tensor / Born charges.")
         spec.exit_code(406, "ERROR_SYMMETRY", message="spglib could not analyse the structure: {message}")
@@ -233,7 +266,7 @@ class PamWorkChain(ProtocolMixin, WorkChain):
     @classmethod
     def get_builder_from_protocol(
         cls, pw_code, ph_code, q2r_code, structure, protocol=None, overrides=None, options=None, response_code=None,
-        dfpt=None,
+        dfpt=None, parallelize_qpoints=None,
     ):  # fmt: skip
         """A ready builder: ``protocol`` is smoke, fast or production; ``overrides`` merge into the protocol.
 
@@ -246,6 +279,8 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         A family that records cut-offs sets them (:func:`family_cutoffs`). ``response_code`` defaults to ``llpam-response@<computer of pw_code>`` (made by
         ``aiida-llpam setup``). Raises ValueError for an unknown protocol, a missing
         response code or a structure with species missing from the pseudo family.
+        ``parallelize_qpoints`` (one ph.x job per q point): by default on where the profile has a broker,
+        so that a daemon runs the jobs side by side; the embedded profile runs one ph.x job.
         """
         if protocol is not None and protocol not in cls.get_available_protocols():
             raise ValueError(f"unknown protocol {protocol!r}: choose from {', '.join(cls.get_available_protocols())}")
@@ -294,6 +329,9 @@ class PamWorkChain(ProtocolMixin, WorkChain):
             ph = PhBaseWorkChain.get_builder_from_protocol(ph_code, protocol=qe_protocol, overrides=inputs["ph_main"], **kwargs)
             ph.pop("clean_workdir", None)
             builder.ph_main = ph
+            if parallelize_qpoints is None:
+                parallelize_qpoints = _profile_has_broker()
+            builder.parallelize_qpoints = orm.Bool(parallelize_qpoints)
 
         builder.q2r.q2r.code = q2r_code
         builder.q2r.q2r.parameters = orm.Dict(inputs["q2r"]["q2r"]["parameters"])
@@ -374,15 +412,13 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         return None
 
     def run_ph(self):
-        inputs = AttributeDict(self.exposed_inputs(PhBaseWorkChain, namespace="ph_main"))
-        inputs.ph.parent_folder = self.ctx.workchain_scf.outputs.remote_folder
-        parameters = inputs.ph.parameters.get_dict()
-        parameters.setdefault("INPUTPH", {})["epsil"] = True  # eps and Z* are the NAC source
-        inputs.ph.parameters = orm.Dict(parameters)
+        parallel = self.inputs.parallelize_qpoints.value
+        process, inputs = dfpt_inputs(self.exposed_inputs(PhBaseWorkChain, namespace="ph_main"),
+                                      self.ctx.workchain_scf.outputs.remote_folder, parallel)  # fmt: skip
         inputs.metadata.call_link_label = "ph"
-        node = self.submit(PhBaseWorkChain, **inputs)
-        mesh = inputs.qpoints.get_kpoints_mesh()[0] if "qpoints" in inputs else "from qpoints_distance"
-        self.report(f"launching PhBaseWorkChain<{node.pk}> (DFPT, q mesh {mesh}, epsil)")
+        node = self.submit(process, **inputs)
+        mesh = inputs.qpoints.get_kpoints_mesh()[0]
+        self.report(f"launching {process.__name__}<{node.pk}> (DFPT, q mesh {mesh}, epsil)")
         return ToContext(workchain_ph=node)
 
     def inspect_ph(self):
@@ -496,7 +532,7 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         for called in self.node.called_descendants:
             if isinstance(called, orm.CalcJobNode):
                 try:
-                    called.outputs.remote_folder._clean()  # noqa: SLF001
+                    called.outputs.remote_folder._clean()
                     cleaned.append(called.pk)
                 except (OSError, KeyError):
                     pass

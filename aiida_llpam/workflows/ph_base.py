@@ -1,9 +1,10 @@
-"""PhBaseWorkChain whose restarts respect Quantum ESPRESSO 6.7 (``nmix_ph <= 5``)."""
+"""PhBaseWorkChain whose restarts respect Quantum ESPRESSO 6.7 (``nmix_ph <= 5``) and resume killed ph.x runs."""
 
 from aiida.engine import ProcessHandlerReport, process_handler
-from aiida.plugins import CalculationFactory, WorkflowFactory
+from aiida.plugins import WorkflowFactory
 
-PhCalculation = CalculationFactory("quantumespresso.ph")
+from aiida_llpam.calculations.ph import PhCalculation
+
 QePhBaseWorkChain = WorkflowFactory("quantumespresso.ph.base")
 
 #: phq_readin of QE 6.7 stops with "Wrong nmix_ph" above this
@@ -11,12 +12,26 @@ MAX_NMIX_PH = 5
 
 
 class PhBaseWorkChain(QePhBaseWorkChain):
-    """aiida-quantumespresso's PhBaseWorkChain; on non-convergence it raises ``nmix_ph`` to 5, not to 8.
+    """aiida-quantumespresso's PhBaseWorkChain with four changes.
 
-    aiida-quantumespresso's handler first sets ``nmix_ph = 8`` (QE's recommended
-    range), which QE 6.7 rejects, so every restart would fail. Here the first step
-    is ``nmix_ph = 5``; after that the parent's alpha_mix strategy runs unchanged.
+    * Its calculations are ``llpam.ph`` (:class:`aiida_llpam.calculations.ph.PhCalculation`), whose restarts from
+      another ph.x run start at all with aiida-quantumespresso 5.1.
+    * On non-convergence it raises ``nmix_ph`` to 5, not to 8: aiida-quantumespresso's handler first sets
+      ``nmix_ph = 8`` (QE's recommended range), which QE 6.7 rejects, so every restart would fail. After that
+      step the parent's alpha_mix strategy runs unchanged.
+    * A ph.x that stopped without finishing its output (killed: node failure, OOM killer, ``scancel``, SIGKILL)
+      is restarted with ``recover``: it continues from the last representation it completed.
+    * Only finished calculations are merged, so a q point that an interrupted run had started and its
+      restart finished is counted once (aiida-quantumespresso issue #1216).
     """
+
+    _process_class = PhCalculation
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        # exposed outputs are looked up by process class: those of the class this workchain runs
+        spec.expose_outputs(PhCalculation, exclude=("retrieved_folder",))
 
     @process_handler(priority=410, exit_codes=PhCalculation.exit_codes.ERROR_CONVERGENCE_NOT_REACHED)
     def handle_convergence_not_reached(self, node):
@@ -32,3 +47,22 @@ class PhBaseWorkChain(QePhBaseWorkChain):
         report = super().handle_convergence_not_reached(node)
         inputph["nmix_ph"] = MAX_NMIX_PH
         return report
+
+    @process_handler(priority=300, exit_codes=PhCalculation.exit_codes.ERROR_OUTPUT_STDOUT_INCOMPLETE)
+    def handle_interrupted(self, node):
+        """ph.x stopped mid-run: restart from its work directory with ``recover`` (ph.x's own restart files)."""
+        if "remote_folder" not in node.outputs:
+            return None  # nothing to recover from: the parent's single unhandled-failure restart applies
+        self.ctx.restart_calc = node  # prepare_process sets recover and the parent folder from it
+        self.report_error_handled(node, "ph.x was interrupted: restarting from its recover files")
+        return ProcessHandlerReport(True)
+
+    def create_merged_output(self):
+        children = self.ctx.children
+        self.ctx.children = [child for child in children if child.is_finished_ok]
+        try:
+            if len(self.ctx.children) > 1:
+                return super().create_merged_output()
+            return None
+        finally:
+            self.ctx.children = children

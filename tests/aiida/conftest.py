@@ -49,6 +49,26 @@ def smoke_run(codes, quartz_structure):
     return node
 
 
+#: smoke settings with a q mesh of three irreducible points (Gamma, L, X)
+SILICON_OVERRIDES = {"ph_main": {"qpoints": [2, 2, 2]}}
+
+
+@pytest.fixture(scope="session")
+def silicon_run(codes):
+    """Diamond Si through the whole workchain with real QE: smoke settings, but q 2x2x2 (about a minute), one ph.x job."""
+    from aiida import orm
+    from aiida.engine import run_get_node
+    from ase.io import read
+
+    from aiida_llpam.workflows.pam import PamWorkChain
+
+    structure = orm.StructureData(ase=read(REPO / "fixtures" / "structures" / "Si_diamond.cif"))
+    builder = PamWorkChain.get_builder_from_protocol(
+        *codes, structure, protocol="smoke", overrides=SILICON_OVERRIDES, parallelize_qpoints=False)
+    _, node = run_get_node(builder)
+    return node
+
+
 def pytest_collection_modifyitems(items):
     """Run the reference-archive tests first: they switch AiiDA profiles, which closes the storage that the
     session fixtures above (codes, structures, the smoke run) hold nodes of."""

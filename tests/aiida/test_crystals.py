@@ -54,22 +54,6 @@ def test_protocol_takes_cut_offs_from_a_family_that_records_them(codes, llpam_pr
     assert (system(builder)["ecutwfc"], system(builder)["ecutrho"]) == (30, 240)
 
 
-@pytest.fixture(scope="module")
-def silicon_run(codes):
-    """Diamond Si through the whole workchain with real QE: smoke settings, but q 2x2x2 (about a minute)."""
-    from aiida import orm
-    from aiida.engine import run_get_node
-    from ase.io import read
-
-    from aiida_llpam.workflows.pam import PamWorkChain
-
-    structure = orm.StructureData(ase=read(REPO / "fixtures" / "structures" / "Si_diamond.cif"))
-    builder = PamWorkChain.get_builder_from_protocol(
-        *codes, structure, protocol="smoke", overrides={"ph_main": {"qpoints": [2, 2, 2]}})
-    _, node = run_get_node(builder)
-    return node
-
-
 def _largest_subspace_l(node) -> float:
     """Largest |l^z| (hbar) of a degenerate subspace on the stored mesh: the trace over the subspace, which is what
     is defined (a degenerate pair's per-mode values depend on the basis, e.g. +-1 for circular modes)."""

@@ -255,3 +255,29 @@ def test_node_that_is_not_a_pam_workchain(imported):
     assert out.returncode != 0
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "not an aiida-llpam PamWorkChain" in lines[0]
+
+
+def test_progress_shows_every_q_point_of_a_finished_dfpt_as_done():
+    """`aiida-llpam progress` on the fast run that made the DFPT: each q point of the mesh done with all its
+    irreps (as many as its ph.x output lists), and the run redone from that DFPT refused in one line."""
+    import re
+
+    runs = import_runs(REFERENCE / "quartz_fast.aiida", "quartz_fast")
+    dfpt_run = next(run for run in runs if "dfpt" not in run.inputs)
+    ph = next(n for n in dfpt_run.called_descendants if n.process_label == "PhCalculation")
+    n_q = ph.outputs.output_parameters["number_of_qpoints"]
+    text = ph.outputs.retrieved.base.repository.get_object_content(ph.get_option("output_filename"), mode="r")
+    n_irreps = [int(n) for n in re.findall(r"There are\s+(\d+) irreducible representations", text)]
+    assert n_q == len(n_irreps) == 4
+
+    out = cli("progress", str(dfpt_run.pk))
+    assert out.returncode == 0, out.stderr
+    header, *rows = out.stdout.splitlines()
+    assert header.startswith(f"PamWorkChain<{dfpt_run.pk}> ") and "finished (exit status 0)" in header
+    assert len(rows) == n_q
+    for index, (row, n) in enumerate(zip(rows, n_irreps), start=1):
+        assert row.startswith(f"  q {index}/{n_q} (") and row.endswith(f": done, irrep {n}/{n}"), row
+
+    redone = next(run for run in runs if "dfpt" in run.inputs)
+    out = cli("progress", str(redone.pk))
+    assert out.returncode == 1 and out.stderr.strip().count("\n") == 0 and "runs no DFPT" in out.stderr, out.stderr

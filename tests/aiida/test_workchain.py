@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aiida_llpam.calculations.ph import PH_PROCESS_TYPES
+
 pytestmark = pytest.mark.qe
 
 
@@ -59,7 +61,7 @@ def test_provenance_reaches_dfpt_and_pseudos(smoke_run):
     chi = smoke_run.outputs.gamma_ll
     ancestors = orm.QueryBuilder().append(orm.ArrayData, filters={"id": chi.pk}, tag="out")
     ph = (
-        ancestors.append(orm.CalcJobNode, with_descendants="out", filters={"process_type": "aiida.calculations:quantumespresso.ph"})
+        ancestors.append(orm.CalcJobNode, with_descendants="out", filters={"process_type": {"in": list(PH_PROCESS_TYPES)}})
         .distinct()
         .all(flat=True)
     )
@@ -236,7 +238,7 @@ def test_a_stored_dfpt_is_reused_with_provenance(smoke_run, codes):
 
     from aiida_llpam.workflows.pam import PamWorkChain
 
-    ph = next(c for c in smoke_run.called_descendants if c.process_type == "aiida.calculations:quantumespresso.ph")
+    ph = next(c for c in smoke_run.called_descendants if c.process_type in PH_PROCESS_TYPES)
     builder = PamWorkChain.get_builder_from_protocol(*codes, smoke_run.outputs.structure, protocol="smoke", dfpt=ph.outputs.retrieved)
     _, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message

@@ -8,8 +8,12 @@ import asyncio
 import pytest
 
 from aiida_llpam.tools.progress import (
+    DONE,
+    PARTIAL,
+    PENDING,
     ProgressLine,
     ProgressPrinter,
+    QStatus,
     describe_ph,
     format_duration,
     format_remaining,
@@ -32,9 +36,9 @@ def test_silicon_complete():
     assert progress.finished
     assert progress.n_qpoints == 3
     assert progress.q_index == 3
-    assert progress.q_point == pytest.approx((0.0, -1.0, 0.0))
-    assert progress.n_irreps == 3
-    assert progress.irreps_done == {1, 2, 3}
+    assert progress.current.q_point == pytest.approx((0.0, -1.0, 0.0))
+    assert progress.current.n_irreps == 3
+    assert progress.current.irreps_done == {1, 2, 3}
     assert progress.fraction_done() == 1.0
     assert describe_ph(progress) == "ph.x done"
 
@@ -60,9 +64,10 @@ def test_silicon_unfinished(n_lines, q_index, n_irreps, irrep, done, efield, fra
     progress = parse_ph_output(prefix(SI_OUT, n_lines))
     assert not progress.finished
     assert progress.n_qpoints == (None if n_lines < 41 else 3)
-    assert (progress.q_index, progress.n_irreps, progress.irrep) == (q_index, n_irreps, irrep)
-    assert progress.irreps_done == done
-    assert progress.electric_field == efield
+    q = progress.current
+    assert progress.q_index == q_index and (q is None) == (q_index is None)
+    if q is not None:
+        assert (q.n_irreps, q.irrep, q.irreps_done, q.electric_field) == (n_irreps, irrep, done, efield)
     assert progress.fraction_done() == (None if fraction is None else pytest.approx(fraction))
     assert describe_ph(progress) == text
 
@@ -81,8 +86,8 @@ def test_quartz_trimmed_output():
     """quartz q 2x2x2: 4 irreducible q points; the trimmed file keeps the list and the first q (Gamma)."""
     start = parse_ph_output(prefix(QUARTZ_OUT, 49))
     assert start.n_qpoints == 4
-    assert (start.q_index, start.q_point) == (1, (0.0, 0.0, 0.0))
-    assert start.n_irreps is None and not start.finished
+    assert (start.q_index, start.current.q_point) == (1, (0.0, 0.0, 0.0))
+    assert start.current.n_irreps is None and not start.finished
     assert parse_ph_output(QUARTZ_OUT.read_text()).finished
 
 
@@ -96,10 +101,61 @@ def test_recovered_run_takes_q_index_from_the_mesh_list():
 
 
 def test_recovered_representations_count_as_done():
-    text = prefix(SI_OUT, 725).replace("Representation     1      1 modes -  To be done", "Representation     1      1 modes -  Done")
+    text = prefix(SI_OUT, 725).replace(
+        "Representation     1      1 modes -  To be done", "Representation     1      1 modes -  Done"
+    )
     progress = parse_ph_output(text)
-    assert (progress.q_index, progress.n_irreps, progress.irreps_done) == (2, 4, {1})
+    assert (progress.q_index, progress.current.n_irreps, progress.current.irreps_done) == (2, 4, {1})
     assert progress.fraction_done() == pytest.approx((1 + 1 / 4) / 3)
+
+
+SI_MESH = [(0.0, 0.0, 0.0), (0.5, -0.5, 0.5), (0.0, -1.0, 0.0)]
+
+
+def test_statuses_of_a_complete_run_list_every_q_with_its_irreps():
+    assert parse_ph_output(SI_OUT.read_text()).statuses() == [
+        QStatus(1, SI_MESH[0], DONE, 2, 2),
+        QStatus(2, SI_MESH[1], DONE, 4, 4),
+        QStatus(3, SI_MESH[2], DONE, 3, 3),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("n_lines", "expected"),
+    [
+        (40, []),  # the mesh is not listed yet
+        (47, [(PARTIAL, None, None), (PENDING, None, None), (PENDING, None, None)]),
+        (192, [(PARTIAL, 1, 2), (PENDING, None, None), (PENDING, None, None)]),
+        # the q before the current one is done with all its representations, the one after pending
+        (800, [(DONE, 2, 2), (PARTIAL, 2, 4), (PENDING, None, None)]),
+        (1448, [(DONE, 2, 2), (DONE, 4, 4), (PARTIAL, 3, 3)]),  # converged, but no JOB DONE yet
+    ],
+)
+def test_statuses_of_a_single_run_go_through_the_mesh_in_order(n_lines, expected):
+    statuses = parse_ph_output(prefix(SI_OUT, n_lines)).statuses()
+    assert [(s.state, s.irreps_done, s.n_irreps) for s in statuses] == expected
+    assert [s.index for s in statuses] == list(range(1, len(expected) + 1))
+
+
+def one_q_output(last_line):
+    """What ph.x with start_q = last_q = 2 prints: the whole mesh list, then q 2 only (lines 269.. of the full run)."""
+    lines = SI_OUT.read_text().splitlines()
+    return "\n".join(lines[:46] + lines[268:last_line] + ["", "   JOB DONE."] * (last_line == 872)) + "\n"
+
+
+def test_run_of_one_q_point():
+    """The per-q route: the mesh has 3 points, this run computes the 2nd; the others are not its business."""
+    partial = parse_ph_output(one_q_output(800))
+    assert (partial.n_qpoints, partial.q_index, sorted(partial.qpoints)) == (3, 2, [2])
+    assert partial.statuses(2, 2) == [QStatus(2, SI_MESH[1], PARTIAL, 2, 4)]
+    # representations of 1, 1, 2 and 2 modes, the first two done: 2 of its 6 modes
+    assert partial.fraction_done(2, 2) == pytest.approx(2 / 6)
+    # read as a run over the whole mesh it would be a third further on, and q 1 would count as done
+    assert partial.fraction_done() == pytest.approx((1 + 2 / 6) / 3)
+    assert describe_ph(partial) == "q 2/3 (0.5, -0.5, 0.5), irrep 3/4"
+    done = parse_ph_output(one_q_output(872))
+    assert done.finished and done.statuses(2, 2) == [QStatus(2, SI_MESH[1], DONE, 4, 4)]
+    assert done.fraction_done(2, 2) == 1.0
 
 
 def test_remaining_time():

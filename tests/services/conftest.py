@@ -1,15 +1,14 @@
 """Fixtures that bring up the scale-out services (PostgreSQL, RabbitMQ, SLURM) and a throw-away daemon profile.
 
-Tests marked ``services`` start system daemons and install Debian packages, so they run only when asked for, with
-``-m services`` or ``LLPAM_SERVICES_TESTS=1``, and only as root on a system with apt-get; otherwise they are skipped
-with the reason. Unmarked tests in this folder check the pure helpers and always run.
+Tests marked ``services`` install Debian packages and start system daemons. They are part of the default run where
+that is possible (root, apt-get); elsewhere they are skipped with the reason. ``LLPAM_SERVICES_TESTS=0`` or
+``-m "not services"`` leaves them out. Unmarked tests in this folder check the pure helpers and always run.
 
 The daemon profile lives in the private AIIDA_PATH of the test run (tests/conftest.py) and is deleted, with its
 database and daemon, at the end of the session; the system services are left running, as a second run reuses them.
 """
 
 import os
-import re
 import time
 
 import pytest
@@ -23,14 +22,18 @@ TIMINGS: dict[tuple[str, int], tuple[float, list]] = {}
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "services: starts PostgreSQL, RabbitMQ, SLURM and an AiiDA daemon (root, apt)")
+    config.addinivalue_line("markers", "broker_restart: restarts RabbitMQ (run last: every client reconnects)")
+
+
+def pytest_collection_modifyitems(items):
+    """The RabbitMQ restart goes last, so that no other test meets a broker that is coming back."""
+    items.sort(key=lambda item: item.get_closest_marker("broker_restart") is not None)
 
 
 def _services_skip_reason(config) -> str | None:
     """Why the services tests cannot or should not run here, None when they can."""
-    markexpr = config.getoption("markexpr") or ""
-    asked = os.environ.get("LLPAM_SERVICES_TESTS") == "1" or re.search(r"(?<!not )\bservices\b", markexpr)
-    if not asked:
-        return "services tests start system daemons: run them with `-m services` or LLPAM_SERVICES_TESTS=1"
+    if os.environ.get("LLPAM_SERVICES_TESTS") == "0":
+        return "LLPAM_SERVICES_TESTS=0: the services tests are switched off"
     return services.unavailable_reason()
 
 
@@ -78,6 +81,34 @@ def daemon_profile(system_services):
         from aiida import load_profile
 
         load_profile(previous.name, allow_switch=True)
+
+
+def wait_until_terminated(node, timeout: float):
+    """Wait for a submitted process; fail naming its state if it has not terminated within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not node.is_terminated:
+        assert time.monotonic() < deadline, f"{node.process_label}<{node.pk}> still {node.process_state} after {timeout} s"
+        time.sleep(2)
+    return node
+
+
+def assert_ran_through_slurm(node) -> dict:
+    """A finished CalcJob's job id is in the scheduler's own record, once, for its work directory; returns the record."""
+    job_id = node.get_job_id()
+    assert job_id, f"{node.process_label}<{node.pk}> has no job_id: it did not go through the scheduler"
+    # the remote work directory is unique (a UUID path) where job id and pk repeat across reinstalls and test runs
+    records = [r for r in services.jobcomp_records(job_id) if r["WorkDir"] == node.get_remote_workdir()]
+    assert len(records) == 1, f"job {job_id} in {node.get_remote_workdir()} not in {services.SLURM_JOBCOMP_FILE}"
+    assert records[0]["Name"] == f"aiida-{node.pk}"
+    return records[0]
+
+
+def finished_through_slurm(node, timeout: float):
+    """Wait for a submitted CalcJob; check it finished ok and completed in SLURM."""
+    wait_until_terminated(node, timeout)
+    assert node.is_finished_ok, (node.process_state, node.exit_status, node.exit_message)
+    assert assert_ran_through_slurm(node)["JobState"] == "COMPLETED"
+    return node
 
 
 def pytest_terminal_summary(terminalreporter):

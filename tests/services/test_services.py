@@ -14,22 +14,9 @@ import pytest
 
 from aiida_llpam.tools import services
 
+from .conftest import finished_through_slurm
+
 IDLE_STATUSES = {services.EXISTS, services.RUNNING}
-
-
-def _finished_through_slurm(node, timeout: float):
-    """Wait for a submitted CalcJob; check it finished ok with a job id that the scheduler's own record lists."""
-    deadline = time.monotonic() + timeout
-    while not node.is_terminated and time.monotonic() < deadline:
-        time.sleep(2)
-    assert node.is_finished_ok, (node.process_state, node.exit_status, node.exit_message)
-    job_id = node.get_job_id()
-    assert job_id, "the CalcJob node has no job_id: it did not go through the scheduler"
-    # the remote work directory is unique (a UUID path) where job id and pk repeat across reinstalls and test runs
-    records = [r for r in services.jobcomp_records(job_id) if r["WorkDir"] == node.get_remote_workdir()]
-    assert len(records) == 1, f"job {job_id} in {node.get_remote_workdir()} not in {services.SLURM_JOBCOMP_FILE}"
-    assert records[0]["Name"] == f"aiida-{node.pk}" and records[0]["JobState"] == "COMPLETED"
-    return node
 
 
 # ------------------------------------------------------------------------------------------- helpers (always run)
@@ -200,7 +187,7 @@ def test_arithmetic_add_calcjob_runs_through_the_daemon_on_slurm(daemon_profile)
     builder.code, builder.x, builder.y = code, orm.Int(1), orm.Int(2)
     builder.metadata.options.resources = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
     builder.metadata.options.max_wallclock_seconds = 120
-    node = _finished_through_slurm(submit(builder), timeout=180)
+    node = finished_through_slurm(submit(builder), timeout=180)
     assert node.outputs.sum.value == 3
 
 
@@ -225,5 +212,5 @@ def test_pw_scf_runs_through_the_daemon_on_slurm_with_mpirun(daemon_profile):
     builder.pseudos = {"Si": pseudo}
     builder.metadata.options.resources = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
     builder.metadata.options.max_wallclock_seconds = 300
-    node = _finished_through_slurm(submit(builder), timeout=240)
+    node = finished_through_slurm(submit(builder), timeout=240)
     assert node.outputs.output_parameters["energy"] == pytest.approx(-212.48, abs=0.05)  # eV, Si pz-vbc at 12 Ry

@@ -5,7 +5,7 @@ from aiida.engine import calcfunction
 
 from aiida_llpam.physics.dynmat import mirror_z
 
-from .strip_dielectric import DYN_MAT
+from .dyn_mat_folder import dyn_folder, read_dyn_files
 
 
 @calcfunction
@@ -16,11 +16,4 @@ def mirror_dfpt_z(retrieved: orm.FolderData) -> orm.FolderData:
     runs q2r.x and the rest for the other enantiomer; ``tests/aiida/test_enantiomers.py`` checks on quartz
     that this equals ph.x run on the mirror image.
     """
-    names = retrieved.base.repository.list_object_names(DYN_MAT)
-    if not names:
-        raise ValueError(f"{retrieved.__class__.__name__}<{retrieved.pk}> has no {DYN_MAT} folder: not a ph.x mesh run")
-    folder = orm.FolderData()
-    for name in names:
-        text = retrieved.base.repository.get_object_content(f"{DYN_MAT}/{name}", mode="r")
-        folder.base.repository.put_object_from_bytes(mirror_z(text).encode(), f"{DYN_MAT}/{name}")
-    return folder
+    return dyn_folder(read_dyn_files(retrieved), mirror_z)

@@ -5,7 +5,12 @@ from aiida.engine import calcfunction
 
 from aiida_llpam.physics.dynmat import has_dielectric_block, strip_dielectric_block
 
-DYN_MAT = "DYN_MAT"  # PhCalculation._FOLDER_DYNAMICAL_MATRIX, which Q2rCalculation copies from a FolderData
+from .dyn_mat_folder import dyn_folder, read_dyn_files
+
+
+def _is_dielectric_gamma_file(text: str) -> bool:
+    # the "-0" file is the list of q points, not a dynamical matrix
+    return text.lstrip().startswith("Dynamical matrix file") and has_dielectric_block(text)
 
 
 @calcfunction
@@ -15,16 +20,8 @@ def strip_dielectric_block_from_folder(retrieved: orm.FolderData) -> orm.FolderD
     q2r.x run on these writes the full IFCs (no dipole subtraction), which is
     what phonopy's Gonze NAC needs.
     """
-    names = retrieved.base.repository.list_object_names(DYN_MAT)
-    folder = orm.FolderData()
-    stripped = 0
-    for name in names:
-        text = retrieved.base.repository.get_object_content(f"{DYN_MAT}/{name}", mode="r")
-        # the "-0" file is the list of q points, not a dynamical matrix
-        if text.lstrip().startswith("Dynamical matrix file") and has_dielectric_block(text):
-            text = strip_dielectric_block(text)
-            stripped += 1
-        folder.base.repository.put_object_from_bytes(text.encode(), f"{DYN_MAT}/{name}")
+    files = read_dyn_files(retrieved)
+    stripped = sum(_is_dielectric_gamma_file(text) for text in files.values())
     if stripped != 1:
         raise ValueError(f"expected exactly one dyn file with eps/Z* (the Gamma file), found {stripped}")
-    return folder
+    return dyn_folder(files, lambda text: strip_dielectric_block(text) if _is_dielectric_gamma_file(text) else text)

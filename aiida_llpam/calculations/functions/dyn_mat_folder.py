@@ -1,0 +1,27 @@
+"""The ``DYN_MAT`` folder of ph.x's dynamical-matrix files, as PhCalculation retrieves it and Q2rCalculation reads it."""
+
+from collections.abc import Callable
+
+from aiida import orm
+
+DYN_MAT = "DYN_MAT"  # PhCalculation._FOLDER_DYNAMICAL_MATRIX, which Q2rCalculation copies from a FolderData
+PREFIX = "dynamical-matrix-"  # PhCalculation's fildyn: "-0" lists the q points, "-<i>" is q point i
+
+
+def read_dyn_files(retrieved: orm.FolderData) -> dict[str, str]:
+    """{file name: text} of the ``DYN_MAT`` folder; ValueError if there is none (not a ph.x mesh run)."""
+    try:
+        names = retrieved.base.repository.list_object_names(DYN_MAT)
+    except FileNotFoundError:
+        names = []
+    if not names:
+        raise ValueError(f"{retrieved.__class__.__name__}<{retrieved.pk}> has no {DYN_MAT} folder: not a ph.x mesh run")
+    return {name: retrieved.base.repository.get_object_content(f"{DYN_MAT}/{name}", mode="r") for name in names}
+
+
+def dyn_folder(files: dict[str, str], transform: Callable[[str], str] = lambda text: text) -> orm.FolderData:
+    """A new ``FolderData`` with ``transform(text)`` of each file in ``DYN_MAT``."""
+    folder = orm.FolderData()
+    for name, text in files.items():
+        folder.base.repository.put_object_from_bytes(transform(text).encode(), f"{DYN_MAT}/{name}")
+    return folder

@@ -1,0 +1,115 @@
+"""One ph.x job per irreducible q point (PhQpointsWorkChain) gives the single job's force constants (real QE, Si)."""
+
+import numpy as np
+import pytest
+
+from tests.provenance import called, dyn_numbers
+
+from .conftest import REPO, SILICON_OVERRIDES
+
+pytestmark = pytest.mark.qe
+
+
+@pytest.fixture(scope="module")
+def silicon_parallel_run(codes):
+    """The silicon_run fixture's inputs with parallelize_qpoints: the three q jobs run side by side in this process."""
+    from aiida import orm
+    from aiida.engine import run_get_node
+    from ase.io import read
+
+    from aiida_llpam.workflows.pam import PamWorkChain
+
+    structure = orm.StructureData(ase=read(REPO / "fixtures" / "structures" / "Si_diamond.cif"))
+    builder = PamWorkChain.get_builder_from_protocol(
+        *codes, structure, protocol="smoke", overrides=SILICON_OVERRIDES, parallelize_qpoints=True
+    )
+    _, node = run_get_node(builder)
+    return node
+
+
+def _n_qpoints(run):
+    """The number of irreducible q points ph.x found on the mesh (its list, the "-0" file)."""
+    folder = called(run, "ph").outputs.retrieved
+    return int(folder.base.repository.get_object_content("DYN_MAT/dynamical-matrix-0", mode="r").split("\n")[1])
+
+
+def test_each_irreducible_q_point_is_its_own_ph_job(silicon_parallel_run, silicon_run):
+    from aiida import orm
+
+    assert silicon_parallel_run.is_finished_ok, silicon_parallel_run.exit_message
+    dfpt = called(silicon_parallel_run, "ph")
+    assert dfpt.process_label == "PhQpointsWorkChain" and dfpt.is_finished_ok
+    n_qpoints = called(dfpt, "ph_init").outputs.output_parameters["number_of_qpoints"]
+    assert n_qpoints == _n_qpoints(silicon_run) > 2  # QE's list, as the single job computed it
+    ph_jobs = [n for n in dfpt.called_descendants if isinstance(n, orm.CalcJobNode)]
+    ranges = sorted((job.inputs.parameters["INPUTPH"].get("start_q"), job.inputs.parameters["INPUTPH"].get("last_q")) for job in ph_jobs if job.inputs.parameters["INPUTPH"].get("start_irr") != 0)  # fmt: skip
+    assert ranges == [(i, i) for i in range(1, n_qpoints + 1)]  # each q point once, nothing computed twice
+    # the jobs overlapped in time: the last one started before the first one ended
+    q_jobs = [called(called(dfpt, f"ph_q{i}"), "iteration_01") for i in range(1, n_qpoints + 1)]
+    assert max(job.ctime for job in q_jobs) < min(job.mtime for job in q_jobs)
+    # only the Gamma job has eps/Z*: QE drops epsil away from Gamma
+    collected = dfpt.outputs.retrieved
+    has_eps = {name: "Dielectric Tensor" in collected.base.repository.get_object_content(f"DYN_MAT/{name}", mode="r")
+               for name in collected.base.repository.list_object_names("DYN_MAT") if not name.endswith("-0")}  # fmt: skip
+    assert has_eps == {f"dynamical-matrix-{i}": i == 1 for i in range(1, n_qpoints + 1)}
+
+
+def test_force_constants_equal_the_single_job(silicon_parallel_run, silicon_run):
+    assert silicon_run.is_finished_ok and silicon_parallel_run.is_finished_ok
+    single = called(silicon_run, "ph").outputs.retrieved
+    collected = called(silicon_parallel_run, "ph").outputs.retrieved
+    assert _n_qpoints(silicon_parallel_run) == _n_qpoints(silicon_run)
+    single_numbers, collected_numbers = dyn_numbers(single), dyn_numbers(collected)
+    assert sorted(single_numbers) == sorted(collected_numbers)
+    for name in single_numbers:
+        a, b = single_numbers[name], collected_numbers[name]
+        assert a.shape == b.shape and a.size > 50
+        # same scf, same ph.x inputs and MPI layout: the q points are independent DFPT problems
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-9, err_msg=name)
+    fc_single = silicon_run.outputs.force_constants.force_constants
+    fc_parallel = silicon_parallel_run.outputs.force_constants.force_constants
+    scale = np.abs(fc_single).max()
+    assert np.abs(fc_parallel - fc_single).max() < 1e-7 * scale
+    born = [run.outputs.force_constants.born_charges for run in (silicon_run, silicon_parallel_run)]
+    np.testing.assert_allclose(born[1], born[0], atol=1e-8)
+
+
+def test_run_settings_follow_the_collected_folder_to_ph(silicon_parallel_run, silicon_run):
+    from aiida_llpam.tools.results import dfpt_retrieved, dfpt_settings, dfpt_structure
+
+    retrieved = dfpt_retrieved(silicon_parallel_run)
+    assert retrieved.creator.process_label == "collect_dynamical_matrices"
+    assert dfpt_settings(retrieved) == dfpt_settings(dfpt_retrieved(silicon_run))
+    assert dfpt_settings(retrieved)["qpoints_mesh"] == [2, 2, 2]
+    assert dfpt_structure(retrieved).uuid == silicon_parallel_run.outputs.structure.uuid
+
+
+def test_collecting_refuses_an_incomplete_mesh(silicon_parallel_run):
+    from aiida_llpam.calculations.functions.collect_dynamical_matrices import collect_dynamical_matrices
+
+    dfpt = called(silicon_parallel_run, "ph")
+    n_qpoints = _n_qpoints(silicon_parallel_run)
+    folders = {f"q{i}": called(dfpt, f"ph_q{i}").outputs.retrieved for i in range(1, n_qpoints + 1)}
+    with pytest.raises(ValueError, match=f"the mesh has {n_qpoints} irreducible q points, the jobs computed 2"):
+        collect_dynamical_matrices(q1=folders["q1"], q2=folders["q2"])
+    with pytest.raises(ValueError, match="job q2 wrote no dynamical-matrix-2"):
+        collect_dynamical_matrices(q1=folders["q1"], q2=folders["q3"], q3=folders["q3"])
+
+
+def test_per_q_inputs_refuse_a_q_list_and_preset_q_ranges(codes, silicon_run):
+    from aiida import orm
+
+    from aiida_llpam.workflows.ph_qpoints import PhQpointsWorkChain
+
+    ph = called(silicon_run, "ph")
+    inputs = {"ph": {"code": codes[1], "parent_folder": ph.inputs.ph.parent_folder,
+                     "parameters": orm.Dict({"INPUTPH": {"start_q": 2}})}}  # fmt: skip
+    mesh = orm.KpointsData()
+    mesh.set_kpoints_mesh([2, 2, 2])
+    listed = orm.KpointsData()
+    listed.set_kpoints([[0.0, 0.0, 0.0]])
+    validate = PhQpointsWorkChain.validate_inputs
+    assert "start_q are set by PhQpointsWorkChain" in validate({**inputs, "qpoints": mesh}, None)
+    inputs["ph"]["parameters"] = orm.Dict({"INPUTPH": {"tr2_ph": 1e-16}})
+    assert "must be a mesh" in validate({**inputs, "qpoints": listed}, None)
+    assert validate({**inputs, "qpoints": mesh}, None) is None

@@ -1,0 +1,225 @@
+"""Scale-out on AiiDA's own engine (issue 9), real QE on diamond Si through the daemon (PostgreSQL, RabbitMQ) and SLURM.
+
+* A PamWorkChain submitted to the daemon runs its irreducible q points as separate SLURM jobs and finishes.
+* Faults, each on its own per-q-point DFPT from one scf: a ph.x killed mid-run (SIGKILL) resumes from its recover
+  files; the daemon stopped and restarted mid-run, and RabbitMQ restarted mid-run, lose nothing and run no q point
+  twice. Each faulted DFPT must give the dynamical matrices of an undisturbed one from the same scf, i.e. the same
+  force constants (q2r.x is a fixed linear map of them).
+"""
+
+import itertools
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from aiida_llpam.tools import services
+from tests.provenance import called, dyn_numbers
+
+from .conftest import assert_ran_through_slurm, wait_until_terminated
+
+pytestmark = [pytest.mark.services, pytest.mark.qe]
+
+REPO = Path(__file__).resolve().parents[2]
+#: one core per job, so that the one-node cluster (2 cores) runs two q points at a time
+OPTIONS = {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1}, "max_wallclock_seconds": 1800}
+#: smoke settings with a q mesh of several irreducible points (as tests/aiida/conftest.py SILICON_OVERRIDES)
+SILICON = {"ph_main": {"qpoints": [2, 2, 2]}}
+#: the faulted DFPTs: a denser k mesh, so that each q job runs long enough (~10 s) to be interrupted
+FAULT = {"kpoints": [6, 6, 6], "ph_main": {"qpoints": [2, 2, 2]}}
+
+
+def _builder(overrides):
+    from aiida import orm
+    from ase.io import read
+
+    from aiida_llpam.workflows.pam import PamWorkChain
+
+    structure = orm.StructureData(ase=read(REPO / "fixtures" / "structures" / "Si_diamond.cif"))
+    codes = [orm.load_code(f"{name}@{services.SLURM_COMPUTER}") for name in ("pw", "ph", "q2r")]
+    return PamWorkChain.get_builder_from_protocol(
+        *codes, structure, protocol="smoke", overrides=overrides, options=OPTIONS
+    )
+
+
+def _ph_jobs(dfpt):
+    """{call label of the q job: its PhCalculations, oldest first}."""
+    from aiida import orm
+    from aiida.common.links import LinkType
+
+    return {
+        link.link_label: sorted((n for n in link.node.called if isinstance(n, orm.CalcJobNode)), key=lambda n: n.ctime)
+        for link in dfpt.base.links.get_outgoing(link_type=LinkType.CALL_WORK).all()
+    }
+
+
+def _assert_same_dynamical_matrices(node, reference):
+    ours, theirs = dyn_numbers(node.outputs.retrieved), dyn_numbers(reference.outputs.retrieved)
+    assert sorted(ours) == sorted(theirs) and len(ours) > 2
+    for name in ours:
+        # restarted representations converge again to tr2_ph from another starting point: differences stay far
+        # below the matrix elements (0.01-0.5 Ry/bohr^2) and the smoke model's scale of interest
+        np.testing.assert_allclose(ours[name], theirs[name], rtol=0, atol=1e-6, err_msg=name)
+
+
+def _assert_each_q_point_ran_once(node):
+    """One PhCalculation per job, each one SLURM job that completed: nothing lost, nothing run twice."""
+    for label, calcs in _ph_jobs(node).items():
+        assert len(calcs) == 1, f"{label}: {len(calcs)} ph.x calculations"
+        assert assert_ran_through_slurm(calcs[0])["JobState"] == "COMPLETED"
+
+
+# ---------------------------------------------------------------------------------- the submitted PamWorkChain
+
+
+@pytest.fixture(scope="module")
+def submitted_run(daemon_profile):
+    from aiida.engine import submit
+
+    builder = _builder(SILICON)
+    assert builder.parallelize_qpoints.value, "a profile with a broker runs the q points in parallel by default"
+    return wait_until_terminated(submit(builder), timeout=900)
+
+
+def test_submitted_pam_workchain_runs_each_q_point_as_a_slurm_job(submitted_run):
+    from aiida import orm
+
+    assert submitted_run.is_finished_ok, submitted_run.exit_message
+    dfpt = called(submitted_run, "ph")
+    assert dfpt.process_label == "PhQpointsWorkChain"
+    n_qpoints = dfpt.outputs.output_parameters["number_of_qpoints"]
+    jobs = _ph_jobs(dfpt)
+    assert sorted(jobs) == sorted(["ph_init", *(f"ph_q{i}" for i in range(1, n_qpoints + 1))])
+    # every QE job (pw.x, ph.x, q2r.x) and the response job went through sbatch and completed
+    calcjobs = [n for n in submitted_run.called_descendants if isinstance(n, orm.CalcJobNode)]
+    records = {n.pk: assert_ran_through_slurm(n) for n in calcjobs}
+    assert all(r["JobState"] == "COMPLETED" for r in records.values())
+    assert len({r["JobId"] for r in records.values()}) == len(calcjobs) >= n_qpoints + 5
+    # the scheduler ran q points side by side: two q jobs' [start, end] intervals overlap in its own record
+    spans = sorted((records[calcs[0].pk]["StartTime"], records[calcs[0].pk]["EndTime"])
+                   for label, calcs in jobs.items() if label != "ph_init")  # fmt: skip
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), spans
+    _assert_each_q_point_ran_once(dfpt)
+
+
+# ----------------------------------------------------------------------------------------------------- faults
+
+
+@pytest.fixture(scope="module")
+def fault_inputs(daemon_profile):
+    """The per-q-point DFPT inputs (as PamWorkChain.run_ph makes them) on a finished scf with a 6x6x6 k mesh."""
+    from aiida.engine import submit
+    from aiida.plugins import WorkflowFactory
+
+    from aiida_llpam.workflows.pam import dfpt_inputs
+
+    builder = _builder(FAULT)
+    scf = {**builder.scf, "pw": {**builder.scf.pw, "structure": builder.structure}}
+    node = wait_until_terminated(submit(WorkflowFactory("quantumespresso.pw.base"), **scf), timeout=600)
+    assert node.is_finished_ok, node.exit_message
+    return dfpt_inputs(builder.ph_main, node.outputs.remote_folder, parallelize_qpoints=True)[1]
+
+
+def _submit_dfpt(inputs):
+    from aiida.engine import submit
+
+    from aiida_llpam.workflows.ph_qpoints import PhQpointsWorkChain
+
+    return submit(PhQpointsWorkChain, **inputs)
+
+
+@pytest.fixture(scope="module")
+def reference(fault_inputs):
+    node = wait_until_terminated(_submit_dfpt(fault_inputs), timeout=900)
+    assert node.is_finished_ok, node.exit_message
+    _assert_each_q_point_ran_once(node)
+    return node
+
+
+def _running_q_jobs(node):
+    """The ph.x q jobs of ``node`` whose job runs in SLURM now, with their output so far."""
+    running = []
+    for label, calcs in _ph_jobs(node).items():
+        calc = calcs[-1] if calcs else None
+        if label == "ph_init" or calc is None or calc.is_terminated or "remote_folder" not in calc.outputs:
+            continue
+        output = Path(calc.get_remote_workdir()) / "aiida.out"
+        if output.exists():
+            running.append((label, calc, output.read_text(errors="replace")))
+    return running
+
+
+def _wait_for(predicate, what, timeout=600, interval=0.2):
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(interval)
+    return result
+
+
+def test_killed_ph_resumes_from_its_recover_files(fault_inputs, reference):
+    node = _submit_dfpt(fault_inputs)
+
+    def second_representation_started():
+        # representation 1 is converged and saved to the recover files, and more are left to do
+        return [(label, calc) for label, calc, out in _running_q_jobs(node)
+                if out.count("Representation #") >= 2 and out.count("To be done") >= 3]  # fmt: skip
+
+    label, calc = _wait_for(second_representation_started, "a q job past its first representation")[0]
+    workdir = calc.get_remote_workdir()
+    ph_processes = [
+        p for p in psutil.process_iter(["name", "cwd"]) if p.info["name"] == "ph.x" and p.info["cwd"] == workdir
+    ]
+    assert ph_processes, f"no ph.x process in {workdir}"
+    for process in ph_processes:
+        os.kill(process.pid, signal.SIGKILL)
+
+    wait_until_terminated(node, timeout=900)
+    assert node.is_finished_ok, node.exit_message
+    killed, resumed = _ph_jobs(node)[label]  # exactly one restart
+    assert killed.exit_status == killed.process_class.exit_codes.ERROR_OUTPUT_STDOUT_INCOMPLETE.status
+    assert assert_ran_through_slurm(killed)["JobState"] != "COMPLETED"  # the scheduler saw the job fail
+    assert resumed.inputs.parameters["INPUTPH"]["recover"] is True
+    assert resumed.inputs.parent_folder.uuid == killed.outputs.remote_folder.uuid
+    # ph.x read its recover files: the representation finished before the kill is not computed again
+    log = resumed.outputs.retrieved.base.repository.get_object_content("aiida.out", mode="r")
+    assert "Representation     1" in log and any(
+        line.split()[:2] == ["Representation", "1"] and line.rstrip().endswith("Done") for line in log.splitlines()
+    ), "the restarted ph.x recomputed representation 1"
+    assert assert_ran_through_slurm(resumed)["JobState"] == "COMPLETED"
+    _assert_same_dynamical_matrices(node, reference)
+
+
+def test_daemon_stopped_and_restarted_mid_run_loses_nothing(daemon_profile, fault_inputs, reference):
+    from aiida.engine.daemon.client import get_daemon_client
+
+    node = _submit_dfpt(fault_inputs)
+    _wait_for(lambda: _running_q_jobs(node), "a q job running in SLURM")
+    client = get_daemon_client(daemon_profile[0])
+    client.stop_daemon(wait=True)
+    stopped_at = time.monotonic()
+    time.sleep(15)  # the jobs go on in SLURM without anyone watching
+    assert not node.is_terminated
+    client.start_daemon(number_workers=2)
+    wait_until_terminated(node, timeout=900)
+    assert time.monotonic() - stopped_at > 15
+    assert node.is_finished_ok, node.exit_message
+    _assert_each_q_point_ran_once(node)
+    _assert_same_dynamical_matrices(node, reference)
+
+
+@pytest.mark.broker_restart
+def test_rabbitmq_restarted_mid_run_loses_nothing(fault_inputs, reference):
+    node = _submit_dfpt(fault_inputs)
+    _wait_for(lambda: _running_q_jobs(node), "a q job running in SLURM")
+    assert services.stop_rabbitmq().status == services.STOPPED
+    time.sleep(10)
+    assert {step.status for step in services.ensure_rabbitmq()} >= {services.CHANGED}
+    wait_until_terminated(node, timeout=900)
+    assert node.is_finished_ok, node.exit_message
+    _assert_each_q_point_ran_once(node)
+    _assert_same_dynamical_matrices(node, reference)

@@ -75,6 +75,9 @@ DAEMON_PROFILE = "llpam-daemon"
 #: the embedded sqlite profile of aiida_llpam.tools.setup: never reconfigured from here
 EMBEDDED_PROFILE = "llpam"
 SLURM_COMPUTER = "localhost-slurm"
+#: seconds to wait for the daemon's workers to stop: AiiDA's 20 s default (``daemon.timeout``) is too short for
+#: workers that are busy with jobs on a loaded 2-core machine
+DAEMON_STOP_TIMEOUT_S = 180
 
 
 class Step(NamedTuple):
@@ -392,16 +395,20 @@ def ensure_rabbitmq() -> list[Step]:
         changed |= status != EXISTS
         steps.append(Step(f"{path}", status))
 
-    if _rabbitmq_up():
-        if changed:
-            _run(["rabbitmqctl", "stop"], timeout=120)
-            _start_rabbitmq()
-            steps.append(Step("rabbitmq: restarted for the new configuration", CHANGED))
-        else:
-            steps.append(Step(f"rabbitmq {RABBITMQ_NODE}: running", RUNNING))
+    if _rabbitmq_up() and not changed:
+        steps.append(Step(f"rabbitmq {RABBITMQ_NODE}: running", RUNNING))
     else:
+        # AiiDA's daemon workers reconnect to a broker that comes back by themselves, and RabbitMQ then hands the
+        # tasks they held to any worker, also to a second one while the first still runs them: the same process
+        # runs twice (aiida-core #4595). Stopped before and started after, the workers take each task once.
+        daemons = _running_daemons()
+        steps.extend(stop_daemon(name) for name in daemons)
+        if _rabbitmq_up():
+            _run(["rabbitmqctl", "stop"], timeout=120)
         _start_rabbitmq()
-        steps.append(Step(f"rabbitmq {RABBITMQ_NODE}: started", CHANGED))
+        steps.append(Step(f"rabbitmq {RABBITMQ_NODE}: {'restarted for the new configuration' if changed else 'started'}",
+                          CHANGED))  # fmt: skip
+        steps.extend(_ensure_daemon(name, workers) for name, workers in daemons.items())
 
     timeout = rabbitmq_consumer_timeout()
     if timeout != "{ok,undefined}":
@@ -709,6 +716,21 @@ def ensure_daemon_profile(name: str = DAEMON_PROFILE, workers: int = 2, user: st
     return steps
 
 
+def _running_daemons() -> dict[str, int]:
+    """{profile: number of workers} of the running daemons of the broker profiles in the current config directory."""
+    from aiida.engine.daemon.client import get_daemon_client
+    from aiida.manage.configuration import get_config
+
+    running = {}
+    for profile in get_config(create=True).profiles:
+        if profile.process_control_backend != "core.rabbitmq":
+            continue
+        client = get_daemon_client(profile.name)
+        if client.is_daemon_running:
+            running[profile.name] = client.get_number_of_workers()
+    return running
+
+
 def stop_daemon(name: str = DAEMON_PROFILE) -> Step:
     """Stop the daemon of profile ``name`` in the current AiiDA config directory, if it has one running."""
     from aiida.engine.daemon.client import get_daemon_client
@@ -719,7 +741,7 @@ def stop_daemon(name: str = DAEMON_PROFILE) -> Step:
     client = get_daemon_client(name)
     if not client.is_daemon_running:
         return Step(f"daemon of {name}: not running", NOT_RUNNING)
-    client.stop_daemon(wait=True)
+    client.stop_daemon(wait=True, timeout=DAEMON_STOP_TIMEOUT_S)
     return Step(f"daemon of {name}: stopped", STOPPED)
 
 

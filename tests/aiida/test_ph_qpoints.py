@@ -113,3 +113,21 @@ def test_per_q_inputs_refuse_a_q_list_and_preset_q_ranges(codes, silicon_run):
     inputs["ph"]["parameters"] = orm.Dict({"INPUTPH": {"tr2_ph": 1e-16}})
     assert "must be a mesh" in validate({**inputs, "qpoints": listed}, None)
     assert validate({**inputs, "qpoints": mesh}, None) is None
+
+
+def test_progress_lists_every_q_job_as_done_with_its_irreps(silicon_parallel_run):
+    """`aiida-llpam progress` on the real per-q-point run: one row per q job, each done with all the irreducible
+    representations its own ph.x output lists."""
+    import re
+
+    from aiida_llpam.tools.progress import dfpt_progress
+
+    dfpt = called(silicon_parallel_run, "ph")
+    progress = dfpt_progress(silicon_parallel_run)
+    assert [row.index for row in progress.rows] == list(range(1, _n_qpoints(silicon_parallel_run) + 1))
+    for row in progress.rows:
+        job = called(called(dfpt, f"ph_q{row.index}"), "iteration_01")
+        text = job.outputs.retrieved.base.repository.get_object_content("aiida.out", mode="r")
+        (n_irreps,) = {int(n) for n in re.findall(r"There are\s+(\d+) irreducible representations", text)}
+        assert (row.state, row.irreps_done, row.n_irreps) == ("done", n_irreps, n_irreps)
+        assert row.elapsed_s > 0

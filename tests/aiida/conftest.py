@@ -49,13 +49,9 @@ def smoke_run(codes, quartz_structure):
     return node
 
 
-#: smoke settings with a q mesh of three irreducible points (Gamma, L, X)
-SILICON_OVERRIDES = {"ph_main": {"qpoints": [2, 2, 2]}}
-
-
-@pytest.fixture(scope="session")
-def silicon_run(codes):
-    """Diamond Si through the whole workchain with real QE: smoke settings, but q 2x2x2 (about a minute), one ph.x job."""
+def run_silicon(codes, parallelize_qpoints: bool):
+    """Diamond Si through the whole workchain with real QE: smoke settings, but a q mesh of 2x2x2 (4 irreducible
+    points in this cell), as one ph.x job or one job per q point (side by side in this process)."""
     from aiida import orm
     from aiida.engine import run_get_node
     from ase.io import read
@@ -64,9 +60,17 @@ def silicon_run(codes):
 
     structure = orm.StructureData(ase=read(REPO / "fixtures" / "structures" / "Si_diamond.cif"))
     builder = PamWorkChain.get_builder_from_protocol(
-        *codes, structure, protocol="smoke", overrides=SILICON_OVERRIDES, parallelize_qpoints=False)
+        *codes, structure, protocol="smoke", overrides={"ph_main": {"qpoints": [2, 2, 2]}},
+        parallelize_qpoints=parallelize_qpoints,
+    )  # fmt: skip
     _, node = run_get_node(builder)
     return node
+
+
+@pytest.fixture(scope="session")
+def silicon_run(codes):
+    """The Si run with one ph.x job (about a minute)."""
+    return run_silicon(codes, parallelize_qpoints=False)
 
 
 def pytest_collection_modifyitems(items):

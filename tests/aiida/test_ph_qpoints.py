@@ -5,26 +5,15 @@ import pytest
 
 from tests.provenance import called, dyn_numbers
 
-from .conftest import REPO, SILICON_OVERRIDES
+from .conftest import run_silicon
 
 pytestmark = pytest.mark.qe
 
 
 @pytest.fixture(scope="module")
 def silicon_parallel_run(codes):
-    """The silicon_run fixture's inputs with parallelize_qpoints: the three q jobs run side by side in this process."""
-    from aiida import orm
-    from aiida.engine import run_get_node
-    from ase.io import read
-
-    from aiida_llpam.workflows.pam import PamWorkChain
-
-    structure = orm.StructureData(ase=read(REPO / "fixtures" / "structures" / "Si_diamond.cif"))
-    builder = PamWorkChain.get_builder_from_protocol(
-        *codes, structure, protocol="smoke", overrides=SILICON_OVERRIDES, parallelize_qpoints=True
-    )
-    _, node = run_get_node(builder)
-    return node
+    """silicon_run's inputs with parallelize_qpoints: the q jobs run side by side in this process."""
+    return run_silicon(codes, parallelize_qpoints=True)
 
 
 def _n_qpoints(run):

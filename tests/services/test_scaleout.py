@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.services, pytest.mark.qe]
 REPO = Path(__file__).resolve().parents[2]
 #: one core per job, so that the one-node cluster (2 cores) runs two q points at a time
 OPTIONS = {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1}, "max_wallclock_seconds": 1800}
-#: smoke settings with a q mesh of several irreducible points (as tests/aiida/conftest.py SILICON_OVERRIDES)
+#: smoke settings with a q mesh of several irreducible points (as tests/aiida/conftest.py run_silicon)
 SILICON = {"ph_main": {"qpoints": [2, 2, 2]}}
 #: the faulted DFPTs: a denser k mesh, so that each q job runs long enough (10-20 s) to be interrupted
 FAULT = {"kpoints": [4, 4, 4], "ph_main": {"qpoints": [2, 2, 2]}}

@@ -5,7 +5,6 @@ profile and always run. The ``services`` test screens diamond Si (smoke protocol
 """
 
 import shutil
-import time
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,6 +12,8 @@ from types import SimpleNamespace
 import pytest
 
 from tests.conftest import load_workflow_script
+
+from .conftest import wait_until_terminated
 
 REPO = Path(__file__).resolve().parents[2]
 STRUCTURES = REPO / "fixtures" / "structures"
@@ -122,14 +123,6 @@ def test_status_of_each_run_and_how_to_retry_the_failed_ones(screen, capsys):
 # -------------------------------------------------------------------------------------- services (root, opt-in)
 
 
-def _wait_terminated(node, timeout: float):
-    deadline = time.monotonic() + timeout
-    while not node.is_terminated:
-        assert time.monotonic() < deadline, f"{node.process_label}<{node.pk}> not finished after {timeout:.0f} s"
-        time.sleep(5)
-    return node
-
-
 @pytest.mark.services
 @pytest.mark.qe
 def test_screen_runs_silicon_through_the_daemon_and_skips_it_the_second_time(daemon_profile, screen, tmp_path, capsys):
@@ -160,7 +153,7 @@ def test_screen_runs_silicon_through_the_daemon_and_skips_it_the_second_time(dae
     assert node.base.extras.get("screen_enantiomer") == "as-is" and "enantiomer_of" not in node.base.extras.all
     assert node.pk in [n.pk for n in orm.load_group(group).nodes]
 
-    _wait_terminated(node, timeout=1500)
+    wait_until_terminated(node, timeout=1500)
     failed = [(n.process_label, n.exit_status, n.exception or n.exit_message) for n in [node, *node.called_descendants]
               if n.is_terminated and not n.is_finished_ok]  # fmt: skip
     assert node.is_finished_ok, failed

@@ -10,6 +10,8 @@
 import itertools
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -76,18 +78,39 @@ def _assert_each_q_point_ran_once(node):
 # ---------------------------------------------------------------------------------- the submitted PamWorkChain
 
 
+def _progress_cli(node):
+    """`aiida-llpam progress PK` in its own process, as a user follows a submitted run: (return code, stdout)."""
+    from aiida.manage import get_manager
+
+    profile = get_manager().get_profile().name
+    result = subprocess.run(
+        [sys.executable, "-c", "from aiida_llpam.cli import main; main()", "progress", str(node.pk), "-p", profile],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    return result.returncode, result.stdout + result.stderr
+
+
 @pytest.fixture(scope="module")
 def submitted_run(daemon_profile):
+    """The Si PamWorkChain submitted to the daemon, with `aiida-llpam progress` read while a q job runs."""
     from aiida.engine import submit
 
     builder = _builder(SILICON)
     assert builder.parallelize_qpoints.value, "a profile with a broker runs the q points in parallel by default"
-    return wait_until_terminated(submit(builder), timeout=900)
+    node = submit(builder)
+    dfpt = _wait_for(lambda: _dfpt_with_running_q_job(node), "a q job of the submitted run running in SLURM")
+    return wait_until_terminated(node, timeout=900), dfpt, _progress_cli(node)
+
+
+def _dfpt_with_running_q_job(node):
+    ph = [link.node for link in node.base.links.get_outgoing(link_label_filter="ph").all()]
+    return ph[0] if ph and _running_q_jobs(ph[0]) else None
 
 
 def test_submitted_pam_workchain_runs_each_q_point_as_a_slurm_job(submitted_run):
     from aiida import orm
 
+    submitted_run, _, _ = submitted_run
     assert submitted_run.is_finished_ok, submitted_run.exit_message
     dfpt = called(submitted_run, "ph")
     assert dfpt.process_label == "PhQpointsWorkChain"
@@ -104,6 +127,47 @@ def test_submitted_pam_workchain_runs_each_q_point_as_a_slurm_job(submitted_run)
                    for label, calcs in jobs.items() if label != "ph_init")  # fmt: skip
     assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), spans
     _assert_each_q_point_ran_once(dfpt)
+
+
+def test_progress_follows_the_submitted_run(submitted_run):
+    """While a q job ran: the header names the per-q-point DFPT, each q point has a row, one of them running with
+    its representations; once finished: every q point done with all of them."""
+    node, dfpt, (returncode, text) = submitted_run
+    assert returncode == 0, text
+    header, *rows = text.splitlines()
+    n_qpoints = dfpt.outputs.output_parameters["number_of_qpoints"]
+    assert header.startswith(f"PamWorkChain<{node.pk}>") and f"PhQpointsWorkChain<{dfpt.pk}>" in header, header
+    assert [row.split(":")[0] for row in rows[:n_qpoints]] == [
+        row.split(":")[0] for row in _progress_cli(node)[1].splitlines()[1 : n_qpoints + 1]
+    ]
+    assert any(": running, irrep " in row and "left" in row for row in rows), text
+    returncode, text = _progress_cli(node)
+    assert returncode == 0 and "finished (exit status 0)" in text.splitlines()[0], text
+    assert sum(": done, irrep " in row for row in text.splitlines()) == n_qpoints, text
+
+
+def test_run_quartz_submit_returns_at_once(daemon_profile, tmp_path):
+    """`verdi run workflows/run_quartz.py --submit` hands the workchain to the daemon and returns (then it is killed:
+    the quartz DFPT itself is not what this test is for)."""
+    from aiida import orm
+    from aiida.engine.processes.control import kill_processes
+
+    pk_file = tmp_path / "pk"
+    result = subprocess.run(
+        [sys.executable, "-m", "aiida", "-p", daemon_profile[0], "run", str(REPO / "workflows" / "run_quartz.py"),
+         "--submit", "--protocol", "smoke", "--pk-file", str(pk_file)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    node = orm.load_node(int(pk_file.read_text()))
+    assert f"PamWorkChain<{node.pk}> submitted to the daemon" in result.stdout
+    assert f"aiida-llpam progress {node.pk} -p {daemon_profile[0]}" in result.stdout
+    # it returned while the workchain was still at its first steps (the smoke quartz DFPT alone takes minutes)
+    assert not node.is_terminated
+    assert node.inputs.parallelize_qpoints.value
+    kill_processes([node], timeout=60)
+    wait_until_terminated(node, timeout=300)
+    assert node.is_killed
 
 
 # ----------------------------------------------------------------------------------------------------- faults

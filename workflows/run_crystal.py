@@ -33,6 +33,7 @@ from aiida_llpam.tools.structures import (
     family_elements,
     handedness_label,
     load_structure,
+    mark_enantiomer,
     mirror_z,
     orient_unique_axis,
     symmetry_of,
@@ -124,7 +125,7 @@ def main(argv=None):
         original.store()
     node = run_with_progress(builder, quiet=args.quiet, pk_file=args.pk_file)
     if original is not None:
-        node.base.extras.set("enantiomer_of", {"structure_uuid": original.uuid, "operation": MIRROR_OPERATION})
+        mark_enantiomer(node, original)
     if not print_outcome(node):
         sys.exit(f"the workchain failed: {node.exit_message}")
     if not info["gamma_m_allowed"]:

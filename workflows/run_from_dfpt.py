@@ -26,7 +26,7 @@ from aiida.engine import run_get_node
 from aiida_llpam.calculations.functions import mirror_dfpt_z
 from aiida_llpam.cli.results import write_figures
 from aiida_llpam.tools.results import dfpt_retrieved, dfpt_structure
-from aiida_llpam.tools.structures import MIRROR_OPERATION, mirror_z
+from aiida_llpam.tools.structures import MIRROR_OPERATION, mark_enantiomer, mirror_z
 from aiida_llpam.workflows.pam import PamWorkChain
 
 
@@ -62,7 +62,7 @@ def main(argv=None):
     builder.metadata.description = description
     _, node = run_get_node(builder)
     if args.enantiomer == "other":
-        node.base.extras.set("enantiomer_of", {"structure_uuid": original.uuid, "operation": MIRROR_OPERATION})
+        mark_enantiomer(node, original)
     print(f"PamWorkChain<{node.pk}> {node.process_state.value}, exit status {node.exit_status}")
     if args.pk_file:
         args.pk_file.write_text(f"{node.pk}\n")

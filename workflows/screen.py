@@ -47,12 +47,12 @@ from pydantic import PrivateAttr
 from aiida_llpam.tools.crystal_run import pam_builder
 from aiida_llpam.tools.services import DAEMON_PROFILE, SLURM_COMPUTER
 from aiida_llpam.tools.structures import (
-    MIRROR_OPERATION,
     Orientation,
     StructureError,
     check_pseudopotentials,
     family_elements,
     handedness_label,
+    mark_enantiomer,
     mirror_z,
     orient_unique_axis,
     read_structure_file,
@@ -222,7 +222,7 @@ class ScreenController(BaseSubmissionController):
         for key, node in submitted.items():
             if key in self._originals:
                 original = self._originals[key]
-                node.base.extras.set("enantiomer_of", {"structure_uuid": original.uuid, "operation": MIRROR_OPERATION})
+                mark_enantiomer(node, original)
         return submitted
 
     def runs(self) -> dict:

@@ -56,7 +56,7 @@ def run_row(node, temperature_k: float = 300.0) -> dict:
     from aiida_llpam.calculations.nodes import read_output
     from aiida_llpam.physics.convergence import MeshConvergence
     from aiida_llpam.tools.results import gather, is_v1, run_settings
-    from aiida_llpam.tools.structures import handedness_label
+    from aiida_llpam.tools.structures import ENANTIOMER_EXTRA, handedness_label
 
     out = node.outputs
     settings = run_settings(node)
@@ -78,8 +78,8 @@ def run_row(node, temperature_k: float = 300.0) -> dict:
     # stored sums are numerical noise, and the text table says so
     row["zero_by_symmetry"] = ["gamma_nl_zz", "gamma_m"] if settings.get("gamma_m_allowed") is False else []
     row["mirror_of"] = None
-    if "enantiomer_of" in node.base.extras:
-        row["mirror_of"] = node.base.extras.get("enantiomer_of").get("structure_uuid")
+    if ENANTIOMER_EXTRA in node.base.extras:
+        row["mirror_of"] = node.base.extras.get(ENANTIOMER_EXTRA).get("structure_uuid")
 
     table = read_output(out.convergence) if "convergence" in out and not is_v1(node) else {}
     if table and abs(float(table["convergence_temperature_k"]) - temperature_k) < 1e-6:

@@ -31,6 +31,7 @@ from ase.neighborlist import neighbor_list
 from aiida_llpam.physics.symmetry import analyse_symmetry
 
 __all__ = [
+    "ENANTIOMER_EXTRA",
     "MIN_DISTANCE_ANGSTROM",
     "MIRROR_OPERATION",
     "Orientation",
@@ -43,6 +44,7 @@ __all__ = [
     "handedness_label",
     "load_structure",
     "make_right_handed",
+    "mark_enantiomer",
     "mirror_z",
     "orient_unique_axis",
     "read_structure_file",
@@ -53,6 +55,8 @@ __all__ = [
 MIN_DISTANCE_ANGSTROM = 0.5
 #: how the other enantiomer is made, as recorded in descriptions and extras
 MIRROR_OPERATION = "mirror z -> -z"
+#: the extra of a run on a mirror image: {"structure_uuid": the original's UUID, "operation": MIRROR_OPERATION}
+ENANTIOMER_EXTRA = "enantiomer_of"
 #: a site counts as fully occupied within this
 OCCUPANCY_TOLERANCE = 1e-3
 UNIAXIAL = ("trigonal", "tetragonal", "hexagonal")
@@ -317,3 +321,9 @@ def handedness_label(symmetry: dict, short: bool = False) -> str:
         return "chiral"
     return (f"not named by symmetry: both enantiomers are in {symmetry.get('space_group')} "
             "(--enantiomer other records which run is the mirror image)")  # fmt: skip
+
+
+def mark_enantiomer(node, original) -> None:
+    """Record on the run ``node`` that its structure is the mirror image of the StructureData ``original``
+    (the extra ENANTIOMER_EXTRA, which ``aiida-llpam table`` reads)."""
+    node.base.extras.set(ENANTIOMER_EXTRA, {"structure_uuid": original.uuid, "operation": MIRROR_OPERATION})

@@ -1,11 +1,16 @@
-"""A non-hexagonal chiral crystal (alpha-cristobalite, P4_12_12, tetragonal) through PamWorkChain on the smoke protocol."""
+"""A non-hexagonal chiral crystal (alpha-cristobalite, P4_12_12, tetragonal) through PamWorkChain on the smoke protocol.
+
+Marked ``extended`` (`-m extended`): about 8 minutes on 2 cores for a 12-atom Gamma DFPT with eps/Z*, while the
+default run already takes other crystals through the whole workchain with real QE (quartz, Si, both enantiomers)
+and from archives (GeO2), and must leave room for the scale-out tests.
+"""
 
 import numpy as np
 import pytest
 
 from .conftest import REPO
 
-pytestmark = pytest.mark.qe
+pytestmark = [pytest.mark.qe, pytest.mark.extended]
 
 
 @pytest.fixture(scope="module")

@@ -29,10 +29,9 @@ pytestmark = [pytest.mark.services, pytest.mark.qe]
 REPO = Path(__file__).resolve().parents[2]
 #: one core per job, so that the one-node cluster (2 cores) runs two q points at a time
 OPTIONS = {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1}, "max_wallclock_seconds": 1800}
-#: smoke settings with a q mesh of several irreducible points (as tests/aiida/conftest.py run_silicon)
-SILICON = {"ph_main": {"qpoints": [2, 2, 2]}}
-#: the faulted DFPTs: a denser k mesh, so that each q job runs long enough (10-20 s) to be interrupted
-FAULT = {"kpoints": [4, 4, 4], "ph_main": {"qpoints": [2, 2, 2]}}
+#: smoke settings with a q mesh of several irreducible points (as tests/aiida/conftest.py run_silicon) and a denser
+#: k mesh, so that each q job runs long enough (10-20 s) to be followed and interrupted
+SILICON = {"kpoints": [4, 4, 4], "ph_main": {"qpoints": [2, 2, 2]}}
 
 
 def _builder(overrides):
@@ -98,13 +97,18 @@ def submitted_run(daemon_profile):
     builder = _builder(SILICON)
     assert builder.parallelize_qpoints.value, "a profile with a broker runs the q points in parallel by default"
     node = submit(builder)
-    dfpt = _wait_for(lambda: _dfpt_with_running_q_job(node), "a q job of the submitted run running in SLURM")
-    return wait_until_terminated(node, timeout=900), dfpt, _progress_cli(node)
+    dfpt = _wait_for(lambda: _dfpt_with_q_job_starting(node), "a q job of the submitted run starting in SLURM")
+    while_running = _progress_cli(node)
+    return wait_until_terminated(node, timeout=900), dfpt, while_running
 
 
-def _dfpt_with_running_q_job(node):
+def _dfpt_with_q_job_starting(node):
+    """The DFPT of ``node`` once one of its q jobs is at its first of three or more representations: seconds of
+    ph.x are left then, so `aiida-llpam progress` (a new process) finds it running."""
     ph = [link.node for link in node.base.links.get_outgoing(link_label_filter="ph").all()]
-    return ph[0] if ph and _running_q_jobs(ph[0]) else None
+    starting = ph and [out for _, _, out in _running_q_jobs(ph[0])
+                       if out.count("Representation #") == 1 and out.count("To be done") >= 3]  # fmt: skip
+    return ph[0] if starting else None
 
 
 def test_submitted_pam_workchain_runs_each_q_point_as_a_slurm_job(submitted_run):
@@ -181,7 +185,7 @@ def fault_inputs(daemon_profile):
 
     from aiida_llpam.workflows.pam import dfpt_inputs
 
-    builder = _builder(FAULT)
+    builder = _builder(SILICON)
     scf = {**builder.scf, "pw": {**builder.scf.pw, "structure": builder.structure}}
     node = wait_until_terminated(submit(WorkflowFactory("quantumespresso.pw.base"), **scf), timeout=600)
     assert node.is_finished_ok, node.exit_message

@@ -1,5 +1,6 @@
 """PhBaseWorkChain whose restarts respect Quantum ESPRESSO 6.7 (``nmix_ph <= 5``) and resume killed ph.x runs."""
 
+from aiida import orm
 from aiida.engine import ProcessHandlerReport, process_handler
 from aiida.plugins import WorkflowFactory
 
@@ -9,6 +10,18 @@ QePhBaseWorkChain = WorkflowFactory("quantumespresso.ph.base")
 
 #: phq_readin of QE 6.7 stops with "Wrong nmix_ph" above this
 MAX_NMIX_PH = 5
+
+
+def lost_to_worker_shutdown(node: orm.ProcessNode) -> bool:
+    """True if ``node`` was excepted by a daemon worker that was shutting down, not by anything it ran.
+
+    aiida-core 2.9: a worker that stops (``verdi daemon stop``/``restart``) hands its processes back to RabbitMQ,
+    which may deliver them to another worker that is stopping too; that worker cannot subscribe them any more
+    (``kiwipy.CommunicatorClosed``), and the launcher then marks the process excepted for good
+    (``ProcessLauncher._continue``, "failed to recreate the process instance"). The process itself was sound, so
+    running it again is the right answer.
+    """
+    return node.is_excepted and "CommunicatorClosed" in (node.exception or "")
 
 
 class PhBaseWorkChain(QePhBaseWorkChain):
@@ -23,6 +36,8 @@ class PhBaseWorkChain(QePhBaseWorkChain):
       is restarted with ``recover``: it continues from the last representation it completed.
     * Only finished calculations are merged, so a q point that an interrupted run had started and its
       restart finished is counted once (aiida-quantumespresso issue #1216).
+    * A calculation excepted by a daemon worker that was shutting down (:func:`lost_to_worker_shutdown`) is
+      launched again with the same inputs instead of aborting the workchain.
     """
 
     _process_class = PhCalculation
@@ -56,6 +71,13 @@ class PhBaseWorkChain(QePhBaseWorkChain):
         self.ctx.restart_calc = node  # prepare_process sets recover and the parent folder from it
         self.report_error_handled(node, "ph.x was interrupted: restarting from its recover files")
         return ProcessHandlerReport(True)
+
+    def inspect_process(self):
+        node = self.ctx.children[self.ctx.iteration - 1]
+        if lost_to_worker_shutdown(node):
+            self.report(f"{node.process_label}<{node.pk}> was lost by a daemon worker that was shutting down: launching it again")
+            return None
+        return super().inspect_process()
 
     def create_merged_output(self):
         children = self.ctx.children

@@ -52,3 +52,36 @@ def test_convergence_handler_never_exceeds_qe67_nmix(ph_workchain):
     assert inputph["alpha_mix(1)"] == pytest.approx(0.35)
     process.handle_convergence_not_reached(failed)
     assert inputph["nmix_ph"] == 5 and inputph["alpha_mix(1)"] == pytest.approx(0.175)
+
+
+def _excepted(computer, exception: str):
+    from aiida import orm
+
+    node = orm.CalcJobNode(computer=computer, process_type="aiida.calculations:llpam.ph")
+    node.set_process_state("excepted")
+    node.set_exception(exception)
+    return node.store()
+
+
+@pytest.mark.parametrize(
+    ("exception", "lost"),
+    [
+        # what aiida-core 2.9's launcher stores when a stopping worker cannot subscribe the process any more
+        ("Traceback (most recent call last):\n ...\nkiwipy.exceptions.CommunicatorClosed\n", True),
+        ("Traceback (most recent call last):\n ...\nKeyError: 'INPUTPH'\n", False),
+    ],
+)
+def test_a_calculation_lost_by_a_stopping_worker_is_launched_again(ph_workchain, exception, lost):
+    """Only an exception of the daemon worker's shutdown is retried; an exception of the calculation aborts."""
+    from aiida_llpam.workflows.ph_base import lost_to_worker_shutdown
+
+    process, failed = ph_workchain
+    node = _excepted(failed.computer, exception)
+    assert lost_to_worker_shutdown(node) is lost
+    assert not lost_to_worker_shutdown(failed)  # finished (failed) calculations are the handlers' business
+    process.ctx.children, process.ctx.iteration = [node], 1
+    result = process.inspect_process()
+    if lost:
+        assert result is None and not process.ctx.is_finished  # the loop launches the same inputs again
+    else:
+        assert result == process.exit_codes.ERROR_SUB_PROCESS_EXCEPTED

@@ -55,7 +55,9 @@ class PhBaseWorkChain(QePhBaseWorkChain):
         if nmix_ph < MAX_NMIX_PH:
             self.ctx.restart_calc = node
             inputph["nmix_ph"] = MAX_NMIX_PH
-            self.report_error_handled(node, f"increased nmix_ph from {nmix_ph} to {MAX_NMIX_PH} (QE 6.7's maximum) and restarting")
+            self.report_error_handled(
+                node, f"increased nmix_ph from {nmix_ph} to {MAX_NMIX_PH} (QE 6.7's maximum) and restarting"
+            )
             return ProcessHandlerReport(True)
         # the parent's first step would set 8: present it as done, let it reduce alpha_mix, then restore the QE 6.7 value
         inputph["nmix_ph"] = 8
@@ -75,7 +77,9 @@ class PhBaseWorkChain(QePhBaseWorkChain):
     def inspect_process(self):
         node = self.ctx.children[self.ctx.iteration - 1]
         if lost_to_worker_shutdown(node):
-            self.report(f"{node.process_label}<{node.pk}> was lost by a daemon worker that was shutting down: launching it again")
+            self.report(
+                f"{node.process_label}<{node.pk}> was lost by a daemon worker that was shutting down: launching it again"
+            )
             return None
         return super().inspect_process()
 

@@ -80,7 +80,9 @@ def _history(node) -> str:
     lines = []
     for label, calcs in sorted(_ph_jobs(node).items()):
         for calc in calcs:
-            records = [r for r in services.jobcomp_records(calc.get_job_id()) if r["WorkDir"] == calc.get_remote_workdir()]
+            records = [
+                r for r in services.jobcomp_records(calc.get_job_id()) if r["WorkDir"] == calc.get_remote_workdir()
+            ]
             state = ",".join(r["JobState"] for r in records) or "no SLURM record"
             lines.append(f"{label}: {calc.process_label}<{calc.pk}> {calc.process_state.value} exit {calc.exit_status} "
                          f"({calc.exit_message}) job {calc.get_job_id()} {state}")  # fmt: skip

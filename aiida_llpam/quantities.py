@@ -12,7 +12,7 @@ Axes name the dimensions of an array: ``T`` temperatures (the node's
 ``temperatures_k``), ``r`` radii (``radii_m``), ``i``/``j`` Cartesian
 components, ``k``/``q`` k points, ``s`` branches, ``a`` atoms, ``p`` species,
 ``n1``/``n2``/``n3`` mesh indices, ``f`` frames, ``c`` a Cartesian vector,
-``d`` directions, ``m`` meshes of a convergence sequence.
+``d`` directions, ``m`` meshes of a convergence sequence, ``w`` frequency bins.
 No AiiDA import here: the physics CLI uses it without a profile.
 """
 
@@ -24,7 +24,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["AXES", "OUTPUTS", "QUANTITIES", "Output", "Quantity", "layout_markdown", "quantities_of", "summary_quantities"]
+__all__ = [
+    "AXES", "OUTPUTS", "QUANTITIES", "Output", "Quantity", "layout_markdown", "quantities_of", "response_values",
+    "summary_quantities",
+]  # fmt: skip
 
 #: an axis that is itself stored (as this array, in this unit) in every node that uses it
 AXES = {"T": ("temperatures_k", "K"), "r": ("radii_m", "m")}
@@ -40,6 +43,7 @@ class Output:
     source: str  # "response" (PamResponse attributes) or "figures" (keys of the figure data)
     description: str
     attributes: tuple[str, ...] = ()  # non-array metadata stored as node attributes
+    optional: bool = False  # stored only by runs that compute it (the lifetimes output: with a lifetimes input)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +77,9 @@ OUTPUTS = {
         Output("convergence", "response", "The k meshes summed, in order, with the tracked sums at the reference "
                "temperature; the change of the last step is the k-mesh uncertainty."),
         Output("diagnostics", "response", "Cell, density and the modes the sums left out (imaginary ones counted)."),
+        Output("lifetimes_response", "response", "The tau-linear sums with mode-resolved tau_ks(T) from phono3py "
+               "(THEORY.md section 4) beside the constant tau; only with a lifetimes input.",
+               ("bz_temperature_k",), optional=True),
         Output("dispersion", "figures", "Frequencies, l and mu^z along the band path (Fig. 2d).", ("labels", "species", "lattice")),
         Output("acoustic", "figures", "The acoustic region (THEORY.md section 8): imaginary modes on the band path and "
                "next to Gamma, sound velocities from the slope at Gamma."),
@@ -127,6 +134,17 @@ QUANTITIES = (
     _Q("convergence_chi_offdiagonal_interband", "convergence", "kg/m", ("m",), "chi_OD,N per mesh"),
     _Q("convergence_chi_offdiagonal_pair", "convergence", "kg/m", ("m",), "chi_OD,P per mesh"),
     _Q("convergence_gamma_m", "convergence", "A/K", ("m",), "gamma^M per mesh (NaN without Born charges)"),
+    _Q("gamma_nl_tau_modes", "lifetimes_response", "J s K^-1 m^-2", ("T", "i", "j"), "gamma^NL_ij(T) with tau_ks(T)"),
+    _Q("gamma_nl_zz_tau_modes", "lifetimes_response", "J s K^-1 m^-2", ("T",), "gamma^NL_zz with tau_ks(T)"),
+    _Q("gamma_m_tau_modes", "lifetimes_response", "A/K", ("T",), "gamma^M with tau_ks(T)"),
+    _Q("tau_effective_nl_s", "lifetimes_response", "s", ("T",), "the constant tau giving gamma^NL_zz of tau_ks(T)"),
+    _Q("tau_effective_m_s", "lifetimes_response", "s", ("T",), "the constant tau giving gamma^M of tau_ks(T)"),
+    _Q("cumulative_frequency_thz", "lifetimes_response", "THz", ("w",), "upper edge of each frequency bin"),
+    _Q("cumulative_gamma_nl_zz", "lifetimes_response", "J s K^-1 m^-2", ("T", "w"), "gamma^NL_zz of the modes "
+       "below each edge, constant tau"),
+    _Q("cumulative_gamma_nl_zz_tau_modes", "lifetimes_response", "J s K^-1 m^-2", ("T", "w"), "the same with tau_ks(T)"),
+    _Q("mesh_tau_ps", "lifetimes_response", "ps", ("k", "s"), "tau_ks at bz_temperature_k on the irreducible k points "
+       "(shared in degenerate subspaces; NaN: left out)"),
     _Q("mass_density_kg_m3", "diagnostics", "kg/m^3", (), "rho = cell mass / V_c"),
     _Q("cell_volume_m3", "diagnostics", "m^3", (), "V_c, primitive cell"),
     _Q("num_excluded_modes", "diagnostics", "1", (), "modes below the frequency cutoff on the full mesh"),
@@ -165,6 +183,13 @@ def axis_arrays(output: str) -> list[tuple[str, str, str]]:
     return [(axis, *AXES[axis]) for axis in AXES if axis in used]
 
 
+def response_values(result) -> dict:
+    """Every response quantity of a :class:`~aiida_llpam.physics.response.PamResponse` by name; those of optional
+    outputs only where the run computed them."""
+    values = {q.name: getattr(result, q.name) for q in QUANTITIES if OUTPUTS[q.output].source == "response"}
+    return {name: value for name, value in values.items() if value is not None}
+
+
 def summary_quantities() -> tuple[Quantity, ...]:
     """Response quantities `show` prints at one (T, r)."""
     return tuple(q for q in QUANTITIES if OUTPUTS[q.output].source == "response" and q.summarised)
@@ -188,6 +213,8 @@ def summary_lines(data: Mapping[str, np.ndarray], it: int, ir: int) -> list[str]
     """``name  value  unit`` for every summarised quantity present in ``data`` (missing ones say so)."""
     lines = []
     for q in summary_quantities():
+        if OUTPUTS[q.output].optional and q.name not in data:
+            continue  # a quantity of runs with that input only (lifetimes): nothing to say about the others
         text = _format(value_at(q, data[q.name], it, ir)) if q.name in data else "n/a (not stored in this run)"
         lines.append(f"  {q.name:30s} {text:>16} {q.unit if q.name in data else ''}")
     return lines

@@ -12,7 +12,7 @@ LAYOUT_VERSION = 2
 
 
 def _value(source, name: str):
-    return source[name] if isinstance(source, dict) else getattr(source, name)
+    return source.get(name) if isinstance(source, dict) else getattr(source, name)
 
 
 def build_output(output: str, source, axes: dict[str, np.ndarray] | None = None) -> orm.ArrayData:
@@ -34,7 +34,12 @@ def build_output(output: str, source, axes: dict[str, np.ndarray] | None = None)
 
 
 def build_outputs(source_kind: str, source, axes: dict[str, np.ndarray] | None = None) -> dict[str, orm.ArrayData]:
-    return {name: build_output(name, source, axes) for name, out in OUTPUTS.items() if out.source == source_kind}
+    """Every output of ``source_kind``; an optional one only where ``source`` holds its quantities."""
+    return {
+        name: build_output(name, source, axes)
+        for name, out in OUTPUTS.items()
+        if out.source == source_kind and not (out.optional and _value(source, quantities_of(name)[0].name) is None)
+    }
 
 
 def read_output(node: orm.ArrayData) -> dict:

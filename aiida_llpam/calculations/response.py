@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import numpy as np
 from aiida import orm
 from aiida.common import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
@@ -23,6 +24,19 @@ def validate_parameters(node: orm.Dict, _) -> str | None:
     return None
 
 
+def validate_lifetimes(node: orm.ArrayData | None, _) -> str | None:
+    """A lifetimes node must hold what :class:`aiida_llpam.physics.lifetimes.Lifetimes` reads, consistently."""
+    from aiida_llpam.physics.lifetimes import Lifetimes
+
+    if node is None:
+        return None
+    try:
+        Lifetimes.from_arrays({name: node.get_array(name) for name in node.get_arraynames()})
+    except (KeyError, ValueError, TypeError) as exc:
+        return f"lifetimes: not a lifetimes node ({exc}); make it with lifetimes_from_kappa"
+    return None
+
+
 class PamResponseCalculation(CalcJob):
     """gamma^NL_ij, chi pieces, gamma^LL, eta, <L_z>, gamma^M, <M_z>, chi_ML, BZ maps and mesh modes of one force-constants node.
 
@@ -33,6 +47,7 @@ class PamResponseCalculation(CalcJob):
     _FC_FILE = "force_constants.npz"
     _PARAMETERS_FILE = "parameters.json"
     _RESULTS_FILE = "results.npz"
+    _LIFETIMES_FILE = "lifetimes.npz"
 
     @classmethod
     def define(cls, spec):
@@ -42,15 +57,18 @@ class PamResponseCalculation(CalcJob):
         spec.input("force_constants", valid_type=orm.ArrayData, help="Force constants + eps/Z* (phonopy_force_constants).")
         spec.input("parameters", valid_type=orm.Dict, validator=validate_parameters,
                    help="Response settings (aiida_llpam.physics.settings).")  # fmt: skip
+        spec.input("lifetimes", valid_type=orm.ArrayData, required=False, validator=validate_lifetimes,
+                   help="Mode-resolved linewidths (lifetimes_from_kappa): the tau-linear sums also with tau_ks(T).")  # fmt: skip
         spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
         spec.inputs["metadata"]["options"]["parser_name"].default = "llpam.response"
         spec.inputs["metadata"]["options"]["withmpi"].default = False
         spec.output("settings", valid_type=orm.Dict, help="The response settings in SI units (radii in m).")
         for name, out in OUTPUTS.items():
             if out.source == "response":
-                spec.output(name, valid_type=orm.ArrayData, help=out.description)
+                spec.output(name, valid_type=orm.ArrayData, required=not out.optional, help=out.description)
         spec.exit_code(300, "ERROR_NO_RESULTS", message="The job wrote no results file (see its stderr).")
         spec.exit_code(301, "ERROR_READING_RESULTS", message="The results file could not be read: {message}")
+        spec.exit_code(302, "ERROR_INPUTS_REFUSED", message="The response refused its inputs: {message}")
 
     def prepare_for_submission(self, folder):
         buffer = io.BytesIO()
@@ -64,6 +82,12 @@ class PamResponseCalculation(CalcJob):
         codeinfo.cmdline_params = [
             "-m", "aiida_llpam.calculations.response_job", self._FC_FILE, self._PARAMETERS_FILE, self._RESULTS_FILE,
         ]  # fmt: skip
+        if "lifetimes" in self.inputs:
+            lifetimes = self.inputs.lifetimes
+            buffer = io.BytesIO()
+            np.savez(buffer, **{name: lifetimes.get_array(name) for name in lifetimes.get_arraynames()})
+            folder.create_file_from_filelike(io.BytesIO(buffer.getvalue()), self._LIFETIMES_FILE, mode="wb")
+            codeinfo.cmdline_params.append(self._LIFETIMES_FILE)
         codeinfo.stdout_name = "aiida.out"
         calcinfo = CalcInfo()
         calcinfo.codes_info = [codeinfo]

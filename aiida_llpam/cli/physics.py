@@ -97,7 +97,7 @@ def modes_command(fc_path, nac_path, sum_rules, qpoints, as_json):
 def response_command(fc_path, nac_path, sum_rules, mesh, temperatures, radii, tau, grad_t, cutoff_thz, as_json):
     """gamma^NL_ij, chi pieces, gamma^LL, eta (free and paper), <L_z>, gamma^M, <M_z> on a k mesh (SI units)."""
     from aiida_llpam.physics import ResponseSettings, response_from_settings
-    from aiida_llpam.quantities import OUTPUTS, QUANTITIES, summary_lines
+    from aiida_llpam.quantities import QUANTITIES, response_values, summary_lines
 
     try:  # the physics' own validation: one message naming the bad setting
         settings = ResponseSettings(
@@ -106,7 +106,7 @@ def response_command(fc_path, nac_path, sum_rules, mesh, temperatures, radii, ta
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     res = response_from_settings(_load_phonon(fc_path, nac_path, sum_rules), settings)
-    values = {q.name: getattr(res, q.name) for q in QUANTITIES if OUTPUTS[q.output].source == "response"}
+    values = response_values(res)
     if as_json:
         data = {"settings": settings.as_dict(), "units": {q.name: q.unit for q in QUANTITIES if q.name in values}}
         data.update({name: _json_ready(value) for name, value in values.items()})

@@ -29,6 +29,8 @@ def write_results_h5(path, data: dict, sources: dict) -> Path:
             h5.attrs["warning"] = UNPHYSICAL_PROTOCOLS[data["settings"]["protocol"]]
         for name, out in OUTPUTS.items():
             values = data["response"] if out.source == "response" else data[_FIGURE_GROUPS[name]]
+            if out.optional and not any(q.name in values for q in quantities_of(name)):
+                continue
             group = h5.create_group(name)
             group.attrs["description"] = out.description
             group.attrs["source_uuids"] = json.dumps(sources.get("response" if out.source == "response" else _FIGURE_GROUPS[name], {}))

@@ -9,6 +9,7 @@ from aiida import orm
 from aiida.parsers import Parser
 
 from aiida_llpam.calculations.nodes import build_outputs
+from aiida_llpam.calculations.response_job import REFUSED
 
 
 def outputs_from_results(handle) -> dict:
@@ -25,10 +26,16 @@ def outputs_from_results(handle) -> dict:
 class PamResponseParser(Parser):
     def parse(self, **kwargs):
         name = self.node.process_class._RESULTS_FILE  # noqa: SLF001
-        if name not in self.retrieved.base.repository.list_object_names():
+        repository = self.retrieved.base.repository
+        names = repository.list_object_names()
+        if name not in names:
+            stdout = repository.get_object_content("aiida.out", mode="r") if "aiida.out" in names else ""
+            refused = [line[len(REFUSED):] for line in stdout.splitlines() if line.startswith(REFUSED)]
+            if refused:
+                return self.exit_codes.ERROR_INPUTS_REFUSED.format(message=refused[-1])
             return self.exit_codes.ERROR_NO_RESULTS
         try:
-            with self.retrieved.base.repository.open(name, "rb") as handle:
+            with repository.open(name, "rb") as handle:
                 outputs = outputs_from_results(handle)
         except (OSError, KeyError, ValueError) as exc:
             return self.exit_codes.ERROR_READING_RESULTS.format(message=str(exc))

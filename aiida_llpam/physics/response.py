@@ -26,6 +26,7 @@ from phonopy import Phonopy
 from .convergence import MeshConvergence, converge
 from .degeneracy import DEGENERACY_TOLERANCE_THZ
 from .feedback import eta_free, eta_paper, gamma_ll, r_paper
+from .lifetimes import Lifetimes, tau_s_from_linewidth
 from .mesh import KMesh, make_kmesh
 from .modes import PhononModes, iter_modes
 from .settings import ResponseSettings
@@ -37,6 +38,11 @@ __all__ = ["PamResponse", "compute_response", "response_sums"]
 _DEGENERATE_X = 1.0e-7
 #: pair elements nb x nb x n_T per chunk of k points (16 MB of float64; a few such arrays live at once)
 _CHUNK_ELEMENTS = 2_000_000
+#: frequency bins of the cumulative gamma^NL (phono3py-kaccum samples 100 by default; finer here, as the
+#: chiral TA pair that carries the response lives in the lowest few of them)
+_CUMULATIVE_BINS = 200
+#: per-mode summands of response_sums that go into the cumulative sums (constant tau, tau_ks)
+_MODE_SUMS = ("mode_gamma_nl", "mode_gamma_nl_tau_modes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +73,13 @@ class PamResponse:
     mesh_l_z_hbar: np.ndarray  # (nk, nb)
     mesh_mu_z_mu_n: np.ndarray  # (nk, nb), NaN without Born charges
     convergence: MeshConvergence | None = None  # the k meshes summed before this one (response_from_settings)
+    # with mode-resolved lifetimes (physics.lifetimes) only, else None
+    gamma_nl_tau_modes: np.ndarray | None = None  # (nT, 3, 3) with tau_ks(T)
+    gamma_m_tau_modes: np.ndarray | None = None  # (nT,)
+    cumulative_frequency_thz: np.ndarray | None = None  # (nw,) upper edge of each frequency bin
+    cumulative_gamma_nl_zz: np.ndarray | None = None  # (nT, nw) modes below each edge, the constant tau
+    cumulative_gamma_nl_zz_tau_modes: np.ndarray | None = None  # (nT, nw) the same with tau_ks(T)
+    mesh_tau_ps: np.ndarray | None = None  # (nk, nb) tau at bz_temperature_k (shared in degenerate subspaces)
 
     def __getattr__(self, name: str):
         # the registry's convergence_* arrays (output "convergence") read through the table
@@ -90,6 +103,20 @@ class PamResponse:
     def gamma_nl_zz(self) -> np.ndarray:
         """(nT,) the paper's gamma^NL: <L_z> per dT/dz."""
         return self.gamma_nl[:, 2, 2]
+
+    @property
+    def gamma_nl_zz_tau_modes(self) -> np.ndarray | None:
+        return None if self.gamma_nl_tau_modes is None else self.gamma_nl_tau_modes[:, 2, 2]
+
+    @property
+    def tau_effective_nl_s(self) -> np.ndarray | None:
+        """(nT,) the constant tau that gives the mode-resolved gamma^NL_zz."""
+        return None if self.gamma_nl_tau_modes is None else self.tau_s * self.gamma_nl_zz_tau_modes / self.gamma_nl_zz
+
+    @property
+    def tau_effective_m_s(self) -> np.ndarray | None:
+        """(nT,) the constant tau that gives the mode-resolved gamma^M (NaN without Born charges)."""
+        return None if self.gamma_m_tau_modes is None else self.tau_s * self.gamma_m_tau_modes / self.gamma_m
 
     @property
     def chi_offdiagonal(self) -> np.ndarray:
@@ -173,11 +200,16 @@ def _occupations(energy_j: np.ndarray, temperatures_k: np.ndarray) -> tuple[np.n
     return x, f, ff1
 
 
-def response_sums(modes: PhononModes, temperatures_k: np.ndarray, cutoff_thz: float) -> dict[str, np.ndarray]:
+def response_sums(
+    modes: PhononModes, temperatures_k: np.ndarray, cutoff_thz: float, tau_modes_s: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Per-k summands (k first) of every response sum, before the 1/(N V_c) and tau factors.
 
     gamma_nl (nk, 3, 3, nT) and gamma_m (nk, nT) lack tau; the susceptibility pieces
     (nk, nw, nT) stack L-L (w = 0) and, with Born charges, magnetisation-L (w = 1).
+    With ``tau_modes_s`` (nk, nb, nT; one value per degenerate subspace, s) also gamma_nl_tau_modes and
+    gamma_m_tau_modes, and per mode (nk, nb, 3, 3, nT) mode_gamma_nl (lacking tau) and mode_gamma_nl_tau_modes:
+    a subspace's trace split over its branches (their sum, not each branch, is basis independent).
     """
     valid = modes.frequencies_thz > cutoff_thz  # (nk, nb)
     nu = np.where(valid, modes.frequencies_thz, 1.0)
@@ -192,18 +224,39 @@ def response_sums(modes: PhononModes, temperatures_k: np.ndarray, cutoff_thz: fl
     other = ~modes.same_subspace & pairs  # OD: between subspaces
 
     # traces over each subspace S: sum_{s, s' in S} O_ss' V_s's, weighted by df0/dT(omega_S)
-    gamma_nl = -HBAR * np.einsum(
-        "kist,kjts,kst,ksT->kijT", modes.angular_momentum, modes.velocity_m_s, same, dfdt, optimize=True
-    ).real
+    gamma_nl = (
+        -HBAR
+        * np.einsum(
+            "kist,kjts,kst,ksT->kijT", modes.angular_momentum, modes.velocity_m_s, same, dfdt, optimize=True
+        ).real
+    )
+    sums = {}
+    if tau_modes_s is not None:
+        dfdt_tau = dfdt * np.where(valid[..., None], tau_modes_s, 0.0)
+        for name, weight in (("mode_gamma_nl", dfdt), ("mode_gamma_nl_tau_modes", dfdt_tau)):
+            sums[name] = (
+                -HBAR
+                * np.einsum(
+                    "kist,kjts,kst,ksT->ksijT", modes.angular_momentum, modes.velocity_m_s, same, weight, optimize=True
+                ).real
+            )
+        sums["gamma_nl_tau_modes"] = sums["mode_gamma_nl_tau_modes"].sum(axis=1)
     mz = modes.angular_momentum[:, 2]
     # pair weights hbar^2 |M_ss'|^2 (chi) and hbar mu_N Re(mu_ss' M*_ss') (chi_ml), J^2 s^2 and J s A m^2
     weights = [HBAR**2 * np.abs(mz) ** 2]
     if modes.magnetic_moment is not None:
         mu = modes.magnetic_moment
         gamma_m = -MU_N * np.einsum("kst,kts,kst,ksT->kT", mu, modes.velocity_m_s[:, 2], same, dfdt, optimize=True).real
+        if tau_modes_s is not None:
+            sums["gamma_m_tau_modes"] = (
+                -MU_N
+                * np.einsum("kst,kts,kst,ksT->kT", mu, modes.velocity_m_s[:, 2], same, dfdt_tau, optimize=True).real
+            )
         weights.append(HBAR * MU_N * (mu * mz.conj()).real)
     else:
         gamma_m = np.full(dfdt.shape[::2], np.nan)
+        if tau_modes_s is not None:
+            sums["gamma_m_tau_modes"] = gamma_m
     weights = np.array(weights)  # (nw, nk, nb, nb)
 
     omega_s, omega_t = nu[:, :, None], nu[:, None, :]
@@ -216,11 +269,13 @@ def response_sums(modes: PhononModes, temperatures_k: np.ndarray, cutoff_thz: fl
     close = np.abs(gap) < _DEGENERATE_X * KB * temperatures_k
     with np.errstate(divide="ignore", invalid="ignore"):
         interband = np.where(
-            close, 0.5 * (ff1[:, :, None, :] + ff1[:, None, :, :]) / (KB * temperatures_k), (f[:, :, None] - f[:, None]) / gap
+            close,
+            0.5 * (ff1[:, :, None, :] + ff1[:, None, :, :]) / (KB * temperatures_k),
+            (f[:, :, None] - f[:, None]) / gap,
         )
     pair_sum = e_s + e_t
 
-    sums = {
+    sums |= {
         "gamma_nl": gamma_nl,
         "gamma_m": gamma_m,
         "diagonal": np.einsum("wkst,kst,ksT->kwT", weights, same, ff1, optimize=True) / (KB * temperatures_k),
@@ -246,11 +301,13 @@ def compute_response(
     bz_temperature_k: float = 300.0,
     degeneracy_tolerance_thz: float = DEGENERACY_TOLERANCE_THZ,
     use_symmetry: bool = True,
+    lifetimes: Lifetimes | None = None,
 ) -> PamResponse:
     """All response sums of THEORY.md on a Gamma-centred ``mesh`` for the given grids (validated).
 
     ``use_symmetry=False`` sums over the full mesh (time reversal only), the
-    reference for the symmetry folding.
+    reference for the symmetry folding. With ``lifetimes`` the tau-linear sums
+    are also made with the mode-resolved tau_ks(T) (fields ``*_tau_modes``).
     """
     settings = ResponseSettings(
         temperatures_k=temperatures_k,
@@ -262,27 +319,54 @@ def compute_response(
         bz_temperature_k=bz_temperature_k,
         degeneracy_tolerance_thz=degeneracy_tolerance_thz,
     )
-    return response_from_settings(phonon, settings, use_symmetry)
+    return response_from_settings(phonon, settings, use_symmetry, lifetimes=lifetimes)
 
 
 def response_from_settings(
-    phonon: Phonopy, settings: ResponseSettings, use_symmetry: bool = True, report=lambda _: None
+    phonon: Phonopy,
+    settings: ResponseSettings,
+    use_symmetry: bool = True,
+    report=lambda _: None,
+    lifetimes: Lifetimes | None = None,
 ) -> PamResponse:
     """:func:`compute_response` for settings already validated, on ``mesh`` and then the ``convergence_meshes``.
 
     The result is that of the last mesh summed (the first converged one, or the
     last of the list); its ``convergence`` holds the table. ``report`` receives a
-    line per mesh.
+    line per mesh. ``lifetimes`` live on one mesh, so they exclude a convergence sequence.
     """
+    if lifetimes is not None and settings.convergence_meshes:
+        raise ValueError(
+            "convergence_meshes: mode-resolved lifetimes are on one mesh "
+            f"({'x'.join(map(str, lifetimes.mesh))}); converge the k sums with the constant tau first"
+        )
 
     def sums_on(mesh):
-        return _response_on_mesh(phonon, dataclasses.replace(settings, mesh=tuple(mesh)), use_symmetry)
+        return _response_on_mesh(phonon, dataclasses.replace(settings, mesh=tuple(mesh)), use_symmetry, lifetimes)
 
     result, table = converge(sums_on, settings, report)
     return dataclasses.replace(result, convergence=table)
 
 
-def _response_on_mesh(phonon: Phonopy, settings: ResponseSettings, use_symmetry: bool) -> PamResponse:
+def _tau_modes_s(lifetimes: Lifetimes, modes: PhononModes, qpoints, mesh, rotations, grid, cutoff_thz) -> np.ndarray:
+    """tau (nk, nb, nT) in s on ``qpoints``: Gamma averaged over each degenerate subspace of ``modes``."""
+    linewidth = lifetimes.linewidths_on(qpoints, mesh, rotations, grid, modes.frequencies_thz)
+    same = modes.same_subspace
+    shared = np.einsum("kst,ktT->ksT", same, linewidth) / same.sum(axis=-1)[..., None]
+    summed = modes.frequencies_thz > cutoff_thz
+    if np.any(shared[summed] <= 0):
+        k, s = np.argwhere(summed & np.any(shared <= 0, axis=-1))[0]
+        raise ValueError(
+            f"lifetimes: zero linewidth (infinite tau) at k = {np.round(qpoints[k], 4).tolist()}, branch {s + 1} "
+            f"({modes.frequencies_thz[k, s]:.4g} THz), a mode the sums include: raise frequency_cutoff_thz or "
+            "check the RTA run"
+        )
+    return tau_s_from_linewidth(shared)
+
+
+def _response_on_mesh(
+    phonon: Phonopy, settings: ResponseSettings, use_symmetry: bool, lifetimes: Lifetimes | None = None
+) -> PamResponse:
     """Every sum on ``settings.mesh``."""
     primitive = phonon.primitive
     rotations = phonon.primitive_symmetry.pointgroup_operations if use_symmetry else None
@@ -293,29 +377,64 @@ def _response_on_mesh(phonon: Phonopy, settings: ResponseSettings, use_symmetry:
     nb = 3 * len(primitive)
     chunk = max(1, _CHUNK_ELEMENTS // (nb * nb * len(grid)))
     totals: dict[str, np.ndarray] = {}
-    bz_d, bz_od, per_mode = [], [], []
+    bz_d, bz_od, per_mode, tau_ps = [], [], [], []
+    rot = kmesh.rotations_cartesian
+    if lifetimes is not None:
+        # cumulative gamma^NL_zz over frequency bins up to the highest mode of the lifetimes
+        edges = np.linspace(0.0, 1.001 * lifetimes.frequencies_thz.max(), _CUMULATIVE_BINS + 1)
+        cumulative = {name: np.zeros((len(grid), _CUMULATIVE_BINS)) for name in _MODE_SUMS}
     for start, modes in zip(
         range(0, len(qpoints), chunk),
         iter_modes(phonon, qpoints, chunk, settings.degeneracy_tolerance_thz),
     ):
         weights = kmesh.ir_weights[start : start + chunk].astype(float)
-        per_k = response_sums(modes, grid, settings.frequency_cutoff_thz)
+        tau = None
+        if lifetimes is not None:
+            tau = _tau_modes_s(
+                lifetimes, modes, qpoints[start : start + chunk], settings.mesh,
+                phonon.primitive_symmetry.pointgroup_operations, grid, settings.frequency_cutoff_thz,
+            )  # fmt: skip
+            tau_ps.append(np.where(modes.frequencies_thz > settings.frequency_cutoff_thz, tau[..., -1] * 1e12, np.nan))
+        per_k = response_sums(modes, grid, settings.frequency_cutoff_thz, tau)
         per_mode.append((modes.frequencies_thz, modes.l_z_hbar, modes.mu_z_mu_n))
+        if lifetimes is not None:
+            bins = np.clip(np.searchsorted(edges, modes.frequencies_thz) - 1, 0, _CUMULATIVE_BINS - 1)
+            for name in _MODE_SUMS:
+                # zz of the symmetrised tensor (rotations mix z with x, y in cubic groups), weighted per k
+                zz = np.einsum("gza,ksabT,gzb->ksT", rot[:, 2:3], per_k.pop(name), rot[:, 2:3]) / len(rot)
+                np.add.at(cumulative[name].T, bins.ravel(), (weights[:, None, None] * zz).reshape(-1, len(grid)))
         for name, value in per_k.items():
             totals[name] = totals.get(name, 0.0) + np.tensordot(weights, value, axes=1)
         bz_d.append(per_k["diagonal"][:, 0, -1])
         bz_od.append(
-            per_k["offdiagonal_interband"][:, 0, -1] + per_k["offdiagonal_pair_thermal"][:, 0, -1] + per_k["zero_point"][:, 0]
+            per_k["offdiagonal_interband"][:, 0, -1]
+            + per_k["offdiagonal_pair_thermal"][:, 0, -1]
+            + per_k["zero_point"][:, 0]
         )
 
     volume = abs(np.linalg.det(primitive.cell)) * BOHR_M**3
     norm = 1.0 / (kmesh.num_points * volume)
-    rot = kmesh.rotations_cartesian
-    gamma_nl = np.einsum("gia,abT,gjb->Tij", rot, totals["gamma_nl"][..., :-1], rot) / len(rot)
+
+    def symmetrised(summed: np.ndarray) -> np.ndarray:
+        return np.einsum("gia,abT,gjb->Tij", rot, summed[..., :-1], rot) / len(rot)
+
+    gamma_nl = symmetrised(totals["gamma_nl"])
+    with_lifetimes = {}
+    if lifetimes is not None:
+        with_lifetimes = {
+            "gamma_nl_tau_modes": symmetrised(totals["gamma_nl_tau_modes"]) * norm,
+            "gamma_m_tau_modes": totals["gamma_m_tau_modes"][:-1] * norm,
+            "cumulative_frequency_thz": edges[1:],
+            "cumulative_gamma_nl_zz": np.cumsum(cumulative["mode_gamma_nl"][:-1], axis=1) * settings.tau_s * norm,
+            "cumulative_gamma_nl_zz_tau_modes": np.cumsum(cumulative["mode_gamma_nl_tau_modes"][:-1], axis=1) * norm,
+            "mesh_tau_ps": np.concatenate(tau_ps),
+        }
 
     def pieces(index: int) -> dict[str, np.ndarray]:
         if index >= len(totals["diagonal"]):  # no Born charges: no magnetisation
-            return dict.fromkeys(("diagonal", "offdiagonal_interband", "offdiagonal_pair"), np.full(len(grid) - 1, np.nan))
+            return dict.fromkeys(
+                ("diagonal", "offdiagonal_interband", "offdiagonal_pair"), np.full(len(grid) - 1, np.nan)
+            )
         zero_point = totals["zero_point"][index] * norm
         return {
             "diagonal": totals["diagonal"][index, :-1] * norm,
@@ -355,4 +474,5 @@ def _response_on_mesh(phonon: Phonopy, settings: ResponseSettings, use_symmetry:
         mesh_frequencies_thz=frequencies,
         mesh_l_z_hbar=l_z,
         mesh_mu_z_mu_n=mu_z,
+        **with_lifetimes,
     )

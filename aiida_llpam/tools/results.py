@@ -172,7 +172,8 @@ def gather(node: orm.WorkChainNode) -> tuple[dict, dict]:
         response_nodes = tuple(name for name, spec in OUTPUTS.items() if spec.source == "response")
         response = {}
         for name in response_nodes:
-            response.update(read_output(out[name]))
+            if name in out:  # optional outputs (lifetimes_response) only where the run made them
+                response.update(read_output(out[name]))
     response["temperatures_k"] = out.chi.get_array("temperatures_k")
     response["radii_m"] = out.gamma_ll.get_array("radii_m")
     figures = {key: read_output(out[key]) for key in ("dispersion", "acoustic", "gamma_a", "trajectory") if key in out}

@@ -1,0 +1,184 @@
+"""Mode-resolved phonon lifetimes from phono3py (THEORY.md section 4): tau_ks(T) = 1 / (4 pi Gamma_ks) ps.
+
+phono3py's RTA writes, per irreducible grid point of a Gamma-centred mesh, the half width Gamma (``gamma``,
+THz) of every band at every temperature of its run (``kappa-m*.hdf5``). The response sums pair an axial
+vector (l) with a polar one (v), so they must not be folded with phono3py's weights: they run on their own
+k points (the response's irreducible set, symmetrised with its rotations, or the full mesh), and each of
+those points takes Gamma from the irreducible point of its star. A linewidth is a scalar, invariant under
+the point group and time reversal, so unfolding it is exact. Bands are matched by index (both codes sort
+by frequency at each k); :meth:`Lifetimes.linewidths_on` refuses force constants that give other
+frequencies, i.e. lifetimes computed for another crystal or another fc2.
+
+Between phono3py's temperatures Gamma is interpolated linearly (Gamma, not tau: above the Debye scale
+Gamma grows linearly with T, so a linear interpolation of it is nearly exact there); outside them nothing is
+extrapolated. Degenerate modes share one tau: the response averages Gamma over each degenerate subspace of
+its own (phono3py already does, with its own tolerance).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+__all__ = ["FREQUENCY_MATCH_THZ", "Lifetimes", "tau_s_from_linewidth"]
+
+#: largest frequency difference (THz) between the lifetimes' modes and the response's at the same k point;
+#: the same force constants through phono3py and through the response differ by rounding (1e-6 THz)
+FREQUENCY_MATCH_THZ = 1.0e-3
+
+
+def tau_s_from_linewidth(gamma_thz: np.ndarray) -> np.ndarray:
+    """tau = 1 / (2 * 2 pi Gamma): Gamma is the half width at half maximum in THz (ordinary frequency), s."""
+    with np.errstate(divide="ignore"):
+        return 1.0e-12 / (4.0 * np.pi * np.asarray(gamma_thz))
+
+
+@dataclasses.dataclass(frozen=True)
+class Lifetimes:
+    """Linewidths of phono3py's irreducible grid points.
+
+    mesh: Gamma-centred mesh of the RTA run; temperatures_k (nT,); qpoints (nq, 3) reduced; frequencies_thz
+    (nq, nb); gamma_thz (nT, nq, nb): the half width Gamma_ks(T) in THz, isotope scattering included when
+    the run had it.
+    """
+
+    mesh: tuple[int, int, int]
+    temperatures_k: np.ndarray
+    qpoints: np.ndarray
+    frequencies_thz: np.ndarray
+    gamma_thz: np.ndarray
+
+    def __post_init__(self):
+        nt, nq, nb = np.shape(self.gamma_thz)
+        if np.shape(self.qpoints) != (nq, 3) or np.shape(self.frequencies_thz) != (nq, nb):
+            raise ValueError(
+                f"lifetimes: {nq} q points x {nb} bands of gamma do not match qpoints {np.shape(self.qpoints)} "
+                f"and frequencies {np.shape(self.frequencies_thz)}"
+            )
+        if len(self.temperatures_k) != nt or np.any(np.diff(self.temperatures_k) <= 0):
+            raise ValueError(f"lifetimes: temperatures must be {nt} increasing values, got {list(self.temperatures_k)}")
+        if not np.all(np.isfinite(self.gamma_thz)) or np.any(np.asarray(self.gamma_thz) < 0):
+            raise ValueError("lifetimes: gamma must be finite and >= 0")
+
+    @classmethod
+    def from_kappa_hdf5(cls, source) -> Lifetimes:
+        """Read phono3py's ``kappa-m*.hdf5`` (a path or an open binary file); one smearing method only."""
+        import h5py
+
+        with h5py.File(source, "r") as handle:
+            missing = [key for key in ("mesh", "temperature", "qpoint", "frequency", "gamma") if key not in handle]
+            if missing:
+                raise ValueError(f"kappa file: no {', '.join(missing)} (an RTA run of phono3py writes them)")
+            if "grid_matrix" in handle:
+                raise ValueError("kappa file: a generalized regular grid (grid_matrix); use a plain mesh")
+            gamma = np.asarray(handle["gamma"], dtype=float)
+            if gamma.ndim != 3:
+                raise ValueError(f"kappa file: gamma of shape {gamma.shape}; expected (T, q, band): one sigma per file")
+            if "gamma_isotope" in handle:
+                gamma = gamma + np.asarray(handle["gamma_isotope"], dtype=float)[None]
+            return cls(
+                mesh=tuple(int(n) for n in handle["mesh"]),
+                temperatures_k=np.asarray(handle["temperature"], dtype=float),
+                qpoints=np.asarray(handle["qpoint"], dtype=float),
+                frequencies_thz=np.asarray(handle["frequency"], dtype=float),
+                gamma_thz=gamma,
+            )
+
+    def _star_index(self, rotations: np.ndarray) -> dict[tuple[int, int, int], int]:
+        """Mesh address (mod mesh) of every point of every stored point's star -> index of the stored point."""
+        mesh = np.asarray(self.mesh)
+        addresses = np.rint(self.qpoints * mesh).astype(int)
+        if not np.allclose(addresses / mesh, self.qpoints, atol=1e-6):
+            raise ValueError(f"lifetimes: q points not on the Gamma-centred {_mesh_text(self.mesh)} mesh")
+        index = {}
+        # q in reduced reciprocal coordinates goes to R^T q under a direct-lattice rotation R (R^-T q over the
+        # group gives the same star), -q by time reversal (a linewidth is even in q); images off this mesh
+        # (a 3-fold axis on an n1 != n2 mesh) are skipped
+        for sign in (1, -1):
+            for rotation in rotations:
+                images = sign * (addresses / mesh) @ np.asarray(rotation) * mesh
+                on_mesh = np.all(np.abs(images - np.rint(images)) < 1e-6, axis=1)
+                for i in np.flatnonzero(on_mesh):
+                    index.setdefault(tuple(np.mod(np.rint(images[i]).astype(int), mesh)), i)
+        return index
+
+    def linewidths_on(
+        self,
+        qpoints: np.ndarray,
+        mesh,
+        rotations: np.ndarray,
+        temperatures_k: np.ndarray,
+        frequencies_thz: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Gamma (THz) at the k points ``qpoints`` of the response's ``mesh``: (nk, nb, nT).
+
+        ``rotations``: the point group (direct-lattice integer matrices) the stored points were reduced with,
+        or any group containing it. ``frequencies_thz`` (nk, nb), the response's own, are checked against the
+        stored ones to :data:`FREQUENCY_MATCH_THZ`.
+        """
+        mesh = tuple(int(n) for n in mesh)
+        if mesh != self.mesh:
+            raise ValueError(
+                f"lifetimes: computed on the {_mesh_text(self.mesh)} mesh, the response sums on {_mesh_text(mesh)}; "
+                f"run the response on {_mesh_text(self.mesh)} or phono3py on {_mesh_text(mesh)}"
+            )
+        temperatures_k = np.asarray(temperatures_k, dtype=float)
+        low, high = self.temperatures_k[0], self.temperatures_k[-1]
+        outside = temperatures_k[(temperatures_k < low - 1e-9) | (temperatures_k > high + 1e-9)]
+        if outside.size:
+            raise ValueError(
+                f"lifetimes: temperatures {outside.tolist()} K outside the lifetimes' {low:g}-{high:g} K "
+                "(nothing is extrapolated)"
+            )
+        addresses = np.rint(np.asarray(qpoints) * np.asarray(mesh)).astype(int) % np.asarray(mesh)
+        star = self._star_index(rotations)
+        try:
+            which = np.array([star[tuple(address)] for address in addresses], dtype=int)
+        except KeyError as exc:
+            raise ValueError(
+                f"lifetimes: k point {exc.args[0]} of the {_mesh_text(mesh)} mesh is in no stored star; the "
+                "lifetimes were reduced with another symmetry (another crystal?)"
+            ) from None
+        if frequencies_thz is not None:
+            difference = np.abs(np.asarray(frequencies_thz) - self.frequencies_thz[which])
+            at_gamma = ~np.any(addresses, axis=1)  # LO-TO splitting at Gamma depends on the direction of approach
+            worst = float(np.max(difference[~at_gamma], initial=0.0))
+            if worst > FREQUENCY_MATCH_THZ:
+                raise ValueError(
+                    f"lifetimes: their frequencies differ from the response's by up to {worst:.3g} THz "
+                    f"(tolerance {FREQUENCY_MATCH_THZ:g}): the lifetimes were computed with other force constants"
+                )
+        return np.moveaxis(self._interpolated(temperatures_k)[:, which], 0, -1)  # (nk, nb, nT)
+
+    def _interpolated(self, temperatures_k: np.ndarray) -> np.ndarray:
+        """Gamma (nT', nq, nb) at ``temperatures_k`` (inside the stored range), linear in T."""
+        if len(self.temperatures_k) == 1:
+            return np.repeat(self.gamma_thz, len(temperatures_k), axis=0)
+        upper = np.clip(np.searchsorted(self.temperatures_k, temperatures_k), 1, len(self.temperatures_k) - 1)
+        t0, t1 = self.temperatures_k[upper - 1], self.temperatures_k[upper]
+        weight = np.clip((temperatures_k - t0) / (t1 - t0), 0.0, 1.0)[:, None, None]
+        return (1 - weight) * self.gamma_thz[upper - 1] + weight * self.gamma_thz[upper]
+
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "mesh": np.asarray(self.mesh),
+            "temperatures_k": self.temperatures_k,
+            "qpoints": self.qpoints,
+            "frequencies_thz": self.frequencies_thz,
+            "gamma_thz": self.gamma_thz,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays) -> Lifetimes:
+        return cls(
+            mesh=tuple(int(n) for n in arrays["mesh"]),
+            **{
+                key: np.asarray(arrays[key], dtype=float)
+                for key in ("temperatures_k", "qpoints", "frequencies_thz", "gamma_thz")
+            },
+        )
+
+
+def _mesh_text(mesh) -> str:
+    return "x".join(str(int(n)) for n in mesh)

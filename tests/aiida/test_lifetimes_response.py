@@ -1,0 +1,104 @@
+"""A lifetimes node in the response job: read from a kappa file, summed, stored as lifetimes_response; refusals.
+
+The kappa files here are written by the test in phono3py's layout with a constant linewidth on the smoke run's
+own mesh, so the expected result is the constant-tau one; the demonstration's real file is in
+tests/aiida/test_phono3py.py.
+"""
+
+import h5py
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.qe  # uses the smoke run
+
+TAU_S = 3.0e-12
+
+
+def _kappa_file(path, smoke_run, mesh=None, with_gamma=True):
+    """phono3py's kappa layout: mesh, temperature, qpoint, frequency, gamma (T, q, band) on the irreducible points."""
+    from aiida_llpam.calculations.functions.phonopy_force_constants import write_force_constants
+    from aiida_llpam.physics.phonon import phonopy_from_stored
+    from aiida_llpam.physics.settings import ResponseSettings
+
+    settings = ResponseSettings.from_mapping(_parameters(smoke_run))
+    write_force_constants(smoke_run.outputs.force_constants, path.with_suffix(".npz"))
+    data = np.load(path.with_suffix(".npz"))
+    phonon = phonopy_from_stored(data, [str(s) for s in data["symbols"]])
+    phonon.run_mesh(mesh or settings.mesh, is_gamma_center=True)
+    temperatures = np.array([1.0, 100.0, 2000.0])
+    with h5py.File(path, "w") as handle:
+        handle["mesh"] = np.asarray(mesh or settings.mesh)
+        handle["temperature"] = temperatures
+        handle["qpoint"] = phonon.mesh.qpoints
+        handle["frequency"] = phonon.mesh.frequencies
+        if with_gamma:
+            handle["gamma"] = np.full(
+                (len(temperatures), *phonon.mesh.frequencies.shape), 1 / (4 * np.pi * TAU_S * 1e12)
+            )
+    return path
+
+
+def _lifetimes(path):
+    from aiida import orm
+
+    from aiida_llpam.calculations.functions import lifetimes_from_kappa
+
+    return lifetimes_from_kappa.run_get_node(orm.SinglefileData(path))
+
+
+def _parameters(smoke_run) -> dict:
+    """The smoke run's response settings on its one mesh: lifetimes exclude a convergence sequence."""
+    parameters = smoke_run.inputs.response.parameters.get_dict()
+    return {key: value for key, value in parameters.items() if not key.startswith("convergence_")}
+
+
+def _response(smoke_run, lifetimes, parameters=None):
+    from aiida import orm
+    from aiida.engine import run_get_node
+
+    from aiida_llpam.calculations.response import PamResponseCalculation
+
+    _, node = run_get_node(
+        PamResponseCalculation, code=smoke_run.inputs.response.code, parameters=orm.Dict(parameters or _parameters(smoke_run)),
+        force_constants=smoke_run.outputs.force_constants, lifetimes=lifetimes,
+    )  # fmt: skip
+    return node
+
+
+def test_constant_linewidths_give_the_constant_tau_result(smoke_run, tmp_path):
+    lifetimes, node = _lifetimes(_kappa_file(tmp_path / "kappa-m.hdf5", smoke_run))
+    assert node.is_finished_ok and lifetimes.base.attributes.get("units")["gamma_thz"] == "THz"
+    response = _response(smoke_run, lifetimes)
+    assert response.is_finished_ok, response.exit_message
+    out = response.outputs.lifetimes_response
+    tau_s = response.outputs.settings["tau_s"]
+    constant = response.outputs.gamma_nl.get_array("gamma_nl")  # for tau_s
+    scale = np.abs(constant).max()
+    np.testing.assert_allclose(
+        out.get_array("gamma_nl_tau_modes"), constant * TAU_S / tau_s, rtol=0, atol=1e-10 * scale
+    )
+    np.testing.assert_allclose(out.get_array("tau_effective_nl_s"), TAU_S, rtol=1e-10)
+    assert out.base.attributes.get("units")["mesh_tau_ps"] == "ps"
+    assert out.base.attributes.get("bz_temperature_k") == response.outputs.settings["bz_temperature_k"]
+
+
+def test_lifetimes_of_another_mesh_are_refused_by_the_job(smoke_run, tmp_path):
+    lifetimes, _ = _lifetimes(_kappa_file(tmp_path / "kappa-m.hdf5", smoke_run, mesh=(3, 3, 2)))
+    response = _response(smoke_run, lifetimes)
+    assert response.exit_status == response.process_class.exit_codes.ERROR_INPUTS_REFUSED.status
+    assert "lifetimes: computed on the 3x3x2 mesh" in response.exit_message
+    assert "lifetimes_response" not in response.outputs
+
+
+def test_lifetimes_with_a_convergence_sequence_are_refused(smoke_run, tmp_path):
+    lifetimes, _ = _lifetimes(_kappa_file(tmp_path / "kappa-m.hdf5", smoke_run))
+    parameters = {**_parameters(smoke_run), "convergence_meshes": [[8, 8, 8]]}
+    response = _response(smoke_run, lifetimes, parameters)
+    assert response.exit_status == response.process_class.exit_codes.ERROR_INPUTS_REFUSED.status
+    assert "convergence_meshes: mode-resolved lifetimes are on one mesh" in response.exit_message
+
+
+def test_a_kappa_file_without_linewidths_is_refused(smoke_run, tmp_path):
+    _, node = _lifetimes(_kappa_file(tmp_path / "kappa-m.hdf5", smoke_run, with_gamma=False))
+    assert node.exit_status == 300 and "no gamma" in node.exit_message
+    assert not node.base.links.get_outgoing().all()  # nothing half-stored

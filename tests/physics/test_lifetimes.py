@@ -1,0 +1,163 @@
+"""Mode-resolved lifetimes in the response sums (THEORY.md section 4), on the real quartz DFPT force constants.
+
+The linewidths here are made from the modes themselves (constant, or a function of frequency), so that the
+expected result is known exactly; phono3py's own files are read in tests/aiida/test_lifetimes*.py.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from aiida_llpam.physics.lifetimes import Lifetimes, tau_s_from_linewidth
+from aiida_llpam.physics.response import compute_response
+from aiida_llpam.physics.settings import ResponseSettings
+
+MESH = (4, 4, 3)
+TEMPS = [50.0, 150.0, 300.0]
+TAU = 2.0e-12
+LIFETIME_TEMPS = np.array([10.0, 100.0, 300.0, 500.0])
+
+
+def _on_mesh(phonon, symmetric=True):
+    phonon.run_mesh(MESH, is_gamma_center=True, is_mesh_symmetry=symmetric)
+    return phonon.mesh.qpoints.copy(), phonon.mesh.frequencies.copy()
+
+
+def _lifetimes(phonon, gamma_of_frequency, symmetric=True):
+    """Lifetimes with Gamma_ks(T) = gamma_of_frequency(nu_ks) * T / 300 K, as phono3py stores them."""
+    qpoints, frequencies = _on_mesh(phonon, symmetric)
+    gamma = gamma_of_frequency(frequencies)[None] * (LIFETIME_TEMPS / 300.0)[:, None, None]
+    return Lifetimes(MESH, LIFETIME_TEMPS, qpoints, frequencies, gamma)
+
+
+def test_tau_from_half_width():
+    # Gamma is the half width in THz (ordinary frequency): tau = 1 / (2 Gamma 2 pi)
+    assert tau_s_from_linewidth(np.array(1.0)) == pytest.approx(1e-12 / (4 * np.pi))
+
+
+def test_constant_linewidth_reproduces_the_constant_tau(quartz):
+    constant = compute_response(quartz, MESH, TEMPS, [20e-9], TAU, 1.0)
+    qpoints, frequencies = _on_mesh(quartz)
+    gamma = np.full((1, *frequencies.shape), 1.0 / (4 * np.pi * TAU * 1e12))
+    lifetimes = Lifetimes(MESH, np.array([300.0]), qpoints, frequencies, gamma)
+    res = compute_response(quartz, MESH, [300.0], [20e-9], 1e-12, 1.0, lifetimes=lifetimes)
+    it = TEMPS.index(300.0)
+    scale = np.abs(constant.gamma_nl).max()
+    np.testing.assert_allclose(res.gamma_nl_tau_modes[0], constant.gamma_nl[it], rtol=0, atol=1e-10 * scale)
+    np.testing.assert_allclose(res.gamma_m_tau_modes[0], constant.gamma_m[it], rtol=1e-10)
+    np.testing.assert_allclose(res.tau_effective_nl_s, TAU, rtol=1e-10)
+    # the cumulative sum ends at the total, for both taus
+    np.testing.assert_allclose(res.cumulative_gamma_nl_zz_tau_modes[:, -1], res.gamma_nl_zz_tau_modes, rtol=1e-10)
+    np.testing.assert_allclose(res.cumulative_gamma_nl_zz[:, -1], res.gamma_nl_zz, rtol=1e-10)
+    assert np.all(np.diff(res.cumulative_frequency_thz) > 0)
+
+
+def test_irreducible_lifetimes_unfold_to_the_full_mesh(quartz):
+    """Stored on the irreducible points or on every point of the mesh: the same sums, folded or over the full mesh."""
+
+    def width(nu):
+        return 0.002 + 0.01 * np.abs(nu) ** 2  # THz; grows with frequency as anharmonic widths do
+
+    irreducible, full = _lifetimes(quartz, width), _lifetimes(quartz, width, symmetric=False)
+    assert len(irreducible.qpoints) < len(full.qpoints) == np.prod(MESH)
+    results = {
+        (stored, folded): compute_response(quartz, MESH, TEMPS, [20e-9], TAU, 1.0, lifetimes=lt, use_symmetry=folded)
+        for stored, lt in (("irreducible", irreducible), ("full", full))
+        for folded in (True, False)
+    }
+    reference = results["irreducible", True]
+    scale = np.abs(reference.gamma_nl_tau_modes).max()
+    for folded in (True, False):
+        # the same sums whichever set phono3py stored: the unfolding gives every k point its star's widths (the
+        # 1e-6 left over: a full-mesh point's own frequency vs its star's, the DFPT's symmetry breaking)
+        a, b = results["irreducible", folded], results["full", folded]
+        np.testing.assert_allclose(a.gamma_nl_tau_modes, b.gamma_nl_tau_modes, rtol=0, atol=1e-6 * scale)
+        np.testing.assert_allclose(a.gamma_m_tau_modes, b.gamma_m_tau_modes, rtol=1e-6)
+    # folded sums against the full mesh: the DFPT force constants break the point group at the 1e-6 level
+    # (test_response's folding test), amplified by the long tau of the slowest modes here
+    full_mesh = results["irreducible", False]
+    np.testing.assert_allclose(full_mesh.gamma_nl_tau_modes, reference.gamma_nl_tau_modes, rtol=0, atol=1e-4 * scale)
+    np.testing.assert_allclose(full_mesh.gamma_m_tau_modes, reference.gamma_m_tau_modes, rtol=1e-4)
+    # a frequency-dependent tau changes the answer: the constant-tau result is not what came back
+    assert abs(reference.tau_effective_nl_s[-1] / TAU - 1) > 0.1
+    # point group 32: xx = yy, off-diagonal zero, with mode-resolved tau too
+    g = reference.gamma_nl_tau_modes[-1]
+    assert g[0, 0] == pytest.approx(g[1, 1], rel=1e-5) and np.abs(g - np.diag(np.diag(g))).max() < 1e-5 * scale
+
+
+def test_degenerate_modes_share_one_tau(quartz):
+    """Different widths inside a degenerate pair: both modes take their mean, so the sum does not depend on which
+    branch phono3py listed first."""
+    qpoints, frequencies = _on_mesh(quartz)
+    rng = np.random.default_rng(7)
+    gamma = 0.01 + 0.02 * rng.random((1, *frequencies.shape))
+    swapped = gamma.copy()
+    # the E pairs at Gamma (k = 0) are degenerate: swap the widths inside each pair
+    gamma_point = int(np.flatnonzero(~np.any(qpoints, axis=1))[0])
+    pairs = [
+        (s, s + 1)
+        for s in range(3, frequencies.shape[1] - 1)
+        if abs(frequencies[gamma_point, s + 1] - frequencies[gamma_point, s]) < 1e-4
+    ]
+    assert pairs
+    for s, t in pairs:
+        swapped[0, gamma_point, [s, t]] = gamma[0, gamma_point, [t, s]]
+    results = [
+        compute_response(quartz, MESH, [300.0], [20e-9], TAU, 1.0,
+                         lifetimes=Lifetimes(MESH, np.array([300.0]), qpoints, frequencies, g))
+        for g in (gamma, swapped)
+    ]  # fmt: skip
+    np.testing.assert_allclose(results[1].gamma_nl_tau_modes, results[0].gamma_nl_tau_modes, rtol=1e-12)
+    tau = results[0].mesh_tau_ps
+    for s, t in pairs:
+        assert tau[gamma_point, s] == pytest.approx(tau[gamma_point, t], rel=1e-12)
+
+
+def test_linewidths_interpolate_linearly_in_temperature(quartz):
+    lifetimes = _lifetimes(quartz, lambda nu: 0.01 + 0 * nu)
+    qpoints = lifetimes.qpoints[:3]
+    rotations = quartz.primitive_symmetry.pointgroup_operations
+    widths = lifetimes.linewidths_on(qpoints, MESH, rotations, [10.0, 55.0, 200.0, 500.0])
+    np.testing.assert_allclose(widths[0, 5], 0.01 * np.array([10.0, 55.0, 200.0, 500.0]) / 300.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"mesh": (6, 6, 4)}, "computed on the 6x6x4 mesh, the response sums on 4x4x3"),
+        ({"temperatures": [5.0, 300.0]}, "temperatures [5.0] K outside the lifetimes' 10-500 K"),
+        ({"frequency_scale": 1.01}, "the lifetimes were computed with other force constants"),
+        ({"zero_width": True}, "zero linewidth (infinite tau)"),
+    ],
+)
+def test_mismatched_lifetimes_are_refused_with_the_reason(quartz, change, message):
+    lifetimes = _lifetimes(quartz, lambda nu: 0.01 + 0 * nu)
+    temperatures = change.get("temperatures", TEMPS)
+    mesh = change.get("mesh", MESH)
+    if "mesh" in change:
+        lifetimes = dataclasses.replace(
+            lifetimes, mesh=mesh, qpoints=lifetimes.qpoints * np.array(MESH) / np.array(mesh)
+        )
+        mesh = MESH
+    if "frequency_scale" in change:
+        lifetimes = dataclasses.replace(
+            lifetimes, frequencies_thz=lifetimes.frequencies_thz * change["frequency_scale"]
+        )
+    if "zero_width" in change:
+        gamma = lifetimes.gamma_thz.copy()
+        gamma[:, 1, 4] = 0.0  # a mode at k != 0, well above the cutoff
+        lifetimes = dataclasses.replace(lifetimes, gamma_thz=gamma)
+    with pytest.raises(ValueError, match="lifetimes: ") as error:
+        compute_response(quartz, mesh, temperatures, [20e-9], TAU, 1.0, lifetimes=lifetimes)
+    assert message in str(error.value)
+
+
+def test_lifetimes_refuse_a_convergence_sequence(quartz):
+    from aiida_llpam.physics.response import response_from_settings
+
+    settings = ResponseSettings(
+        temperatures_k=[300.0], radii_m=[20e-9], tau_s=TAU, grad_t_k_m=1.0, mesh=MESH, convergence_meshes=((6, 6, 4),)
+    )
+    with pytest.raises(ValueError, match="convergence_meshes: mode-resolved lifetimes are on one mesh"):
+        response_from_settings(quartz, settings, lifetimes=_lifetimes(quartz, lambda nu: 0.01 + 0 * nu))

@@ -169,11 +169,11 @@ def gather(node: orm.WorkChainNode) -> tuple[dict, dict]:
         response = _legacy_response(out)
         response_nodes = ("gamma_nl", "chi", "gamma_ll", "eta", "critical_radius", "pam_density", "bz_contributions")
     else:
-        response_nodes = tuple(name for name, spec in OUTPUTS.items() if spec.source == "response")
+        # optional outputs (lifetimes_response) only where the run made them
+        response_nodes = tuple(name for name, spec in OUTPUTS.items() if spec.source == "response" and name in out)
         response = {}
         for name in response_nodes:
-            if name in out:  # optional outputs (lifetimes_response) only where the run made them
-                response.update(read_output(out[name]))
+            response.update(read_output(out[name]))
     response["temperatures_k"] = out.chi.get_array("temperatures_k")
     response["radii_m"] = out.gamma_ll.get_array("radii_m")
     figures = {key: read_output(out[key]) for key in ("dispersion", "acoustic", "gamma_a", "trajectory") if key in out}

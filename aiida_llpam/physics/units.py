@@ -6,6 +6,7 @@ picosecond), group velocities as d(nu)/dq in THz*bohr. Everything the
 physics package returns is SI unless its name says otherwise.
 """
 
+from phonopy.physical_units import get_physical_units as _phonopy_units
 from scipy import constants as _c
 
 HBAR = _c.hbar  # J s
@@ -24,3 +25,8 @@ THZ_BOHR_TO_M_S = THZ_HZ * BOHR_M
 MU_N = _c.physical_constants["nuclear magneton"][0]  # J/T
 MU_0 = _c.mu_0  # T m / A
 PROTON_MASS_AMU = _c.m_p / AMU_KG
+
+#: phonopy's default units (Angstrom, eV; aiida-phonopy stores force constants in them, and phono3py computes
+#: only in them), from phonopy's own constants: Angstrom per bohr, eV/Angstrom^2 per Ry/bohr^2
+BOHR_ANGSTROM = _phonopy_units().Bohr
+RY_BOHR2_IN_EV_ANGSTROM2 = _phonopy_units().Rydberg / _phonopy_units().Bohr ** 2

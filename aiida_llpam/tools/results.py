@@ -115,6 +115,11 @@ def dfpt_wall_time_s(retrieved: orm.FolderData) -> float:
     return (max(job.mtime for job in jobs) - min(job.ctime for job in jobs)).total_seconds()
 
 
+def dfpt_scf_calculation(retrieved: orm.FolderData) -> orm.CalcJobNode:
+    """The pw.x calculation whose ground state a ph.x run (a folder of dynamical matrices) perturbed."""
+    return _ph_calculation(retrieved).inputs.parent_folder.creator
+
+
 def dfpt_structure(retrieved: orm.FolderData) -> orm.StructureData:
     """The structure a ph.x run computed (that of the scf it ran on): given, or relaxed by the workchain."""
     return _ph_calculation(retrieved).inputs.parent_folder.creator.inputs.structure

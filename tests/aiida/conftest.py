@@ -76,5 +76,6 @@ def silicon_run(codes):
 def pytest_collection_modifyitems(items):
     """Run the reference-archive tests first: they switch AiiDA profiles, which closes the storage that the
     session fixtures above (codes, structures, the smoke run) hold nodes of."""
-    switching = ("tests/aiida/test_reference_archive.py", "tests/aiida/test_second_material.py")
+    switching = ("tests/aiida/test_reference_archive.py", "tests/aiida/test_second_material.py",
+                 "tests/aiida/test_lifetimes_archive.py")  # fmt: skip
     items.sort(key=lambda item: 0 if item.nodeid.startswith(switching) else 1)

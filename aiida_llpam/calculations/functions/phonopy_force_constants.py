@@ -10,12 +10,12 @@ import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
 from aiida_phonopy.data import ForceConstantsData
-from phonopy.physical_units import get_physical_units
 from phonopy.structure.atoms import PhonopyAtoms
 
 from aiida_llpam.physics import build_phonopy
 from aiida_llpam.physics.q2r import parse_q2r
 from aiida_llpam.physics.sum_rules import enforce_rotational_invariance
+from aiida_llpam.physics.units import BOHR_ANGSTROM, RY_BOHR2_IN_EV_ANGSTROM2
 
 #: the arrays aiida-llpam reads (QE units), as stored on the ArrayData of earlier runs
 UNITS = {
@@ -27,10 +27,6 @@ UNITS = {
     "born_charges": "e",
     "dielectric": "1",
 }
-_PHYSICAL = get_physical_units()
-#: Angstrom per bohr, and eV/Angstrom^2 per Ry/bohr^2 (phonopy's constants, the ones aiida-phonopy's NAC factor uses)
-BOHR_ANGSTROM = _PHYSICAL.Bohr
-RY_BOHR2_IN_EV_ANGSTROM2 = _PHYSICAL.Rydberg / _PHYSICAL.Bohr**2
 #: the sum-rule settings and their meaning (the workchain's ``sum_rules`` input)
 SUM_RULE_KEYS = {
     "rotational_invariance": "true: impose Born-Huang + Huang invariance by unfolding (THEORY.md section 8)",

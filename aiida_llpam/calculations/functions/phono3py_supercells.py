@@ -1,0 +1,51 @@
+"""phono3py's displaced supercells for fc3, as structures for pw.x, with the displacement dataset they belong to."""
+
+import json
+
+import numpy as np
+from aiida import orm
+from aiida.engine import calcfunction
+
+from aiida_llpam.physics.third_order import build_phono3py, displaced_supercells
+
+from .phonopy_force_constants import stored_arrays
+
+
+def json_ready(value):
+    """phono3py's dataset (numpy inside dicts and lists) as plain JSON values, for a Dict node."""
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value.item() if isinstance(value, np.generic) else value
+
+
+@calcfunction
+def phono3py_supercells(force_constants: orm.ArrayData, parameters: orm.Dict) -> dict:
+    """The supercells to compute for fc3 (``supercell_0001``, ... numbered as phono3py's dataset, the skipped
+    pairs missing), phono3py's dataset (``dataset``, Angstrom) and its ``phono3py_disp.yaml`` (``disp_yaml``).
+
+    ``parameters``: ``supercell_matrix`` (3x3), ``displacement_distance_angstrom``,
+    ``cutoff_pair_distance_angstrom`` (absent: every pair), as
+    :func:`aiida_llpam.workflows.lifetimes.normalised_parameters` returns them.
+    """
+    settings = parameters.get_dict()
+    ph3 = build_phono3py(stored_arrays(force_constants), force_constants.base.attributes.get("symbols"),
+                         settings["supercell_matrix"])  # fmt: skip
+    yaml_text, cells = displaced_supercells(
+        ph3, settings["displacement_distance_angstrom"], settings.get("cutoff_pair_distance_angstrom")
+    )
+    outputs = {
+        "dataset": orm.Dict(json.loads(json.dumps(json_ready(ph3.dataset)))),
+        "disp_yaml": orm.SinglefileData.from_string(yaml_text, filename="phono3py_disp.yaml"),
+    }
+    for index, cell in enumerate(cells, start=1):
+        if cell is None:  # a pair beyond the cutoff: fc3 takes it as zero, no force calculation
+            continue
+        structure = orm.StructureData(cell=np.asarray(cell.cell))
+        for symbol, position in zip(cell.symbols, np.asarray(cell.positions)):
+            structure.append_atom(position=position, symbols=symbol)
+        outputs[f"supercell_{index:04d}"] = structure
+    return outputs

@@ -133,7 +133,6 @@ def test_bad_parameters_are_refused_before_anything_runs(silicon_run, parameters
 
     from aiida_llpam.workflows.lifetimes import LifetimesWorkChain
 
-    builder = LifetimesWorkChain.get_builder_from_pam(silicon_run, parameters)
-    with pytest.raises(ValueError, match="parameters") as error:
-        run_get_node(builder)
+    with pytest.raises(ValueError, match="parameters") as error:  # the builder validates as the input is set
+        run_get_node(LifetimesWorkChain.get_builder_from_pam(silicon_run, parameters))
     assert message in str(error.value)

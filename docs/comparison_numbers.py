@@ -21,7 +21,8 @@ from aiida_llpam.physics.convergence import TRACKED, MeshConvergence
 from aiida_llpam.physics.modes import iter_modes
 from aiida_llpam.physics.response import response_sums
 from aiida_llpam.physics.units import HBAR, THZ_TO_CM
-from aiida_llpam.tools.results import gather, grid_indices, load_pam_workchain
+from aiida_llpam.queries import gather, load_pam_workchain
+from aiida_llpam.report import grid_indices
 
 #: the paper's numbers (arXiv:2603.25019 text; THEORY.md section 10)
 PAPER = {"gamma_ll": 0.8, "eta": 5.0, "magnetization_a_m": (1.0, 10.0), "pam_per_cell_hbar": 0.5}

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from aiida import orm
 from aiida.common.exceptions import MultipleObjectsError, NotExistent
-
 from aiida.engine import run_get_node
 
 from aiida_llpam.calculations.response import PamResponseCalculation, validate_parameters

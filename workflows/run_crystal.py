@@ -5,7 +5,7 @@
         [--quiet] [--dry-run]
 
 STRUCTURE is a path, or the PK or UUID of a stored StructureData. Before anything is stored the structure is
-checked (aiida_llpam.tools.structures: a readable crystal, ordered, no overlapping atoms, every element in the
+checked (aiida_llpam.structures: a readable crystal, ordered, no overlapping atoms, every element in the
 pseudo family), oriented (trigonal, tetragonal, hexagonal: unique axis along z; cubic and lower: as given) and,
 with --enantiomer other, mirrored (z -> -z). The script prints the space group, point group, whether it is a
 Sohncke (chiral) group, the enantiomorphic partner, the handedness label and which components of gamma^NL
@@ -22,11 +22,10 @@ from pathlib import Path
 from aiida import orm
 from aiida.common.exceptions import NotExistent
 
+from aiida_llpam.cli.launch import print_outcome, run_with_progress
 from aiida_llpam.cli.results import write_figures
 from aiida_llpam.physics.symmetry import response_symmetry_text
-from aiida_llpam.tools.crystal_run import pam_builder
-from aiida_llpam.tools.progress import print_outcome, run_with_progress
-from aiida_llpam.tools.structures import (
+from aiida_llpam.structures import (
     MIRROR_OPERATION,
     StructureError,
     check_pseudopotentials,
@@ -38,6 +37,7 @@ from aiida_llpam.tools.structures import (
     orient_unique_axis,
     symmetry_of,
 )
+from aiida_llpam.workflows.crystal import pam_builder
 from aiida_llpam.workflows.pam import PamWorkChain
 from aiida_llpam.workflows.protocols import UNPHYSICAL_PROTOCOLS
 

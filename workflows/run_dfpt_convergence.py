@@ -23,7 +23,7 @@ from aiida.engine import run_get_node
 
 from aiida_llpam.calculations.nodes import read_output
 from aiida_llpam.plotting.convergence import plot_dfpt_convergence
-from aiida_llpam.tools.results import dfpt_retrieved, dfpt_wall_time_s
+from aiida_llpam.queries import dfpt_retrieved, dfpt_wall_time_s
 from aiida_llpam.workflows.convergence import DfptConvergenceWorkChain
 from aiida_llpam.workflows.pam import PamWorkChain
 

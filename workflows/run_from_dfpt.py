@@ -10,7 +10,7 @@ links back to the original DFPT; q2r.x, the sum rules, the response and the figu
 current code and the given protocol's settings.
 
 --enantiomer other: the other enantiomer from the same ph.x run. The structure is mirrored z -> -z
-(tools.structures.mirror_z) and so are ph.x's dynamical matrices, eps and Z* (calcfunction mirror_dfpt_z,
+(structures.mirror_z) and so are ph.x's dynamical matrices, eps and Z* (calcfunction mirror_dfpt_z,
 in the provenance): the mirror is an exact symmetry of DFPT on symmetric k and q meshes, and
 tests/aiida/test_enantiomers.py checks on quartz that the result equals ph.x run on the mirror image. The
 run carries the extra `enantiomer_of` (the original structure's UUID, the operation) as run_crystal.py's do.
@@ -25,8 +25,8 @@ from aiida.engine import run_get_node
 
 from aiida_llpam.calculations.functions import mirror_dfpt_z
 from aiida_llpam.cli.results import write_figures
-from aiida_llpam.tools.results import dfpt_retrieved, dfpt_structure
-from aiida_llpam.tools.structures import MIRROR_OPERATION, mark_enantiomer, mirror_z
+from aiida_llpam.queries import dfpt_retrieved, dfpt_structure
+from aiida_llpam.structures import MIRROR_OPERATION, mark_enantiomer, mirror_z
 from aiida_llpam.workflows.pam import PamWorkChain
 
 

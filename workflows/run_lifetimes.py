@@ -24,7 +24,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 
 from aiida_llpam.physics.settings import ResponseSettings
-from aiida_llpam.tools.results import dfpt_retrieved, dfpt_structure
+from aiida_llpam.queries import dfpt_retrieved, dfpt_structure
 from aiida_llpam.workflows.lifetimes import LifetimesWorkChain
 from aiida_llpam.workflows.pam import PamWorkChain
 

@@ -24,9 +24,9 @@ from aiida.manage import get_manager
 from ase.io import read
 
 import aiida_llpam
+from aiida_llpam.cli.launch import daemon_unavailable_reason, print_outcome, run_with_progress
 from aiida_llpam.cli.results import write_figures
-from aiida_llpam.tools.progress import daemon_unavailable_reason, print_outcome, run_with_progress
-from aiida_llpam.tools.services import SLURM_COMPUTER
+from aiida_llpam.configure import SLURM_COMPUTER
 from aiida_llpam.workflows.pam import PamWorkChain
 from aiida_llpam.workflows.protocols import UNPHYSICAL_PROTOCOLS
 

@@ -5,7 +5,7 @@
         [--group LABEL] [--computer localhost-slurm] [--wait] [--poll 30] [--dry-run]
 
 Every file in FOLDER matching --pattern (hidden files left out) is checked as workflows/run_crystal.py checks
-one (aiida_llpam.tools.structures: readable, ordered, no overlapping atoms, every element in the pseudo family)
+one (aiida_llpam.structures: readable, ordered, no overlapping atoms, every element in the pseudo family)
 and oriented the same way. A file that is refused is reported by name with the reason and skipped; the
 others go ahead. With --enantiomers both (the default) a chiral (Sohncke) crystal gets two runs, as-is and
 its mirror image z -> -z; an achiral crystal gets only as-is, since its mirror image is the same crystal.
@@ -44,9 +44,8 @@ from aiida_submission_controller import BaseSubmissionController
 from ase import Atoms
 from pydantic import PrivateAttr
 
-from aiida_llpam.tools.crystal_run import pam_builder
-from aiida_llpam.tools.services import DAEMON_PROFILE, SLURM_COMPUTER
-from aiida_llpam.tools.structures import (
+from aiida_llpam.configure import DAEMON_PROFILE, SLURM_COMPUTER
+from aiida_llpam.structures import (
     Orientation,
     StructureError,
     check_pseudopotentials,
@@ -58,6 +57,7 @@ from aiida_llpam.tools.structures import (
     read_structure_file,
     symmetry_of,
 )
+from aiida_llpam.workflows.crystal import pam_builder
 from aiida_llpam.workflows.pam import PamWorkChain
 from aiida_llpam.workflows.protocols import UNPHYSICAL_PROTOCOLS
 

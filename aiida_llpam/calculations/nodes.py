@@ -7,7 +7,7 @@ from aiida import orm
 
 from aiida_llpam.quantities import OUTPUTS, axis_arrays, quantities_of
 
-#: marks nodes written by this layout; nodes without it predate physics v2 (see tools.results)
+#: marks nodes written by this layout; written on every output node of the registry
 LAYOUT_VERSION = 2
 
 

@@ -10,5 +10,4 @@ def main():
 
 
 # subcommand modules register themselves on ``main``
-from . import physics, progress, results, setup  # noqa: E402,F401
-from . import table  # noqa: E402,F401
+from . import physics, progress, results, setup, table  # noqa: E402,F401

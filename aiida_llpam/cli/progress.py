@@ -13,7 +13,7 @@ def _pam_workchain(identifier):
     from aiida import orm
     from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
-    from aiida_llpam.tools.results import PROCESS_TYPE
+    from aiida_llpam.queries import PROCESS_TYPE
 
     try:
         node = orm.load_node(identifier)
@@ -27,7 +27,7 @@ def _pam_workchain(identifier):
 
 
 def _read_any_computer(calc):
-    from aiida_llpam.tools.progress import read_calculation_output
+    from aiida_llpam.monitor import read_calculation_output
 
     # a command line runs no event loop, so opening a transport (ssh) blocks nothing but this command
     return read_calculation_output(calc, through_transport=True)
@@ -54,7 +54,7 @@ def _end_read_transaction():
 @PROFILE_OPTION
 def progress_command(identifier, watch_s, profile):
     """Per q point of the DFPT of PamWorkChain IDENTIFIER: state, irreps done, elapsed and time left. Read-only."""
-    from aiida_llpam.tools.progress import DfptNotStarted, dfpt_progress, format_dfpt_progress
+    from aiida_llpam.monitor import DfptNotStarted, dfpt_progress, format_dfpt_progress
 
     _load(profile)
     node = _pam_workchain(identifier)

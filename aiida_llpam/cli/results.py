@@ -23,7 +23,7 @@ def _load(profile):
 
 
 def _workchain(identifier):
-    from aiida_llpam.tools.results import ResultsError, load_pam_workchain
+    from aiida_llpam.queries import ResultsError, load_pam_workchain
 
     try:
         return load_pam_workchain(identifier)
@@ -34,14 +34,9 @@ def _workchain(identifier):
 def write_figures(node, outdir, fmt: str = "png") -> list[Path]:
     """Every panel of the paper from ``node``'s stored outputs; returns the written files."""
     from aiida_llpam.plotting import write_all_panels
-    from aiida_llpam.tools.results import gather
+    from aiida_llpam.queries import gather
 
     data, sources = gather(node)
-    if data["predates_v2"]:
-        raise click.ClickException(
-            f"PamWorkChain<{node.pk}> predates physics v2: its figures need quantities it did not store; "
-            "recompute its response with workflows/recompute_response.py"
-        )
     return list(write_all_panels(data, outdir, fmt, sources).values())
 
 
@@ -50,7 +45,7 @@ def write_figures(node, outdir, fmt: str = "png") -> list[Path]:
 def list_command(profile):
     """Finished PamWorkChains: PK, formula, space group, enantiomer, protocol, date."""
     _load(profile)
-    from aiida_llpam.tools.results import finished_runs, run_settings
+    from aiida_llpam.queries import finished_runs, run_settings
 
     runs = finished_runs()
     if not runs:
@@ -76,7 +71,8 @@ def show_command(identifier, profile, temperature, radius_nm):
     """Every stored response quantity at (T, r) with its unit, and the run's settings."""
     _load(profile)
     from aiida_llpam.quantities import summary_lines
-    from aiida_llpam.tools.results import gather, grid_indices, imaginary_mode_warnings, quality_lines
+    from aiida_llpam.queries import gather, sum_rules_record
+    from aiida_llpam.report import grid_indices, imaginary_mode_warnings, quality_lines
 
     node = _workchain(identifier)
     data, _ = gather(node)
@@ -88,15 +84,11 @@ def show_command(identifier, profile, temperature, radius_nm):
         from aiida_llpam.physics.symmetry import response_symmetry_text
 
         click.echo(f"symmetry: {response_symmetry_text(s)}")
-    if data["predates_v2"]:
-        click.echo("NOTE: this run predates physics v2 (THEORY.md version 2): its stored eta is the paper's "
-                   "1/(1 - gamma^LL), shown as eta_paper; the free-sample eta, the gamma^NL tensor and the "
-                   "magnetisation were not computed. Recompute with workflows/recompute_response.py.")
     if s.get("protocol") in UNPHYSICAL_PROTOCOLS:
         click.echo(f"NOTE: {UNPHYSICAL_PROTOCOLS[s['protocol']]} (a test of the machinery).")
     for warning in imaginary_mode_warnings(response, data["path"], data["acoustic"]):
         click.echo(f"WARNING: {warning}")
-    for line in quality_lines(node, data):
+    for line in quality_lines(sum_rules_record(node), data):
         click.echo(line)
     click.echo(f"at T = {response['temperatures_k'][it]:g} K, r = {response['radii_m'][ir] * 1e9:.4g} nm:")
     for line in summary_lines(response, it, ir):
@@ -128,7 +120,7 @@ def export_command(identifier, output, profile):
     """All arrays and settings in one HDF5 file (units and source UUIDs as attributes)."""
     _load(profile)
     from aiida_llpam.export.hdf5 import write_results_h5
-    from aiida_llpam.tools.results import gather
+    from aiida_llpam.queries import gather
 
     data, sources = gather(_workchain(identifier))
     click.echo(str(write_results_h5(output, data, sources)))

@@ -2,7 +2,7 @@
 
 import click
 
-from aiida_llpam.tools.services import DAEMON_PROFILE
+from aiida_llpam.configure import DAEMON_PROFILE
 
 from . import main
 
@@ -30,7 +30,7 @@ def setup_command(profile, mpiprocs, services, stop, workers, daemon_profile):
         return _services(stop, workers, daemon_profile)
     if stop:
         raise click.UsageError("--stop stops the services: use it with --services")
-    from aiida_llpam.tools.setup import SetupError, setup_all
+    from aiida_llpam.configure import SetupError, setup_all
 
     try:
         steps = setup_all(profile, mpiprocs)

@@ -55,8 +55,8 @@ def run_row(node, temperature_k: float = 300.0) -> dict:
 
     from aiida_llpam.calculations.nodes import read_output
     from aiida_llpam.physics.convergence import MeshConvergence
-    from aiida_llpam.tools.results import gather, is_v1, run_settings
-    from aiida_llpam.tools.structures import ENANTIOMER_EXTRA, handedness_label
+    from aiida_llpam.queries import run_settings
+    from aiida_llpam.structures import ENANTIOMER_EXTRA, handedness_label
 
     out = node.outputs
     settings = run_settings(node)
@@ -70,10 +70,7 @@ def run_row(node, temperature_k: float = 300.0) -> dict:
         space_group_number=settings.get("space_group_number"),
         protocol=settings.get("protocol"),
     )
-    if "sohncke" in settings:  # the symmetry output (v2 and later)
-        row["handedness"] = handedness_label(settings, short=True)
-    else:  # v1 kept only an enantiomer label in its settings
-        row["handedness"] = settings.get("handedness") or settings.get("enantiomer")
+    row["handedness"] = handedness_label(settings, short=True)
     # gamma^NL_zz and gamma^M are the same (zz) component of an axial tensor: where the point group forbids it the
     # stored sums are numerical noise, and the text table says so
     row["zero_by_symmetry"] = ["gamma_nl_zz", "gamma_m"] if settings.get("gamma_m_allowed") is False else []
@@ -81,7 +78,7 @@ def run_row(node, temperature_k: float = 300.0) -> dict:
     if ENANTIOMER_EXTRA in node.base.extras:
         row["mirror_of"] = node.base.extras.get(ENANTIOMER_EXTRA).get("structure_uuid")
 
-    table = read_output(out.convergence) if "convergence" in out and not is_v1(node) else {}
+    table = read_output(out.convergence) if "convergence" in out else {}
     if table and abs(float(table["convergence_temperature_k"]) - temperature_k) < 1e-6:
         row["temperature_k"] = float(table["convergence_temperature_k"])
         convergence = MeshConvergence.from_arrays(table)
@@ -91,12 +88,9 @@ def run_row(node, temperature_k: float = 300.0) -> dict:
         if len(table["convergence_meshes"]) > 1:
             row["converged"] = bool(int(table["convergence_converged"]))
     else:
-        if is_v1(node):
-            response = gather(node)[0]["response"]
-        else:
-            response = read_output(out.gamma_nl)
-            if "magnetization" in out:
-                response.update(read_output(out.magnetization))
+        response = read_output(out.gamma_nl)
+        if "magnetization" in out:
+            response.update(read_output(out.magnetization))
         temperatures = out.chi.get_array("temperatures_k")
         it = int(np.argmin(np.abs(temperatures - temperature_k)))
         row["temperature_k"] = float(temperatures[it])
@@ -162,7 +156,7 @@ def table_command(fmt, temperature, profile):
     """Every finished PamWorkChain: formula, space group, handedness, protocol, gamma^NL_zz and gamma^M at T
     with their k-mesh uncertainty, convergence flag, imaginary modes ("n/a" / null where a run did not store it)."""
     _load(profile)
-    from aiida_llpam.tools.results import finished_runs
+    from aiida_llpam.queries import finished_runs
 
     rows = [run_row(node, temperature) for node in finished_runs()]
     if not rows and fmt == "text":

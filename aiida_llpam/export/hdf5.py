@@ -11,7 +11,7 @@ import numpy as np
 from aiida_llpam.quantities import OUTPUTS, axis_arrays, quantities_of
 from aiida_llpam.workflows.protocols import UNPHYSICAL_PROTOCOLS
 
-#: figure outputs as gathered by aiida_llpam.tools.results.gather
+#: figure outputs as gathered by aiida_llpam.queries.gather
 _FIGURE_GROUPS = {"dispersion": "path", "acoustic": "acoustic", "gamma_a": "gamma_a", "trajectory": "trajectory"}
 
 

@@ -3,7 +3,7 @@
 from .mesh import KMesh, make_kmesh
 from .modes import PhononModes, compute_modes, iter_modes
 from .phonon import ForceConstantsError, build_phonopy
-from .q2r import Q2RFormatError, Q2RForceConstants, read_q2r
+from .q2r import Q2RForceConstants, Q2RFormatError, read_q2r
 from .response import PamResponse, compute_response, response_from_settings
 from .settings import ResponseSettings
 

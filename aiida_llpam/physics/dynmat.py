@@ -9,7 +9,7 @@ the file stays a valid ph.x dyn file for humans and other tools.
 
 ``mirror_z`` writes the files ph.x gives for the mirror image z -> -z of the
 crystal (the other enantiomer, on the right-handed lattice of
-``tools.structures.mirror_z``). The mirror S = diag(1, 1, -1) is an exact
+``structures.mirror_z``). The mirror S = diag(1, 1, -1) is an exact
 symmetry of the DFT and DFPT equations when the k and q meshes are symmetric
 under k_z -> -k_z (Monkhorst-Pack meshes are), so ph.x on the mirror image
 computes S D(q) S at q S, S eps S and S Z* S: the mirror of the files, up to
@@ -19,9 +19,12 @@ copied exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
-__all__ = ["has_dielectric_block", "mirror_z", "strip_dielectric_block"]
+import numpy as np
+
+__all__ = ["DynamicalMatrixFile", "has_dielectric_block", "mirror_z", "read_dynamical_matrices", "strip_dielectric_block"]
 
 _HEADER = "Dynamical matrix file"
 _BLOCK_START = "Dielectric Tensor:"
@@ -126,3 +129,58 @@ def _numeric(words) -> bool:
     except ValueError:
         return False
     return True
+
+
+@dataclasses.dataclass(frozen=True)
+class DynamicalMatrixFile:
+    """The dynamical matrices of one ph.x dyn file (every q of the star it lists), in ph.x's own convention.
+
+    ``phi_ry_bohr2[m, i, j, a, b]`` is ph.x's Phi_{ia,jb}(q_m) (not divided by the masses) at ``q_2pi_alat[m]``
+    (Cartesian, 2 pi/alat); ``lattice_alat`` holds the lattice vectors as rows in units of alat.
+    """
+
+    alat_bohr: float
+    lattice_alat: np.ndarray  # (3, 3)
+    positions_alat: np.ndarray  # (nat, 3) Cartesian
+    q_2pi_alat: np.ndarray  # (nq, 3)
+    phi_ry_bohr2: np.ndarray  # (nq, nat, nat, 3, 3) complex
+
+    @property
+    def qpoints_reduced(self) -> np.ndarray:
+        """(nq, 3) the q points in reduced coordinates of the reciprocal lattice (q . a_i, no 2 pi)."""
+        return self.q_2pi_alat @ self.lattice_alat.T
+
+
+def read_dynamical_matrices(text: str) -> DynamicalMatrixFile:
+    """Every dynamical matrix of a ph.x dyn file (ibrav = 0, as aiida-quantumespresso writes the pw.x input)."""
+    _check(text)
+    lines = text.split("\n")
+    head = lines[2].split()
+    nat, ibrav, alat = int(head[1]), int(head[2]), float(head[3])
+    if ibrav != 0:
+        raise ValueError(f"dyn file with ibrav = {ibrav}: only explicit basis vectors (ibrav = 0) are read")
+    start = lines.index("Basis vectors")
+    lattice = np.array([[float(w) for w in lines[start + 1 + row].split()] for row in range(3)])
+    ntyp = int(head[0])
+    positions = np.array([[float(w) for w in lines[start + 4 + ntyp + atom].split()[2:5]] for atom in range(nat)])
+    qpoints, matrices = [], []
+    for index, line in enumerate(lines):
+        if "Dynamical  Matrix in cartesian axes" not in line:
+            continue
+        cursor = index + 1
+        while not lines[cursor].strip():
+            cursor += 1
+        qpoints.append([float(w) for w in lines[cursor].replace("(", " ").replace(")", " ").split()[2:5]])
+        cursor += 1
+        phi = np.zeros((nat, nat, 3, 3), dtype=complex)
+        for _ in range(nat * nat):
+            while not lines[cursor].strip():
+                cursor += 1
+            i, j = (int(w) - 1 for w in lines[cursor].split())
+            rows = np.array([[float(w) for w in lines[cursor + 1 + a].split()] for a in range(3)])
+            phi[i, j] = rows[:, 0::2] + 1j * rows[:, 1::2]
+            cursor += 4
+        matrices.append(phi)
+    if not matrices:
+        raise ValueError("dyn file without a dynamical matrix")
+    return DynamicalMatrixFile(alat, lattice, positions, np.array(qpoints), np.array(matrices))

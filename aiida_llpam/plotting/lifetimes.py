@@ -19,7 +19,7 @@ def lifetimes_figure(node, out: Path) -> Path:
     frequency at the BZ-map temperature, and tau_ks against frequency there."""
     lt = node.outputs.lifetimes_response
     temperatures = lt.get_array("temperatures_k")
-    from aiida_llpam.tools.results import run_settings
+    from aiida_llpam.queries import run_settings
 
     tau_s = run_settings(node)["tau_s"]
     gamma_nl = node.outputs.gamma_nl.get_array("gamma_nl_zz")

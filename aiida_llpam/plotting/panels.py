@@ -287,7 +287,7 @@ def plot_kmesh_convergence(arrays: dict, out: Path, sources=None) -> Path:
 
 
 def write_all_panels(data: dict, outdir, fmt: str = "png", sources: dict | None = None) -> dict[str, Path]:
-    """Every panel from ``data`` = {"path", "gamma_a", "trajectory", "response"} (dicts of arrays, see tools.results)."""
+    """Every panel from ``data`` = {"path", "gamma_a", "trajectory", "response"} (dicts of arrays, see aiida_llpam.queries.gather)."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     sources = sources or {}

@@ -1,6 +1,6 @@
 """Idempotent set-up of the services for scale-out on AiiDA's own engine.
 
-The embedded profile (``aiida_llpam.tools.setup``) runs everything in one process on SQLite with no broker. To let
+The embedded profile (``aiida_llpam.configure``) runs everything in one process on SQLite with no broker. To let
 AiiDA's daemon run many workflows at once and hand the calculations to a batch scheduler, this module brings up, on
 this Debian machine and without systemd:
 
@@ -40,7 +40,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from . import setup
+from aiida_llpam import configure as setup
+from aiida_llpam.configure import DAEMON_PROFILE, SLURM_COMPUTER
 
 CREATED = "created"
 CHANGED = "changed"
@@ -71,10 +72,8 @@ SLURMCTLD_PID = Path("/run/slurmctld.pid")
 SLURMD_PID = Path("/run/slurmd.pid")
 MUNGE_KEY = Path("/etc/munge/munge.key")
 
-DAEMON_PROFILE = "llpam-daemon"
-#: the embedded sqlite profile of aiida_llpam.tools.setup: never reconfigured from here
+#: the embedded sqlite profile of aiida_llpam.configure: never reconfigured from here
 EMBEDDED_PROFILE = "llpam"
-SLURM_COMPUTER = "localhost-slurm"
 #: seconds to wait for the daemon's workers to stop: AiiDA's 20 s default (``daemon.timeout``) is too short for
 #: workers that are busy with jobs on a loaded 2-core machine
 DAEMON_STOP_TIMEOUT_S = 180
@@ -663,7 +662,7 @@ def _ensure_slurm_computer(label: str) -> Step:
 
 
 def _ensure_codes_and_pseudos(computer_label: str) -> list[Step]:
-    """The same QE codes and pseudopotential family as the embedded profile (aiida_llpam.tools.setup)."""
+    """The same QE codes and pseudopotential family as the embedded profile (aiida_llpam.configure)."""
     from aiida import orm
 
     steps = [

@@ -7,7 +7,7 @@ from aiida.engine import ToContext, WorkChain, while_
 from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
 
 from aiida_llpam.calculations.functions.dfpt_convergence_table import ROW_NODES, dfpt_convergence_table
-from aiida_llpam.tools.results import dfpt_retrieved, dfpt_settings
+from aiida_llpam.queries import dfpt_retrieved, dfpt_settings
 from aiida_llpam.workflows.pam import PamWorkChain
 
 

@@ -116,7 +116,7 @@ class LifetimesWorkChain(WorkChain):
         that fc3 and fc2 come from one electronic structure. ``pw_code`` and ``options`` replace that scf's
         code and scheduler options (e.g. for a run imported from an archive).
         """
-        from aiida_llpam.tools.results import dfpt_retrieved, dfpt_scf_calculation
+        from aiida_llpam.queries import dfpt_retrieved, dfpt_scf_calculation
 
         scf = dfpt_scf_calculation(dfpt_retrieved(pam))
         if options is None:

@@ -25,7 +25,7 @@ from aiida_llpam.calculations.response import PamResponseCalculation
 from aiida_llpam.physics.symmetry import response_symmetry_text
 from aiida_llpam.physics.units import THZ_TO_CM
 from aiida_llpam.quantities import OUTPUTS
-from aiida_llpam.tools.results import imaginary_mode_warnings
+from aiida_llpam.report import imaginary_mode_warnings
 
 from .ph_base import PhBaseWorkChain
 from .ph_qpoints import PhQpointsWorkChain

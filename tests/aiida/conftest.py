@@ -12,7 +12,7 @@ PROFILE = "llpam-tests"
 @pytest.fixture(scope="session")
 def llpam_profile():
     assert "llpam-tests" in os.environ["AIIDA_PATH"] or "tmp" in os.environ["AIIDA_PATH"], "tests need a private AIIDA_PATH"
-    from aiida_llpam.tools.setup import setup_all
+    from aiida_llpam.configure import setup_all
 
     steps = setup_all(PROFILE)
     return steps

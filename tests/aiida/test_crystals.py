@@ -13,7 +13,7 @@ def test_pbe_family_is_pbe_only_and_records_the_files_cut_offs(llpam_profile):
     from aiida import orm
     from aiida_pseudo.groups.family import CutoffsPseudoPotentialFamily
 
-    from aiida_llpam.tools.setup import PBE_FAMILY, PSEUDO_DIR, upf_header
+    from aiida_llpam.configure import PBE_FAMILY, PSEUDO_DIR, upf_header
 
     family = orm.load_group(PBE_FAMILY)
     assert isinstance(family, CutoffsPseudoPotentialFamily)
@@ -26,7 +26,7 @@ def test_pbe_family_is_pbe_only_and_records_the_files_cut_offs(llpam_profile):
 
 
 def test_upf_header_reads_both_header_styles_and_names_other_functionals():
-    from aiida_llpam.tools.setup import PSEUDO_DIR, upf_header
+    from aiida_llpam.configure import PSEUDO_DIR, upf_header
 
     assert upf_header(PSEUDO_DIR / "Ge.pbe-kjpaw.UPF") == {"functional": "PBE", "ecutwfc_ry": 17.0, "ecutrho_ry": 69.0}
     assert upf_header(PSEUDO_DIR / "Si.pz-vbc.UPF") == {"functional": "LDA", "ecutwfc_ry": None, "ecutrho_ry": None}

@@ -60,7 +60,7 @@ def _validation_error(builder) -> str:
 
 
 def _dfpt(node):
-    from aiida_llpam.tools.results import dfpt_retrieved
+    from aiida_llpam.queries import dfpt_retrieved
 
     return node.outputs.structure, dfpt_retrieved(node)
 

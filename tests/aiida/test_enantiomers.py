@@ -29,8 +29,8 @@ def mirrored_run(smoke_run, codes):
     from aiida.engine import run_get_node
 
     from aiida_llpam.calculations.functions import mirror_dfpt_z
-    from aiida_llpam.tools.results import dfpt_retrieved
-    from aiida_llpam.tools.structures import mirror_z
+    from aiida_llpam.queries import dfpt_retrieved
+    from aiida_llpam.structures import mirror_z
     from aiida_llpam.workflows.pam import PamWorkChain
 
     structure = orm.StructureData(ase=mirror_z(smoke_run.outputs.structure.get_ase()))

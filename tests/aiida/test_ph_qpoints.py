@@ -64,7 +64,7 @@ def test_force_constants_equal_the_single_job(silicon_parallel_run, silicon_run)
 
 
 def test_run_settings_follow_the_collected_folder_to_ph(silicon_parallel_run, silicon_run):
-    from aiida_llpam.tools.results import dfpt_retrieved, dfpt_settings, dfpt_structure
+    from aiida_llpam.queries import dfpt_retrieved, dfpt_settings, dfpt_structure
 
     retrieved = dfpt_retrieved(silicon_parallel_run)
     assert retrieved.creator.process_label == "collect_dynamical_matrices"
@@ -109,7 +109,7 @@ def test_progress_lists_every_q_job_as_done_with_its_irreps(silicon_parallel_run
     representations its own ph.x output lists."""
     import re
 
-    from aiida_llpam.tools.progress import dfpt_progress
+    from aiida_llpam.monitor import dfpt_progress
 
     dfpt = called(silicon_parallel_run, "ph")
     progress = dfpt_progress(silicon_parallel_run)

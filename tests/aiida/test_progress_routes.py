@@ -1,4 +1,4 @@
-"""`aiida_llpam.tools.progress.dfpt_progress` on both DFPT routes, on provenance graphs built by hand.
+"""`aiida_llpam.monitor.dfpt_progress` on both DFPT routes, on provenance graphs built by hand.
 
 The graphs are what PamWorkChain leaves behind: ``ph`` a PhQpointsWorkChain that lists the q points (``ph_init``)
 and runs one PhBaseWorkChain per q point (``ph_q<i>``), each with its PhCalculations (restarts). Their ph.x outputs
@@ -15,7 +15,7 @@ from aiida.common.links import LinkType
 from aiida.engine import ProcessState
 
 from aiida_llpam.calculations.ph import PH_PROCESS_TYPES
-from aiida_llpam.tools.progress import ProgressReporter, dfpt_progress, format_dfpt_progress
+from aiida_llpam.monitor import ProgressReporter, dfpt_progress, format_dfpt_progress
 
 SI_OUT = Path(__file__).resolve().parents[2] / "fixtures" / "dfpt" / "si_q222" / "ph.out"
 LINES = SI_OUT.read_text().splitlines()
@@ -140,7 +140,7 @@ def test_single_run_that_failed(pam, tmp_path):
 
 
 def test_dfpt_not_started_names_the_step(pam):
-    from aiida_llpam.tools.progress import DfptNotStarted
+    from aiida_llpam.monitor import DfptNotStarted
 
     scf = _workchain(pam, "scf", "waiting", "PwBaseWorkChain", "aiida.workflows:quantumespresso.pw.base")
     with pytest.raises(DfptNotStarted, match=rf"has not started yet: current step scf \(PwBaseWorkChain<{scf.pk}>\)"):

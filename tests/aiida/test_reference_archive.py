@@ -82,7 +82,7 @@ def test_archive_holds_a_finished_run_with_full_provenance(imported, request):
         .all(flat=True)
     )
     assert len(ph) == 1
-    from aiida_llpam.tools.results import run_settings
+    from aiida_llpam.queries import run_settings
 
     settings = run_settings(imported)
     archive = request.node.callspec.params["imported"]
@@ -119,7 +119,7 @@ def _shown(stdout: str) -> dict[str, str]:
 def test_list_and_show_print_stored_values(imported):
     out = cli("list")
     assert out.returncode == 0, out.stderr
-    from aiida_llpam.tools.results import run_settings
+    from aiida_llpam.queries import run_settings
 
     assert str(imported.pk) in out.stdout and run_settings(imported)["protocol"] in out.stdout and "P3_221" in out.stdout
     out = cli("show", str(imported.pk))

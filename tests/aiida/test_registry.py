@@ -57,7 +57,8 @@ def test_a_new_quantity_appears_in_show_json_and_hdf5(smoke_run, monkeypatch, tm
     from aiida_llpam.cli import main
     from aiida_llpam.export.hdf5 import write_results_h5
     from aiida_llpam.quantities import summary_lines
-    from aiida_llpam.tools.results import gather, grid_indices
+    from aiida_llpam.queries import gather
+    from aiida_llpam.report import grid_indices
 
     extra = Quantity("chi_offdiagonal", "chi", "kg/m", ("T",), "chi_OD,N + chi_OD,P")
     monkeypatch.setattr(quantities, "QUANTITIES", (*QUANTITIES, extra))

@@ -28,7 +28,7 @@ def test_both_enantiomers_with_their_relation(enantiomers):
         "structure_uuid": right.outputs.structure.uuid, "operation": "mirror z -> -z"}
     mirrored = left.inputs.dfpt.creator
     assert mirrored.process_label == "mirror_dfpt_z"
-    from aiida_llpam.tools.results import dfpt_retrieved, run_settings
+    from aiida_llpam.queries import dfpt_retrieved, run_settings
 
     assert mirrored.inputs.retrieved.uuid == dfpt_retrieved(right).uuid  # one ph.x run, both enantiomers
     settings = run_settings(right)

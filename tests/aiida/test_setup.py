@@ -58,9 +58,9 @@ def test_setup_reports_a_changed_option_and_checks_codes(llpam_profile):
 
 
 def test_setup_refuses_a_code_that_runs_something_else(llpam_profile, tmp_path):
-    from aiida_llpam.tools.setup import SetupError, ensure_codes
-
     from aiida import orm
+
+    from aiida_llpam.configure import SetupError, ensure_codes
 
     fake = tmp_path / "pw.x"
     fake.write_text("#!/bin/sh\n")

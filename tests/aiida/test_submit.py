@@ -36,7 +36,7 @@ def test_submit_is_refused_on_the_embedded_profile(llpam_profile, run_quartz, ex
 def test_submit_takes_the_slurm_computer_when_the_profile_has_one(llpam_profile, run_quartz):
     from aiida import orm
 
-    from aiida_llpam.tools.services import SLURM_COMPUTER
+    from aiida_llpam.configure import SLURM_COMPUTER
 
     assert run_quartz.default_computer(submit=True) == "localhost"
     computer = orm.Computer(label=SLURM_COMPUTER, hostname="localhost", transport_type="core.local",

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tests.conftest import load_workflow_script
 from aiida.engine import WorkChain
 from ase.build import bulk
 from ase.io import write
+
+from tests.conftest import load_workflow_script
 
 from .test_reference_archive import LEGACY, REFERENCE
 
@@ -30,7 +30,7 @@ import json, sys
 import numpy as np
 from tests.aiida.test_reference_archive import import_into_own_profile
 from aiida.manage import get_manager
-from aiida_llpam.tools.results import finished_runs
+from aiida_llpam.queries import finished_runs
 newest = import_into_own_profile(__import__("pathlib").Path(sys.argv[1]), sys.argv[2])
 runs = {}
 for node in finished_runs():
@@ -215,7 +215,7 @@ def test_verdi_run_entry_point(llpam_profile):
     assert "space group: P4_32_12 (No. 96)" in out.stdout and "nothing stored" in out.stdout
 
 
-# ---- the run-with-progress machinery the scripts share (aiida_llpam.tools.progress) -----------------------
+# ---- the run-with-progress machinery the scripts share (aiida_llpam.cli.launch) -----------------------
 
 
 class TwoStepWorkChain(WorkChain):
@@ -240,7 +240,7 @@ class TwoStepWorkChain(WorkChain):
 def test_run_with_progress_writes_the_pk_first_and_returns_the_node(llpam_profile, tmp_path, capsys):
     from aiida import orm
 
-    from aiida_llpam.tools.progress import print_outcome, run_with_progress
+    from aiida_llpam.cli.launch import print_outcome, run_with_progress
 
     builder = TwoStepWorkChain.get_builder()
     builder.x = orm.Int(21)

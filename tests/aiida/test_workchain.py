@@ -19,7 +19,7 @@ def _q2r_file(node) -> str:
 
 def test_smoke_finishes_with_outputs(smoke_run):
     from aiida_llpam.quantities import OUTPUTS
-    from aiida_llpam.tools.results import run_settings
+    from aiida_llpam.queries import run_settings
 
     assert smoke_run.is_finished_ok, smoke_run.exit_message
     for name in ("structure", "symmetry", "force_constants", "settings", *(n for n, o in OUTPUTS.items() if not o.optional)):

@@ -7,12 +7,12 @@ import asyncio
 
 import pytest
 
-from aiida_llpam.tools.progress import (
+from aiida_llpam.cli.launch import ProgressPrinter
+from aiida_llpam.monitor import ProgressLine
+from aiida_llpam.parsers.ph_progress import (
     DONE,
     PARTIAL,
     PENDING,
-    ProgressLine,
-    ProgressPrinter,
     QStatus,
     describe_ph,
     format_duration,

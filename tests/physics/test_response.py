@@ -8,8 +8,7 @@ import pytest
 from aiida_llpam.physics import build_phonopy, compute_modes, compute_response
 from aiida_llpam.physics.feedback import eta_paper
 from aiida_llpam.physics.phonon import set_nac
-from aiida_llpam.physics.units import PROTON_MASS_AMU
-from aiida_llpam.physics.units import AMU_KG, BOHR_M
+from aiida_llpam.physics.units import AMU_KG, BOHR_M, PROTON_MASS_AMU
 
 TEMPS = np.array([20.0, 100.0, 300.0, 800.0])
 RADII = np.array([5e-9, 20e-9, 1e-6])

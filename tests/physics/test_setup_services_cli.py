@@ -34,7 +34,7 @@ def calls(monkeypatch):
     monkeypatch.setattr(services, "unavailable_reason", lambda: None)
     monkeypatch.setattr(services, "ensure_all_services", ensure_all_services)
     monkeypatch.setattr(services, "stop_services", stop_services)
-    monkeypatch.setattr("aiida_llpam.tools.setup.setup_all", embedded_setup)
+    monkeypatch.setattr("aiida_llpam.configure.setup_all", embedded_setup)
     return recorded
 
 

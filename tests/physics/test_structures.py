@@ -1,4 +1,4 @@
-"""aiida_llpam.tools.structures without an AiiDA profile: loading, refusals, orientation, mirror images."""
+"""aiida_llpam.structures without an AiiDA profile: loading, refusals, orientation, mirror images."""
 
 from pathlib import Path
 
@@ -10,7 +10,7 @@ from ase.build import bulk
 from ase.io import read, write
 from ase.spacegroup import crystal
 
-from aiida_llpam.tools.structures import (
+from aiida_llpam.structures import (
     StructureError,
     check_pseudopotentials,
     handedness_label,

@@ -17,7 +17,7 @@ from .conftest import wait_until_terminated
 
 REPO = Path(__file__).resolve().parents[2]
 STRUCTURES = REPO / "fixtures" / "structures"
-LDA_ELEMENTS = ["O", "Si"]  # llpam/LDA/debian (aiida_llpam.tools.setup.PSEUDOS)
+LDA_ELEMENTS = ["O", "Si"]  # llpam/LDA/debian (aiida_llpam.configure.PSEUDOS)
 
 
 @pytest.fixture(scope="module")
@@ -182,8 +182,8 @@ def test_mirror_image_records_the_as_is_runs_structure(daemon_profile, screen, t
     from aiida import engine, orm
     from aiida.common.links import LinkType
 
+    from aiida_llpam.structures import symmetry_of
     from aiida_llpam.tools import services
-    from aiida_llpam.tools.structures import symmetry_of
 
     builders = []
 

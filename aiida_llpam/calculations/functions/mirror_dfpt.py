@@ -12,7 +12,7 @@ from .dyn_mat_folder import dyn_folder, read_dyn_files
 def mirror_dfpt_z(retrieved: orm.FolderData) -> orm.FolderData:
     """The ``DYN_MAT`` files of a PhCalculation for the crystal mirrored z -> -z (``physics.dynmat.mirror_z``).
 
-    A ``PamWorkChain`` given this as ``dfpt``, with the mirrored structure (``tools.structures.mirror_z``),
+    A ``PamWorkChain`` given this as ``dfpt``, with the mirrored structure (``structures.mirror_z``),
     runs q2r.x and the rest for the other enantiomer; ``tests/aiida/test_enantiomers.py`` checks on quartz
     that this equals ph.x run on the mirror image.
     """

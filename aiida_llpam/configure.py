@@ -19,6 +19,9 @@ from pathlib import Path
 
 PROFILE = "llpam"
 COMPUTER = "localhost"
+#: the profile on PostgreSQL + RabbitMQ that a daemon runs, and its SLURM computer (docs/scaleout.md)
+DAEMON_PROFILE = "llpam-daemon"
+SLURM_COMPUTER = "localhost-slurm"
 PSEUDO_FAMILY = "llpam/LDA/debian"
 PSEUDO_DIR = Path("/usr/share/espresso/pseudo")
 #: Debian's LDA pseudopotentials used for quartz (and the Si control); their headers suggest no cut-offs

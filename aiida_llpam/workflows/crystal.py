@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiida_llpam.tools.structures import MIRROR_OPERATION
+from aiida_llpam.structures import MIRROR_OPERATION
 
 
 def pam_builder(codes, structure, info: dict, enantiomer: str, protocol: str, family: str, symprec: float,

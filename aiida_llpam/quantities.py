@@ -73,7 +73,8 @@ OUTPUTS = {
         Output("magnetization", "response", "Phonon magnetisation (THEORY.md section 5): gamma^M, <M_z>, mu_0 <M_z>, chi_ML."),
         Output("bz_contributions", "response", "Summands of chi_D and chi_OD per k point on the full mesh (Fig. 3d, e).",
                ("bz_temperature_k", "mesh")),
-        Output("mesh_modes", "response", "Frequencies, l^z and mu^z per mode on the irreducible k points of the sums."),
+        Output("mesh_modes", "response", "Frequencies, l^z and mu^z per mode on the irreducible k points of the sums; "
+               "only with the response setting store_mesh_modes.", optional=True),
         Output("convergence", "response", "The k meshes summed, in order, with the tracked sums at the reference "
                "temperature; the change of the last step is the k-mesh uncertainty."),
         Output("diagnostics", "response", "Cell, density and the modes the sums left out (imaginary ones counted)."),

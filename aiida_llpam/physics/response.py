@@ -67,8 +67,9 @@ class PamResponse:
     bz_kz_reduced: np.ndarray  # (n3,) k_z of each slice in units of the third reciprocal vector, in [-1/2, 1/2)
     bz_chi_diagonal: np.ndarray  # (n1, n2, n3) summand of chi_D per k point at bz_temperature_k
     bz_chi_offdiagonal: np.ndarray  # (n1, n2, n3) summand of chi_OD (interband + pair)
-    mesh_qpoints: np.ndarray  # (nk, 3) irreducible k points, reduced
-    mesh_weights: np.ndarray  # (nk,) their multiplicities
+    # the modes on the irreducible k points: None unless settings.store_mesh_modes
+    mesh_qpoints: np.ndarray | None  # (nk, 3) irreducible k points, reduced
+    mesh_weights: np.ndarray | None  # (nk,) their multiplicities
     mesh_frequencies_thz: np.ndarray  # (nk, nb)
     mesh_l_z_hbar: np.ndarray  # (nk, nb)
     mesh_mu_z_mu_n: np.ndarray  # (nk, nb), NaN without Born charges
@@ -445,6 +446,10 @@ def _response_on_mesh(
 
     chi, chi_ml = pieces(0), pieces(1)
     frequencies, l_z, mu_z = (np.concatenate(column) for column in zip(*per_mode))
+    mesh_modes = {
+        "mesh_qpoints": qpoints, "mesh_weights": kmesh.ir_weights, "mesh_frequencies_thz": frequencies,
+        "mesh_l_z_hbar": l_z, "mesh_mu_z_mu_n": mu_z,
+    }  # fmt: skip
 
     def full_mesh(per_ir: list[np.ndarray]) -> np.ndarray:
         values = np.concatenate(per_ir)[kmesh.full_to_ir] * norm
@@ -469,10 +474,6 @@ def _response_on_mesh(
         bz_kz_reduced=kmesh.qpoints[:: kmesh.mesh[0] * kmesh.mesh[1], 2],
         bz_chi_diagonal=full_mesh(bz_d),
         bz_chi_offdiagonal=full_mesh(bz_od),
-        mesh_qpoints=qpoints,
-        mesh_weights=kmesh.ir_weights,
-        mesh_frequencies_thz=frequencies,
-        mesh_l_z_hbar=l_z,
-        mesh_mu_z_mu_n=mu_z,
+        **(mesh_modes if settings.store_mesh_modes else dict.fromkeys(mesh_modes)),
         **with_lifetimes,
     )

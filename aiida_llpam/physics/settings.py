@@ -35,7 +35,8 @@ MAX_MESH_POINTS = 2_000_000
 
 _REQUIRED = ("temperatures_k", "radii_nm", "tau_s", "grad_t_k_m", "mesh", "frequency_cutoff_thz", "bz_temperature_k")
 #: every key a settings mapping may hold
-RESPONSE_KEYS = (*_REQUIRED, "degeneracy_tolerance_thz", "convergence_meshes", "convergence_tolerance", "convergence_temperature_k")
+RESPONSE_KEYS = (*_REQUIRED, "degeneracy_tolerance_thz", "convergence_meshes", "convergence_tolerance", "convergence_temperature_k",
+                 "store_mesh_modes")
 
 
 def grid(spec, key: str = "grid") -> np.ndarray:
@@ -103,6 +104,9 @@ class ResponseSettings:
     convergence_meshes: tuple[tuple[int, int, int], ...] = ()
     convergence_tolerance: float = 0.01
     convergence_temperature_k: float = 300.0
+    #: keep frequencies, l^z and mu^z of every mode on the irreducible k points (output mesh_modes): tens of MB
+    #: at 48^3, so only on request
+    store_mesh_modes: bool = False
 
     def __post_init__(self):
         set_ = object.__setattr__  # frozen: normalise once, here
@@ -115,6 +119,9 @@ class ResponseSettings:
         if isinstance(grad, bool) or not isinstance(grad, (int, float, np.floating, np.integer)) or not math.isfinite(grad):
             raise ValueError(f"grad_t_k_m: must be a finite number, got {grad!r}")
         set_(self, "grad_t_k_m", float(grad))
+        if not isinstance(self.store_mesh_modes, (bool, np.bool_)):
+            raise ValueError(f"store_mesh_modes: must be true or false, got {self.store_mesh_modes!r}")
+        set_(self, "store_mesh_modes", bool(self.store_mesh_modes))
         set_(self, "mesh", _mesh(self.mesh, "mesh"))
         meshes = self.convergence_meshes
         if not isinstance(meshes, (list, tuple)):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from aiida import orm
 from aiida.common import AttributeDict
-from aiida.engine import ToContext, WorkChain, if_
+from aiida.engine import ToContext, WorkChain, if_, while_
 from aiida.plugins import WorkflowFactory
 
 from aiida_llpam.calculations.functions.direct_dfpt_check import direct_dfpt_check
 from aiida_llpam.physics.direct_dfpt import DEFAULT_VALIDATION_QPOINTS
 
 from .ph_base import PhBaseWorkChain
+from .relaunch import RelaunchesLostJobs
 
 PwBaseWorkChain = WorkflowFactory("quantumespresso.pw.base")
 
@@ -33,7 +34,7 @@ def validate_inputs(inputs, _) -> str | None:
     return None
 
 
-class DirectDfptWorkChain(WorkChain):
+class DirectDfptWorkChain(RelaunchesLostJobs, WorkChain):
     """The force-constant model of a run against ph.x computed directly at ``validation_qpoints``.
 
     1. scf (PwBaseWorkChain with the inputs of the DFPT's scf), unless ``parent_folder`` gives a finished one;
@@ -69,8 +70,9 @@ class DirectDfptWorkChain(WorkChain):
         )  # fmt: skip
         spec.inputs.validator = validate_inputs
         spec.outline(
-            if_(cls.should_run_scf)(cls.run_scf, cls.inspect_scf),
+            if_(cls.should_run_scf)(cls.run_scf, while_(cls.jobs_lost)(cls.relaunch_lost), cls.inspect_scf),
             cls.run_ph,
+            while_(cls.jobs_lost)(cls.relaunch_lost),
             cls.inspect_ph,
             cls.compare,
         )
@@ -110,11 +112,14 @@ class DirectDfptWorkChain(WorkChain):
     def should_run_scf(self):
         return "scf" in self.inputs
 
-    def run_scf(self):
+    def submit_scf(self):
         inputs = AttributeDict(self.exposed_inputs(PwBaseWorkChain, namespace="scf"))
         inputs.pw.structure = self.inputs.structure
         inputs.metadata.call_link_label = "scf"
-        node = self.submit(PwBaseWorkChain, **inputs)
+        return self.submit(PwBaseWorkChain, **inputs)
+
+    def run_scf(self):
+        node = self.launch_job("workchain_scf", "submit_scf")
         self.report(f"launching PwBaseWorkChain<{node.pk}> (scf of the DFPT)")
         return ToContext(workchain_scf=node)
 
@@ -125,24 +130,28 @@ class DirectDfptWorkChain(WorkChain):
             return self.exit_codes.ERROR_SCF_FAILED
         return None
 
+    def submit_ph(self, index: int, q: list):
+        inputs = AttributeDict(self.exposed_inputs(PhBaseWorkChain, namespace="ph"))
+        inputs.ph = AttributeDict(inputs.ph)
+        parameters = inputs.ph.parameters.get_dict()
+        inputph = parameters.setdefault("INPUTPH", {})
+        for key in MESH_ONLY_KEYS:
+            inputph.pop(key, None)
+        inputs.ph.parameters = orm.Dict(parameters)
+        inputs.ph.parent_folder = (
+            self.ctx.workchain_scf.outputs.remote_folder if "scf" in self.inputs else self.inputs.parent_folder
+        )
+        qpoints = orm.KpointsData()
+        qpoints.set_cell_from_structure(self.inputs.structure)
+        qpoints.set_kpoints([q])  # one point: ph.x runs at it alone (ldisp = .false.)
+        inputs.qpoints = qpoints
+        inputs.metadata.call_link_label = f"ph_q{index}"
+        return self.submit(PhBaseWorkChain, **inputs)
+
     def run_ph(self):
-        parent = self.ctx.workchain_scf.outputs.remote_folder if "scf" in self.inputs else self.inputs.parent_folder
         futures = {}
         for index, q in enumerate(self.inputs.validation_qpoints.get_list(), start=1):
-            inputs = AttributeDict(self.exposed_inputs(PhBaseWorkChain, namespace="ph"))
-            inputs.ph = AttributeDict(inputs.ph)
-            parameters = inputs.ph.parameters.get_dict()
-            inputph = parameters.setdefault("INPUTPH", {})
-            for key in MESH_ONLY_KEYS:
-                inputph.pop(key, None)
-            inputs.ph.parameters = orm.Dict(parameters)
-            inputs.ph.parent_folder = parent
-            qpoints = orm.KpointsData()
-            qpoints.set_cell_from_structure(self.inputs.structure)
-            qpoints.set_kpoints([q])  # one point: ph.x runs at it alone (ldisp = .false.)
-            inputs.qpoints = qpoints
-            inputs.metadata.call_link_label = f"ph_q{index}"
-            futures[f"q{index}"] = self.submit(PhBaseWorkChain, **inputs)
+            futures[f"q{index}"] = self.launch_job(f"q{index}", "submit_ph", index, q)
         listing = ", ".join(f"{node.pk} at q = {q}" for node, q in zip(futures.values(), self.inputs.validation_qpoints.get_list()))
         self.report(f"launching {len(futures)} PhBaseWorkChain, one per q point: {listing}")
         return ToContext(**futures)

@@ -6,7 +6,7 @@ import numpy as np
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.common.exceptions import NotExistent
-from aiida.engine import ToContext, WorkChain, if_
+from aiida.engine import ToContext, WorkChain, if_, while_
 from aiida.plugins import WorkflowFactory
 from aiida_phonopy.data import ForceConstantsData
 from aiida_quantumespresso.common.types import ElectronicType, RelaxType
@@ -18,8 +18,6 @@ from aiida_llpam.calculations.functions import (
     phonopy_force_constants,
     strip_dielectric_block_from_folder,
 )
-from aiida_llpam.calculations.functions.pam_figure_data import validate_figure_parameters
-from aiida_llpam.calculations.functions.phonopy_force_constants import validate_sum_rules
 from aiida_llpam.calculations.nodes import read_output
 from aiida_llpam.calculations.response import PamResponseCalculation
 from aiida_llpam.physics.symmetry import response_symmetry_text
@@ -27,95 +25,17 @@ from aiida_llpam.physics.units import THZ_TO_CM
 from aiida_llpam.quantities import OUTPUTS
 from aiida_llpam.report import imaginary_mode_warnings
 
+from .pam_inputs import dfpt_inputs, family_cutoffs, validate_figures, validate_inputs, validate_sum_rules_input
 from .ph_base import PhBaseWorkChain
-from .ph_qpoints import PhQpointsWorkChain
 from .protocols import UNPHYSICAL_PROTOCOLS
+from .relaunch import RelaunchesLostJobs
 
 PwBaseWorkChain = WorkflowFactory("quantumespresso.pw.base")
 PwRelaxWorkChain = WorkflowFactory("quantumespresso.pw.relax")
 Q2rBaseWorkChain = WorkflowFactory("quantumespresso.q2r.base")
 
 
-def validate_figures(node: orm.Dict, _) -> str | None:
-    """The figure settings, checked by the calcfunction's own validator (before anything runs)."""
-    return validate_figure_parameters(node.get_dict())
-
-
-def validate_sum_rules_input(node: orm.Dict, _) -> str | None:
-    return validate_sum_rules(node.get_dict())
-
-
-def validate_inputs(inputs, _) -> str | None:
-    """Cross-checks: DFPT inputs or a finished DFPT, a pseudo for every kind, a q mesh (not a list) for ph.x."""
-    if "dfpt" in inputs:
-        given = sorted(key for key in ("relax", "scf", "ph_main") if key in inputs)
-        return f"dfpt: a finished DFPT replaces relax, scf and ph_main; remove {', '.join(given)}" if given else None
-    missing = [key for key in ("scf", "ph_main") if key not in inputs]
-    if missing:
-        return f"{', '.join(missing)}: needed to run the DFPT (or give `dfpt`, the retrieved files of a finished ph.x)"
-    structure = inputs["structure"]
-    pseudos = inputs["scf"]["pw"].get("pseudos", {})
-    missing = sorted(set(structure.get_kind_names()) - set(pseudos))
-    if missing:
-        return f"scf.pw.pseudos: no pseudopotential for {', '.join(missing)}"
-    qpoints = inputs["ph_main"].get("qpoints")
-    if qpoints is not None:
-        try:
-            mesh, _ = qpoints.get_kpoints_mesh()
-        except AttributeError:
-            return "ph_main.qpoints: must be a mesh (ph.x ldisp), not a list of q points"
-        if min(mesh) < 1:
-            return f"ph_main.qpoints: mesh must be positive, got {mesh}"
-    return None
-
-
-def family_cutoffs(inputs: dict, structure: orm.StructureData, overrides: dict) -> dict:
-    """ecutwfc/ecutrho (Ry) from the pseudo family where it records them (the largest over the structure's elements).
-
-    The protocol's own cut-offs are for families that record none (Debian's LDA files suggest none); a
-    value given in ``overrides`` is kept as it is (e.g. a cut-off convergence study).
-    """
-    from aiida_pseudo.groups.mixins import RecommendedCutoffMixin
-
-    try:
-        family = orm.load_group(inputs["pseudo_family"])
-    except NotExistent:
-        raise ValueError(f"no pseudopotential family {inputs['pseudo_family']}: run `aiida-llpam setup`") from None
-    missing = sorted(set(structure.get_kind_names()) - set(family.elements))
-    if missing:
-        raise ValueError(f"no pseudopotential for {', '.join(missing)} in the pseudo family {family.label} "
-                         f"(it has {', '.join(sorted(family.elements))})")  # fmt: skip
-    if not isinstance(family, RecommendedCutoffMixin):
-        return {}
-    recommended = dict(zip(("ecutwfc", "ecutrho"), family.get_recommended_cutoffs(structure=structure, unit="Ry")))
-    return {key: inputs[key] if key in overrides else value for key, value in recommended.items()}
-
-
-def dfpt_inputs(ph_main, parent_folder: orm.RemoteData, parallelize_qpoints: bool) -> tuple[type, AttributeDict]:
-    """The DFPT process and its inputs, as PamWorkChain runs it: ``ph_main`` (its namespace's inputs) on the scf
-    ``parent_folder``, with eps and Z*; PhQpointsWorkChain if ``parallelize_qpoints``, else PhBaseWorkChain."""
-    inputs = AttributeDict({key: value for key, value in ph_main.items() if key != "metadata"})
-    inputs.ph = AttributeDict(inputs.ph)
-    inputs.ph.parent_folder = parent_folder
-    parameters = inputs.ph.parameters.get_dict()
-    parameters.setdefault("INPUTPH", {})["epsil"] = True  # eps and Z* are the NAC source
-    inputs.ph.parameters = orm.Dict(parameters)
-    inputs.metadata = AttributeDict(ph_main.get("metadata", {}))
-    if not parallelize_qpoints:
-        return PhBaseWorkChain, inputs
-    inputs.pop("only_initialization", None)
-    return PhQpointsWorkChain, inputs
-
-
-def _profile_has_broker() -> bool:
-    """True if the loaded profile has a broker (RabbitMQ): a daemon can run submitted jobs side by side."""
-    from aiida.manage import get_manager
-
-    profile = get_manager().get_profile()
-    return profile is not None and profile.process_control_backend is not None
-
-
-class PamWorkChain(ProtocolMixin, WorkChain):
+class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
     """A crystal (alpha-quartz or any insulator) from QE DFPT to phonon angular-momentum response nodes.
 
     Outline: optional vc-relax (PwRelaxWorkChain) -> symmetry (spglib, a
@@ -126,7 +46,8 @@ class PamWorkChain(ProtocolMixin, WorkChain):
     dipole-subtracted IFCs, and on a copy without the dielectric block, which
     gives the full IFCs phonopy needs) -> force constants for phonopy ->
     response sums -> figure data. The response outputs are attached as soon as
-    they exist, so a failure of the figure data cannot lose them.
+    they exist, so a failure of the figure data cannot lose them. A job lost by a
+    daemon worker that was shutting down is launched again (:mod:`.relaunch`).
     """
 
     @classmethod
@@ -175,8 +96,8 @@ class PamWorkChain(ProtocolMixin, WorkChain):
             "parallelize_qpoints",
             valid_type=orm.Bool,
             default=lambda: orm.Bool(False),
-            help="Run each irreducible q point of ph_main as its own ph.x job, all at once (PhQpointsWorkChain). "
-            "get_builder_from_protocol turns it on where the profile has a broker, i.e. a daemon can run the jobs.",
+            help="Run each irreducible q point of ph_main as its own ph.x job, all at once (PhQpointsWorkChain): "
+            "worth it where a daemon runs the jobs side by side; the launcher decides (aiida_llpam.cli.launch).",
         )
         spec.input(
             "dfpt",
@@ -215,18 +136,22 @@ class PamWorkChain(ProtocolMixin, WorkChain):
 
         spec.outline(
             cls.setup,
-            if_(cls.should_relax)(cls.run_relax, cls.inspect_relax),
+            if_(cls.should_relax)(cls.run_relax, while_(cls.jobs_lost)(cls.relaunch_lost), cls.inspect_relax),
             cls.run_symmetry,
             if_(cls.should_run_dfpt)(
                 cls.run_scf,
+                while_(cls.jobs_lost)(cls.relaunch_lost),
                 cls.inspect_scf,
                 cls.run_ph,
+                while_(cls.jobs_lost)(cls.relaunch_lost),
                 cls.inspect_ph,
             ),
             cls.run_q2r,
+            while_(cls.jobs_lost)(cls.relaunch_lost),
             cls.inspect_q2r,
             cls.run_force_constants,
             cls.run_response,
+            while_(cls.jobs_lost)(cls.relaunch_lost),
             cls.inspect_response,
             cls.run_figure_data,
         )
@@ -266,7 +191,7 @@ class PamWorkChain(ProtocolMixin, WorkChain):
     @classmethod
     def get_builder_from_protocol(
         cls, pw_code, ph_code, q2r_code, structure, protocol=None, overrides=None, options=None, response_code=None,
-        dfpt=None, parallelize_qpoints=None,
+        dfpt=None, parallelize_qpoints=False,
     ):  # fmt: skip
         """A ready builder: ``protocol`` is smoke, fast or production; ``overrides`` merge into the protocol.
 
@@ -279,8 +204,8 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         A family that records cut-offs sets them (:func:`family_cutoffs`). ``response_code`` defaults to ``llpam-response@<computer of pw_code>`` (made by
         ``aiida-llpam setup``). Raises ValueError for an unknown protocol, a missing
         response code or a structure with species missing from the pseudo family.
-        ``parallelize_qpoints`` (one ph.x job per q point): by default on where the profile has a broker,
-        so that a daemon runs the jobs side by side; the embedded profile runs one ph.x job.
+        ``parallelize_qpoints`` (one ph.x job per q point): the caller's choice, not the environment's: the same
+        arguments give the same builder in any profile (``aiida_llpam.cli.launch`` decides it for the scripts).
         """
         if protocol is not None and protocol not in cls.get_available_protocols():
             raise ValueError(f"unknown protocol {protocol!r}: choose from {', '.join(cls.get_available_protocols())}")
@@ -329,8 +254,6 @@ class PamWorkChain(ProtocolMixin, WorkChain):
             ph = PhBaseWorkChain.get_builder_from_protocol(ph_code, protocol=qe_protocol, overrides=inputs["ph_main"], **kwargs)
             ph.pop("clean_workdir", None)
             builder.ph_main = ph
-            if parallelize_qpoints is None:
-                parallelize_qpoints = _profile_has_broker()
             builder.parallelize_qpoints = orm.Bool(parallelize_qpoints)
 
         builder.q2r.q2r.code = q2r_code
@@ -367,11 +290,14 @@ class PamWorkChain(ProtocolMixin, WorkChain):
     def should_relax(self):
         return "relax" in self.inputs
 
-    def run_relax(self):
+    def submit_relax(self):
         inputs = AttributeDict(self.exposed_inputs(PwRelaxWorkChain, namespace="relax"))
         inputs.structure = self.ctx.structure
         inputs.metadata.call_link_label = "relax"
-        node = self.submit(PwRelaxWorkChain, **inputs)
+        return self.submit(PwRelaxWorkChain, **inputs)
+
+    def run_relax(self):
+        node = self.launch_job("workchain_relax", "submit_relax")
         self.report(f"launching PwRelaxWorkChain<{node.pk}> (vc-relax)")
         return ToContext(workchain_relax=node)
 
@@ -396,11 +322,14 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         self.report(f"{sym['formula']}: space group {sym['space_group']} ({sym['space_group_number']}), {verdict}")
         return None
 
-    def run_scf(self):
+    def submit_scf(self):
         inputs = AttributeDict(self.exposed_inputs(PwBaseWorkChain, namespace="scf"))
         inputs.pw.structure = self.ctx.structure
         inputs.metadata.call_link_label = "scf"
-        node = self.submit(PwBaseWorkChain, **inputs)
+        return self.submit(PwBaseWorkChain, **inputs)
+
+    def run_scf(self):
+        node = self.launch_job("workchain_scf", "submit_scf")
         self.report(f"launching PwBaseWorkChain<{node.pk}> (scf)")
         return ToContext(workchain_scf=node)
 
@@ -411,20 +340,23 @@ class PamWorkChain(ProtocolMixin, WorkChain):
             return self.exit_codes.ERROR_SUB_PROCESS_FAILED_SCF
         return None
 
-    def run_ph(self):
+    def submit_ph(self):
         parallel = self.inputs.parallelize_qpoints.value
         process, inputs = dfpt_inputs(self.exposed_inputs(PhBaseWorkChain, namespace="ph_main"),
                                       self.ctx.workchain_scf.outputs.remote_folder, parallel)  # fmt: skip
         inputs.metadata.call_link_label = "ph"
-        node = self.submit(process, **inputs)
-        mesh = inputs.qpoints.get_kpoints_mesh()[0]
-        self.report(f"launching {process.__name__}<{node.pk}> (DFPT, q mesh {mesh}, epsil)")
+        return self.submit(process, **inputs)
+
+    def run_ph(self):
+        node = self.launch_job("workchain_ph", "submit_ph")
+        mesh = self.inputs.ph_main.qpoints.get_kpoints_mesh()[0]
+        self.report(f"launching {node.process_label}<{node.pk}> (DFPT, q mesh {mesh}, epsil)")
         return ToContext(workchain_ph=node)
 
     def inspect_ph(self):
         node = self.ctx.workchain_ph
         if not node.is_finished_ok:
-            self.report(f"PhBaseWorkChain<{node.pk}> failed with exit status {node.exit_status}")
+            self.report(f"{node.process_label}<{node.pk}> failed with exit status {node.exit_status}")
             return self.exit_codes.ERROR_SUB_PROCESS_FAILED_PH
         self.ctx.dfpt_retrieved = node.outputs.retrieved
         return None
@@ -436,12 +368,10 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         except ValueError as exc:
             self.report(str(exc))
             return self.exit_codes.ERROR_NO_DIELECTRIC_DATA
-        futures = {}
-        for key, parent in (("workchain_q2r_nac", retrieved), ("workchain_q2r", stripped)):
-            inputs = AttributeDict(self.exposed_inputs(Q2rBaseWorkChain, namespace="q2r"))
-            inputs.q2r.parent_folder = parent
-            inputs.metadata.call_link_label = "q2r_nac" if key.endswith("nac") else "q2r"
-            futures[key] = self.submit(Q2rBaseWorkChain, **inputs)
+        futures = {
+            "workchain_q2r_nac": self.launch_job("workchain_q2r_nac", "submit_q2r", retrieved.uuid, "q2r_nac"),
+            "workchain_q2r": self.launch_job("workchain_q2r", "submit_q2r", stripped.uuid, "q2r"),
+        }
         self.report(
             f"launching Q2rBaseWorkChain<{futures['workchain_q2r_nac'].pk}> (dyn files with eps/Z*) and "
             f"Q2rBaseWorkChain<{futures['workchain_q2r'].pk}> (dielectric block removed)"
@@ -455,6 +385,12 @@ class PamWorkChain(ProtocolMixin, WorkChain):
                 self.report(f"Q2rBaseWorkChain<{node.pk}> failed with exit status {node.exit_status}")
                 return self.exit_codes.ERROR_SUB_PROCESS_FAILED_Q2R
         return None
+
+    def submit_q2r(self, parent_uuid: str, label: str):
+        inputs = AttributeDict(self.exposed_inputs(Q2rBaseWorkChain, namespace="q2r"))
+        inputs.q2r.parent_folder = orm.load_node(parent_uuid)
+        inputs.metadata.call_link_label = label
+        return self.submit(Q2rBaseWorkChain, **inputs)
 
     def run_force_constants(self):
         fc_file = self.ctx.workchain_q2r.outputs.force_constants
@@ -478,12 +414,15 @@ class PamWorkChain(ProtocolMixin, WorkChain):
         self.out("force_constants", node)
         return None
 
-    def run_response(self):
+    def submit_response(self):
         inputs = AttributeDict(self.exposed_inputs(PamResponseCalculation, namespace="response"))
         inputs.force_constants = self.ctx.force_constants
         inputs.metadata.call_link_label = "response"
-        node = self.submit(PamResponseCalculation, **inputs)
-        mesh = inputs.parameters["mesh"]
+        return self.submit(PamResponseCalculation, **inputs)
+
+    def run_response(self):
+        node = self.launch_job("calculation_response", "submit_response")
+        mesh = self.inputs.response.parameters["mesh"]
         self.report(f"launching PamResponseCalculation<{node.pk}> ({mesh[0]}x{mesh[1]}x{mesh[2]} k mesh)")
         return ToContext(calculation_response=node)
 

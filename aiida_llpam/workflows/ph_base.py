@@ -1,10 +1,11 @@
 """PhBaseWorkChain whose restarts respect Quantum ESPRESSO 6.7 (``nmix_ph <= 5``) and resume killed ph.x runs."""
 
-from aiida import orm
 from aiida.engine import ProcessHandlerReport, process_handler
 from aiida.plugins import WorkflowFactory
 
 from aiida_llpam.calculations.ph import PhCalculation
+
+from .relaunch import lost_to_worker_shutdown
 
 QePhBaseWorkChain = WorkflowFactory("quantumespresso.ph.base")
 
@@ -12,20 +13,8 @@ QePhBaseWorkChain = WorkflowFactory("quantumespresso.ph.base")
 MAX_NMIX_PH = 5
 
 
-def lost_to_worker_shutdown(node: orm.ProcessNode) -> bool:
-    """True if ``node`` was excepted by a daemon worker that was shutting down, not by anything it ran.
-
-    aiida-core 2.9: a worker that stops (``verdi daemon stop``/``restart``) hands its processes back to RabbitMQ,
-    which may deliver them to another worker that is stopping too; that worker cannot subscribe them any more
-    (``kiwipy.CommunicatorClosed``), and the launcher then marks the process excepted for good
-    (``ProcessLauncher._continue``, "failed to recreate the process instance"). The process itself was sound, so
-    running it again is the right answer.
-    """
-    return node.is_excepted and "CommunicatorClosed" in (node.exception or "")
-
-
 class PhBaseWorkChain(QePhBaseWorkChain):
-    """aiida-quantumespresso's PhBaseWorkChain with four changes.
+    """aiida-quantumespresso's PhBaseWorkChain with five changes.
 
     * Its calculations are ``llpam.ph`` (:class:`aiida_llpam.calculations.ph.PhCalculation`), whose restarts from
       another ph.x run start at all with aiida-quantumespresso 5.1.
@@ -36,8 +25,9 @@ class PhBaseWorkChain(QePhBaseWorkChain):
       is restarted with ``recover``: it continues from the last representation it completed.
     * Only finished calculations are merged, so a q point that an interrupted run had started and its
       restart finished is counted once (aiida-quantumespresso issue #1216).
-    * A calculation excepted by a daemon worker that was shutting down (:func:`lost_to_worker_shutdown`) is
-      launched again with the same inputs instead of aborting the workchain.
+    * A calculation excepted by a daemon worker that was shutting down (:func:`.relaunch.lost_to_worker_shutdown`)
+      is launched again with the same inputs instead of aborting the workchain: the restart loop's own way of
+      doing what :class:`.relaunch.RelaunchesLostJobs` does for the other workchains.
     """
 
     _process_class = PhCalculation

@@ -6,13 +6,11 @@ from aiida.engine import ToContext, WorkChain, while_
 
 from aiida_llpam.calculations.functions.collect_dynamical_matrices import collect_dynamical_matrices
 
-from .ph_base import PhBaseWorkChain, lost_to_worker_shutdown
-
-#: how often a job lost by stopping daemon workers is launched again before the q point counts as failed
-MAX_RELAUNCHES = 3
+from .ph_base import PhBaseWorkChain
+from .relaunch import RelaunchesLostJobs
 
 
-class PhQpointsWorkChain(WorkChain):
+class PhQpointsWorkChain(RelaunchesLostJobs, WorkChain):
     """ph.x on a q mesh (``ldisp``), each irreducible q point its own job, with the inputs of a PhBaseWorkChain.
 
     1. ``ph_init``: ph.x with ``start_irr = last_irr = 0`` lists the irreducible q points (seconds; QE's own
@@ -22,8 +20,7 @@ class PhQpointsWorkChain(WorkChain):
        QE drops ``epsil`` away from Gamma, so the Gamma job alone computes eps and the Born charges.
     3. ``collect_dynamical_matrices``: one ``DYN_MAT`` folder, as a single ph.x job on the mesh writes it.
 
-    A job excepted by a daemon worker that was shutting down (:func:`.ph_base.lost_to_worker_shutdown`) is
-    launched again, up to ``MAX_RELAUNCHES`` times.
+    A job lost by a daemon worker that was shutting down is launched again (:mod:`.relaunch`).
 
     The output ``retrieved`` takes the place of a single job's retrieved folder for q2r.x; the force constants
     agree with the single-job route to the DFPT convergence threshold (tests/aiida/test_ph_qpoints.py).
@@ -71,32 +68,13 @@ class PhQpointsWorkChain(WorkChain):
         inputs.metadata.call_link_label = label
         return inputs
 
-    def _launch(self, key: str, label: str, **inputph):
-        """Submit the PhBaseWorkChain of context ``key``; remembered so that :meth:`relaunch_lost` can repeat it."""
-        self.ctx.setdefault("launches", {})[key] = (label, inputph)
+    def submit_ph(self, label: str, inputph: dict):
         return self.submit(PhBaseWorkChain, **self._ph_inputs(label, **inputph))
 
     def run_init(self):
-        node = self._launch("workchain_init", "ph_init", start_irr=0, last_irr=0)
+        node = self.launch_job("workchain_init", "submit_ph", "ph_init", {"start_irr": 0, "last_irr": 0})
         self.report(f"launching PhBaseWorkChain<{node.pk}> (list of irreducible q points)")
         return ToContext(workchain_init=node)
-
-    def _lost(self) -> list[str]:
-        return [key for key in self.ctx.launches if lost_to_worker_shutdown(self.ctx[key])]
-
-    def jobs_lost(self) -> bool:
-        return bool(self._lost()) and self.ctx.get("relaunches", 0) < MAX_RELAUNCHES
-
-    def relaunch_lost(self):
-        self.ctx.relaunches = self.ctx.get("relaunches", 0) + 1
-        relaunched = {}
-        for key in self._lost():
-            lost = self.ctx[key]
-            label, inputph = self.ctx.launches[key]
-            relaunched[key] = node = self._launch(key, label, **inputph)
-            self.report(f"PhBaseWorkChain<{lost.pk}> was lost by a daemon worker that was shutting down: "
-                        f"launched again as PhBaseWorkChain<{node.pk}>")  # fmt: skip
-        return ToContext(**relaunched)
 
     def inspect_init(self):
         node = self.ctx.workchain_init
@@ -109,7 +87,9 @@ class PhQpointsWorkChain(WorkChain):
     def run_qpoints(self):
         futures = {}
         for index in range(1, self.ctx.n_qpoints + 1):
-            futures[f"q{index}"] = self._launch(f"q{index}", f"ph_q{index}", start_q=index, last_q=index)
+            futures[f"q{index}"] = self.launch_job(
+                f"q{index}", "submit_ph", f"ph_q{index}", {"start_q": index, "last_q": index}
+            )
         pks = ", ".join(str(node.pk) for node in futures.values())
         self.report(f"launching {len(futures)} PhBaseWorkChain, one per irreducible q point: {pks}")
         return ToContext(**futures)

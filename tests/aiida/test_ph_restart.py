@@ -4,8 +4,10 @@ import pytest
 
 
 @pytest.fixture
-def ph_workchain(llpam_profile, codes):
-    """A PhBaseWorkChain after setup with one failed PhCalculation (ERROR_CONVERGENCE_NOT_REACHED) as its child."""
+def ph_workchain(bare_profile, aiida_code_installed):
+    """A PhBaseWorkChain after setup with one failed PhCalculation (ERROR_CONVERGENCE_NOT_REACHED) as its child.
+
+    Nothing runs: a ph code whose executable is never called is enough (no QE binary needed)."""
     from aiida import orm
     from aiida.common import LinkType
     from aiida.engine.utils import instantiate_process
@@ -14,7 +16,7 @@ def ph_workchain(llpam_profile, codes):
 
     from aiida_llpam.workflows.ph_base import PhBaseWorkChain
 
-    ph_code = codes[1]
+    ph_code = aiida_code_installed(label="ph", default_calc_job_plugin="quantumespresso.ph", filepath_executable="/bin/true")
     parent = orm.RemoteData(computer=ph_code.computer, remote_path="/tmp").store()
     qpoints = orm.KpointsData()
     qpoints.set_kpoints_mesh([1, 1, 1])
@@ -73,7 +75,7 @@ def _excepted(computer, exception: str):
 )
 def test_a_calculation_lost_by_a_stopping_worker_is_launched_again(ph_workchain, exception, lost):
     """Only an exception of the daemon worker's shutdown is retried; an exception of the calculation aborts."""
-    from aiida_llpam.workflows.ph_base import lost_to_worker_shutdown
+    from aiida_llpam.workflows.relaunch import lost_to_worker_shutdown
 
     process, failed = ph_workchain
     node = _excepted(failed.computer, exception)

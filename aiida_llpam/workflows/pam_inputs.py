@@ -1,0 +1,84 @@
+"""PamWorkChain's inputs: validators, the pseudo family's cut-offs, and the DFPT step's process and inputs."""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.common.exceptions import NotExistent
+
+from aiida_llpam.calculations.functions.pam_figure_data import validate_figure_parameters
+from aiida_llpam.calculations.functions.phonopy_force_constants import validate_sum_rules
+
+from .ph_base import PhBaseWorkChain
+from .ph_qpoints import PhQpointsWorkChain
+
+
+def validate_figures(node: orm.Dict, _) -> str | None:
+    """The figure settings, checked by the calcfunction's own validator (before anything runs)."""
+    return validate_figure_parameters(node.get_dict())
+
+
+def validate_sum_rules_input(node: orm.Dict, _) -> str | None:
+    return validate_sum_rules(node.get_dict())
+
+
+def validate_inputs(inputs, _) -> str | None:
+    """Cross-checks: DFPT inputs or a finished DFPT, a pseudo for every kind, a q mesh (not a list) for ph.x."""
+    if "dfpt" in inputs:
+        given = sorted(key for key in ("relax", "scf", "ph_main") if key in inputs)
+        return f"dfpt: a finished DFPT replaces relax, scf and ph_main; remove {', '.join(given)}" if given else None
+    missing = [key for key in ("scf", "ph_main") if key not in inputs]
+    if missing:
+        return f"{', '.join(missing)}: needed to run the DFPT (or give `dfpt`, the retrieved files of a finished ph.x)"
+    structure = inputs["structure"]
+    pseudos = inputs["scf"]["pw"].get("pseudos", {})
+    missing = sorted(set(structure.get_kind_names()) - set(pseudos))
+    if missing:
+        return f"scf.pw.pseudos: no pseudopotential for {', '.join(missing)}"
+    qpoints = inputs["ph_main"].get("qpoints")
+    if qpoints is not None:
+        try:
+            mesh, _ = qpoints.get_kpoints_mesh()
+        except AttributeError:
+            return "ph_main.qpoints: must be a mesh (ph.x ldisp), not a list of q points"
+        if min(mesh) < 1:
+            return f"ph_main.qpoints: mesh must be positive, got {mesh}"
+    return None
+
+
+def family_cutoffs(inputs: dict, structure: orm.StructureData, overrides: dict) -> dict:
+    """ecutwfc/ecutrho (Ry) from the pseudo family where it records them (the largest over the structure's elements).
+
+    The protocol's own cut-offs are for families that record none (Debian's LDA files suggest none); a
+    value given in ``overrides`` is kept as it is (e.g. a cut-off convergence study).
+    """
+    from aiida_pseudo.groups.mixins import RecommendedCutoffMixin
+
+    try:
+        family = orm.load_group(inputs["pseudo_family"])
+    except NotExistent:
+        raise ValueError(f"no pseudopotential family {inputs['pseudo_family']}: run `aiida-llpam setup`") from None
+    missing = sorted(set(structure.get_kind_names()) - set(family.elements))
+    if missing:
+        raise ValueError(f"no pseudopotential for {', '.join(missing)} in the pseudo family {family.label} "
+                         f"(it has {', '.join(sorted(family.elements))})")  # fmt: skip
+    if not isinstance(family, RecommendedCutoffMixin):
+        return {}
+    recommended = dict(zip(("ecutwfc", "ecutrho"), family.get_recommended_cutoffs(structure=structure, unit="Ry")))
+    return {key: inputs[key] if key in overrides else value for key, value in recommended.items()}
+
+
+def dfpt_inputs(ph_main, parent_folder: orm.RemoteData, parallelize_qpoints: bool) -> tuple[type, AttributeDict]:
+    """The DFPT process and its inputs, as PamWorkChain runs it: ``ph_main`` (its namespace's inputs) on the scf
+    ``parent_folder``, with eps and Z*; PhQpointsWorkChain if ``parallelize_qpoints``, else PhBaseWorkChain."""
+    inputs = AttributeDict({key: value for key, value in ph_main.items() if key != "metadata"})
+    inputs.ph = AttributeDict(inputs.ph)
+    inputs.ph.parent_folder = parent_folder
+    parameters = inputs.ph.parameters.get_dict()
+    parameters.setdefault("INPUTPH", {})["epsil"] = True  # eps and Z* are the NAC source
+    inputs.ph.parameters = orm.Dict(parameters)
+    inputs.metadata = AttributeDict(ph_main.get("metadata", {}))
+    if not parallelize_qpoints:
+        return PhBaseWorkChain, inputs
+    inputs.pop("only_initialization", None)
+    return PhQpointsWorkChain, inputs

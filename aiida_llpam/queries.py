@@ -67,8 +67,11 @@ def dfpt_retrieved(node: orm.WorkChainNode) -> orm.FolderData:
 
 
 def dfpt_ph_calculation(retrieved: orm.FolderData) -> orm.CalcJobNode:
-    """The ph.x calculation behind a folder of dynamical matrices; for the per-q-point route its Gamma job."""
+    """The ph.x calculation behind a folder of dynamical matrices; for the per-q-point route its Gamma job, for a
+    mirrored DFPT (``mirror_dfpt_z``) the ph.x run it mirrors."""
     creator = retrieved.creator
+    if creator is not None and creator.process_label == "mirror_dfpt_z":
+        return dfpt_ph_calculation(creator.inputs.retrieved)
     if creator is not None and creator.process_label == "collect_dynamical_matrices":
         creator = creator.inputs.q1.creator
     if creator is None or "qpoints" not in creator.inputs or "parent_folder" not in creator.inputs:
@@ -104,8 +107,24 @@ def dfpt_scf_calculation(retrieved: orm.FolderData) -> orm.CalcJobNode:
     return calculation
 
 
+def dfpt_scf_equilibrium(retrieved: orm.FolderData):
+    """(scf calculation, stress in GPa, forces in eV/A) of the scf a ph.x run perturbed, at its last step;
+    stress and forces are None where pw.x computed none (no ``tstress``/``tprnfor``)."""
+    scf = dfpt_scf_calculation(retrieved)
+    trajectory = scf.outputs.output_trajectory
+    names = trajectory.get_arraynames()
+    if "stress" not in names or "forces" not in names:
+        return scf, None, None
+    return scf, trajectory.get_array("stress")[-1], trajectory.get_array("forces")[-1]
+
+
 def dfpt_structure(retrieved: orm.FolderData) -> orm.StructureData:
-    """The structure a ph.x run computed (that of the scf it ran on): given, or relaxed by the workchain."""
+    """The structure a ph.x run computed (that of the scf it ran on): given, or relaxed by the workchain.
+
+    Refused for a mirrored DFPT: its structure is the mirror image, which no ph.x computed (the run's input).
+    """
+    if retrieved.creator is not None and retrieved.creator.process_label == "mirror_dfpt_z":
+        raise ValueError(f"FolderData<{retrieved.pk}> is a mirrored DFPT: its structure is the run's input `structure`")
     return dfpt_scf_calculation(retrieved).inputs.structure
 
 
@@ -114,8 +133,6 @@ def dfpt_settings(retrieved: orm.FolderData) -> dict:
 
     For a mirrored DFPT (``mirror_dfpt_z``) they are those of the ph.x run it mirrors.
     """
-    if retrieved.creator is not None and retrieved.creator.process_label == "mirror_dfpt_z":
-        return dfpt_settings(retrieved.creator.inputs.retrieved)
     ph = dfpt_ph_calculation(retrieved)
     pw = dfpt_scf_calculation(retrieved)
     system = pw.inputs.parameters["SYSTEM"]
@@ -187,3 +204,21 @@ def gather(node: orm.WorkChainNode) -> tuple[dict, dict]:
     for key in ("path", "acoustic", "gamma_a", "trajectory", "response"):
         sources[key]["workchain"] = node.uuid
     return data, sources
+
+
+def _created_by(process_label: str, link_label: str, node: orm.Node) -> list[orm.CalcFunctionNode]:
+    """Calcfunctions ``process_label`` that took ``node`` as input ``link_label``, oldest first."""
+    query = orm.QueryBuilder().append(orm.Node, filters={"id": node.pk}, tag="input")
+    query.append(orm.CalcFunctionNode, with_incoming="input", edge_filters={"label": link_label},
+                 filters={"attributes.process_label": process_label, "attributes.exit_status": 0})  # fmt: skip
+    return sorted(query.all(flat=True), key=lambda calc: calc.ctime)
+
+
+def direct_dfpt_checks(node: orm.WorkChainNode) -> list[orm.CalcFunctionNode]:
+    """The checks of a run's force-constant model against direct DFPT (``direct_dfpt_check``), oldest first."""
+    return _created_by("direct_dfpt_check", "force_constants", node.outputs.force_constants)
+
+
+def error_budgets(node: orm.WorkChainNode) -> list[orm.ArrayData]:
+    """The error budgets made for a run (``error_budget`` with the run as reference), oldest first."""
+    return [calc.outputs.result for calc in _created_by("error_budget", "reference_convergence", node.outputs.convergence)]

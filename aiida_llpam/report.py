@@ -36,40 +36,74 @@ def imaginary_mode_warnings(response: dict, path: dict, acoustic: dict | None = 
     return warnings
 
 
+def sum_rules_line(record: dict | None) -> str:
+    """The sum rules of a force-constants node (its ``sum_rules`` attribute; None where it has none)."""
+    if record is None or not record["rotational_invariance"]:
+        return "sum rules: ASR only (no rotational invariance): expect an imaginary TA pocket next to Gamma"
+    return (f"sum rules: Born-Huang residual {record['born_huang_before']:.2e} -> {record['born_huang_after']:.1e} Ry/bohr, "
+            f"Huang {record['huang_before']:.2e} -> {record['huang_after']:.1e} Ry, largest IFC change "
+            f"{record['max_change_ry_bohr2']:.1e} Ry/bohr^2 (unfolding x{tuple(record['factor'])}, every DFPT dynamical "
+            "matrix kept)")  # fmt: skip
+
+
+def sound_velocities_line(acoustic: dict) -> str:
+    """The sound velocities of an ``acoustic`` output, km/s, three lowest branches per direction."""
+    v = np.asarray(acoustic["sound_velocities_m_s"]) / 1e3
+    return (f"sound velocities (km/s, three lowest branches): along z {v[0].round(2).tolist()}, "
+            f"x {v[1].round(2).tolist()}, y {v[2].round(2).tolist()}")  # fmt: skip
+
+
+def kmesh_convergence_line(table: dict) -> str:
+    """State of a ``convergence`` output: the meshes summed and the change of each step."""
+    meshes = ["x".join(map(str, m)) for m in table["convergence_meshes"]]
+    if len(meshes) == 1:
+        return f"k-mesh convergence: not checked (one mesh, {meshes[0]})"
+    changes = table["convergence_max_relative_change"]
+    state = "converged" if int(table["convergence_converged"]) else "NOT converged"
+    return (f"k-mesh convergence: {state} (tolerance {float(table['convergence_tolerance']):.1%}); meshes "
+            f"{', '.join(meshes)}; largest change per step {', '.join(f'{c:.1%}' for c in changes[1:])}")  # fmt: skip
+
+
 def quality_lines(record: dict | None, data: dict) -> list[str]:
     """Sum rules (``record``: the force constants' ``sum_rules`` attribute, None if it has none), the acoustic region
     and the k-mesh convergence of a run (``data``: :func:`aiida_llpam.queries.gather`), with the headline sums +- their
     k-mesh uncertainty."""
-    lines = []
-    if record is None or not record["rotational_invariance"]:
-        lines.append("sum rules: ASR only (no rotational invariance): expect an imaginary TA pocket next to Gamma")
-    else:
-        lines.append(f"sum rules: Born-Huang residual {record['born_huang_before']:.2e} -> {record['born_huang_after']:.1e} Ry/bohr "
-                     f"(unfolding x{record['factor']}, every DFPT dynamical matrix kept)")  # fmt: skip
+    lines = [sum_rules_line(record)]
     acoustic = data["acoustic"]
     if acoustic:
-        v = acoustic["sound_velocities_m_s"] / 1e3
         lines.append(f"acoustic region: lowest frequency {acoustic['path_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1 on the path, "
                      f"{acoustic['near_gamma_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1 next to Gamma, "
                      f"{int(acoustic['num_imaginary_modes'])} imaginary modes")  # fmt: skip
-        lines.append(f"sound velocities (km/s, three lowest branches): along z {v[0].round(2).tolist()}, "
-                     f"x {v[1].round(2).tolist()}, y {v[2].round(2).tolist()}")  # fmt: skip
+        lines.append(sound_velocities_line(acoustic))
     response = data["response"]
     if "convergence_meshes" not in response:
         lines.append("k-mesh convergence: not stored in this run")
         return lines
-    meshes = ["x".join(map(str, m)) for m in response["convergence_meshes"]]
-    changes = response["convergence_max_relative_change"]
-    if len(meshes) == 1:
-        lines.append(f"k-mesh convergence: not checked (one mesh, {meshes[0]})")
+    lines.append(kmesh_convergence_line(response))
+    if len(response["convergence_meshes"]) == 1:
         return lines
-    state = "converged" if int(response["convergence_converged"]) else "NOT converged"
-    lines.append(f"k-mesh convergence: {state} (tolerance {float(response['convergence_tolerance']):.1%}); meshes "
-                 f"{', '.join(meshes)}; largest change per step {', '.join(f'{c:.1%}' for c in changes[1:])}")  # fmt: skip
+    meshes = ["x".join(map(str, m)) for m in response["convergence_meshes"]]
     units = {q.name: q.unit for q in QUANTITIES if q.output == "convergence"}
     lines.append(f"headline sums at {float(response['convergence_temperature_k']):g} K on {meshes[-1]} "
                  "(+- the change of the last k-mesh step):")  # fmt: skip
     table = MeshConvergence.from_arrays(response)
     for name in TRACKED:
         lines.append(f"  {name:30s} {table.values[name][-1]:12.4e} +- {table.uncertainty(name):.1e} {units[f'convergence_{name}']}")
+    return lines
+
+
+def direct_check_lines(summary: dict, table: dict) -> list[str]:
+    """The model against direct DFPT at q points off the DFPT mesh (a ``direct_dfpt_check``'s outputs)."""
+    lines = [f"model vs direct DFPT (ph.x at q off the DFPT mesh, on-site ASR from the raw Gamma matrix; raw Gamma "
+             f"acoustic {', '.join(f'{f:.1f}' for f in table['gamma_asr_violation_cm'])} cm^-1):"]  # fmt: skip
+    for i, q in enumerate(table["qpoints"]):
+        model, direct = table["model_frequencies_cm"][i], table["direct_frequencies_cm"][i]
+        lines.append(
+            f"  q = {np.round(q, 3).tolist()}: acoustic model {', '.join(f'{f:.2f}' for f in model[:3])} / direct "
+            f"{', '.join(f'{f:.2f}' for f in direct[:3])} cm^-1; largest deviation {summary['per_q_max_deviation_cm'][i]:.2f} "
+            f"cm^-1; TA splitting {table['model_ta_splitting_cm'][i]:.2f} / {table['direct_ta_splitting_cm'][i]:.2f} cm^-1"
+        )
+    lines.append(f"  modes above {summary['optical_threshold_cm']:.0f} cm^-1 within {summary['max_deviation_above_threshold_cm']:.2f} "
+                 f"cm^-1, acoustic within {summary['max_acoustic_deviation_cm']:.2f} cm^-1, l^z within "
+                 f"{summary['max_l_z_deviation']:.3f} hbar, mu^z within {summary['max_mu_z_deviation']:.4f} mu_N")  # fmt: skip
     return lines

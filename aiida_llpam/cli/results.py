@@ -9,6 +9,7 @@ import click
 from aiida_llpam.workflows.protocols import UNPHYSICAL_PROTOCOLS
 
 from . import main
+from .figures import unphysical_warning, write_figures
 
 PROFILE_OPTION = click.option("-p", "--profile", default=None, help="AiiDA profile (default: the default profile).")
 
@@ -29,15 +30,6 @@ def _workchain(identifier):
         return load_pam_workchain(identifier)
     except ResultsError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-def write_figures(node, outdir, fmt: str = "png") -> list[Path]:
-    """Every panel of the paper from ``node``'s stored outputs; returns the written files."""
-    from aiida_llpam.plotting import write_all_panels
-    from aiida_llpam.queries import gather
-
-    data, sources = gather(node)
-    return list(write_all_panels(data, outdir, fmt, sources).values())
 
 
 @main.command("list")
@@ -90,6 +82,8 @@ def show_command(identifier, profile, temperature, radius_nm):
         click.echo(f"WARNING: {warning}")
     for line in quality_lines(sum_rules_record(node), data):
         click.echo(line)
+    for line in trust_lines(node):
+        click.echo(line)
     click.echo(f"at T = {response['temperatures_k'][it]:g} K, r = {response['radii_m'][ir] * 1e9:.4g} nm:")
     for line in summary_lines(response, it, ir):
         click.echo(line)
@@ -108,7 +102,11 @@ def show_command(identifier, profile, temperature, radius_nm):
 def figures_command(identifier, outdir, fmt, profile):
     """One file per panel of the paper (Fig. 2d-f, 3b-f), from stored nodes only."""
     _load(profile)
-    for path in write_figures(_workchain(identifier), outdir, fmt):
+    try:
+        paths = write_figures(_workchain(identifier), outdir, fmt)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in paths:
         click.echo(str(path))
 
 
@@ -123,4 +121,25 @@ def export_command(identifier, output, profile):
     from aiida_llpam.queries import gather
 
     data, sources = gather(_workchain(identifier))
-    click.echo(str(write_results_h5(output, data, sources)))
+    click.echo(str(write_results_h5(output, data, sources, warning=unphysical_warning(data["settings"]))))
+
+
+def trust_lines(node) -> list[str]:
+    """The latest direct-DFPT check and error budget made for the run, where there are any."""
+    from aiida_llpam.calculations.functions.error_budget import budget_from_node
+    from aiida_llpam.calculations.nodes import read_output
+    from aiida_llpam.queries import direct_dfpt_checks, error_budgets
+    from aiida_llpam.report import direct_check_lines
+
+    lines = []
+    checks = direct_dfpt_checks(node)
+    if checks:
+        check = checks[-1]
+        lines += direct_check_lines(check.outputs.summary.get_dict(), read_output(check.outputs.table))
+    budgets = error_budgets(node)
+    if budgets:
+        budget = budgets[-1]
+        lines.append(f"error budget at {budget.base.attributes.get('temperature_k'):g} K (% of each headline value; "
+                     f"ErrorBudget ArrayData<{budget.pk}>):")  # fmt: skip
+        lines += budget_from_node(budget).lines()
+    return lines

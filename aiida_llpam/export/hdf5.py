@@ -9,39 +9,42 @@ import h5py
 import numpy as np
 
 from aiida_llpam.quantities import OUTPUTS, axis_arrays, quantities_of
-from aiida_llpam.workflows.protocols import UNPHYSICAL_PROTOCOLS
 
 #: figure outputs as gathered by aiida_llpam.queries.gather
 _FIGURE_GROUPS = {"dispersion": "path", "acoustic": "acoustic", "gamma_a": "gamma_a", "trajectory": "trajectory"}
 
 
-def write_results_h5(path, data: dict, sources: dict) -> Path:
+def write_results_h5(path, data: dict, sources: dict, warning: str | None = None) -> Path:
     """One group per registry output (datasets with a ``units`` attribute), /settings as JSON attributes.
 
-    Quantities a run did not store (a run older than physics v2) are left out; the file says which version it holds.
+    ``data`` and ``sources`` as aiida_llpam.queries.gather returns them. Optional outputs a run did not make
+    (lifetimes_response) are left out. ``warning`` (e.g. the smoke protocol's "NOT physical") becomes the root
+    attribute ``warning``.
     """
     path = Path(path)
     with h5py.File(path, "w") as h5:
         h5.attrs["format"] = "aiida-llpam results 2"
         h5.attrs["workchain_uuid"] = sources["workchain"]
-        h5.attrs["predates_v2"] = bool(data.get("predates_v2", False))
-        if data["settings"].get("protocol") in UNPHYSICAL_PROTOCOLS:
-            h5.attrs["warning"] = UNPHYSICAL_PROTOCOLS[data["settings"]["protocol"]]
+        if warning:
+            h5.attrs["warning"] = warning
         for name, out in OUTPUTS.items():
             values = data["response"] if out.source == "response" else data[_FIGURE_GROUPS[name]]
             if out.optional and not any(q.name in values for q in quantities_of(name)):
                 continue
             group = h5.create_group(name)
             group.attrs["description"] = out.description
-            group.attrs["source_uuids"] = json.dumps(sources.get("response" if out.source == "response" else _FIGURE_GROUPS[name], {}))
-            entries = [(array, unit) for _, array, unit in axis_arrays(name)] + [(q.name, q.unit) for q in quantities_of(name)]
+            source = "response" if out.source == "response" else _FIGURE_GROUPS[name]
+            group.attrs["source_uuids"] = json.dumps(sources.get(source, {}))
+            entries = [(array, unit) for _, array, unit in axis_arrays(name)]
+            entries += [(q.name, q.unit) for q in quantities_of(name)]
             for array, unit in entries:
                 if array in values:
                     dataset = group.create_dataset(array, data=np.asarray(values[array]))
                     dataset.attrs["units"] = unit
             for key in out.attributes:
                 if key in values:
-                    group.attrs[key] = json.dumps(np.asarray(values[key]).tolist() if isinstance(values[key], np.ndarray) else values[key])
+                    value = values[key]
+                    group.attrs[key] = json.dumps(value.tolist() if isinstance(value, np.ndarray) else value)
         settings = h5.create_group("settings")
         settings.attrs["source_uuids"] = json.dumps(sources.get("settings", {}))
         for key, value in data["settings"].items():

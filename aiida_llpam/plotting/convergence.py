@@ -10,25 +10,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .panels import SYMBOLS, WIDTH  # noqa: E402
+from .panels import SYMBOLS
+from .style import WIDTH, new_figure, styled
 
 #: Gamma branches drawn (ascending order, 0-2 acoustic): the four lowest optical modes and the highest
 OPTICAL_BRANCHES = (3, 4, 5, 6, -1)
 
 
+@styled
 def plot_dfpt_convergence(table: dict, path) -> Path:
     """The DFPT table against the setting label: gamma^NL_zz, the chi pieces, gamma^M (error bars: the k-mesh
     uncertainty) and Gamma frequencies, each relative to the last label (taken as the reference)."""
     path = Path(path)
     labels = list(table["labels"])
     x = np.arange(len(labels))
-    fig, axes = plt.subplots(2, 2, figsize=(2 * WIDTH, 4.6), sharex=True)
+    fig, axes = new_figure((2 * WIDTH, 4.6), nrows=2, ncols=2, sharex=True)
     panels = (
         (axes[0, 0], ("gamma_nl_zz",), r"$\gamma^{NL}_{zz}$ (J s K$^{-1}$ m$^{-2}$)"),
         (axes[0, 1], ("chi_diagonal", "chi_offdiagonal_interband", "chi_offdiagonal_pair"), r"$\chi$ (kg/m)"),
@@ -45,10 +43,12 @@ def plot_dfpt_convergence(table: dict, path) -> Path:
     freqs = np.asarray(table["gamma_frequencies_cm"])
     for branch in OPTICAL_BRANCHES:
         column = freqs[:, branch]
-        ax.plot(x, column - column[-1], marker="o", ms=3, lw=0.8, label=f"branch {branch % freqs.shape[1] + 1}: {column[-1]:.1f}")
+        ax.plot(x, column - column[-1], marker="o", ms=3, lw=0.8,
+                label=f"branch {branch % freqs.shape[1] + 1}: {column[-1]:.1f}")
     ax.axhline(0.0, color="0.6", lw=0.5)
     ax.set_ylabel(f"$\\omega_\\Gamma - \\omega_\\Gamma$({labels[-1]}) (cm$^{{-1}}$)")
-    ax.legend(frameon=False, fontsize=5, loc="lower left", title=f"TO at $\\Gamma$, {labels[-1]} value", title_fontsize=5)
+    ax.legend(frameon=False, fontsize=5, loc="lower left", title=f"TO at $\\Gamma$, {labels[-1]} value",
+              title_fontsize=5)
     # the acoustic check is an absolute number (negative: imaginary), so it gets its own axis
     near = ax.twinx()
     near.plot(x, np.asarray(table["near_gamma_lowest_frequency_cm"]), marker="s", ms=3, lw=0.8, ls="--", color="k")
@@ -64,5 +64,4 @@ def plot_dfpt_convergence(table: dict, path) -> Path:
     fig.suptitle(f"DFPT convergence at {temperature:.0f} K (error bars: k-mesh uncertainty of the sums)", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
     return path

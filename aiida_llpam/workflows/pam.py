@@ -5,12 +5,10 @@ from __future__ import annotations
 import numpy as np
 from aiida import orm
 from aiida.common import AttributeDict
-from aiida.common.exceptions import NotExistent
 from aiida.engine import ToContext, WorkChain, if_, while_
 from aiida.plugins import WorkflowFactory
 from aiida_phonopy.data import ForceConstantsData
-from aiida_quantumespresso.common.types import ElectronicType, RelaxType
-from aiida_quantumespresso.workflows.protocols.utils import ProtocolMixin, recursive_merge
+from aiida_quantumespresso.workflows.protocols.utils import ProtocolMixin
 
 from aiida_llpam.calculations.functions import (
     crystal_symmetry,
@@ -20,12 +18,21 @@ from aiida_llpam.calculations.functions import (
 )
 from aiida_llpam.calculations.nodes import read_output
 from aiida_llpam.calculations.response import PamResponseCalculation
+from aiida_llpam.physics.equilibrium import DEFAULT_THRESHOLDS, equilibrium_problems
 from aiida_llpam.physics.symmetry import response_symmetry_text
 from aiida_llpam.physics.units import THZ_TO_CM
 from aiida_llpam.quantities import OUTPUTS
-from aiida_llpam.report import imaginary_mode_warnings
+from aiida_llpam.report import imaginary_mode_warnings, kmesh_convergence_line, sound_velocities_line, sum_rules_line
 
-from .pam_inputs import dfpt_inputs, family_cutoffs, validate_figures, validate_inputs, validate_sum_rules_input
+from .pam_inputs import (
+    dfpt_inputs,
+    family_cutoffs,
+    fill_builder,
+    validate_equilibrium,
+    validate_figures,
+    validate_inputs,
+    validate_sum_rules_input,
+)
 from .ph_base import PhBaseWorkChain
 from .protocols import UNPHYSICAL_PROTOCOLS
 from .relaunch import RelaunchesLostJobs
@@ -113,6 +120,14 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
             validator=validate_sum_rules_input,
             help="Sum rules on the force constants (phonopy_force_constants.SUM_RULE_KEYS; THEORY.md section 8).",
         )
+        spec.input(
+            "equilibrium",
+            valid_type=orm.Dict,
+            default=lambda: orm.Dict(DEFAULT_THRESHOLDS),
+            validator=validate_equilibrium,
+            help="Largest residual stress (GPa) and force (eV/A) of the scf the DFPT perturbed; refuse (exit 410) "
+            "or, with refuse false, warn above them (aiida_llpam.physics.equilibrium).",
+        )
         spec.expose_inputs(
             Q2rBaseWorkChain,
             namespace="q2r",
@@ -146,6 +161,7 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
                 while_(cls.jobs_lost)(cls.relaunch_lost),
                 cls.inspect_ph,
             ),
+            cls.check_equilibrium,
             cls.run_q2r,
             while_(cls.jobs_lost)(cls.relaunch_lost),
             cls.inspect_q2r,
@@ -179,6 +195,7 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
         spec.exit_code(407, "ERROR_RESPONSE_FAILED", message="The PamResponseCalculation failed: {message}")
         spec.exit_code(408, "ERROR_FIGURE_DATA_FAILED", message="The figure data failed (the response outputs are kept): {message}")
         spec.exit_code(409, "ERROR_DFPT_STRUCTURE_MISMATCH", message="The force constants describe another cell than `structure`: {message}")
+        spec.exit_code(410, "ERROR_NOT_IN_EQUILIBRIUM", message="The cell the DFPT perturbed is not in equilibrium: {message}")
 
     @classmethod
     def get_protocol_filepath(cls):
@@ -212,67 +229,8 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
         inputs = cls.get_protocol_inputs(protocol, overrides)
         if dfpt is None:
             inputs.update(family_cutoffs(inputs, structure, overrides or {}))
-        pw_code, ph_code, q2r_code = (orm.load_code(c) if isinstance(c, str) else c for c in (pw_code, ph_code, q2r_code))
-        qe_protocol = inputs["qe_protocol"]
-        kwargs = {"electronic_type": ElectronicType.INSULATOR, "options": options}
-        pw_base = {
-            "pseudo_family": inputs["pseudo_family"],
-            "pw": {"parameters": {"SYSTEM": {"ecutwfc": inputs["ecutwfc"], "ecutrho": inputs["ecutrho"], "occupations": "fixed"}}},
-        }
-
-        def with_mesh(base):
-            kpoints = orm.KpointsData()
-            kpoints.set_kpoints_mesh(inputs["kpoints"])
-            base.kpoints = kpoints
-            base.pop("kpoints_distance", None)
-            base.pop("kpoints_force_parity", None)
-
-        builder = cls.get_builder()
-        builder.structure = structure
-        builder.protocol = orm.Str(protocol or cls.get_default_protocol())
-        builder.symprec = orm.Float(inputs["symprec"])
-        if dfpt is not None:
-            builder.dfpt = dfpt
-        elif inputs["run_relax"]:
-            relax_overrides = recursive_merge({"base_relax": pw_base, "base_init_relax": pw_base}, inputs["relax"])
-            relax = PwRelaxWorkChain.get_builder_from_protocol(
-                pw_code, structure, qe_protocol, overrides=relax_overrides, relax_type=RelaxType.POSITIONS_CELL, **kwargs
-            )
-            for key in ("structure", "clean_workdir", "base_init_relax"):
-                relax.pop(key, None)
-            with_mesh(relax.base_relax)
-            builder.relax = relax
-
-        if dfpt is None:
-            scf = PwBaseWorkChain.get_builder_from_protocol(
-                pw_code, structure, qe_protocol, overrides=recursive_merge(pw_base, inputs["scf"]), **kwargs
-            )
-            scf.pw.pop("structure", None)
-            scf.pop("clean_workdir", None)
-            with_mesh(scf)
-            builder.scf = scf
-            ph = PhBaseWorkChain.get_builder_from_protocol(ph_code, protocol=qe_protocol, overrides=inputs["ph_main"], **kwargs)
-            ph.pop("clean_workdir", None)
-            builder.ph_main = ph
-            builder.parallelize_qpoints = orm.Bool(parallelize_qpoints)
-
-        builder.q2r.q2r.code = q2r_code
-        builder.q2r.q2r.parameters = orm.Dict(inputs["q2r"]["q2r"]["parameters"])
-        resources = {"num_machines": 1} if options else {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-        builder.q2r.q2r.metadata.options = recursive_merge({"resources": resources}, options or {})
-
-        if response_code is None:
-            label = f"llpam-response@{pw_code.computer.label}"
-            try:
-                response_code = orm.load_code(label)
-            except NotExistent:
-                raise ValueError(f"no code {label} for the response job: run `aiida-llpam setup`") from None
-        builder.response.code = orm.load_code(response_code) if isinstance(response_code, str) else response_code
-        builder.response.parameters = orm.Dict(inputs["response"])
-        builder.sum_rules = orm.Dict(inputs["sum_rules"])
-        builder.figures = orm.Dict(inputs["figures"])
-        builder.clean_workdir = orm.Bool(inputs["clean_workdir"])
-        return builder
+        return fill_builder(cls.get_builder(), inputs, (pw_code, ph_code, q2r_code), structure, protocol or cls.get_default_protocol(),
+                            options, response_code, dfpt, parallelize_qpoints)  # fmt: skip
 
     # ---- outline steps -------------------------------------------------------------------------
 
@@ -361,6 +319,24 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
         self.ctx.dfpt_retrieved = node.outputs.retrieved
         return None
 
+    def check_equilibrium(self):
+        """Stress and forces of the scf the DFPT perturbed, before the sum rules assume zero stress."""
+        from aiida_llpam.queries import dfpt_scf_equilibrium
+
+        thresholds = self.inputs.equilibrium.get_dict()
+        scf, stress, forces = dfpt_scf_equilibrium(self.ctx.dfpt_retrieved)
+        if stress is None:
+            self.report(f"WARNING: {scf.process_label}<{scf.pk}> computed no stress (tstress): equilibrium not checked")
+            return None
+        self.report(f"equilibrium of the scf {scf.process_label}<{scf.pk}>: largest stress component "
+                    f"{abs(stress).max():.3f} GPa, largest force {np.linalg.norm(forces, axis=-1).max():.4f} eV/A")  # fmt: skip
+        problems = equilibrium_problems(stress, forces, thresholds["max_stress_gpa"], thresholds["max_force_ev_angstrom"])
+        if problems and thresholds["refuse"]:
+            return self.exit_codes.ERROR_NOT_IN_EQUILIBRIUM.format(message="; ".join(problems))
+        for problem in problems:
+            self.report(f"WARNING: {problem} (equilibrium.refuse is false: going on)")
+        return None
+
     def run_q2r(self):
         retrieved = self.ctx.dfpt_retrieved
         try:
@@ -401,13 +377,7 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
             return self.exit_codes.ERROR_DFPT_STRUCTURE_MISMATCH.format(
                 message=f"q2r.x cell {lattice_angstrom.round(4).tolist()} A, structure {np.round(self.ctx.structure.cell, 4).tolist()} A"
             )
-        record = node.base.attributes.get("sum_rules")
-        if record["rotational_invariance"]:
-            self.report(
-                f"sum rules: Born-Huang residual {record['born_huang_before']:.2e} -> {record['born_huang_after']:.2e} Ry/bohr, "
-                f"Huang {record['huang_before']:.2e} -> {record['huang_after']:.2e} Ry, largest IFC change "
-                f"{record['max_change_ry_bohr2']:.1e} Ry/bohr^2 (every DFPT dynamical matrix kept)"
-            )
+        self.report(sum_rules_line(node.base.attributes.get("sum_rules")))
         self.out("structure", self.ctx.structure)
         self.out("q2r_force_constants", fc_file)
         self.out("q2r_force_constants_nac", nac_file)
@@ -435,13 +405,9 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
         for warning in imaginary_mode_warnings(read_output(node.outputs.diagnostics), {}):
             self.report(f"WARNING: {warning}")
         table = read_output(node.outputs.convergence)
-        changes = table["convergence_max_relative_change"]
-        if len(changes) > 1:
-            state = "converged" if table["convergence_converged"] else "NOT converged"
-            self.report(f"k sums {state}: last step {changes[-1]:.2%} (tolerance {float(table['convergence_tolerance']):.1%}) "
-                        f"on {'x'.join(map(str, table['convergence_meshes'][-1]))}")  # fmt: skip
-            if not table["convergence_converged"]:
-                self.report("WARNING: the k sums did not converge within the tolerance; the table is the output `convergence`")
+        self.report(kmesh_convergence_line(table))
+        if len(table["convergence_meshes"]) > 1 and not table["convergence_converged"]:
+            self.report("WARNING: the k sums did not converge within the tolerance; the table is the output `convergence`")
         chi = node.outputs.chi
         self.report(f"response done: chi_total({chi.get_array('temperatures_k')[-1]:.0f} K) = {chi.get_array('chi_total')[-1]:.3e} kg/m")
         return None
@@ -457,9 +423,7 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
         acoustic = read_output(outputs["acoustic"])
         for warning in imaginary_mode_warnings({}, read_output(outputs["dispersion"]), acoustic):
             self.report(f"WARNING: {warning}")
-        velocities = acoustic["sound_velocities_m_s"] / 1e3
-        self.report(f"sound velocities (km/s): along z {velocities[0].round(2).tolist()}, x {velocities[1].round(2).tolist()}, "
-                    f"y {velocities[2].round(2).tolist()}; lowest frequency next to Gamma "
+        self.report(f"{sound_velocities_line(acoustic)}; lowest frequency next to Gamma "
                     f"{acoustic['near_gamma_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1")  # fmt: skip
         return None
 
@@ -467,13 +431,17 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
         super().on_terminated()
         if not self.inputs.clean_workdir.value:
             return
-        cleaned = []
-        for called in self.node.called_descendants:
-            if isinstance(called, orm.CalcJobNode):
-                try:
-                    called.outputs.remote_folder._clean()
-                    cleaned.append(called.pk)
-                except (OSError, KeyError):
-                    pass
+        cleaned = [called.pk for called in self.node.called_descendants if _cleaned(called)]
         if cleaned:
             self.report(f"cleaned remote folders of calculations: {' '.join(map(str, cleaned))}")
+
+
+def _cleaned(node: orm.ProcessNode) -> bool:
+    """Empty the remote work directory of a calculation; False where there is none (or it is gone)."""
+    if not isinstance(node, orm.CalcJobNode):
+        return False
+    try:
+        node.outputs.remote_folder._clean()
+    except (OSError, KeyError):
+        return False
+    return True

@@ -1,16 +1,23 @@
-"""PamWorkChain's inputs: validators, the pseudo family's cut-offs, and the DFPT step's process and inputs."""
+"""PamWorkChain's inputs: validators, the pseudo family's cut-offs, the builder from a protocol, the DFPT step's inputs."""
 
 from __future__ import annotations
 
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.common.exceptions import NotExistent
+from aiida.plugins import WorkflowFactory
+from aiida_quantumespresso.common.types import ElectronicType, RelaxType
+from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
 
 from aiida_llpam.calculations.functions.pam_figure_data import validate_figure_parameters
 from aiida_llpam.calculations.functions.phonopy_force_constants import validate_sum_rules
+from aiida_llpam.physics.equilibrium import validate_thresholds
 
 from .ph_base import PhBaseWorkChain
 from .ph_qpoints import PhQpointsWorkChain
+
+PwBaseWorkChain = WorkflowFactory("quantumespresso.pw.base")
+PwRelaxWorkChain = WorkflowFactory("quantumespresso.pw.relax")
 
 
 def validate_figures(node: orm.Dict, _) -> str | None:
@@ -20,6 +27,10 @@ def validate_figures(node: orm.Dict, _) -> str | None:
 
 def validate_sum_rules_input(node: orm.Dict, _) -> str | None:
     return validate_sum_rules(node.get_dict())
+
+
+def validate_equilibrium(node: orm.Dict, _) -> str | None:
+    return validate_thresholds(node.get_dict())
 
 
 def validate_inputs(inputs, _) -> str | None:
@@ -82,3 +93,68 @@ def dfpt_inputs(ph_main, parent_folder: orm.RemoteData, parallelize_qpoints: boo
         return PhBaseWorkChain, inputs
     inputs.pop("only_initialization", None)
     return PhQpointsWorkChain, inputs
+
+
+def fill_builder(builder, inputs: dict, codes, structure, protocol: str, options, response_code, dfpt, parallelize_qpoints):
+    """PamWorkChain's ``builder`` from the merged protocol ``inputs`` (see PamWorkChain.get_builder_from_protocol)."""
+    pw_code, ph_code, q2r_code = (orm.load_code(c) if isinstance(c, str) else c for c in codes)
+    qe_protocol = inputs["qe_protocol"]
+    kwargs = {"electronic_type": ElectronicType.INSULATOR, "options": options}
+    pw_base = {
+        "pseudo_family": inputs["pseudo_family"],
+        "pw": {"parameters": {"SYSTEM": {"ecutwfc": inputs["ecutwfc"], "ecutrho": inputs["ecutrho"], "occupations": "fixed"}}},
+    }
+
+    def with_mesh(base):
+        kpoints = orm.KpointsData()
+        kpoints.set_kpoints_mesh(inputs["kpoints"])
+        base.kpoints = kpoints
+        base.pop("kpoints_distance", None)
+        base.pop("kpoints_force_parity", None)
+
+    builder.structure = structure
+    builder.protocol = orm.Str(protocol)
+    builder.symprec = orm.Float(inputs["symprec"])
+    if dfpt is not None:
+        builder.dfpt = dfpt
+    elif inputs["run_relax"]:
+        relax_overrides = recursive_merge({"base_relax": pw_base, "base_init_relax": pw_base}, inputs["relax"])
+        relax = PwRelaxWorkChain.get_builder_from_protocol(
+            pw_code, structure, qe_protocol, overrides=relax_overrides, relax_type=RelaxType.POSITIONS_CELL, **kwargs
+        )
+        for key in ("structure", "clean_workdir", "base_init_relax"):
+            relax.pop(key, None)
+        with_mesh(relax.base_relax)
+        builder.relax = relax
+
+    if dfpt is None:
+        scf = PwBaseWorkChain.get_builder_from_protocol(
+            pw_code, structure, qe_protocol, overrides=recursive_merge(pw_base, inputs["scf"]), **kwargs
+        )
+        scf.pw.pop("structure", None)
+        scf.pop("clean_workdir", None)
+        with_mesh(scf)
+        builder.scf = scf
+        ph = PhBaseWorkChain.get_builder_from_protocol(ph_code, protocol=qe_protocol, overrides=inputs["ph_main"], **kwargs)
+        ph.pop("clean_workdir", None)
+        builder.ph_main = ph
+        builder.parallelize_qpoints = orm.Bool(parallelize_qpoints)
+
+    builder.q2r.q2r.code = q2r_code
+    builder.q2r.q2r.parameters = orm.Dict(inputs["q2r"]["q2r"]["parameters"])
+    resources = {"num_machines": 1} if options else {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+    builder.q2r.q2r.metadata.options = recursive_merge({"resources": resources}, options or {})
+
+    if response_code is None:
+        label = f"llpam-response@{pw_code.computer.label}"
+        try:
+            response_code = orm.load_code(label)
+        except NotExistent:
+            raise ValueError(f"no code {label} for the response job: run `aiida-llpam setup`") from None
+    builder.response.code = orm.load_code(response_code) if isinstance(response_code, str) else response_code
+    builder.response.parameters = orm.Dict(inputs["response"])
+    builder.sum_rules = orm.Dict(inputs["sum_rules"])
+    builder.equilibrium = orm.Dict(inputs["equilibrium"])
+    builder.figures = orm.Dict(inputs["figures"])
+    builder.clean_workdir = orm.Bool(inputs["clean_workdir"])
+    return builder

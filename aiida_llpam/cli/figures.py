@@ -28,7 +28,19 @@ def write_figures(node, outdir, fmt: str = "png") -> list[Path]:
         raise ValueError(f"{node.process_label}<{node.pk}> has no output {', '.join(missing)}: no figures can be drawn")
     data, sources = gather(node)
     panels = write_all_panels(data, outdir, fmt, sources, warning=unphysical_warning(data["settings"]))
-    return list(panels.values())
+    return list(panels.values()) + _direct_check_figures(node, Path(outdir), fmt)
+
+
+def _direct_check_figures(node, outdir: Path, fmt: str) -> list[Path]:
+    """The latest check of the run's model against direct DFPT, where it has one."""
+    from aiida_llpam.calculations.nodes import read_output
+    from aiida_llpam.plotting.direct_dfpt import plot_direct_check
+    from aiida_llpam.queries import direct_dfpt_checks
+
+    checks = direct_dfpt_checks(node)
+    if not checks:
+        return []
+    return [plot_direct_check(read_output(checks[-1].outputs.table), outdir / f"direct_dfpt_check.{fmt}")]
 
 
 def write_lifetimes_figure(node, out) -> Path:

@@ -24,6 +24,7 @@ from aiida_llpam.physics.units import THZ_TO_CM
 from aiida_llpam.quantities import OUTPUTS
 from aiida_llpam.report import imaginary_mode_warnings, kmesh_convergence_line, sound_velocities_line, sum_rules_line
 
+from .direct_dfpt import DirectDfptWorkChain, validate_qpoints
 from .pam_inputs import (
     dfpt_inputs,
     family_cutoffs,
@@ -147,6 +148,14 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
             validator=validate_figures,
             help="Figure data: path_points_per_segment, trajectory_q (reduced), trajectory_branch.",
         )
+        spec.input(
+            "validation_qpoints",
+            valid_type=orm.List,
+            required=False,
+            validator=validate_qpoints,
+            help="Reduced q points off the DFPT mesh: ph.x runs at each from this run's scf, and the model is checked "
+            "against it (DirectDfptWorkChain; the default points are aiida_llpam.physics.direct_dfpt's).",
+        )
         spec.inputs.validator = validate_inputs
 
         spec.outline(
@@ -170,6 +179,7 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
             while_(cls.jobs_lost)(cls.relaunch_lost),
             cls.inspect_response,
             cls.run_figure_data,
+            if_(cls.should_validate)(cls.run_validation, while_(cls.jobs_lost)(cls.relaunch_lost), cls.inspect_validation),
         )
 
         spec.output("structure", valid_type=orm.StructureData, help="The structure the DFPT ran on.")
@@ -181,6 +191,7 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
             help="aiida-phonopy ForceConstantsData: structure, IFCs (sum rules applied), Born charges, eps.",
         )  # fmt: skip
         spec.expose_outputs(PamResponseCalculation, exclude=("remote_folder", "remote_stash", "retrieved"))
+        spec.expose_outputs(DirectDfptWorkChain, namespace="direct_dfpt", namespace_options={"required": False})
         for name, out in OUTPUTS.items():
             if out.source == "figures":
                 spec.output(name, valid_type=orm.ArrayData, required=False,
@@ -196,6 +207,7 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
         spec.exit_code(408, "ERROR_FIGURE_DATA_FAILED", message="The figure data failed (the response outputs are kept): {message}")
         spec.exit_code(409, "ERROR_DFPT_STRUCTURE_MISMATCH", message="The force constants describe another cell than `structure`: {message}")
         spec.exit_code(410, "ERROR_NOT_IN_EQUILIBRIUM", message="The cell the DFPT perturbed is not in equilibrium: {message}")
+        spec.exit_code(411, "ERROR_VALIDATION_FAILED", message="The direct-DFPT check failed (the results are kept): {message}")
 
     @classmethod
     def get_protocol_filepath(cls):
@@ -425,6 +437,31 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
             self.report(f"WARNING: {warning}")
         self.report(f"{sound_velocities_line(acoustic)}; lowest frequency next to Gamma "
                     f"{acoustic['near_gamma_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1")  # fmt: skip
+        return None
+
+    def should_validate(self):
+        return "validation_qpoints" in self.inputs
+
+    def submit_validation(self):
+        ph = self.exposed_inputs(PhBaseWorkChain, namespace="ph_main")["ph"]
+        return self.submit(
+            DirectDfptWorkChain, structure=self.ctx.structure, force_constants=self.ctx.force_constants,
+            dfpt=self.ctx.dfpt_retrieved, validation_qpoints=self.inputs.validation_qpoints,
+            parent_folder=self.ctx.workchain_scf.outputs.remote_folder,
+            ph={"ph": {"code": ph["code"], "parameters": ph["parameters"], "metadata": ph.get("metadata", {})}},
+            metadata={"call_link_label": "direct_dfpt"},
+        )  # fmt: skip
+
+    def run_validation(self):
+        node = self.launch_job("workchain_direct", "submit_validation")
+        self.report(f"launching DirectDfptWorkChain<{node.pk}> (ph.x at {len(self.inputs.validation_qpoints)} q points off the mesh)")
+        return ToContext(workchain_direct=node)
+
+    def inspect_validation(self):
+        node = self.ctx.workchain_direct
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_VALIDATION_FAILED.format(message=node.exit_message or f"exit status {node.exit_status}")
+        self.out_many(self.exposed_outputs(node, DirectDfptWorkChain, namespace="direct_dfpt"))
         return None
 
     def on_terminated(self):

@@ -37,7 +37,12 @@ def validate_inputs(inputs, _) -> str | None:
     """Cross-checks: DFPT inputs or a finished DFPT, a pseudo for every kind, a q mesh (not a list) for ph.x."""
     if "dfpt" in inputs:
         given = sorted(key for key in ("relax", "scf", "ph_main") if key in inputs)
-        return f"dfpt: a finished DFPT replaces relax, scf and ph_main; remove {', '.join(given)}" if given else None
+        if given:
+            return f"dfpt: a finished DFPT replaces relax, scf and ph_main; remove {', '.join(given)}"
+        if "validation_qpoints" in inputs:
+            return ("validation_qpoints: needs this run's own scf; check a run on a given DFPT with "
+                    "workflows/run_direct_dfpt.py (DirectDfptWorkChain runs its scf again)")  # fmt: skip
+        return None
     missing = [key for key in ("scf", "ph_main") if key not in inputs]
     if missing:
         return f"{', '.join(missing)}: needed to run the DFPT (or give `dfpt`, the retrieved files of a finished ph.x)"

@@ -1,0 +1,65 @@
+"""The interpolated model against ph.x run directly, with real QE on diamond Si (smoke settings, q 2x2x2).
+
+A q point on the DFPT mesh must come back as the DFPT's own matrix (the same scf, the same ph.x settings): the
+model reproduces it to ph.x's convergence. A q point off the mesh measures the interpolation. Both go through
+PamWorkChain's ``validation_qpoints`` (DirectDfptWorkChain from the run's own scf).
+"""
+
+import numpy as np
+import pytest
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.qe
+
+ON_MESH, OFF_MESH = [0.5, 0.0, 0.0], [0.25, 0.0, 0.0]
+
+
+@pytest.fixture(scope="module")
+def checked_run(codes):
+    from aiida import orm
+    from aiida.engine import run_get_node
+    from ase.io import read
+
+    from aiida_llpam.workflows.pam import PamWorkChain
+
+    structure = orm.StructureData(ase=read(REPO / "fixtures" / "structures" / "Si_diamond.cif"))
+    builder = PamWorkChain.get_builder_from_protocol(
+        *codes, structure, protocol="smoke", overrides={"ph_main": {"qpoints": [2, 2, 2]}}
+    )
+    builder.validation_qpoints = orm.List([ON_MESH, OFF_MESH])
+    _, node = run_get_node(builder)
+    return node
+
+
+def test_the_check_runs_from_the_runs_own_scf(checked_run):
+    from aiida_llpam.queries import direct_dfpt_checks
+
+    assert checked_run.is_finished_ok, checked_run.exit_message
+    direct = [c for c in checked_run.called if c.process_label == "DirectDfptWorkChain"]
+    assert len(direct) == 1 and "scf" not in direct[0].inputs  # no second scf: the run's own remote folder
+    jobs = [c for c in direct[0].called if c.process_label == "PhBaseWorkChain"]
+    assert len(jobs) == 2 and all(job.is_finished_ok for job in jobs)
+    # one job per q point, each with ldisp off
+    assert all(not job.called[0].inputs.parameters.get_dict()["INPUTPH"].get("ldisp", False) for job in jobs)
+    assert [check.pk for check in direct_dfpt_checks(checked_run)] == [checked_run.outputs.direct_dfpt.table.creator.pk]
+
+
+def test_a_mesh_point_comes_back_as_the_dfpt_matrix(checked_run):
+    table = {name: checked_run.outputs.direct_dfpt.table.get_array(name) for name in ("qpoints", "model_frequencies_cm",
+                                                                                    "raw_frequencies_cm")}  # fmt: skip
+    np.testing.assert_allclose(table["qpoints"][0], ON_MESH, atol=1e-8)
+    # the same scf and ph.x settings: the raw direct matrix is the DFPT's, which the model keeps (ph.x noise ~1e-2)
+    np.testing.assert_allclose(table["raw_frequencies_cm"][0], table["model_frequencies_cm"][0], atol=0.05)
+    assert table["model_frequencies_cm"][0].min() > 50.0  # a zone-boundary point: no acoustic zero
+
+
+def test_off_the_mesh_the_interpolation_is_measured(checked_run):
+    table = {name: checked_run.outputs.direct_dfpt.table.get_array(name) for name in ("model_frequencies_cm",
+                                                                                    "direct_frequencies_cm", "model_l_z")}  # fmt: skip
+    summary = checked_run.outputs.direct_dfpt.summary.get_dict()
+    deviation = np.abs(table["model_frequencies_cm"][1] - table["direct_frequencies_cm"][1])
+    assert summary["per_q_max_deviation_cm"][1] == pytest.approx(deviation.max(), rel=1e-12, abs=1e-12)
+    assert 0.0 < deviation.max() < 0.1 * table["direct_frequencies_cm"][1].max()  # interpolation, not garbage
+    # Si is centrosymmetric: l^z vanishes (traced over subspaces, here per branch at a generic point of the line)
+    np.testing.assert_allclose(table["model_l_z"][1].sum(), 0.0, atol=1e-6)

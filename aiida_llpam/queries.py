@@ -155,7 +155,8 @@ def run_settings(node: orm.WorkChainNode) -> dict:
     settings = out.settings.get_dict()
     if "protocol" in node.inputs:
         settings["protocol"] = node.inputs.protocol.value
-    settings.update(out.symmetry.get_dict())
+    if "symmetry" in out:  # runs made before the symmetry output
+        settings.update(out.symmetry.get_dict())
     retrieved = dfpt_retrieved(node)
     settings.update(dfpt_settings(retrieved))
     if "dfpt" in node.inputs:

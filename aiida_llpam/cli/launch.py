@@ -92,7 +92,7 @@ def daemon_unavailable_reason() -> str | None:
 
     profile = get_manager().get_profile()
     fix = f"bring up the services and their profile with `aiida-llpam setup --services`, then use `verdi -p {DAEMON_PROFILE}`"
-    if profile.process_control_backend is None:
+    if not profile_has_broker(profile):
         return f"profile {profile.name} has no broker (an embedded profile runs in-process only): {fix}"
     if not get_daemon_client(profile.name).is_daemon_running:
         return f"no daemon runs for profile {profile.name}: {fix} (or `verdi -p {profile.name} daemon start`)"
@@ -116,11 +116,12 @@ def print_outcome(node: orm.ProcessNode) -> bool:
     return True
 
 
-def profile_has_broker() -> bool:
-    """True if the loaded profile has a broker (RabbitMQ), so that a daemon can run submitted jobs side by side."""
+def profile_has_broker(profile=None) -> bool:
+    """True if ``profile`` (default: the loaded one) has a broker (RabbitMQ), so that a daemon can run submitted
+    jobs side by side."""
     from aiida.manage import get_manager
 
-    profile = get_manager().get_profile()
+    profile = profile or get_manager().get_profile()
     return profile is not None and profile.process_control_backend is not None
 
 

@@ -1,0 +1,218 @@
+"""Runs that start from what a finished run stored, no ph.x: what ``workflows/run_from_dfpt.py``,
+``workflows/recompute_response.py`` and ``workflows/run_lifetimes.py`` do.
+
+:func:`run_from_dfpt` redoes q2r.x onwards from a run's DFPT (optionally mirrored to the other enantiomer),
+:func:`recompute_response` the response alone from its force constants, :func:`run_lifetimes` phono3py's
+mode-resolved lifetimes and the response with them. The new nodes link back to the stored ones. Each runs in this
+interpreter and ends the process with the reason (``sys.exit``) when refused or when the run failed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from aiida import orm
+from aiida.common.exceptions import MultipleObjectsError, NotExistent
+from aiida.engine import run_get_node
+
+from aiida_llpam.calculations.functions import mirror_dfpt_z
+from aiida_llpam.calculations.response import PamResponseCalculation, validate_parameters
+from aiida_llpam.physics.settings import RESPONSE_KEYS, ResponseSettings
+from aiida_llpam.queries import dfpt_retrieved, dfpt_structure
+from aiida_llpam.structures import MIRROR_OPERATION, mark_enantiomer, mirror_z
+from aiida_llpam.workflows.lifetimes import LifetimesWorkChain
+from aiida_llpam.workflows.pam import PamWorkChain
+
+from .figures import write_lifetimes_figure
+from .runs import load_codes, print_figures
+
+
+def _pam_workchain(identifier: str, finished: bool = False) -> orm.WorkChainNode:
+    """The PamWorkChain ``identifier`` (PK or UUID), finished ok if ``finished``; exits naming what it is not."""
+    node = orm.load_node(identifier)
+    ok = isinstance(node, orm.WorkChainNode) and node.process_label == "PamWorkChain"
+    if finished and not (ok and node.is_finished_ok):
+        sys.exit(f"{identifier}: not a finished PamWorkChain")
+    if not ok:
+        sys.exit(f"{identifier}: not a PamWorkChain")
+    return node
+
+
+def _state(node: orm.ProcessNode) -> str:
+    return f"{node.process_label}<{node.pk}> {node.process_state.value}, exit status {node.exit_status}"
+
+
+def run_from_dfpt(
+    pk: str, protocol: str = "production", enantiomer: str = "as-is", computer: str = "localhost",
+    pk_file: Path | None = None, figures: Path | None = None,
+) -> orm.WorkChainNode:  # fmt: skip
+    """A PamWorkChain on the DFPT of the PamWorkChain ``pk`` (its ph.x retrieved files and the structure ph.x ran
+    on): q2r.x, the sum rules, the response and the figure data with ``protocol``'s settings and the current code.
+
+    ``enantiomer`` "other": the structure and ph.x's files mirrored z -> -z (calcfunction ``mirror_dfpt_z``), the
+    run marked ``enantiomer_of`` the original structure. Returns the finished node; exits when it failed.
+    """
+    old = _pam_workchain(pk)
+    try:  # a run that failed after its ph.x finished (e.g. in the response) still has a DFPT to reuse
+        retrieved = dfpt_retrieved(old)
+    except ValueError as exc:
+        sys.exit(f"{exc}: its DFPT cannot be reused")
+    structure = dfpt_structure(retrieved)  # the structure ph.x ran on (given or relaxed)
+    description = f"DFPT of PamWorkChain<{old.uuid}>; q2r.x onwards with the current code"
+    if enantiomer == "other":
+        original = structure
+        structure = orm.StructureData(ase=mirror_z(original.get_ase()))
+        structure.description = f"{MIRROR_OPERATION} of StructureData {original.uuid}"
+        retrieved = mirror_dfpt_z(retrieved)
+        description += f"; enantiomer: {MIRROR_OPERATION} of StructureData {original.uuid} and of its ph.x files"
+    codes = load_codes(computer)
+    builder = PamWorkChain.get_builder_from_protocol(*codes, structure, protocol=protocol, dfpt=retrieved)
+    redone = "force constants and response redone"
+    suffix = "other enantiomer from the mirrored DFPT" if enantiomer == "other" else redone
+    builder.metadata.label = f"{old.label} ({suffix})".strip()
+    builder.metadata.description = description
+    _, node = run_get_node(builder)
+    if enantiomer == "other":
+        mark_enantiomer(node, original)
+    print(_state(node))
+    if pk_file:
+        Path(pk_file).write_text(f"{node.pk}\n")
+    if not node.is_finished_ok:
+        sys.exit(f"the workchain failed: {node.exit_message}")
+    print_figures(node, figures)
+    return node
+
+
+def load_force_constants(identifier: str) -> tuple[orm.ArrayData, dict]:
+    """The force-constants node and the response parameters it was last used with."""
+    try:
+        node = orm.load_node(identifier)
+    except (NotExistent, MultipleObjectsError) as exc:
+        sys.exit(f"{identifier}: {exc}")
+    if isinstance(node, orm.WorkflowNode):
+        if "force_constants" not in node.outputs:
+            sys.exit(f"{identifier}: {node.process_label}<{node.pk}> has no force_constants output")
+        node = node.outputs.force_constants
+    if not (isinstance(node, orm.ArrayData) and "force_constants" in node.get_arraynames()):
+        sys.exit(f"{identifier}: not a force-constants node of aiida-llpam")
+    previous = (
+        orm.QueryBuilder()
+        # orm.Data, not orm.ArrayData: QueryBuilder matches subclasses by entry point, and aiida-phonopy's
+        # ForceConstantsData (the node since issue #10) is not under ArrayData's
+        .append(orm.Data, filters={"id": node.pk}, tag="fc")
+        .append(orm.ProcessNode, with_incoming="fc", tag="calc",
+                filters={"or": [{"attributes.function_name": "pam_response"},  # runs made before the CalcJob
+                                {"process_type": "aiida.calculations:llpam.response"}]})
+        .append(orm.Dict, with_outgoing="calc", edge_filters={"label": "parameters"})
+        .order_by({orm.Dict: {"ctime": "desc"}})
+        .first()
+    )  # fmt: skip
+    parameters = previous[0].get_dict() if previous else {}
+    return node, {key: value for key, value in parameters.items() if key in RESPONSE_KEYS}
+
+
+def recompute_response(
+    identifier: str, temperatures: list[float] | None = None, radii: list[float] | None = None,
+    tau: float | None = None, grad_t: float | None = None, mesh: list[int] | None = None,
+    bz_temperature: float | None = None, code: str = "llpam-response@localhost", pk_file: Path | None = None,
+) -> orm.CalcJobNode:  # fmt: skip
+    """A PamResponseCalculation on the force constants of ``identifier`` (a PamWorkChain or the force-constants
+    node), with the settings given (K, nm, s, K/m) over those of the last response computed from that node.
+
+    Returns the finished calculation; exits when the parameters are refused or the calculation failed.
+    """
+    fc, parameters = load_force_constants(identifier)
+    updates = {
+        "temperatures_k": temperatures,
+        "radii_nm": radii,
+        "tau_s": tau,
+        "grad_t_k_m": grad_t,
+        "mesh": mesh,
+        "bz_temperature_k": bz_temperature,
+    }
+    parameters.update({key: value for key, value in updates.items() if value is not None})
+    node = orm.Dict(parameters)
+    error = validate_parameters(node, None)
+    if error:
+        sys.exit(error)
+    results, calc = run_get_node(PamResponseCalculation, code=orm.load_code(code), force_constants=fc, parameters=node)
+    if not calc.is_finished_ok:
+        sys.exit(f"PamResponseCalculation<{calc.pk}> failed: {calc.exit_message}")
+    print(f"PamResponseCalculation<{calc.pk}> from force constants {fc.__class__.__name__}<{fc.pk}>")
+    for name in sorted(results):
+        print(f"  {name:18s} {results[name].__class__.__name__}<{results[name].pk}>")
+    if pk_file:
+        Path(pk_file).write_text(f"{calc.pk}\n")
+    return calc
+
+
+def run_lifetimes(
+    pk: str, supercell=(1, 1, 1), cutoff_pair_angstrom: float | None = None, mesh=(8, 8, 6), max_concurrent: int = 2,
+    mpiprocs: int = 1, computer: str = "localhost", protocol: str = "production", pk_file: Path | None = None,
+    figure: Path | None = None,
+) -> tuple[orm.WorkChainNode, orm.WorkChainNode]:  # fmt: skip
+    """Mode-resolved lifetimes of the finished PamWorkChain ``pk`` and its response with them (THEORY.md section 4).
+
+    1. LifetimesWorkChain: phono3py's displaced supercells of the unit cell x ``supercell`` (pairs beyond
+       ``cutoff_pair_angstrom`` left out), one pw.x force job each (``max_concurrent`` at a time, ``mpiprocs``
+       each), fc3 and the RTA on ``mesh`` at ``protocol``'s temperatures.
+    2. A PamWorkChain on the same DFPT whose response on ``mesh`` takes the lifetimes.
+
+    Returns (lifetimes, response run); exits when either failed. ``figure``: the lifetimes figure.
+    """
+    pam = _pam_workchain(pk, finished=True)
+    codes = load_codes(computer)
+    retrieved = dfpt_retrieved(pam)
+    response_builder = PamWorkChain.get_builder_from_protocol(
+        *codes, dfpt_structure(retrieved), protocol=protocol, dfpt=retrieved
+    )
+    response = response_builder.response.parameters.get_dict()
+    temperatures = ResponseSettings.from_mapping(response).temperatures_k
+    parameters = {
+        "supercell_matrix": list(supercell), "mesh": list(mesh), "max_concurrent": max_concurrent,
+        "temperatures_k": sorted({*temperatures.tolist(), float(response["bz_temperature_k"])}),
+    }  # fmt: skip
+    if cutoff_pair_angstrom:
+        parameters["cutoff_pair_distance_angstrom"] = cutoff_pair_angstrom
+    # small jobs: two single-process ones side by side hide each other's AiiDA overhead (upload, poll, retrieve)
+    options = {
+        "resources": {"num_machines": 1, "num_mpiprocs_per_machine": mpiprocs},
+        "max_wallclock_seconds": 3600,
+    }
+    builder = LifetimesWorkChain.get_builder_from_pam(pam, parameters, pw_code=codes[0], options=options)
+    builder.metadata.label = f"lifetimes of PamWorkChain<{pam.uuid}>"
+    _, lifetimes = run_get_node(builder)
+    print(_state(lifetimes))
+    if not lifetimes.is_finished_ok:
+        sys.exit(f"the lifetimes failed: {lifetimes.exit_message}")
+
+    # the response on the lifetimes' mesh: one mesh, no convergence sequence (the constant-tau k-mesh error of
+    # this mesh is the original run's convergence table)
+    response = {key: value for key, value in response.items() if not key.startswith("convergence_")}
+    response["mesh"] = list(mesh)
+    response_builder.response.parameters = orm.Dict(response)
+    response_builder.response.lifetimes = lifetimes.outputs.lifetimes
+    response_builder.metadata.label = f"{pam.label} (response with mode-resolved lifetimes)".strip()
+    response_builder.metadata.description = (
+        f"DFPT of PamWorkChain<{pam.uuid}>, lifetimes of LifetimesWorkChain<{lifetimes.uuid}>"
+    )
+    _, node = run_get_node(response_builder)
+    print(_state(node))
+    if pk_file:
+        Path(pk_file).write_text(f"{lifetimes.pk}\n{node.pk}\n")
+    if not node.is_finished_ok:
+        sys.exit(f"the response failed: {node.exit_message}")
+    out = node.outputs.lifetimes_response
+    temperatures = out.get_array("temperatures_k")
+    it = int(np.argmin(np.abs(temperatures - 300.0)))
+    constant = node.outputs.gamma_nl.get_array("gamma_nl_zz")[it]
+    print(f"gamma^NL_zz({temperatures[it]:g} K): constant tau {constant:.4g}, "
+          f"mode-resolved {out.get_array('gamma_nl_zz_tau_modes')[it]:.4g} J s K^-1 m^-2; "
+          f"effective tau {out.get_array('tau_effective_nl_s')[it]:.4g} s")  # fmt: skip
+    print(f"aiida-llpam show {node.pk}")
+    if figure:
+        write_lifetimes_figure(node, figure)
+        print(f"  figure {figure}")
+    return lifetimes, node

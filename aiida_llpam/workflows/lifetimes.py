@@ -11,18 +11,17 @@ from aiida.engine import ToContext, WorkChain, while_
 from aiida.plugins import WorkflowFactory
 
 from aiida_llpam.calculations.functions import lifetimes_from_kappa
-from aiida_llpam.calculations.functions.phono3py_fc3_kappa import phono3py_fc3_kappa
 from aiida_llpam.calculations.functions.phono3py_supercells import phono3py_supercells
+from aiida_llpam.calculations.rta import Phono3pyRtaCalculation
+from aiida_llpam.calculations.rta_job import KEYS as RTA_KEYS
 from aiida_llpam.physics.settings import grid
 
-from .ph_base import lost_to_worker_shutdown
+from .relaunch import RelaunchesLostJobs
 
 PwBaseWorkChain = WorkflowFactory("quantumespresso.pw.base")
 
 #: phono3py's default displacement (Angstrom)
 DEFAULT_DISPLACEMENT_ANGSTROM = 0.03
-#: how often a force job lost by stopping daemon workers is launched again
-MAX_RELAUNCHES = 3
 
 
 def normalised_parameters(parameters: dict) -> dict:
@@ -72,15 +71,15 @@ def normalised_parameters(parameters: dict) -> dict:
     return settings
 
 
-class LifetimesWorkChain(WorkChain):
+class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
     """phono3py's lifetimes tau_ks(T) = 1/(4 pi Gamma_ks) on the response mesh, from QE, for the PAM sums.
 
     1. ``phono3py_supercells``: phono3py's displaced supercells for fc3 (its own API, symmetry-reduced, optional
        pair cut-off), each a StructureData, with the dataset and ``phono3py_disp.yaml``.
     2. One aiida-quantumespresso PwBaseWorkChain per supercell (forces; its own restarts), all submitted at
        once or ``max_concurrent`` at a time.
-    3. ``phono3py_fc3_kappa``: fc3 from the forces, then phono3py's RTA on the DFPT fc2 with eps/Z* (the
-       response's own harmonic model) on ``mesh``: ``fc3.hdf5`` and ``kappa-m*.hdf5``.
+    3. ``Phono3pyRtaCalculation`` (a job, ``llpam.rta``): fc3 from the forces, then phono3py's RTA on the DFPT
+       fc2 with eps/Z* (the response's own harmonic model) on ``mesh``: ``fc3.hdf5`` and ``kappa-m*.hdf5``.
     4. ``lifetimes_from_kappa``: the lifetimes node the response takes (``PamResponseCalculation.lifetimes``).
     """
 
@@ -94,10 +93,16 @@ class LifetimesWorkChain(WorkChain):
                         "cutoff_pair_distance_angstrom, max_concurrent (see normalised_parameters).")  # fmt: skip
         spec.expose_inputs(PwBaseWorkChain, namespace="pw", exclude=("pw.structure", "clean_workdir"),
                            namespace_options={"help": "pw.x for the supercell forces: the DFPT's scf settings."})  # fmt: skip
+        spec.expose_inputs(Phono3pyRtaCalculation, namespace="rta",
+                           exclude=("force_constants", "dataset", "parameters", "forces"),
+                           namespace_options={"help": "The fc3 + RTA job: its code (a Python with aiida-llpam) "
+                                                      "and options."})  # fmt: skip
         spec.outline(
             cls.make_supercells,
-            while_(cls.forces_to_run)(cls.run_forces, cls.inspect_forces),
-            cls.run_phono3py,
+            while_(cls.forces_to_run)(cls.run_forces, while_(cls.jobs_lost)(cls.relaunch_lost), cls.inspect_forces),
+            cls.run_rta,
+            while_(cls.jobs_lost)(cls.relaunch_lost),
+            cls.inspect_rta,
         )
         spec.output("dataset", valid_type=orm.Dict, help="phono3py's displacement dataset (Angstrom).")
         spec.output("disp_yaml", valid_type=orm.SinglefileData, help="phono3py_disp.yaml of the dataset.")
@@ -105,28 +110,36 @@ class LifetimesWorkChain(WorkChain):
         spec.output("kappa", valid_type=orm.SinglefileData, help="phono3py's kappa-m*.hdf5 of the RTA.")
         spec.output("lifetimes", valid_type=orm.ArrayData, help="Linewidths for the response (lifetimes_from_kappa).")
         spec.exit_code(401, "ERROR_FORCES", message="pw.x failed for supercell(s) {labels}.")
-        spec.exit_code(402, "ERROR_PHONO3PY", message="phono3py failed: {message}")
+        spec.exit_code(402, "ERROR_RTA", message="The fc3 + RTA job {job} failed: {message}")
+        spec.exit_code(403, "ERROR_LIFETIMES", message="The kappa file gave no lifetimes: {message}")
 
     @classmethod
-    def get_builder_from_pam(cls, pam: orm.WorkChainNode, parameters: dict, pw_code=None, options: dict | None = None):
+    def get_builder_from_pam(
+        cls, pam: orm.WorkChainNode, parameters: dict, pw_code=None, options: dict | None = None, rta_code=None
+    ):
         """A builder for the force constants of a finished PamWorkChain ``pam``.
 
         The supercell forces take the settings of the scf that the DFPT perturbed (pseudopotentials, cut-offs,
         k mesh, convergence; found through the dynamical matrices, so also for a run that reused a DFPT), so
         that fc3 and fc2 come from one electronic structure. ``pw_code`` and ``options`` replace that scf's
-        code and scheduler options (e.g. for a run imported from an archive).
+        code and scheduler options (e.g. for a run imported from an archive). ``rta_code`` (the Python of the
+        fc3 + RTA job) defaults to ``llpam-response@<computer of the pw code>``, made by ``aiida-llpam setup``;
+        ValueError if there is none.
         """
+        from aiida_llpam.configure import python_code
         from aiida_llpam.queries import dfpt_retrieved, dfpt_scf_calculation
 
         scf = dfpt_scf_calculation(dfpt_retrieved(pam))
         if options is None:
             options = {key: scf.get_option(key) for key in ("resources", "max_wallclock_seconds", "withmpi")}
+        pw_code = orm.load_code(pw_code) if isinstance(pw_code, str) else pw_code or scf.inputs.code
         builder = cls.get_builder()
         builder.force_constants = pam.outputs.force_constants
         builder.parameters = orm.Dict(parameters)
+        builder.rta.code = python_code(pw_code.computer.label, rta_code, "the fc3 + RTA job")
         builder.pw = {
             "pw": {
-                "code": orm.load_code(pw_code) if isinstance(pw_code, str) else pw_code or scf.inputs.code,
+                "code": pw_code,
                 "parameters": scf.inputs.parameters,
                 "pseudos": {kind: scf.inputs.pseudos[kind] for kind in scf.inputs.pseudos},
                 "metadata": {"options": options},
@@ -151,7 +164,6 @@ class LifetimesWorkChain(WorkChain):
         self.out("disp_yaml", outputs.pop("disp_yaml"))
         self.ctx.supercells = {label: node.uuid for label, node in outputs.items()}
         self.ctx.pending = sorted(self.ctx.supercells)
-        self.ctx.relaunches = 0
         total = len(self.outputs["dataset"]["first_atoms"]) + sum(
             len(first.get("second_atoms", [])) for first in self.outputs["dataset"]["first_atoms"]
         )
@@ -160,6 +172,9 @@ class LifetimesWorkChain(WorkChain):
 
     def forces_to_run(self) -> bool:
         return bool(self.ctx.pending)
+
+    def submit_forces(self, label: str):
+        return self.submit(PwBaseWorkChain, **self._pw_inputs(label))
 
     def _pw_inputs(self, label: str) -> AttributeDict:
         inputs = AttributeDict(self.exposed_inputs(PwBaseWorkChain, namespace="pw"))
@@ -179,7 +194,7 @@ class LifetimesWorkChain(WorkChain):
     def run_forces(self):
         size = self.ctx.settings.get("max_concurrent") or len(self.ctx.pending)
         batch, self.ctx.pending = self.ctx.pending[:size], self.ctx.pending[size:]
-        running = {label: self.submit(PwBaseWorkChain, **self._pw_inputs(label)) for label in batch}
+        running = {label: self.launch_job(label, "submit_forces", label) for label in batch}
         done = len(self.ctx.supercells) - len(self.ctx.pending) - len(batch)
         self.report(f"launching {len(batch)} PwBaseWorkChain (supercells {done + 1}-{done + len(batch)} of "
                     f"{len(self.ctx.supercells)})")  # fmt: skip
@@ -187,34 +202,42 @@ class LifetimesWorkChain(WorkChain):
 
     def inspect_forces(self):
         labels = [label for label in self.ctx.supercells if label in self.ctx and label not in self.ctx.pending]
-        lost = [label for label in labels if lost_to_worker_shutdown(self.ctx[label])]
-        if lost and self.ctx.relaunches < MAX_RELAUNCHES:
-            self.ctx.relaunches += 1
-            self.report(
-                f"{len(lost)} force job(s) lost by a daemon worker that was shutting down: launching them again"
-            )
-            self.ctx.pending = sorted(lost) + self.ctx.pending
-            return None
         failed = [label for label in labels if not self.ctx[label].is_finished_ok]
         if failed:
             return self.exit_codes.ERROR_FORCES.format(labels=", ".join(failed))
         return None
 
-    def run_phono3py(self):
-        forces = {label: self.ctx[label].outputs.output_trajectory for label in self.ctx.supercells}
-        outputs, node = phono3py_fc3_kappa.run_get_node(
-            self.inputs.force_constants, self.outputs["dataset"], orm.Dict(self.ctx.settings), **forces,
-            metadata={"call_link_label": "fc3_kappa"},
-        )  # fmt: skip
+    def submit_rta(self) -> orm.CalcJobNode:
+        """Submit the fc3 + RTA job on the forces of every supercell (the node; it goes to ``ctx.rta``)."""
+        inputs = AttributeDict(self.exposed_inputs(Phono3pyRtaCalculation, namespace="rta"))
+        inputs.force_constants = self.inputs.force_constants
+        inputs.dataset = self.outputs["dataset"]
+        inputs.parameters = orm.Dict({key: self.ctx.settings[key] for key in RTA_KEYS})
+        inputs.forces = {label: self.ctx[label].outputs.output_trajectory for label in self.ctx.supercells}
+        inputs.metadata.call_link_label = "rta"
+        node = self.submit(Phono3pyRtaCalculation, **inputs)
+        self.report(f"launching {node.process_label}<{node.pk}>: fc3 from {len(inputs.forces)} supercells, RTA on "
+                    f"{'x'.join(map(str, self.ctx.settings['mesh']))}")  # fmt: skip
+        return node
+
+    def run_rta(self):
+        return ToContext(rta=self.launch_job("rta", "submit_rta"))
+
+    def inspect_rta(self):
+        rta = self.ctx.rta
+        if not rta.is_finished_ok:
+            message = rta.exit_message or f"{rta.process_state.value}, exit status {rta.exit_status}"
+            return self.exit_codes.ERROR_RTA.format(job=f"{rta.process_label}<{rta.pk}>", message=message)
+        lifetimes, node = lifetimes_from_kappa.run_get_node(rta.outputs.kappa,
+                                                            metadata={"call_link_label": "lifetimes"})  # fmt: skip
         if not node.is_finished_ok:
-            return self.exit_codes.ERROR_PHONO3PY.format(message=node.exit_message)
-        lifetimes, node = lifetimes_from_kappa.run_get_node(outputs["kappa"], metadata={"call_link_label": "lifetimes"})
-        if not node.is_finished_ok:
-            return self.exit_codes.ERROR_PHONO3PY.format(message=node.exit_message)
-        self.out("fc3", outputs["fc3"])
-        self.out("kappa", outputs["kappa"])
+            return self.exit_codes.ERROR_LIFETIMES.format(message=node.exit_message)
+        self.out("fc3", rta.outputs.fc3)
+        self.out("kappa", rta.outputs.kappa)
         self.out("lifetimes", lifetimes)
+        summary = rta.outputs.summary
         tau = 1.0 / (4 * np.pi * np.max(lifetimes.get_array("gamma_thz")))
-        self.report(f"lifetimes on the {'x'.join(map(str, self.ctx.settings['mesh']))} mesh; shortest tau "
-                    f"{tau:.3g} ps (highest T)")  # fmt: skip
+        self.report(f"lifetimes on the {'x'.join(map(str, self.ctx.settings['mesh']))} mesh (fc3 "
+                    f"{summary['seconds_fc3']:.1f} s, RTA {summary['seconds_rta']:.1f} s); shortest tau {tau:.3g} ps "
+                    "(highest T)")  # fmt: skip
         return None

@@ -11,6 +11,7 @@ from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
 
 from aiida_llpam.calculations.functions.pam_figure_data import validate_figure_parameters
 from aiida_llpam.calculations.functions.phonopy_force_constants import validate_sum_rules
+from aiida_llpam.configure import python_code
 from aiida_llpam.physics.equilibrium import validate_thresholds
 
 from .ph_base import PhBaseWorkChain
@@ -150,13 +151,7 @@ def fill_builder(builder, inputs: dict, codes, structure, protocol: str, options
     resources = {"num_machines": 1} if options else {"num_machines": 1, "num_mpiprocs_per_machine": 1}
     builder.q2r.q2r.metadata.options = recursive_merge({"resources": resources}, options or {})
 
-    if response_code is None:
-        label = f"llpam-response@{pw_code.computer.label}"
-        try:
-            response_code = orm.load_code(label)
-        except NotExistent:
-            raise ValueError(f"no code {label} for the response job: run `aiida-llpam setup`") from None
-    builder.response.code = orm.load_code(response_code) if isinstance(response_code, str) else response_code
+    builder.response.code = python_code(pw_code.computer.label, response_code, "the response job")
     builder.response.parameters = orm.Dict(inputs["response"])
     builder.sum_rules = orm.Dict(inputs["sum_rules"])
     builder.equilibrium = orm.Dict(inputs["equilibrium"])

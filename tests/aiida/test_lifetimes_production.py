@@ -26,22 +26,17 @@ def test_quartz_lifetimes_reproduce_the_fixture(codes, tmp_path):
 
     import_archive(REPO / "fixtures" / "reference" / "quartz_production.aiida")
     runs = orm.QueryBuilder().append(orm.WorkChainNode, filters={"process_type": "aiida.workflows:llpam.pam"})
-    pam = max((run for run in runs.all(flat=True) if run.is_finished_ok and "dfpt" in run.inputs), key=lambda n: n.ctime)
+    finished = [run for run in runs.all(flat=True) if run.is_finished_ok and "dfpt" in run.inputs]
+    pam = max(finished, key=lambda n: n.ctime)
 
-    import runpy
-    import sys
+    from aiida_llpam.cli.redo import run_lifetimes
 
-    pks = tmp_path / "pks"
-    argv = ["run_lifetimes.py", str(pam.pk), "--cutoff-pair-angstrom", "2.0", "--mesh", "12", "12", "8",
-            "--pk-file", str(pks)]  # fmt: skip
-    old_argv, sys.argv = sys.argv, argv
-    try:
-        runpy.run_path(str(REPO / "workflows" / "run_lifetimes.py"), run_name="__main__")
-    finally:
-        sys.argv = old_argv
+    pks = tmp_path / "pks"  # workflows/run_lifetimes.py PK --cutoff-pair-angstrom 2.0 --mesh 12 12 8 --pk-file F
+    run_lifetimes(str(pam.pk), cutoff_pair_angstrom=2.0, mesh=[12, 12, 8], pk_file=pks)
     lifetimes_pk, run_pk = (int(line) for line in pks.read_text().split())
     lifetimes = orm.load_node(lifetimes_pk)
     assert lifetimes.is_finished_ok and orm.load_node(run_pk).is_finished_ok
+    assert lifetimes.outputs.kappa.creator.process_type == "aiida.calculations:llpam.rta"  # a job, not in a worker
     ours = Lifetimes.from_kappa_hdf5(io.BytesIO(lifetimes.outputs.kappa.get_content(mode="rb")))
     fixture = Lifetimes.from_kappa_hdf5(REPO / "fixtures" / "lifetimes" / lifetimes.outputs.kappa.filename)
     np.testing.assert_allclose(ours.gamma_thz, fixture.gamma_thz, rtol=1e-3, atol=1e-6)

@@ -2,7 +2,7 @@
 
 The kappa files here are written by the test in phono3py's layout with a constant linewidth on the smoke run's
 own mesh, so the expected result is the constant-tau one; the demonstration's real file is in
-tests/aiida/test_phono3py.py.
+tests/aiida/test_lifetimes_archive.py.
 """
 
 import h5py
@@ -59,7 +59,8 @@ def _response(smoke_run, lifetimes, parameters=None):
     from aiida_llpam.calculations.response import PamResponseCalculation
 
     _, node = run_get_node(
-        PamResponseCalculation, code=smoke_run.inputs.response.code, parameters=orm.Dict(parameters or _parameters(smoke_run)),
+        PamResponseCalculation, code=smoke_run.inputs.response.code,
+        parameters=orm.Dict(parameters or _parameters(smoke_run)),
         force_constants=smoke_run.outputs.force_constants, lifetimes=lifetimes,
     )  # fmt: skip
     return node

@@ -1,0 +1,171 @@
+"""The process a Phono3pyRtaCalculation runs: fc2 + displacement dataset + supercell forces in, fc3 and the RTA out.
+
+    python -m aiida_llpam.calculations.rta_job force_constants.npz dataset.json forces.npz parameters.json
+
+Plain numpy, phono3py and the physics package: no AiiDA profile is needed where it runs (a cluster node).
+
+* ``force_constants.npz``: the arrays of a force-constants node (QE units) and its ``symbols``, as the response
+  job reads them (:func:`aiida_llpam.calculations.functions.phonopy_force_constants.write_force_constants`).
+* ``dataset.json``: phono3py's displacement dataset (Angstrom; ``phono3py_supercells``).
+* ``forces.npz``: one array per computed supercell, ``supercell_0001``, ... numbered as the dataset (the pairs
+  beyond a cut-off missing), (atoms, 3) in eV/Angstrom.
+* ``parameters.json``: ``supercell_matrix`` (fc3), ``mesh`` and ``temperatures_k`` (:func:`rta_settings`).
+
+It writes, in the working directory, ``fc3.hdf5`` (phono3py's layout, eV/Angstrom^3, compact),
+``kappa-m<mesh>.hdf5`` (phono3py's RTA on the Gamma-centred mesh, irreducible points) and ``rta.json`` (what was
+run, written last). A refusal of the inputs prints a line starting with :data:`REFUSED` (exit status 2), a failure
+inside phono3py one starting with :data:`FAILED` and its traceback on stderr (exit status 3); then there is no
+``rta.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+import traceback
+
+import numpy as np
+
+from aiida_llpam.physics.third_order import build_phono3py, kappa_rta, produce_fc3
+
+#: the line that tells the parser the inputs were refused (a missing force, a bad mesh, ...)
+REFUSED = "REFUSED: "
+#: the line that tells the parser phono3py itself failed
+FAILED = "PHONO3PY FAILED: "
+FC3_FILE = "fc3.hdf5"
+SUMMARY_FILE = "rta.json"
+#: the keys of parameters.json
+KEYS = ("supercell_matrix", "mesh", "temperatures_k")
+
+
+class Phono3pyError(RuntimeError):
+    """phono3py raised while building the model, making fc3 or running the RTA."""
+
+
+def kappa_filename(mesh) -> str:
+    """phono3py's name of the kappa file of a mesh: ``kappa-m444.hdf5``, ``kappa-m12128.hdf5``."""
+    return f"kappa-m{''.join(str(int(n)) for n in mesh)}.hdf5"
+
+
+def rta_settings(parameters: dict) -> dict:
+    """The RTA settings checked and normalised (3x3 fc3 supercell matrix, mesh, temperatures in K); ValueError
+    naming the first bad key."""
+    unknown = sorted(set(parameters) - set(KEYS))
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: unknown; known: {', '.join(KEYS)}")
+    missing = [key for key in KEYS if key not in parameters]
+    if missing:
+        raise ValueError(f"{', '.join(missing)}: missing")
+    matrix = np.asarray(parameters["supercell_matrix"])
+    if matrix.shape == (3,):
+        matrix = np.diag(matrix)
+    if matrix.shape != (3, 3) or not np.issubdtype(matrix.dtype, np.integer) or round(abs(np.linalg.det(matrix))) < 1:
+        raise ValueError(f"supercell_matrix: three integers or a 3x3 integer matrix of nonzero determinant, "
+                         f"got {parameters['supercell_matrix']}")  # fmt: skip
+    mesh = parameters["mesh"]
+    if not (isinstance(mesh, (list, tuple)) and len(mesh) == 3
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in mesh)):  # fmt: skip
+        raise ValueError(f"mesh: three positive integers, got {mesh!r}")
+    temperatures = np.asarray(parameters["temperatures_k"], dtype=float).ravel()
+    if temperatures.size == 0 or not np.all(np.isfinite(temperatures)) or np.any(temperatures <= 0):
+        raise ValueError(f"temperatures_k: positive temperatures, got {parameters['temperatures_k']!r}")
+    return {"supercell_matrix": matrix.tolist(), "mesh": list(mesh), "temperatures_k": temperatures.tolist()}
+
+
+@contextlib.contextmanager
+def phono3py_step(name: str):
+    """Any exception inside as a :class:`Phono3pyError` naming the step (not a refusal: the inputs were checked)."""
+    try:
+        yield
+    except Exception as exc:
+        raise Phono3pyError(f"{name}: {type(exc).__name__}: {exc}") from exc
+
+
+def forces_table(cells: list, natom: int, forces) -> np.ndarray:
+    """The forces of every supercell of the dataset, (n_all, natom, 3) eV/Angstrom, zeros for the skipped ones
+    (``None`` in ``cells``, which phono3py does not read); ValueError for a missing or misshapen one."""
+    table = np.zeros((len(cells), natom, 3))
+    for index, cell in enumerate(cells, start=1):
+        if cell is None:
+            continue
+        label = f"supercell_{index:04d}"
+        if label not in forces:
+            raise ValueError(f"forces: none for {label} of the dataset")
+        values = np.asarray(forces[label], dtype=float)
+        if values.shape != (natom, 3):
+            raise ValueError(f"forces: {label} has shape {values.shape}, the supercell has {natom} atoms")
+        table[index - 1] = values
+    extra = sorted(set(forces) - {f"supercell_{i:04d}" for i, cell in enumerate(cells, start=1) if cell is not None})
+    if extra:
+        raise ValueError(f"forces: {', '.join(extra)} not in the dataset")
+    return table
+
+
+def run(force_constants_path: str, dataset_path: str, forces_path: str, parameters_path: str) -> dict:
+    """fc3.hdf5, kappa-m<mesh>.hdf5 and rta.json in the working directory; returns the summary (rta.json)."""
+    from phono3py import __version__ as phono3py_version
+    from phono3py.file_IO import write_fc3_to_hdf5
+
+    with open(parameters_path) as handle:
+        settings = rta_settings(json.load(handle))
+    with open(dataset_path) as handle:
+        dataset = json.load(handle)
+    data = np.load(force_constants_path)
+    with np.load(forces_path) as handle:
+        forces = {label: handle[label] for label in handle.files}
+    with phono3py_step("the phono3py model (fc2, eps/Z*, dataset)"):
+        ph3 = build_phono3py(data, [str(s) for s in data["symbols"]], settings["supercell_matrix"])
+        ph3.dataset = dataset
+        cells = list(ph3.supercells_with_displacements)
+        natom = len(ph3.supercell)
+    table = forces_table(cells, natom, forces)
+    start = time.perf_counter()
+    with phono3py_step("fc3"):
+        fc3 = produce_fc3(ph3, table)
+        write_fc3_to_hdf5(fc3, filename=FC3_FILE, p2s_map=ph3.primitive.p2s_map)
+    print(f"fc3 {fc3.shape} from {len(forces)} supercells", flush=True)
+    middle = time.perf_counter()
+    with phono3py_step("RTA"):
+        kappa = kappa_rta(ph3, settings["mesh"], settings["temperatures_k"])
+    end = time.perf_counter()
+    kappa_file = kappa_filename(settings["mesh"])
+    with open(kappa_file, "wb") as handle:
+        handle.write(kappa)
+    print(f"RTA on {'x'.join(map(str, settings['mesh']))}: {kappa_file}", flush=True)
+    summary = {
+        **settings,
+        "phonon_supercell_matrix": np.asarray(data["supercell_matrix"], dtype=int).tolist(),
+        "supercells_with_forces": len(forces),
+        "supercells_in_dataset": len(cells),
+        "fc3_shape": list(fc3.shape),
+        "fc3_file": FC3_FILE,
+        "kappa_file": kappa_file,
+        "seconds_fc3": round(middle - start, 3),
+        "seconds_rta": round(end - middle, 3),
+        "phono3py_version": phono3py_version,
+    }
+    with open(SUMMARY_FILE, "w") as handle:
+        json.dump(summary, handle, indent=1)
+    return summary
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 4:
+        print(__doc__, file=sys.stderr)
+        return 1
+    try:
+        run(*argv)
+    except ValueError as exc:  # the job's own checks of its inputs: the message names the problem
+        print(f"{REFUSED}{exc}", flush=True)
+        return 2
+    except Phono3pyError as exc:
+        traceback.print_exc()
+        print(f"{FAILED}{exc}", flush=True)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

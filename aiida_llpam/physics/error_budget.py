@@ -84,7 +84,9 @@ class ErrorBudget:
         shown = ("gamma_nl_zz", "gamma_nl_xx", "chi_diagonal", "chi_offdiagonal_interband", "chi_offdiagonal_pair",
                  "gamma_m", "v_ta1_z", "v_ta1_x", "v_ta1_y")  # fmt: skip
         columns = [HEADLINES.index(name) for name in shown]
-        header = f"  {'source':18s}" + "".join(f"{name:>14s}" for name in shown)
+        short = {"gamma_nl_zz": "gNL_zz", "gamma_nl_xx": "gNL_xx", "chi_diagonal": "chi_D",
+                 "chi_offdiagonal_interband": "chi_OD,N", "chi_offdiagonal_pair": "chi_OD,P", "gamma_m": "gamma_M"}  # fmt: skip
+        header = f"  {'source':18s}" + "".join(f"{short.get(name, name):>14s}" for name in shown)
         lines = [header, f"  {'value':18s}" + "".join(f"{self.values[name]:14.4g}" for name in shown)]
         for row, sizes in zip(self.rows, matrix):
             cells = "".join(f"{'-':>14s}" if np.isnan(sizes[c]) else f"{sizes[c]:13.2f}%" for c in columns)

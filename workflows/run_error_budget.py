@@ -25,8 +25,10 @@ def main(argv=None):
     parser.add_argument("--measured", type=Path, help="JSON rows measured elsewhere")
     parser.add_argument("--unfolding", nargs=3, type=int, action="append", help="an unfolding supercell (repeatable)")
     parser.add_argument("--computer", default="localhost", help="computer of the q2r and response codes")
+    parser.add_argument("--partial", action="store_true", help="--direct terminated early: use its finished q points")
     args = parser.parse_args(argv)
-    error_budget_for(args.pk, args.direct, args.qmesh, args.measured, args.unfolding or DEFAULT_UNFOLDINGS, args.computer)
+    error_budget_for(args.pk, args.direct, args.qmesh, args.measured, args.unfolding or DEFAULT_UNFOLDINGS,
+                     args.computer, args.partial)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,8 @@ def run_from_dfpt(
     builder = PamWorkChain.get_builder_from_protocol(*codes, structure, protocol=protocol, dfpt=retrieved)
     redone = "force constants and response redone"
     suffix = "other enantiomer from the mirrored DFPT" if enantiomer == "other" else redone
-    builder.metadata.label = f"{old.label} ({suffix})".strip()
+    base = old.label.removesuffix(f" ({redone})")  # a redo of a redo keeps one suffix
+    builder.metadata.label = f"{base} ({suffix})".strip()
     builder.metadata.description = description
     _, node = run_get_node(builder)
     if enantiomer == "other":

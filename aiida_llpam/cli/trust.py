@@ -65,14 +65,18 @@ def sum_rule_models(run: orm.WorkChainNode, unfoldings, computer: str, protocol:
     return models
 
 
-def check_against_direct(run: orm.WorkChainNode, direct: orm.WorkChainNode) -> orm.CalcFunctionNode:
+def check_against_direct(run: orm.WorkChainNode, direct: orm.WorkChainNode, partial: bool = False) -> orm.CalcFunctionNode:
     """``direct_dfpt_check`` of ``run``'s model on the ph.x runs of the DirectDfptWorkChain ``direct`` (reused
-    if it exists); the ph.x runs need not have been made for this model, only at its DFPT's settings."""
+    if it exists); the ph.x runs need not have been made for this model, only at its DFPT's settings.
+
+    ``partial``: take the q points whose ph.x finished even if others did not (the check's inputs name them).
+    """
     from aiida_llpam.calculations.functions import direct_dfpt_check
     from aiida_llpam.queries import dfpt_retrieved, direct_dfpt_checks
 
-    if not (direct.process_label == "DirectDfptWorkChain" and direct.is_finished_ok):
-        raise ValueError(f"{direct.process_label}<{direct.pk}> is not a finished DirectDfptWorkChain")
+    if direct.process_label != "DirectDfptWorkChain" or not (direct.is_finished_ok or partial and direct.is_terminated):
+        raise ValueError(f"{direct.process_label}<{direct.pk}> is not a finished DirectDfptWorkChain "
+                         "(partial: a terminated one, its finished q points)")  # fmt: skip
     folders = {}  # the last finished job of each q point (a relaunched one has the same label)
     for link in sorted(direct.base.links.get_outgoing().all(), key=lambda link: link.node.ctime):
         if link.link_label.startswith("ph_q") and link.node.is_finished_ok:
@@ -105,7 +109,7 @@ def make_error_budget(
 
 
 def error_budget_for(run_pk, direct_pk=None, qmesh_pk=None, measured_path: Path | None = None,
-                     unfoldings=DEFAULT_UNFOLDINGS, computer: str = "localhost") -> orm.ArrayData:  # fmt: skip
+                     unfoldings=DEFAULT_UNFOLDINGS, computer: str = "localhost", partial: bool = False) -> orm.ArrayData:  # fmt: skip
     """Everything above for the PamWorkChain ``run_pk``, printed as ``aiida-llpam show`` prints it."""
     from aiida_llpam.calculations.functions.error_budget import budget_from_node
     from aiida_llpam.queries import load_pam_workchain
@@ -113,7 +117,14 @@ def error_budget_for(run_pk, direct_pk=None, qmesh_pk=None, measured_path: Path 
     run = load_pam_workchain(str(run_pk))
     protocol = run.inputs.protocol.value if "protocol" in run.inputs else "production"
     models = sum_rule_models(run, unfoldings, computer, protocol)
-    check = check_against_direct(run, orm.load_node(direct_pk)) if direct_pk else None
+    check = check_against_direct(run, orm.load_node(direct_pk), partial) if direct_pk else None
+    if direct_pk:
+        print("each sum-rule model against the direct DFPT (largest deviation, cm^-1; TA splitting, relative):")
+        for label, node in {"default": run, **models}.items():
+            summary = check_against_direct(node, orm.load_node(direct_pk), partial).outputs.summary
+            print(f"  {label:8s} acoustic {summary['max_acoustic_deviation_cm']:6.2f}  above "
+                  f"{summary['optical_threshold_cm']:.0f} cm^-1 {summary['max_deviation_above_threshold_cm']:6.2f}  "
+                  f"TA splitting {', '.join(f'{x:.0%}' for x in summary['ta_splitting_relative_deviation'])}")
     qmesh = load_pam_workchain(str(qmesh_pk)) if qmesh_pk else None
     measured = json.loads(Path(measured_path).read_text()) if measured_path else {}
     budget = make_error_budget(run, models, qmesh, check, measured)

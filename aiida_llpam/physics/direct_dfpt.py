@@ -130,8 +130,11 @@ def summarise(table: dict, optical_threshold_cm: float = 100.0) -> dict:
     split_model, split_direct = table["model_ta_splitting_cm"], table["direct_ta_splitting_cm"]
     with np.errstate(divide="ignore", invalid="ignore"):
         split_relative = np.abs(split_model - split_direct) / np.abs(split_direct)
+    raw_deviation = np.abs(model - table["raw_frequencies_cm"])
     return {
         "max_deviation_above_threshold_cm": float(deviation[optical].max(initial=0.0)),
+        # the same modes against the raw direct matrix: how much of the deviation is the choice of ASR correction
+        "max_raw_deviation_above_threshold_cm": float(raw_deviation[optical].max(initial=0.0)),
         "optical_threshold_cm": optical_threshold_cm,
         "max_acoustic_deviation_cm": float(deviation[acoustic].max()),
         "per_q_max_deviation_cm": deviation.max(axis=1).tolist(),

@@ -1,12 +1,49 @@
-"""A throw-away AiiDA profile (sqlite_dos, no broker) in the private AIIDA_PATH, set up as users do."""
+"""Throw-away AiiDA profiles (sqlite_dos, no broker) in the private AIIDA_PATH.
+
+``bare_profile``: aiida-core's test profile (``aiida.tools.pytest_fixtures``) with no code and no QE, for tests
+that build provenance by hand; ``aiida_localhost`` and ``aiida_code_installed`` add a computer and codes to it.
+``llpam_profile``: the profile set up as users do (``aiida-llpam setup``), whose codes need the QE binaries on
+PATH; tests that use it are marked ``qe``.
+"""
 
 import os
 from pathlib import Path
 
 import pytest
+from aiida.tools.pytest_fixtures import (  # noqa: F401  aiida-core's fixtures, found by pytest here
+    aiida_code,
+    aiida_code_installed,
+    aiida_computer,
+    aiida_computer_local,
+    aiida_localhost,
+    aiida_profile_factory,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = "llpam-tests"
+BARE_PROFILE = "llpam-tests-bare"
+
+
+@pytest.fixture(scope="session")
+def _bare_profile(aiida_profile_factory):  # noqa: F811  (the fixture imported above, as pytest passes it)
+    from aiida.manage.configuration import get_config
+
+    # in the private config of tests/conftest.py, beside llpam_profile's (not aiida-core's autouse aiida_config,
+    # which would move every test, tests/services included, to another AIIDA_PATH)
+    with aiida_profile_factory(get_config(create=True), name=BARE_PROFILE) as profile:
+        yield profile
+
+
+@pytest.fixture
+def bare_profile(_bare_profile):
+    """aiida-core's test profile (sqlite_dos, no broker, no code), loaded for this test.
+
+    Loading it closes the storage of the profile loaded before: pytest_collection_modifyitems below runs the tests
+    that use it before those of llpam_profile, whose session fixtures hold nodes."""
+    from aiida import load_profile
+
+    load_profile(_bare_profile.name, allow_switch=True)
+    return _bare_profile
 
 
 @pytest.fixture(scope="session")
@@ -74,8 +111,11 @@ def silicon_run(codes):
 
 
 def pytest_collection_modifyitems(items):
-    """Run the reference-archive tests first: they switch AiiDA profiles, which closes the storage that the
-    session fixtures above (codes, structures, the smoke run) hold nodes of."""
-    switching = ("tests/aiida/test_reference_archive.py", "tests/aiida/test_second_material.py",
-                 "tests/aiida/test_lifetimes_archive.py")  # fmt: skip
-    items.sort(key=lambda item: 0 if item.nodeid.startswith(switching) else 1)
+    """Run the tests of this folder that do not use llpam_profile first: they switch AiiDA profiles (the reference
+    archives, bare_profile), which closes the storage that the session fixtures above (codes, structures, the smoke
+    run) hold nodes of. The order of everything else is kept."""
+    items.sort(key=lambda item: 0 if _switches_profile(item) else 1)
+
+
+def _switches_profile(item) -> bool:
+    return item.nodeid.startswith("tests/aiida/") and "llpam_profile" not in getattr(item, "fixturenames", ())

@@ -9,13 +9,12 @@ import pytest
 from .conftest import REPO
 
 
-def test_pbe_family_is_pbe_only_and_records_the_files_cut_offs(llpam_profile):
-    from aiida import orm
+def test_pbe_family_is_pbe_only_and_records_the_files_cut_offs(bare_profile):
     from aiida_pseudo.groups.family import CutoffsPseudoPotentialFamily
 
-    from aiida_llpam.configure import PBE_FAMILY, PSEUDO_DIR, upf_header
+    from aiida_llpam.configure import PBE_FAMILY, PSEUDO_DIR, ensure_pseudo_family, upf_header
 
-    family = orm.load_group(PBE_FAMILY)
+    family, _ = ensure_pseudo_family(PBE_FAMILY)  # Debian's files; no code needed
     assert isinstance(family, CutoffsPseudoPotentialFamily)
     assert {"Ge", "O", "Si"} <= set(family.elements)
     for pseudo in family.nodes:
@@ -33,6 +32,7 @@ def test_upf_header_reads_both_header_styles_and_names_other_functionals():
     assert upf_header(PSEUDO_DIR / "O.pbesol-n-kjpaw_psl.0.1.UPF")["functional"] == "SLA PW PSX PSC"  # PBEsol: not ours
 
 
+@pytest.mark.qe  # the codes of the builder
 def test_protocol_takes_cut_offs_from_a_family_that_records_them(codes, llpam_profile):
     from aiida import orm
     from ase.io import read
@@ -67,6 +67,7 @@ def _largest_subspace_l(node) -> float:
     return float(np.abs(traces).max())
 
 
+@pytest.mark.qe
 def test_achiral_silicon_runs_and_its_response_vanishes(silicon_run, smoke_run):
     """Inversion with time reversal makes l^z zero at every k and in every degenerate subspace (not only in the
     sum); quartz's is not."""
@@ -89,6 +90,7 @@ def test_achiral_silicon_runs_and_its_response_vanishes(silicon_run, smoke_run):
         read_output(smoke_run.outputs.magnetization)["gamma_m"]).max()
 
 
+@pytest.mark.qe
 def test_show_and_table_say_the_silicon_response_is_zero_by_symmetry(silicon_run):
     from aiida.manage import get_manager
 

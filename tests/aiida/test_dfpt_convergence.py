@@ -125,9 +125,10 @@ def test_table_holds_the_settings_and_sums_of_the_point(convergence_run, archive
     temperatures = child.outputs.chi.get_array("temperatures_k")
     it = int(np.argmin(np.abs(temperatures - 300.0)))
     assert table["temperature_k"][0] == pytest.approx(300.0)
-    assert table["gamma_nl_zz"][0] == pytest.approx(read_output(child.outputs.gamma_nl)["gamma_nl_zz"][it], rel=1e-12)
+    # SI values of ~1e-17: abs=0, since approx's default abs=1e-12 would accept anything
+    assert table["gamma_nl_zz"][0] == pytest.approx(read_output(child.outputs.gamma_nl)["gamma_nl_zz"][it], rel=1e-12, abs=0)
     for name in ("chi_diagonal", "chi_offdiagonal_interband", "chi_offdiagonal_pair"):
-        assert table[name][0] == pytest.approx(child.outputs.chi.get_array(name)[it], rel=1e-12), name
+        assert table[name][0] == pytest.approx(child.outputs.chi.get_array(name)[it], rel=1e-12, abs=0), name
     # two meshes summed (6^3, 8^3): a finite uncertainty, which on such coarse meshes is not zero
     assert np.all(np.isfinite(table["gamma_nl_zz_kmesh_uncertainty"])) and table["gamma_nl_zz_kmesh_uncertainty"][0] > 0
     assert 0 < table["wall_time_s"][0] < 600

@@ -4,6 +4,8 @@ take them as they are and give our frequencies (issue #10, ecosystem-native data
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.qe  # the smoke run (real pw.x, ph.x, q2r.x)
+
 #: fractional q: a general point, a zone-boundary point, and one next to Gamma where the NAC term matters
 QPOINTS = [[0.1, 0.2, 0.3], [0.5, 0.0, 0.0], [0.0, 0.0, 0.01]]
 

@@ -5,6 +5,8 @@ import pytest
 
 from .conftest import REPO, SCF_OVERRIDE
 
+pytestmark = pytest.mark.qe  # both enantiomers through the smoke protocol with real QE
+
 QPOINTS = [[0.0, 0.0, 0.0], [0.1, 0.2, 0.3], [0.5, 0.0, 0.0], [0.0, 0.0, 0.5]]
 
 

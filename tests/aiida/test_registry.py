@@ -14,8 +14,6 @@ from aiida_llpam.quantities import OUTPUTS, QUANTITIES, Quantity
 
 from .conftest import REPO
 
-pytestmark = pytest.mark.qe  # uses the smoke run
-
 
 def test_workchain_ports_are_the_registry_outputs():
     from aiida import orm
@@ -28,6 +26,7 @@ def test_workchain_ports_are_the_registry_outputs():
         assert ports[name].required == (out.source == "response" and not out.optional), name
 
 
+@pytest.mark.qe  # the smoke run
 def test_stored_nodes_hold_exactly_the_registry(smoke_run):
     for name in OUTPUTS:
         if OUTPUTS[name].optional:  # lifetimes_response: the smoke run has no lifetimes input
@@ -48,6 +47,7 @@ def test_layout_doc_is_generated_from_the_registry():
     assert table.group(1) == quantities.layout_markdown(), "regenerate with: python -m aiida_llpam.quantities"
 
 
+@pytest.mark.qe  # the smoke run
 def test_a_new_quantity_appears_in_show_json_and_hdf5(smoke_run, monkeypatch, tmp_path):
     """Adding a registry entry (here chi_offdiagonal, which PamResponse computes) needs no other edit."""
     from click.testing import CliRunner
@@ -89,9 +89,12 @@ def test_a_new_quantity_appears_in_show_json_and_hdf5(smoke_run, monkeypatch, tm
     path = write_results_h5(tmp_path / "r.h5", data, sources)
     with h5py.File(path) as h5:
         assert h5["chi/chi_offdiagonal"].attrs["units"] == "kg/m"
-        assert np.allclose(h5["chi/chi_offdiagonal"][()], data["response"]["chi_offdiagonal"])
+        # HDF5 keeps the float64 values as they are (kg/m, ~1e-17: no default atol)
+        expected = data["response"]["chi_offdiagonal"]
+        np.testing.assert_allclose(h5["chi/chi_offdiagonal"][()], expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
 
 
+@pytest.mark.qe  # the smoke run
 def test_show_prints_every_summarised_quantity(smoke_run):
     out = subprocess.run(
         [sys.executable, "-c", "from aiida_llpam.cli import main; main()", "show", str(smoke_run.pk), "-p", "llpam-tests"],

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.qe  # the codes of the set-up are QE's binaries, which must be on PATH
+
 
 def test_setup_creates_everything_once(llpam_profile):
     from aiida import orm

@@ -16,6 +16,7 @@ def _workchains():
     return orm.QueryBuilder().append(orm.WorkChainNode).count()
 
 
+@pytest.mark.qe  # the codes of `aiida-llpam setup` need the QE binaries on PATH
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -33,6 +34,7 @@ def test_submit_is_refused_on_the_embedded_profile(llpam_profile, extra, message
     assert _workchains() == before
 
 
+@pytest.mark.qe  # the codes of `aiida-llpam setup` need the QE binaries on PATH
 def test_run_crystal_submit_is_refused_on_the_embedded_profile(llpam_profile):
     before = _workchains()
     with pytest.raises(SystemExit, match="cannot submit: profile .* has no broker"):
@@ -42,6 +44,7 @@ def test_run_crystal_submit_is_refused_on_the_embedded_profile(llpam_profile):
     assert _workchains() == before
 
 
+@pytest.mark.qe  # the codes of `aiida-llpam setup` need the QE binaries on PATH
 def test_submit_takes_the_slurm_computer_when_the_profile_has_one(llpam_profile):
     from aiida import orm
 

@@ -106,32 +106,30 @@ def test_stored_arrays_equal_physics_engine(smoke_run):
     )
     out = smoke_run.outputs
     chi = out.chi
-    assert np.allclose(chi.get_array("chi_diagonal"), res.chi_diagonal, rtol=1e-10)
-    assert np.allclose(chi.get_array("chi_offdiagonal_pair"), res.chi_offdiagonal_pair, rtol=1e-10)
-    scale = np.abs(res.gamma_nl).max()
-    assert np.allclose(out.gamma_nl.get_array("gamma_nl"), res.gamma_nl, rtol=1e-8, atol=1e-12 * scale)
-    assert np.allclose(out.gamma_ll.get_array("gamma_ll"), res.gamma_ll, rtol=1e-10)
+
+    def close(actual, desired, rtol):
+        """SI values of 1e-17 and less: atol 1e-12 of the largest value, not numpy's absolute 1e-8."""
+        np.testing.assert_allclose(actual, desired, rtol=rtol, atol=1e-12 * np.abs(desired).max())
+
+    close(chi.get_array("chi_diagonal"), res.chi_diagonal, rtol=1e-10)
+    close(chi.get_array("chi_offdiagonal_pair"), res.chi_offdiagonal_pair, rtol=1e-10)
+    close(out.gamma_nl.get_array("gamma_nl"), res.gamma_nl, rtol=1e-8)
+    close(out.gamma_ll.get_array("gamma_ll"), res.gamma_ll, rtol=1e-10)
     assert np.array_equal(np.isnan(out.eta.get_array("eta_paper")), np.isnan(res.eta_paper))
-    assert np.allclose(out.eta.get_array("eta"), res.eta, rtol=1e-12)
-    assert np.allclose(out.magnetization.get_array("gamma_m"), res.gamma_m, rtol=1e-8)
-    assert np.allclose(out.bz_contributions.get_array("bz_chi_offdiagonal"), res.bz_chi_offdiagonal, rtol=1e-10)
+    close(out.eta.get_array("eta"), res.eta, rtol=1e-12)
+    close(out.magnetization.get_array("gamma_m"), res.gamma_m, rtol=1e-8)
+    close(out.bz_contributions.get_array("bz_chi_offdiagonal"), res.bz_chi_offdiagonal, rtol=1e-10)
     assert np.all(res.chi_total > 0)
 
 
 def test_recompute_response_links_to_original(smoke_run, tmp_path):
-    import runpy
-    import sys
-
+    """workflows/recompute_response.py's function: ``-T 150 -T 450 -r 20 --tau 2e-11 --pk-file F``."""
     from aiida import orm
 
-    script = Path(__file__).resolve().parents[2] / "workflows" / "recompute_response.py"
+    from aiida_llpam.cli.redo import recompute_response
+
     pk_file = tmp_path / "pk"
-    argv = sys.argv
-    sys.argv = [str(script), str(smoke_run.pk), "-T", "150", "-T", "450", "-r", "20", "--tau", "2e-11", "--pk-file", str(pk_file)]
-    try:
-        runpy.run_path(str(script), run_name="__main__")
-    finally:
-        sys.argv = argv
+    recompute_response(str(smoke_run.pk), temperatures=[150.0, 450.0], radii=[20.0], tau=2e-11, pk_file=pk_file)
     calc = orm.load_node(int(pk_file.read_text()))
     assert calc.inputs.force_constants.uuid == smoke_run.outputs.force_constants.uuid
     assert list(calc.outputs.chi.get_array("temperatures_k")) == [150.0, 450.0]

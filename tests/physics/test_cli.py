@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from aiida_llpam.physics import compute_response
+from aiida_llpam.physics.sum_rules import enforce_rotational_invariance
 
 from .conftest import QUARTZ
 
@@ -57,9 +58,12 @@ def test_response_json_matches_engine(quartz):
     assert data["settings"]["temperatures_k"] == [100.0, 300.0] and data["settings"]["radii_m"] == [20e-9, 1e-12]
     assert np.array(data["gamma_ll"]).shape == (2, 2)
     assert np.array(data["gamma_nl"]).shape == (2, 3, 3)
-    ref = compute_response(quartz, (4, 4, 4), [100, 300], [20e-9, 1e-12], 1e-11, 1e4)
-    assert np.allclose(data["chi_diagonal"], ref.chi_diagonal)
-    assert np.allclose(data["gamma_nl"], ref.gamma_nl)
+    # the command applies the rotational sum rules unless --no-sum-rules, and so must the reference (an atol of
+    # 1e-8 hid a 3 % difference in chi_diagonal when the reference left them out)
+    ref = compute_response(enforce_rotational_invariance(quartz)[0], (4, 4, 4), [100, 300], [20e-9, 1e-12], 1e-11, 1e4)
+    # JSON keeps every digit: to rounding, with atol 1e-12 of the largest value (kg/m and J s K^-1 m^-2 are ~1e-17)
+    for actual, desired in ((data["chi_diagonal"], ref.chi_diagonal), (data["gamma_nl"], ref.gamma_nl)):
+        np.testing.assert_allclose(actual, desired, rtol=1e-12, atol=1e-12 * np.abs(desired).max())
     assert data["eta_paper"][1][1] is None  # gamma_LL > 1 at r = 1 pm: the paper's eta is null, never negative
     assert 0 < data["eta"][1][1] < 1  # the free sample's eta stays in (0, 1]
 

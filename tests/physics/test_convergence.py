@@ -32,12 +32,13 @@ def test_a_tight_tolerance_runs_every_mesh_and_says_it_did_not_converge(quartz):
     # the table is the result's own numbers at the reference temperature (300 K, index 1)
     assert table.temperature_k == 300.0
     for name in TRACKED:
-        assert table.values[name][-1] == pytest.approx(getattr(result, name)[1], rel=1e-12)
+        # SI values of ~1e-17: abs=0, since approx's default abs=1e-12 would accept anything
+        assert table.values[name][-1] == pytest.approx(getattr(result, name)[1], rel=1e-12, abs=0)
     values = np.array([table.values[name] for name in TRACKED])
     expected = np.max(np.abs(values[:, 2] - values[:, 1]) / np.abs(values[:, 2]))
     assert table.relative_change[-1] == pytest.approx(expected)
     assert np.isnan(table.relative_change[0])
-    assert table.uncertainty("gamma_nl_zz") == pytest.approx(abs(values[0, 2] - values[0, 1]))
+    assert table.uncertainty("gamma_nl_zz") == pytest.approx(abs(values[0, 2] - values[0, 1]), rel=1e-6, abs=0)
 
 
 def test_without_a_sequence_the_table_has_one_mesh(quartz):

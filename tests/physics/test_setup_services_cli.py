@@ -1,40 +1,33 @@
-"""`aiida-llpam setup --services [--stop]`: the options reach the services module, its steps are printed as they
-come, and its errors end the command with one clean line. The services module is replaced by fakes here (the real
-one needs root and installs system packages: tests/services)."""
+"""`aiida-llpam setup [--daemon-profile [NAME]]`: AiiDA's configuration only. The options reach the AiiDA step, its
+steps are printed, its errors end the command with one clean line, and the host's services are someone else's job
+(`python deploy/services.py up`). The AiiDA steps are fakes here (the real ones need the services: tests/services)."""
 
 import pytest
 from click.testing import CliRunner
 
+from aiida_llpam import configure
 from aiida_llpam.cli import main
-from aiida_llpam.tools import services
-from aiida_llpam.tools.services import CHANGED, CREATED, EXISTS, RUNNING, STOPPED, ServiceError, Step
-
-ENSURE_ALL_SERVICES = services.ensure_all_services  # the real one, before the fixture replaces it
+from aiida_llpam.configure import CHANGED, CREATED, EXISTS, RUNNING, SetupError, Step
 
 
 @pytest.fixture
 def calls(monkeypatch):
-    """Fakes of the services entry points; the list records (function, arguments) in call order."""
+    """Fakes of the two AiiDA steps; the list records (function, arguments) in call order."""
     recorded = []
 
-    def ensure_all_services(profile, workers):
-        recorded.append(("ensure_all_services", profile, workers))
-        yield Step("cluster 15/main: created", CREATED)
-        yield Step("rabbitmq: started", CHANGED)
-        yield Step(f"daemon of {profile}: running with {workers} workers", RUNNING)
+    def ensure_daemon_profile(name, workers):
+        recorded.append(("ensure_daemon_profile", name, workers))
+        return [
+            Step(f"profile {name} (core.psql_dos, core.rabbitmq as aiida_llpam): created", CREATED),
+            Step(f"daemon of {name}: workers restarted (RabbitMQ restarted under them), {workers} workers", CHANGED),
+        ]
 
-    def stop_services(profile):
-        recorded.append(("stop_services", profile))
-        yield Step(f"daemon of {profile}: stopped", STOPPED)
-        yield Step("postgresql: stopped", STOPPED)
+    def setup_all(profile, mpiprocs):
+        recorded.append(("setup_all", profile, mpiprocs))
+        return [(f"profile {profile} (core.sqlite_dos, no broker)", EXISTS)]
 
-    def embedded_setup(*args):
-        raise AssertionError("--services must not set up the embedded profile")
-
-    monkeypatch.setattr(services, "unavailable_reason", lambda: None)
-    monkeypatch.setattr(services, "ensure_all_services", ensure_all_services)
-    monkeypatch.setattr(services, "stop_services", stop_services)
-    monkeypatch.setattr("aiida_llpam.configure.setup_all", embedded_setup)
+    monkeypatch.setattr(configure, "ensure_daemon_profile", ensure_daemon_profile)
+    monkeypatch.setattr(configure, "setup_all", setup_all)
     return recorded
 
 
@@ -42,76 +35,66 @@ def invoke(*args):
     return CliRunner().invoke(main, ["setup", *args])
 
 
-def test_services_up_with_defaults_prints_every_step(calls):
-    result = invoke("--services")
+def test_daemon_profile_alone_means_llpam_daemon_and_prints_every_step(calls):
+    result = invoke("--daemon-profile")
     assert result.exit_code == 0, result.output
-    assert calls == [("ensure_all_services", "llpam-daemon", 2)]
-    assert result.output.splitlines()[:3] == [
-        "created  cluster 15/main: created",
-        "changed  rabbitmq: started",
-        "running  daemon of llpam-daemon: running with 2 workers",
+    assert calls == [("ensure_daemon_profile", "llpam-daemon", 2)]
+    assert result.output.splitlines() == [
+        "created  profile llpam-daemon (core.psql_dos, core.rabbitmq as aiida_llpam): created",
+        "changed  daemon of llpam-daemon: workers restarted (RabbitMQ restarted under them), 2 workers",
+        "Submit with `verdi -p llpam-daemon run workflows/run_quartz.py --submit`.",
     ]
-    assert "verdi -p llpam-daemon run workflows/run_quartz.py --submit" in result.output
 
 
-def test_services_options_reach_the_module(calls):
-    result = invoke("--services", "--workers", "3", "--daemon-profile", "llpam-big")
+def test_daemon_profile_name_and_workers_reach_the_aiida_step(calls):
+    result = invoke("--daemon-profile", "llpam-big", "--workers", "3")
     assert result.exit_code == 0, result.output
-    assert calls == [("ensure_all_services", "llpam-big", 3)]
+    assert calls == [("ensure_daemon_profile", "llpam-big", 3)]
+
+
+def test_without_options_the_embedded_profile_only(calls):
+    result = invoke("--mpiprocs", "1")
+    assert result.exit_code == 0, result.output
+    assert calls == [("setup_all", "llpam", 1)]
+    assert result.output.splitlines() == [
+        "exists   profile llpam (core.sqlite_dos, no broker)",
+        "Nothing to do: everything was already set up.",
+    ]
 
 
 def test_second_call_says_nothing_to_do(calls, monkeypatch):
-    monkeypatch.setattr(services, "ensure_all_services", lambda profile, workers: iter([Step("slurm: up", EXISTS)]))
-    result = invoke("--services")
-    assert result.exit_code == 0 and result.output.splitlines() == [
-        "exists   slurm: up",
-        "Nothing to do: every service was already set up and running.",
-    ]
+    steps = [Step("profile llpam-daemon: exists", EXISTS), Step("daemon of llpam-daemon: running", RUNNING)]
+    monkeypatch.setattr(configure, "ensure_daemon_profile", lambda name, workers: steps)
+    result = invoke("--daemon-profile")
+    assert result.exit_code == 0 and result.output.splitlines()[2] == "Nothing to do: everything was already set up."
 
 
-def test_stop(calls):
-    result = invoke("--services", "--stop", "--daemon-profile", "llpam-big")
-    assert result.exit_code == 0, result.output
-    assert calls == [("stop_services", "llpam-big")]
-    assert result.output.splitlines() == ["stopped  daemon of llpam-big: stopped", "stopped  postgresql: stopped"]
+def test_services_not_set_up_ends_with_one_clean_line_naming_the_deploy_command(calls, monkeypatch):
+    def refused(name, workers):
+        raise SetupError("cannot read /var/lib/aiida-llpam/postgres-aiida_llpam.password and ... (not root, or no "
+                         "host set-up): run `python deploy/services.py up` as root first (docs/scaleout.md)")  # fmt: skip
 
-
-def test_a_failing_step_ends_with_one_clean_line_after_the_steps_done(calls, monkeypatch):
-    def failing(profile, workers):
-        yield Step("cluster 15/main: exists", EXISTS)
-        raise ServiceError("`apt-get install -y rabbitmq-server` failed: E: Unable to fetch some archives")
-
-    monkeypatch.setattr(services, "ensure_all_services", failing)
-    result = invoke("--services")
+    monkeypatch.setattr(configure, "ensure_daemon_profile", refused)
+    result = invoke("--daemon-profile")
     assert result.exit_code == 1
-    assert result.output.splitlines() == [
-        "exists   cluster 15/main: exists",
-        "Error: `apt-get install -y rabbitmq-server` failed: E: Unable to fetch some archives",
-    ]
-    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.output.startswith("Error: cannot read /var/lib/aiida-llpam/postgres-aiida_llpam.password")
+    assert result.output.endswith("run `python deploy/services.py up` as root first (docs/scaleout.md)\n")
+    assert len(result.output.splitlines()) == 1
 
 
-@pytest.mark.parametrize("stop", [[], ["--stop"]])
-def test_not_root_is_refused_before_anything_runs(calls, monkeypatch, stop):
-    monkeypatch.setattr(services, "unavailable_reason", lambda: "the services set-up needs root (apt-get, ...)")
-    result = invoke("--services", *stop)
-    assert result.exit_code == 1 and calls == []
-    assert result.output == "Error: the services set-up needs root (apt-get, ...)\n"
+def test_the_former_services_option_points_at_the_deploy_command(calls):
+    result = invoke("--services")
+    assert result.exit_code == 2 and calls == []
+    assert "run `python deploy/services.py up` as root" in result.output
+    assert "--services" not in invoke("--help").output  # hidden: only there to say where it went
 
 
-def test_the_embedded_profile_is_refused_as_daemon_profile(calls, monkeypatch):
-    """With the real ensure_all_services: refused before PostgreSQL (no database is made for it)."""
-    monkeypatch.setattr(services, "ensure_all_services", ENSURE_ALL_SERVICES)
-    monkeypatch.setattr(services, "ensure_postgresql", lambda **kwargs: pytest.fail("PostgreSQL was set up"))
-    result = invoke("--services", "--daemon-profile", services.EMBEDDED_PROFILE)
-    assert result.exit_code == 1
-    assert "llpam is the embedded sqlite profile" in result.output
+def test_the_embedded_profile_is_refused_as_daemon_profile():
+    """With the real AiiDA step: refused before anything is looked up."""
+    result = invoke("--daemon-profile", configure.PROFILE)
+    assert result.exit_code == 1 and "llpam is the embedded sqlite profile" in result.output
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [(["--stop"], "use it with --services"), (["--services", "--workers", "0"], "--workers")],
-)
-def test_bad_options_are_usage_errors(calls, args, message):
-    result = invoke(*args)
-    assert result.exit_code == 2 and message in result.output and calls == []
+def test_bad_workers_are_a_usage_error(calls):
+    result = invoke("--daemon-profile", "--workers", "0")
+    assert result.exit_code == 2 and "--workers" in result.output and calls == []

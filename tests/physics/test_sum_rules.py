@@ -27,7 +27,7 @@ def test_the_dfpt_model_has_the_pocket_and_the_correction_removes_it(quartz, cor
     assert frequencies_cm(big, near).min() > -IMAGINARY_TOLERANCE_THZ * THZ_TO_CM
     assert report.born_huang_before > 0.1 and report.born_huang_after < 1e-4 * report.born_huang_before
     assert report.huang_after < 1e-3 * report.huang_before
-    assert invariance_residuals(big)[0] == pytest.approx(report.born_huang_after, rel=1e-6)
+    assert invariance_residuals(big)[0] == pytest.approx(report.born_huang_after, rel=1e-6, abs=0)  # a small residual
     assert report.max_change_ry_bohr2 < 1e-4 * report.max_force_constant_ry_bohr2  # a tiny redistribution
 
 

@@ -4,8 +4,6 @@ fixtures/reference/quartz_*.aiida are runs of the current workflow.
 """
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -18,13 +16,19 @@ PROFILE = "llpam-archive"
 
 
 def cli(*args):
-    """The command line, on the profile the current archive was imported into."""
-    from aiida.manage import get_manager
+    """The command line in this process (click's runner: no interpreter start per call), on the profile the
+    current archive was imported into; the result has ``returncode``, ``stdout`` and ``stderr`` as a subprocess's."""
+    from types import SimpleNamespace
 
-    return subprocess.run(
-        [sys.executable, "-c", "from aiida_llpam.cli import main; main()", *args, "-p", get_manager().get_profile().name],
-        capture_output=True, text=True, timeout=600,
-    )
+    from aiida.manage import get_manager
+    from click.testing import CliRunner
+
+    from aiida_llpam.cli import main
+
+    result = CliRunner().invoke(main, [*args, "-p", get_manager().get_profile().name])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
 
 
 def test_reference_archives_are_committed():

@@ -2,9 +2,10 @@
 
     verdi -p llpam-daemon run benchmarks/bench_scaleout.py [--kpoints 6] [--qpoints 4] [--mpiprocs 2]
 
-Needs the services profile (`aiida-llpam setup --services`). Diamond Si (fixtures/structures/Si_diamond.cif) at
-the smoke protocol's cut-offs, with a k mesh and a q mesh that make each q point take seconds to a minute. On one
-scf (pw.x through the daemon on SLURM) it runs, one after the other so that they do not share the cores:
+Needs the daemon profile (`python deploy/services.py up`, docs/scaleout.md). Diamond Si
+(fixtures/structures/Si_diamond.cif) at the smoke protocol's cut-offs, with a k mesh and a q mesh that make each q
+point take seconds to a minute. On one scf (pw.x through the daemon on SLURM) it runs, one after the other so that
+they do not share the cores:
 
 1. the single-job route: PhBaseWorkChain, one ph.x job with ``--mpiprocs`` MPI processes;
 2. the per-q-point route: PhQpointsWorkChain, one job per irreducible q point with one MPI process each, so that
@@ -20,6 +21,7 @@ import argparse
 import heapq
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import datetime
@@ -31,11 +33,14 @@ from aiida.plugins import WorkflowFactory
 from ase.io import read
 
 import aiida_llpam
-from aiida_llpam.tools import services, setup
+from aiida_llpam.configure import SLURM_COMPUTER, mpirun_command
 from aiida_llpam.workflows.pam import PamWorkChain, dfpt_inputs
 
-# `verdi run` does not set __file__ to this script: find the fixtures next to the (editable) package
-SILICON = Path(aiida_llpam.__file__).resolve().parents[1] / "fixtures" / "structures" / "Si_diamond.cif"
+# `verdi run` does not set __file__ to this script: find the repository next to the (editable) package
+REPO = Path(aiida_llpam.__file__).resolve().parents[1]
+SILICON = REPO / "fixtures" / "structures" / "Si_diamond.cif"
+sys.path.insert(0, str(REPO))  # the host set-up deploy/ (not part of the package) reads SLURM's job record
+from deploy.slurm import jobcomp_records
 
 
 def wait(node, timeout_s=7200):
@@ -56,7 +61,7 @@ def life_s(node) -> float:
 
 def slurm_record(calc) -> dict[str, datetime]:
     """Submit, start and end time of the job in SLURM's record (1 s resolution)."""
-    (record,) = [r for r in services.jobcomp_records(calc.get_job_id()) if r["WorkDir"] == calc.get_remote_workdir()]
+    (record,) = [r for r in jobcomp_records(calc.get_job_id()) if r["WorkDir"] == calc.get_remote_workdir()]
     return {key: datetime.fromisoformat(record[key]) for key in ("SubmitTime", "StartTime", "EndTime")}
 
 
@@ -94,7 +99,7 @@ def bare_ph_s(ph_calc, mpiprocs: int) -> float:
             shutil.copytree(scf_dir / name, work / name)
         (work / "DYN_MAT").mkdir()
         (work / "aiida.in").write_text(ph_calc.base.repository.get_object_content("aiida.in", mode="r"))
-        command = " ".join([*setup.mpirun_command(str(mpiprocs)), "ph.x", "-in", "aiida.in", "> aiida.out"])
+        command = " ".join([*mpirun_command(str(mpiprocs)), "ph.x", "-in", "aiida.in", "> aiida.out"])
         script = f"{ph_calc.computer.get_prepend_text()}\n{command}\n"
         start = time.perf_counter()
         subprocess.run(["bash", "-c", script], cwd=work, check=True)
@@ -109,7 +114,7 @@ def main():
     parser.add_argument("--kpoints", type=int, default=6, help="scf k mesh n x n x n (default 6)")
     parser.add_argument("--qpoints", type=int, default=4, help="ph.x q mesh n x n x n (default 4)")
     parser.add_argument("--mpiprocs", type=int, default=2, help="cores used by each route (default 2)")
-    parser.add_argument("--computer", default=services.SLURM_COMPUTER)
+    parser.add_argument("--computer", default=SLURM_COMPUTER)
     args = parser.parse_args()
 
     structure = orm.StructureData(ase=read(SILICON))

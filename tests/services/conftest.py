@@ -1,19 +1,26 @@
 """Fixtures that bring up the scale-out services (PostgreSQL, RabbitMQ, SLURM) and a throw-away daemon profile.
 
-Tests marked ``services`` install Debian packages and start system daemons. They are part of the default run where
-that is possible (root, apt-get); elsewhere they are skipped with the reason. ``LLPAM_SERVICES_TESTS=0`` or
-``-m "not services"`` leaves them out. Unmarked tests in this folder check the pure helpers and always run.
+The services come from the host set-up ``deploy/`` (the functions `python deploy/services.py up` runs, each twice),
+the profile from the AiiDA step ``aiida_llpam.configure.ensure_daemon_profile`` (what ``up`` ends with and
+`aiida-llpam setup --daemon-profile` runs). Tests marked ``services`` install Debian packages and start system
+daemons. They are part of the default run where that is possible (root, apt-get); elsewhere they are skipped with
+the reason. ``LLPAM_SERVICES_TESTS=0`` or ``-m "not services"`` leaves them out. Unmarked tests in this folder
+(test_deploy.py, test_daemon_profile_setup.py, the pure checks in test_screen.py) need neither and always run.
 
 The daemon profile lives in the private AIIDA_PATH of the test run (tests/conftest.py) and is deleted, with its
 database and daemon, at the end of the session; the system services are left running, as a second run reuses them.
 """
 
 import os
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 
-from aiida_llpam.tools import services
+from aiida_llpam import configure
+from deploy import postgresql, rabbitmq, slurm
+from deploy.host import host_lock, unavailable_reason
 
 TEST_PROFILE = "llpam-daemon-test"
 #: (step name, call number) -> (seconds, [Step, ...]); printed in the terminal summary
@@ -34,7 +41,7 @@ def _services_skip_reason(config) -> str | None:
     """Why the services tests cannot or should not run here, None when they can."""
     if os.environ.get("LLPAM_SERVICES_TESTS") == "0":
         return "LLPAM_SERVICES_TESTS=0: the services tests are switched off"
-    return services.unavailable_reason()
+    return unavailable_reason()
 
 
 def _timed(name: str, call: int, function, *args, **kwargs) -> list:
@@ -46,7 +53,7 @@ def _timed(name: str, call: int, function, *args, **kwargs) -> list:
 
 @pytest.fixture(scope="session")
 def system_services(request):
-    """PostgreSQL, RabbitMQ and SLURM, each ensured twice.
+    """PostgreSQL, RabbitMQ and SLURM, each ensured twice (under deploy/'s lock, as `deploy/services.py up`).
 
     Yields {"database": the test profile's database, "steps": {name: (first call's steps, second call's steps)}}.
     """
@@ -54,33 +61,58 @@ def system_services(request):
     reason = _services_skip_reason(request.config)
     if reason:
         pytest.skip(reason)
-    database = services.database_name(TEST_PROFILE)
+    database = configure.database_name(TEST_PROFILE)
     steps = {}
-    for name, function, kwargs in (
-        ("ensure_postgresql", services.ensure_postgresql, {"database": database}),
-        ("ensure_rabbitmq", services.ensure_rabbitmq, {}),
-        ("ensure_slurm", services.ensure_slurm, {}),
-    ):
-        steps[name] = (_timed(name, 1, function, **kwargs), _timed(name, 2, function, **kwargs))
+    with host_lock():
+        for name, function, kwargs in (
+            ("ensure_postgresql", postgresql.ensure_postgresql, {"database": database}),
+            ("ensure_rabbitmq", rabbitmq.ensure_rabbitmq, {}),
+            ("ensure_slurm", slurm.ensure_slurm, {}),
+        ):
+            steps[name] = (_timed(name, 1, function, **kwargs), _timed(name, 2, function, **kwargs))
     yield {"database": database, "steps": steps}
     # normally gone with the profile (daemon_profile); left behind when the session stopped before that
-    services.drop_database(database)
+    postgresql.drop_database(database)
 
 
 @pytest.fixture(scope="session")
 def daemon_profile(system_services):
-    """The daemon profile TEST_PROFILE, ensured twice; deleted with its database and daemon afterwards."""
+    """The daemon profile TEST_PROFILE, ensured twice, then RabbitMQ's guest removed (the end of `up`); deleted with
+    its database and daemon afterwards."""
     from aiida.manage.configuration import get_profile
 
     previous = get_profile()
-    first = _timed("ensure_daemon_profile", 1, services.ensure_daemon_profile, TEST_PROFILE, workers=2)
-    second = _timed("ensure_daemon_profile", 2, services.ensure_daemon_profile, TEST_PROFILE, workers=2)
+    first = _timed("ensure_daemon_profile", 1, configure.ensure_daemon_profile, TEST_PROFILE, workers=2)
+    second = _timed("ensure_daemon_profile", 2, configure.ensure_daemon_profile, TEST_PROFILE, workers=2)
+    rabbitmq.remove_guest()
     yield TEST_PROFILE, first, second
-    services.remove_daemon_profile(TEST_PROFILE)
+    delete_daemon_profile(TEST_PROFILE)
     if previous is not None and previous.name != TEST_PROFILE:
         from aiida import load_profile
 
         load_profile(previous.name, allow_switch=True)
+
+
+def delete_daemon_profile(name: str):
+    """Stop the daemon and delete profile ``name`` with its database (dropped by its owner role) and repository."""
+    import psycopg
+    from aiida.manage import get_manager
+    from aiida.manage.configuration import get_config
+
+    config = get_config(create=True)
+    if name not in config.profile_names:
+        return
+    storage = config.get_profile(name).storage_config
+    configure.stop_daemon(name)
+    if get_manager().get_profile() is not None and get_manager().get_profile().name == name:
+        get_manager().unload_profile()  # closes this process's connection before the database is dropped
+    config.delete_profile(name, delete_storage=False)  # AiiDA drops through pgsu (sudo or a postgres password)
+    config.store()
+    with psycopg.connect(host=storage["database_hostname"], port=storage["database_port"], dbname="postgres",
+                         user=storage["database_username"], password=storage["database_password"],
+                         autocommit=True) as connection:  # fmt: skip
+        connection.execute(f'DROP DATABASE IF EXISTS "{storage["database_name"]}" WITH (FORCE)')
+    shutil.rmtree(Path(storage["repository_uri"].removeprefix("file://")), ignore_errors=True)
 
 
 def wait_until_terminated(node, timeout: float):
@@ -97,8 +129,8 @@ def assert_ran_through_slurm(node) -> dict:
     job_id = node.get_job_id()
     assert job_id, f"{node.process_label}<{node.pk}> has no job_id: it did not go through the scheduler"
     # the remote work directory is unique (a UUID path) where job id and pk repeat across reinstalls and test runs
-    records = [r for r in services.jobcomp_records(job_id) if r["WorkDir"] == node.get_remote_workdir()]
-    assert len(records) == 1, f"job {job_id} in {node.get_remote_workdir()} not in {services.SLURM_JOBCOMP_FILE}"
+    records = [r for r in slurm.jobcomp_records(job_id) if r["WorkDir"] == node.get_remote_workdir()]
+    assert len(records) == 1, f"job {job_id} in {node.get_remote_workdir()} not in {slurm.SLURM_JOBCOMP_FILE}"
     assert records[0]["Name"] == f"aiida-{node.pk}"
     return records[0]
 
@@ -114,7 +146,7 @@ def finished_through_slurm(node, timeout: float):
 def pytest_terminal_summary(terminalreporter):
     if not TIMINGS:
         return
-    terminalreporter.section("aiida-llpam services: ensure_* timings")
+    terminalreporter.section("aiida-llpam services (deploy/, configure.ensure_daemon_profile): timings")
     for (name, call), (seconds, steps) in sorted(TIMINGS.items()):
         statuses = sorted({step.status for step in steps})
         terminalreporter.write_line(f"{name} call {call}: {seconds:6.1f} s  {', '.join(statuses)}")

@@ -19,8 +19,9 @@ import numpy as np
 import psutil
 import pytest
 
-from aiida_llpam.tools import services
-from aiida_llpam.workflows.ph_base import lost_to_worker_shutdown
+from aiida_llpam import configure
+from aiida_llpam.workflows.relaunch import lost_to_worker_shutdown
+from deploy import rabbitmq, slurm
 from tests.provenance import called, dyn_numbers
 
 from .conftest import assert_ran_through_slurm, wait_until_terminated
@@ -42,7 +43,7 @@ def _builder(overrides):
     from aiida_llpam.workflows.pam import PamWorkChain
 
     structure = orm.StructureData(ase=read(REPO / "fixtures" / "structures" / "Si_diamond.cif"))
-    codes = [orm.load_code(f"{name}@{services.SLURM_COMPUTER}") for name in ("pw", "ph", "q2r")]
+    codes = [orm.load_code(f"{name}@{configure.SLURM_COMPUTER}") for name in ("pw", "ph", "q2r")]
     return PamWorkChain.get_builder_from_protocol(
         *codes, structure, protocol="smoke", overrides=overrides, options=OPTIONS
     )
@@ -81,7 +82,7 @@ def _history(node) -> str:
     for label, calcs in sorted(_ph_jobs(node).items()):
         for calc in calcs:
             records = [
-                r for r in services.jobcomp_records(calc.get_job_id()) if r["WorkDir"] == calc.get_remote_workdir()
+                r for r in slurm.jobcomp_records(calc.get_job_id()) if r["WorkDir"] == calc.get_remote_workdir()
             ]
             state = ",".join(r["JobState"] for r in records) or "no SLURM record"
             lines.append(f"{label}: {calc.process_label}<{calc.pk}> {calc.process_state.value} exit {calc.exit_status} "
@@ -292,7 +293,7 @@ def test_daemon_stopped_and_restarted_mid_run_loses_nothing(daemon_profile, faul
     node = _submit_dfpt(fault_inputs)
     _wait_for(lambda: _running_q_jobs(node), "a q job running in SLURM")
     client = get_daemon_client(daemon_profile[0])
-    client.stop_daemon(wait=True, timeout=services.DAEMON_STOP_TIMEOUT_S)
+    client.stop_daemon(wait=True, timeout=configure.DAEMON_TIMEOUT_S)
     stopped_at = time.monotonic()
     time.sleep(15)  # the jobs go on in SLURM without anyone watching
     assert not node.is_terminated
@@ -306,14 +307,14 @@ def test_daemon_stopped_and_restarted_mid_run_loses_nothing(daemon_profile, faul
 
 @pytest.mark.broker_restart
 def test_rabbitmq_restarted_mid_run_loses_nothing(daemon_profile, fault_inputs, reference):
-    """RabbitMQ stops under a running workchain and comes back through the services set-up (``ensure_rabbitmq``,
-    what `aiida-llpam setup --services` runs), which stops the daemon before it starts the broker and starts it
-    after: workers that reconnect by themselves can run a requeued process twice (aiida-core #4595)."""
+    """RabbitMQ stops under a running workchain and comes back through the host set-up (``deploy.rabbitmq.
+    ensure_rabbitmq``, what `python deploy/services.py up` runs), which stops the daemon before it starts the broker
+    and starts it after: workers that reconnect by themselves can run a requeued process twice (aiida-core #4595)."""
     node = _submit_dfpt(fault_inputs)
     _wait_for(lambda: _running_q_jobs(node), "a q job running in SLURM")
-    assert services.stop_rabbitmq().status == services.STOPPED
+    assert [step.status for step in rabbitmq.stop_rabbitmq()] == [configure.STOPPED, configure.STOPPED]  # node, epmd
     time.sleep(10)  # the workers lose the broker; the jobs go on in SLURM
-    steps = services.ensure_rabbitmq()
+    steps = rabbitmq.ensure_rabbitmq()
     descriptions = [step.description for step in steps]
     assert f"daemon of {daemon_profile[0]}: stopped" in descriptions, descriptions
     assert any(d.startswith(f"daemon of {daemon_profile[0]}: started") for d in descriptions), descriptions

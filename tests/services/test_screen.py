@@ -11,8 +11,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import load_workflow_script
-
 from .conftest import wait_until_terminated
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,7 +20,9 @@ LDA_ELEMENTS = ["O", "Si"]  # llpam/LDA/debian (aiida_llpam.configure.PSEUDOS)
 
 @pytest.fixture(scope="module")
 def screen():
-    return load_workflow_script("screen")
+    from aiida_llpam.cli import screening
+
+    return screening
 
 
 @pytest.fixture
@@ -130,21 +130,21 @@ def test_screen_runs_silicon_through_the_daemon_and_skips_it_the_second_time(dae
     from aiida import orm
     from aiida.common.links import LinkType
 
-    from aiida_llpam.tools import services
+    from aiida_llpam.configure import SLURM_COMPUTER
 
     shutil.copy(STRUCTURES / "Si_diamond.cif", tmp_path / "Si_diamond.cif")
     (tmp_path / "broken.cif").write_text("data_broken\n_cell_length_a 3.0\n")
     group = f"llpam/screen/test-{uuid.uuid4().hex[:8]}"
-    args = [str(tmp_path), "--protocol", "smoke", "--pseudo-family", "llpam/LDA/debian", "--max-concurrent", "1",
-            "--computer", services.SLURM_COMPUTER, "--group", group]  # fmt: skip
+    args = {"folder": tmp_path, "protocol": "smoke", "pseudo_family": "llpam/LDA/debian", "max_concurrent": 1,
+            "computer": SLURM_COMPUTER, "group": group}  # fmt: skip
 
     before = orm.QueryBuilder().append(orm.Node).count()
-    dry = screen.main([*args, "--dry-run"])
+    dry = screen.screen(**args, dry_run=True)
     out = capsys.readouterr().out
     assert orm.QueryBuilder().append(orm.Node).count() == before and not dry["submitted"]
     assert f"group {group} does not exist yet; would submit now: Si_diamond.cif as-is" in out
 
-    first = screen.main(args)
+    first = screen.screen(**args)
     out = capsys.readouterr().out
     assert [path.name for path, _ in first["refused"]] == ["broken.cif"] and "refused broken.cif: " in out
     (node,) = first["submitted"].values()
@@ -158,11 +158,11 @@ def test_screen_runs_silicon_through_the_daemon_and_skips_it_the_second_time(dae
               if n.is_terminated and not n.is_finished_ok]  # fmt: skip
     assert node.is_finished_ok, failed
     calcjobs = [n for n in node.called_descendants if isinstance(n, orm.CalcJobNode)]
-    assert calcjobs and all(c.computer.label == services.SLURM_COMPUTER and c.get_job_id() for c in calcjobs)
+    assert calcjobs and all(c.computer.label == SLURM_COMPUTER and c.get_job_id() for c in calcjobs)
     structure = node.base.links.get_incoming(link_type=LinkType.INPUT_WORK, link_label_filter="structure").one().node
     assert structure.get_formula() == "Si2" and "Si_diamond.cif, oriented: cubic" in structure.description
 
-    second = screen.main([*args, "--wait", "--poll", "1"])
+    second = screen.screen(**args, wait=True, poll=1)
     out = capsys.readouterr().out
     assert second["submitted"] == {} and [path.name for path, _ in second["refused"]] == ["broken.cif"]
     assert "runs: 1 finished ok, 0 failed, 0 running, 0 to submit (of 1)" in out
@@ -182,8 +182,8 @@ def test_mirror_image_records_the_as_is_runs_structure(daemon_profile, screen, t
     from aiida import engine, orm
     from aiida.common.links import LinkType
 
+    from aiida_llpam.configure import SLURM_COMPUTER
     from aiida_llpam.structures import symmetry_of
-    from aiida_llpam.tools import services
 
     builders = []
 
@@ -199,7 +199,7 @@ def test_mirror_image_records_the_as_is_runs_structure(daemon_profile, screen, t
     group = orm.Group(label=f"llpam/screen/test-{uuid.uuid4().hex[:8]}").store()
     controller = screen.ScreenController(
         group_label=group.label, max_concurrent=2, candidates={c.sha256: c for c in candidates}, protocol="smoke",
-        pseudo_family="llpam/LDA/debian", symprec=1e-3, computer=services.SLURM_COMPUTER,
+        pseudo_family="llpam/LDA/debian", symprec=1e-3, computer=SLURM_COMPUTER,
     )  # fmt: skip
     submitted = controller.submit_batch()
     assert controller.errors == {} and [key[1] for key in submitted] == ["as-is", "other"]

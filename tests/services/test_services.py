@@ -1,83 +1,22 @@
 """The scale-out services really work: connections, a SLURM job, the AiiDA daemon, a CalcJob through SLURM.
 
-The tests marked ``services`` need root and apt and run only when asked for (see conftest.py); the others check the
-helpers that need neither.
+The tests marked ``services`` need root and apt (see conftest.py); the pure checks of deploy/ and of the daemon
+profile's set-up are in test_deploy.py.
 """
 
 import socket
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from aiida_llpam.tools import services
+from aiida_llpam import configure
+from deploy import postgresql, rabbitmq, slurm
 
 from .conftest import finished_through_slurm
 
-IDLE_STATUSES = {services.EXISTS, services.RUNNING}
-
-
-# ------------------------------------------------------------------------------------------- helpers (always run)
-
-
-def test_slurm_conf_describes_this_host():
-    conf = services.slurm_conf(host="node1", cpus=2, memory_mb=1000)
-    assert "NodeName=node1 NodeAddr=127.0.0.1 CPUs=2 RealMemory=1000" in conf
-    assert "SlurmctldHost=node1(127.0.0.1)" in conf
-    # no cgroups here, and the job history must come from the scheduler's own file
-    assert "ProctrackType=proctrack/linuxproc" in conf and "TaskPlugin=task/none" in conf
-    assert f"JobCompType=jobcomp/filetxt\nJobCompLoc={services.SLURM_JOBCOMP_FILE}" in conf
-
-
-def test_real_memory_is_below_the_machine_memory():
-    mem_total_kb = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
-    assert 0.9 * mem_total_kb / 1024 < services._real_memory_mb() < mem_total_kb / 1024
-
-
-def test_database_name_depends_on_config_dir(monkeypatch, tmp_path):
-    from aiida.manage.configuration.settings import AiiDAConfigDir
-
-    monkeypatch.setattr(AiiDAConfigDir, "get", classmethod(lambda cls: tmp_path / "a"))
-    first = services.database_name("llpam-daemon")
-    monkeypatch.setattr(AiiDAConfigDir, "get", classmethod(lambda cls: tmp_path / "b"))
-    second = services.database_name("llpam-daemon")
-    assert first != second
-    assert first.startswith("aiida_llpam_daemon_") and first.replace("_", "").isalnum()
-
-
-def test_write_file_reports_created_exists_changed(tmp_path):
-    path = tmp_path / "x.conf"
-    assert services._write_file(path, "a\n") == services.CREATED
-    assert services._write_file(path, "a\n") == services.EXISTS
-    assert services._write_file(path, "b\n") == services.CHANGED
-    assert path.read_text() == "b\n"
-
-
-def test_jobcomp_records_parses_key_value_lines(tmp_path, monkeypatch):
-    record = tmp_path / "jobcomp.log"
-    record.write_text("JobId=7 Name=aiida-12 JobState=COMPLETED ExitCode=0:0\nJobId=8 Name=wrap JobState=FAILED\n")
-    monkeypatch.setattr(services, "SLURM_JOBCOMP_FILE", record)
-    assert services.jobcomp_records(7) == [
-        {"JobId": "7", "Name": "aiida-12", "JobState": "COMPLETED", "ExitCode": "0:0"}
-    ]
-    assert len(services.jobcomp_records()) == 2
-
-
-def test_unavailable_reason_names_root_and_apt(monkeypatch):
-    monkeypatch.setattr(services.os, "geteuid", lambda: 1000)
-    assert "needs root" in services.unavailable_reason()
-    with pytest.raises(services.ServiceError, match="needs root"):
-        services.ensure_rabbitmq()
-    monkeypatch.setattr(services.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(services.shutil, "which", lambda name: None)
-    assert "apt-get" in services.unavailable_reason()
-
-
-def test_embedded_profile_is_refused():
-    with pytest.raises(services.ServiceError, match="embedded sqlite profile"):
-        services.ensure_daemon_profile(services.EMBEDDED_PROFILE)
+IDLE_STATUSES = {configure.EXISTS, configure.RUNNING}
 
 
 # -------------------------------------------------------------------------------------- services (root, opt-in)
@@ -95,25 +34,63 @@ def test_postgresql_accepts_a_password_connection_on_loopback_only(system_servic
     import psycopg
 
     with psycopg.connect(
-        host=services.PG_HOST,
-        port=services.PG_PORT,
-        user=services.DB_USER,
-        password=services.postgres_password(),
+        host=configure.PG_HOST,
+        port=configure.PG_PORT,
+        user=configure.DB_USER,
+        password=configure.password_file("postgres", configure.DB_USER).read_text().strip(),
         dbname=system_services["database"],
         connect_timeout=10,
     ) as connection:
         assert connection.execute("SHOW server_encoding").fetchone()[0] == "UTF8"
         assert connection.execute("SHOW listen_addresses").fetchone()[0] == "127.0.0.1"
-        assert connection.execute("SHOW server_version").fetchone()[0].startswith(services.PG_VERSION)
+        assert connection.execute("SHOW server_version").fetchone()[0].startswith(postgresql.PG_VERSION)
 
 
 @pytest.mark.services
 def test_rabbitmq_answers_with_consumer_timeout_disabled(system_services):
     from aiida.brokers.rabbitmq.defaults import detect_rabbitmq_config
 
-    # raises ConnectionError when no broker answers on 127.0.0.1:5672 with the guest account
-    assert detect_rabbitmq_config()["broker_host"] == "127.0.0.1"
-    assert services.rabbitmq_consumer_timeout() == "{ok,undefined}"
+    password = configure.password_file("rabbitmq", configure.BROKER_USER).read_text().strip()
+    # raises ConnectionError when no broker answers on 127.0.0.1:5672 with the dedicated user
+    assert detect_rabbitmq_config(username=configure.BROKER_USER, password=password)["broker_host"] == "127.0.0.1"
+    assert rabbitmq.consumer_timeout() == "{ok,undefined}"
+    assert rabbitmq.users()[configure.BROKER_USER] == "[]"  # no administrator tag
+
+
+@pytest.mark.services
+def test_the_password_files_are_root_only(system_services):
+    assert configure.STATE_DIR.stat().st_mode & 0o777 == 0o700
+    for service in ("postgres", "rabbitmq"):
+        assert configure.password_file(service, configure.DB_USER).stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.services
+def test_guest_is_gone_and_the_profile_uses_its_own_broker_user(daemon_profile):
+    from aiida.brokers.rabbitmq.defaults import detect_rabbitmq_config
+    from aiida.manage.configuration import get_profile
+
+    assert "guest" not in rabbitmq.users()
+    with pytest.raises(ConnectionError):
+        detect_rabbitmq_config(username="guest", password="guest")
+    assert get_profile().process_control_config["broker_username"] == configure.BROKER_USER
+
+
+@pytest.mark.services
+def test_daemon_options_let_verdi_stop_and_start_keep_two_workers(daemon_profile):
+    """`verdi daemon stop` waits long enough (no FAILED), `verdi daemon start` brings back 2 workers, and the set-up
+    finds nothing to do afterwards."""
+    name = daemon_profile[0]
+    def verdi_daemon(command):
+        return subprocess.run(["verdi", "-p", name, "daemon", command], check=False, capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+
+    stop = verdi_daemon("stop")
+    assert stop.returncode == 0 and "FAILED" not in stop.stdout, stop.stdout + stop.stderr
+    start = verdi_daemon("start")
+    assert start.returncode == 0, start.stdout + start.stderr
+    status = verdi_daemon("status")
+    assert "Active workers [2]" in status.stdout, status.stdout
+    assert configure.ensure_daemon(name, 2).status == configure.RUNNING
 
 
 @pytest.mark.services
@@ -134,16 +111,17 @@ def test_sbatch_hostname_runs_and_is_in_the_jobcomp_record(system_services, tmp_
     assert out.read_text().strip() == socket.gethostname()
     # slurmctld appends the record when it processes the job's end, right after sbatch --wait returns
     deadline = time.monotonic() + 30
-    while not (records := [r for r in services.jobcomp_records(job_id) if r["Name"] == name]):
-        assert time.monotonic() < deadline, f"job {job_id} ({name}) not in {services.SLURM_JOBCOMP_FILE}"
+    while not (records := [r for r in slurm.jobcomp_records(job_id) if r["Name"] == name]):
+        assert time.monotonic() < deadline, f"job {job_id} ({name}) not in {slurm.SLURM_JOBCOMP_FILE}"
         time.sleep(1)
     assert records[-1]["JobState"] == "COMPLETED" and records[-1]["ExitCode"] == "0:0"
 
 
 @pytest.mark.services
 def test_daemon_profile_without_its_database_is_refused(system_services):
-    with pytest.raises(services.ServiceError, match=r"does not exist: run ensure_postgresql\(database="):
-        services.ensure_daemon_profile("llpam-daemon-no-database")
+    with pytest.raises(configure.SetupError, match=r"database aiida_llpam_daemon_no_database_\w+ on 127.0.0.1:5432: .*"
+                       r"run `python deploy/services.py up` as root"):  # fmt: skip
+        configure.ensure_daemon_profile("llpam-daemon-no-database")
 
 
 @pytest.mark.services
@@ -166,11 +144,11 @@ def test_daemon_profile_loads_and_daemon_has_workers(daemon_profile):
 def test_slurm_computer_and_codes(daemon_profile):
     from aiida import orm
 
-    computer = orm.load_computer(services.SLURM_COMPUTER)
+    computer = orm.load_computer(configure.SLURM_COMPUTER)
     assert computer.scheduler_type == "core.slurm" and computer.transport_type == "core.local"
-    assert computer.get_minimum_job_poll_interval() == services.setup.MINIMUM_JOB_POLL_INTERVAL
+    assert computer.get_minimum_job_poll_interval() == configure.MINIMUM_JOB_POLL_INTERVAL
     for name in ("pw", "ph", "q2r"):
-        assert orm.load_code(f"{name}@{services.SLURM_COMPUTER}").filepath_executable.name == f"{name}.x"
+        assert orm.load_code(f"{name}@{configure.SLURM_COMPUTER}").filepath_executable.name == f"{name}.x"
 
 
 @pytest.mark.services
@@ -179,7 +157,7 @@ def test_arithmetic_add_calcjob_runs_through_the_daemon_on_slurm(daemon_profile)
     from aiida.engine import submit
     from aiida.plugins import CalculationFactory
 
-    computer = orm.load_computer(services.SLURM_COMPUTER)
+    computer = orm.load_computer(configure.SLURM_COMPUTER)
     code = orm.InstalledCode(
         label="bash", computer=computer, filepath_executable="/bin/bash", default_calc_job_plugin="core.arithmetic.add"
     ).store()
@@ -205,7 +183,7 @@ def test_pw_scf_runs_through_the_daemon_on_slurm_with_mpirun(daemon_profile):
     kpoints = orm.KpointsData()
     kpoints.set_kpoints_mesh([2, 2, 2])
     builder = CalculationFactory("quantumespresso.pw").get_builder()
-    builder.code = orm.load_code(f"pw@{services.SLURM_COMPUTER}")
+    builder.code = orm.load_code(f"pw@{configure.SLURM_COMPUTER}")
     builder.structure = orm.StructureData(ase=bulk("Si", "diamond", a=5.43))
     builder.parameters = orm.Dict({"CONTROL": {"calculation": "scf"}, "SYSTEM": {"ecutwfc": 12}})
     builder.kpoints = kpoints
@@ -214,3 +192,24 @@ def test_pw_scf_runs_through_the_daemon_on_slurm_with_mpirun(daemon_profile):
     builder.metadata.options.max_wallclock_seconds = 300
     node = finished_through_slurm(submit(builder), timeout=240)
     assert node.outputs.output_parameters["energy"] == pytest.approx(-212.48, abs=0.05)  # eV, Si pz-vbc at 12 Ry
+
+
+@pytest.mark.services
+@pytest.mark.broker_restart
+def test_a_broker_restarted_under_the_daemon_gets_its_workers_restarted(daemon_profile):
+    """RabbitMQ restarted by other means than deploy/ (its own crash, an operator): the workers reconnect by
+    themselves, which can run a process twice (aiida-core #4595); the AiiDA set-up notices and restarts them."""
+    from aiida.engine.daemon.client import get_daemon_client
+
+    name = daemon_profile[0]
+    client = get_daemon_client(name)
+    before = {info["create_time"] for info in client.get_worker_info()["info"].values()}
+    subprocess.run(["rabbitmqctl", "stop"], check=True, capture_output=True, timeout=120)
+    rabbitmq._start()  # the broker alone, the daemon left running
+    assert configure.broker_restarted_under(list(before), configure.broker_start_time())
+    steps = configure.ensure_daemon_profile(name, workers=2)
+    assert steps[-1].status == configure.CHANGED
+    assert "workers restarted (RabbitMQ restarted under them" in steps[-1].description
+    after = {info["create_time"] for info in client.get_worker_info()["info"].values()}
+    assert len(after) == 2 and not after & before
+    assert configure.ensure_daemon_profile(name, workers=2)[-1].status == configure.RUNNING

@@ -10,7 +10,7 @@ progress line when the running step changes (for ph.x: q point, representation, 
 time; checked every 10 s, repeated once a minute if unchanged; off with --quiet), at the end its outputs.
 
 With --submit the workchain goes to the daemon of the profile (one with a broker and a running daemon, as
-`aiida-llpam setup --services` makes) and the script returns at once: follow it with `aiida-llpam progress PK`.
+`python deploy/services.py up` makes) and the script returns at once: follow it with `aiida-llpam progress PK`.
 On such a profile the computer defaults to localhost-slurm, the one-node SLURM cluster of the services, and
 each q point of the DFPT is its own ph.x job, the daemon running them side by side (the script says which).
 """

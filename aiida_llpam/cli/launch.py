@@ -88,10 +88,10 @@ def daemon_unavailable_reason() -> str | None:
     from aiida.engine.daemon.client import get_daemon_client
     from aiida.manage import get_manager
 
-    from aiida_llpam.configure import DAEMON_PROFILE
+    from aiida_llpam.configure import DAEMON_PROFILE, DEPLOY_COMMAND
 
     profile = get_manager().get_profile()
-    fix = f"bring up the services and their profile with `aiida-llpam setup --services`, then use `verdi -p {DAEMON_PROFILE}`"
+    fix = f"bring up the services and their profile with `{DEPLOY_COMMAND}` (as root), then use `verdi -p {DAEMON_PROFILE}`"
     if not profile_has_broker(profile):
         return f"profile {profile.name} has no broker (an embedded profile runs in-process only): {fix}"
     if not get_daemon_client(profile.name).is_daemon_running:

@@ -21,7 +21,7 @@ from aiida_submission_controller import BaseSubmissionController
 from ase import Atoms
 from pydantic import PrivateAttr
 
-from aiida_llpam.configure import DAEMON_PROFILE, SLURM_COMPUTER
+from aiida_llpam.configure import DAEMON_PROFILE, DEPLOY_COMMAND, SLURM_COMPUTER
 from aiida_llpam.structures import (
     Orientation,
     StructureError,
@@ -46,8 +46,7 @@ ENANTIOMER_CHOICES = ("both", "as-is")
 EXTRA_KEYS = ("screen_sha256", "screen_enantiomer", "screen_protocol", "screen_pseudo_family")
 #: where a profile without a broker is sent; docs/scaleout.md describes the set-up
 SERVICES_HINT = (
-    "set up the services and the daemon profile as root with `aiida-llpam setup --services` (docs/scaleout.md; "
-    "from Python: list(services.ensure_all_services()), a generator of steps), "
+    f"set up the services and the daemon profile as root with `{DEPLOY_COMMAND}` (docs/scaleout.md), "
     f"then run this script with `verdi -p {DAEMON_PROFILE} run`"
 )
 

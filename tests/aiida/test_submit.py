@@ -30,7 +30,7 @@ def test_submit_is_refused_on_the_embedded_profile(llpam_profile, extra, message
         run_quartz(submit=True, protocol="smoke", **extra)
     assert message in str(exit_info.value.code)
     if not extra:
-        assert "aiida-llpam setup --services" in exit_info.value.code
+        assert "python deploy/services.py up" in exit_info.value.code
     assert _workchains() == before
 
 

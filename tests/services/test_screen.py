@@ -89,7 +89,7 @@ def test_the_key_is_the_files_bytes_not_its_name(screen, folder, tmp_path_factor
 def test_a_profile_without_broker_is_refused(screen):
     embedded = SimpleNamespace(name="llpam", process_control_backend=None)
     message = screen.broker_refusal(embedded)
-    assert message.startswith("profile llpam has no broker") and "services.ensure_all_services()" in message
+    assert message.startswith("profile llpam has no broker") and "python deploy/services.py up" in message
     assert "docs/scaleout.md" in message
     assert "no AiiDA profile loaded" in screen.broker_refusal(None)
     assert screen.broker_refusal(SimpleNamespace(name="llpam-daemon", process_control_backend="core.rabbitmq")) is None

@@ -35,11 +35,19 @@ PBE_FAMILY = "llpam/PBE/debian"
 #: Debian's PBE files, one per element, each with suggested cut-offs in its header (fully relativistic ones
 #: and files without suggested cut-offs are left out); alpha-GeO2 uses Ge and O
 PBE_PSEUDOS = {
-    "B": "B.pbe-n-kjpaw_psl.1.0.0.UPF", "C": "C.pbe-n-kjpaw_psl.0.1.UPF", "Cr": "Cr.pbe-spn-kjpaw_psl.1.0.0.UPF",
-    "Cu": "Cu.pbe-kjpaw.UPF", "Fe": "Fe.pbe-spn-rrkjus_psl.0.2.1.UPF", "Ge": "Ge.pbe-kjpaw.UPF",
-    "H": "H.pbe-kjpaw.UPF", "I": "I.pbe-n-kjpaw_psl.1.0.0.UPF", "N": "N.pbe-n-kjpaw_psl.1.0.0.UPF",
-    "Ni": "Ni.pbe-spn-kjpaw_psl.1.0.0.UPF", "O": "O.pbe-kjpaw.UPF", "Si": "Si.pbe-nl-rrkjus_psl.1.0.0.UPF",
-}  # fmt: skip
+    "B": "B.pbe-n-kjpaw_psl.1.0.0.UPF",
+    "C": "C.pbe-n-kjpaw_psl.0.1.UPF",
+    "Cr": "Cr.pbe-spn-kjpaw_psl.1.0.0.UPF",
+    "Cu": "Cu.pbe-kjpaw.UPF",
+    "Fe": "Fe.pbe-spn-rrkjus_psl.0.2.1.UPF",
+    "Ge": "Ge.pbe-kjpaw.UPF",
+    "H": "H.pbe-kjpaw.UPF",
+    "I": "I.pbe-n-kjpaw_psl.1.0.0.UPF",
+    "N": "N.pbe-n-kjpaw_psl.1.0.0.UPF",
+    "Ni": "Ni.pbe-spn-kjpaw_psl.1.0.0.UPF",
+    "O": "O.pbe-kjpaw.UPF",
+    "Si": "Si.pbe-nl-rrkjus_psl.1.0.0.UPF",
+}
 #: label -> (functional, files); every file's header must name that functional
 PSEUDO_FAMILIES = {PSEUDO_FAMILY: ("LDA", PSEUDOS), PBE_FAMILY: ("PBE", PBE_PSEUDOS)}
 #: QE's functional names in UPF headers (short or four-part) -> the family's functional
@@ -172,8 +180,10 @@ def ensure_codes(computer) -> dict[str, tuple[object, str]]:
         label = f"{name}@{computer.label}"
         executable = shutil.which(program)
         if executable is None:
-            raise SetupError(f"{program} is not on PATH: install Debian's quantum-espresso and aiida-llpam's Python "
-                             "dependencies (scripts/bootstrap.sh does both)")
+            raise SetupError(
+                f"{program} is not on PATH: install Debian's quantum-espresso and aiida-llpam's Python "
+                "dependencies (scripts/bootstrap.sh does both)"
+            )
         try:
             code = orm.load_code(label)
         except NotExistent:
@@ -204,7 +214,10 @@ def upf_header(path: Path) -> dict:
     text = path.read_text(errors="replace")[:20000]
     found = re.search(r'functional="\s*([^"]*?)\s*"', text) or re.search(r"(?im)^\s*Functional:\s*(.*?)\s*$", text)
     name = " ".join(found.group(1).split()) if found else "unknown"
-    cutoffs = [re.search(rf"Suggested minimum cutoff for {what}:\s*([0-9.]+)", text) for what in ("wavefunctions", "charge density")]
+    cutoffs = [
+        re.search(rf"Suggested minimum cutoff for {what}:\s*([0-9.]+)", text)
+        for what in ("wavefunctions", "charge density")
+    ]
     wfc, rho = (float(match.group(1)) if match else 0.0 for match in cutoffs)
     return {"functional": FUNCTIONALS.get(name, name), "ecutwfc_ry": wfc or None, "ecutrho_ry": rho or None}
 
@@ -237,7 +250,9 @@ def ensure_pseudo_family(label: str = PSEUDO_FAMILY):
         for filename in files.values():
             shutil.copy(PSEUDO_DIR / filename, tmp)
         family = cls.create_from_folder(
-            Path(tmp), label, description=f"Debian quantum-espresso {functional}: " + ", ".join(files.values()),
+            Path(tmp),
+            label,
+            description=f"Debian quantum-espresso {functional}: " + ", ".join(files.values()),
             pseudo_type=UpfData,
         )
     if recorded:
@@ -252,7 +267,12 @@ def setup_all(profile: str = PROFILE, mpiprocs: int | None = None) -> list[tuple
     steps.append((f"profile {name} (core.sqlite_dos, no broker)", status))
     computer, status = ensure_computer(mpiprocs=mpiprocs)
     procs = computer.get_default_mpiprocs_per_machine()
-    steps.append((f"computer {computer.label} ({procs} MPI processes; mpirun: {' '.join(computer.get_mpirun_command())})", status))
+    steps.append(
+        (
+            f"computer {computer.label} ({procs} MPI processes; mpirun: {' '.join(computer.get_mpirun_command())})",
+            status,
+        )
+    )
     for code, status in ensure_codes(computer).values():
         steps.append((f"code {code.full_label} -> {code.filepath_executable}", status))
     for label in PSEUDO_FAMILIES:
@@ -317,12 +337,23 @@ def detect_services(profile: str, user: str = DB_USER) -> tuple[dict, dict]:
     if not all(os.access(path, os.R_OK) for path in files.values()):
         raise SetupError(f"cannot read {' and '.join(map(str, files.values()))} (not root, or no host set-up): {fix}")
     stored = {service: path.read_text().strip() for service, path in files.items()}
-    storage = {"database_engine": "postgresql_psycopg", "database_hostname": PG_HOST, "database_port": PG_PORT,
-               "database_username": user, "database_password": stored["postgres"],
-               "database_name": database_name(profile)}  # fmt: skip
+    storage = {
+        "database_engine": "postgresql_psycopg",
+        "database_hostname": PG_HOST,
+        "database_port": PG_PORT,
+        "database_username": user,
+        "database_password": stored["postgres"],
+        "database_name": database_name(profile),
+    }
     try:
-        psycopg.connect(host=PG_HOST, port=PG_PORT, user=user, password=stored["postgres"],
-                        dbname=storage["database_name"], connect_timeout=10).close()  # fmt: skip
+        psycopg.connect(
+            host=PG_HOST,
+            port=PG_PORT,
+            user=user,
+            password=stored["postgres"],
+            dbname=storage["database_name"],
+            connect_timeout=10,
+        ).close()
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1]
         raise SetupError(f"database {storage['database_name']} on {PG_HOST}:{PG_PORT}: {reason}: {fix}") from None
@@ -341,18 +372,29 @@ def _ensure_daemon_profile_entry(name: str, storage: dict, broker: dict) -> Step
     what = f"profile {name} (core.psql_dos, core.rabbitmq as {broker['broker_username']})"
     if name not in config.profile_names:
         repository = (Path(config.dirpath) / "repository" / f"psql_dos_{name}").as_uri()
-        create_profile(config, name=name, storage_backend="core.psql_dos",
-                       storage_config={**storage, "repository_uri": repository}, broker_backend="core.rabbitmq",
-                       broker_config=broker, email="aiida-llpam@localhost", first_name="aiida-llpam",
-                       last_name="daemon", institution="aiida-llpam")  # fmt: skip
+        create_profile(
+            config,
+            name=name,
+            storage_backend="core.psql_dos",
+            storage_config={**storage, "repository_uri": repository},
+            broker_backend="core.rabbitmq",
+            broker_config=broker,
+            email="aiida-llpam@localhost",
+            first_name="aiida-llpam",
+            last_name="daemon",
+            institution="aiida-llpam",
+        )
         config.store()
         return Step(f"{what}: created", CREATED)
     profile = config.get_profile(name)
     if profile.storage_backend != "core.psql_dos":
         raise SetupError(f"profile {name} exists with storage {profile.storage_backend}: choose another daemon profile")
     old_storage, old_broker = profile.storage_config, profile.process_control_config or {}
-    changed = [what for what, new, old in (("database", storage, old_storage), ("broker", broker, old_broker))
-               if any(old.get(key) != value for key, value in new.items())]  # fmt: skip
+    changed = [
+        what
+        for what, new, old in (("database", storage, old_storage), ("broker", broker, old_broker))
+        if any(old.get(key) != value for key, value in new.items())
+    ]
     if not changed:
         return Step(f"{what}: exists", EXISTS)
     profile.set_storage("core.psql_dos", {**old_storage, **storage})

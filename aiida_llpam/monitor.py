@@ -48,6 +48,7 @@ STEP_NAMES = {
 }
 HEARTBEAT_S = 60.0  # an unchanged line is printed again after this long, so long steps still show their time
 
+
 def _seconds_since(node: orm.ProcessNode) -> float:
     return (datetime.now(timezone.utc) - node.ctime).total_seconds()
 

@@ -25,9 +25,16 @@ from collections.abc import Mapping
 import numpy as np
 
 __all__ = [
-    "AXES", "OUTPUTS", "QUANTITIES", "Output", "Quantity", "layout_markdown", "quantities_of", "response_values",
+    "AXES",
+    "OUTPUTS",
+    "QUANTITIES",
+    "Output",
+    "Quantity",
+    "layout_markdown",
+    "quantities_of",
+    "response_values",
     "summary_quantities",
-]  # fmt: skip
+]
 
 #: an axis that is itself stored (as this array, in this unit) in every node that uses it
 AXES = {"T": ("temperatures_k", "K"), "r": ("radii_m", "m")}
@@ -64,31 +71,79 @@ class Quantity:
 OUTPUTS = {
     out.name: out
     for out in (
-        Output("gamma_nl", "response", "Bare thermal PAM response tensor (THEORY.md section 4): <L_i> = gamma_ij dT/dx_j."),
+        Output(
+            "gamma_nl", "response", "Bare thermal PAM response tensor (THEORY.md section 4): <L_i> = gamma_ij dT/dx_j."
+        ),
         Output("chi", "response", "Static isothermal L-L susceptibility and its pieces (THEORY.md section 6)."),
         Output("gamma_ll", "response", "L-L coefficient gamma^LL(T, r) = 2 chi / (rho r^2) and its D/OD parts."),
-        Output("eta", "response", "Feedback factors: eta = 1/(1 + gamma^LL) (free sample), eta_paper = 1/(1 - gamma^LL)."),
+        Output(
+            "eta", "response", "Feedback factors: eta = 1/(1 + gamma^LL) (free sample), eta_paper = 1/(1 - gamma^LL)."
+        ),
         Output("r_paper", "response", "sqrt(2 chi / rho): where the paper's eta diverges; not a sample size."),
-        Output("pam_density", "response", "<L_z>(T) for dT/dz = grad_t_k_m: bare, with the free feedback, with the paper's."),
-        Output("magnetization", "response", "Phonon magnetisation (THEORY.md section 5): gamma^M, <M_z>, mu_0 <M_z>, chi_ML."),
-        Output("bz_contributions", "response", "Summands of chi_D and chi_OD per k point on the full mesh (Fig. 3d, e).",
-               ("bz_temperature_k", "mesh")),
-        Output("mesh_modes", "response", "Frequencies, l^z and mu^z per mode on the irreducible k points of the sums; "
-               "only with the response setting store_mesh_modes.", optional=True),
-        Output("convergence", "response", "The k meshes summed, in order, with the tracked sums at the reference "
-               "temperature; the change of the last step is the k-mesh uncertainty."),
+        Output(
+            "pam_density",
+            "response",
+            "<L_z>(T) for dT/dz = grad_t_k_m: bare, with the free feedback, with the paper's.",
+        ),
+        Output(
+            "magnetization",
+            "response",
+            "Phonon magnetisation (THEORY.md section 5): gamma^M, <M_z>, mu_0 <M_z>, chi_ML.",
+        ),
+        Output(
+            "bz_contributions",
+            "response",
+            "Summands of chi_D and chi_OD per k point on the full mesh (Fig. 3d, e).",
+            ("bz_temperature_k", "mesh"),
+        ),
+        Output(
+            "mesh_modes",
+            "response",
+            "Frequencies, l^z and mu^z per mode on the irreducible k points of the sums; "
+            "only with the response setting store_mesh_modes.",
+            optional=True,
+        ),
+        Output(
+            "convergence",
+            "response",
+            "The k meshes summed, in order, with the tracked sums at the reference "
+            "temperature; the change of the last step is the k-mesh uncertainty.",
+        ),
         Output("diagnostics", "response", "Cell, density and the modes the sums left out (imaginary ones counted)."),
-        Output("lifetimes_response", "response", "The tau-linear sums with mode-resolved tau_ks(T) from phono3py "
-               "(THEORY.md section 4) beside the constant tau; only with a lifetimes input.",
-               ("bz_temperature_k",), optional=True),
-        Output("dispersion", "figures", "Frequencies, l and mu^z along the band path (Fig. 2d).", ("labels", "species", "lattice")),
-        Output("acoustic", "figures", "The acoustic region (THEORY.md section 8): imaginary modes on the band path and "
-               "next to Gamma, sound velocities from the slope at Gamma."),
-        Output("gamma_a", "figures", "One branch from Gamma along c* to the zone boundary (Fig. 2e).", ("species", "branch")),
-        Output("trajectory", "figures", "Atomic trajectories of one mode over one period (Fig. 2f).",
-               ("symbols", "branch", "frequency_thz", "l_z_hbar", "amplitude_m")),
+        Output(
+            "lifetimes_response",
+            "response",
+            "The tau-linear sums with mode-resolved tau_ks(T) from phono3py "
+            "(THEORY.md section 4) beside the constant tau; only with a lifetimes input.",
+            ("bz_temperature_k",),
+            optional=True,
+        ),
+        Output(
+            "dispersion",
+            "figures",
+            "Frequencies, l and mu^z along the band path (Fig. 2d).",
+            ("labels", "species", "lattice"),
+        ),
+        Output(
+            "acoustic",
+            "figures",
+            "The acoustic region (THEORY.md section 8): imaginary modes on the band path and "
+            "next to Gamma, sound velocities from the slope at Gamma.",
+        ),
+        Output(
+            "gamma_a",
+            "figures",
+            "One branch from Gamma along c* to the zone boundary (Fig. 2e).",
+            ("species", "branch"),
+        ),
+        Output(
+            "trajectory",
+            "figures",
+            "Atomic trajectories of one mode over one period (Fig. 2f).",
+            ("symbols", "branch", "frequency_thz", "l_z_hbar", "amplitude_m"),
+        ),
     )
-}  # fmt: skip
+}
 
 _Q = Quantity
 QUANTITIES = (
@@ -116,7 +171,13 @@ QUANTITIES = (
     _Q("chi_ml_offdiagonal_pair", "magnetization", "A s/m", ("T",), "chi_ML, OD,P piece (with zero point)"),
     _Q("chi_ml_total", "magnetization", "A s/m", ("T",), "cross susceptibility chi_ML"),
     _Q("magnetization_total", "magnetization", "A/m", ("T", "r"), "<M_z>^NL - (2 chi_ML / (rho r^2)) <L_z>^total"),
-    _Q("bz_chi_diagonal", "bz_contributions", "kg/m per k point", ("n1", "n2", "n3"), "summand of chi_D at temperature_k"),
+    _Q(
+        "bz_chi_diagonal",
+        "bz_contributions",
+        "kg/m per k point",
+        ("n1", "n2", "n3"),
+        "summand of chi_D at temperature_k",
+    ),
     _Q("bz_chi_offdiagonal", "bz_contributions", "kg/m per k point", ("n1", "n2", "n3"), "summand of chi_OD"),
     _Q("bz_kz_reduced", "bz_contributions", "b3 (reduced)", ("n3",), "k_z of each slice, in [-1/2, 1/2)"),
     _Q("mesh_qpoints", "mesh_modes", "reduced", ("k", "c"), "irreducible k points of the sums"),
@@ -124,11 +185,18 @@ QUANTITIES = (
     _Q("mesh_frequencies_thz", "mesh_modes", "THz", ("k", "s"), "frequencies (negative: imaginary)"),
     _Q("mesh_l_z_hbar", "mesh_modes", "hbar", ("k", "s"), "l^z per mode"),
     _Q("mesh_mu_z_mu_n", "mesh_modes", "mu_N", ("k", "s"), "mu^z per mode (NaN without Born charges)"),
-    _Q("convergence_meshes", "convergence", "1", ("m", "c"), "k meshes summed, in order (the last one is the result's)"),
+    _Q(
+        "convergence_meshes", "convergence", "1", ("m", "c"), "k meshes summed, in order (the last one is the result's)"
+    ),
     _Q("convergence_temperature_k", "convergence", "K", (), "reference temperature of the table"),
     _Q("convergence_tolerance", "convergence", "1", (), "relative tolerance of the last step"),
-    _Q("convergence_converged", "convergence", "1", (), "1: the last step moved every sum by less than the "
-       "tolerance; 0: not converged or a single mesh"),
+    _Q(
+        "convergence_converged",
+        "convergence",
+        "1",
+        (),
+        "1: the last step moved every sum by less than the tolerance; 0: not converged or a single mesh",
+    ),
     _Q("convergence_max_relative_change", "convergence", "1", ("m",), "largest relative change from the previous mesh"),
     _Q("convergence_gamma_nl_zz", "convergence", "J s K^-1 m^-2", ("m",), "gamma^NL_zz per mesh"),
     _Q("convergence_chi_diagonal", "convergence", "kg/m", ("m",), "chi_D per mesh"),
@@ -141,11 +209,23 @@ QUANTITIES = (
     _Q("tau_effective_nl_s", "lifetimes_response", "s", ("T",), "the constant tau giving gamma^NL_zz of tau_ks(T)"),
     _Q("tau_effective_m_s", "lifetimes_response", "s", ("T",), "the constant tau giving gamma^M of tau_ks(T)"),
     _Q("cumulative_frequency_thz", "lifetimes_response", "THz", ("w",), "upper edge of each frequency bin"),
-    _Q("cumulative_gamma_nl_zz", "lifetimes_response", "J s K^-1 m^-2", ("T", "w"), "gamma^NL_zz of the modes "
-       "below each edge, constant tau"),
-    _Q("cumulative_gamma_nl_zz_tau_modes", "lifetimes_response", "J s K^-1 m^-2", ("T", "w"), "the same with tau_ks(T)"),
-    _Q("mesh_tau_ps", "lifetimes_response", "ps", ("k", "s"), "tau_ks at bz_temperature_k on the irreducible k points "
-       "(shared in degenerate subspaces; NaN: left out)"),
+    _Q(
+        "cumulative_gamma_nl_zz",
+        "lifetimes_response",
+        "J s K^-1 m^-2",
+        ("T", "w"),
+        "gamma^NL_zz of the modes below each edge, constant tau",
+    ),
+    _Q(
+        "cumulative_gamma_nl_zz_tau_modes", "lifetimes_response", "J s K^-1 m^-2", ("T", "w"), "the same with tau_ks(T)"
+    ),
+    _Q(
+        "mesh_tau_ps",
+        "lifetimes_response",
+        "ps",
+        ("k", "s"),
+        "tau_ks at bz_temperature_k on the irreducible k points (shared in degenerate subspaces; NaN: left out)",
+    ),
     _Q("mass_density_kg_m3", "diagnostics", "kg/m^3", (), "rho = cell mass / V_c"),
     _Q("cell_volume_m3", "diagnostics", "m^3", (), "V_c, primitive cell"),
     _Q("num_excluded_modes", "diagnostics", "1", (), "modes below the frequency cutoff on the full mesh"),
@@ -158,11 +238,22 @@ QUANTITIES = (
     _Q("l_z_species_hbar", "dispersion", "hbar", ("q", "s", "p"), "l^z per species"),
     _Q("mu_z_mu_n", "dispersion", "mu_N", ("q", "s"), "mu^z per mode (NaN without Born charges)"),
     _Q("path_lowest_frequency_thz", "acoustic", "THz", (), "lowest frequency on the band path (negative: imaginary)"),
-    _Q("near_gamma_lowest_frequency_thz", "acoustic", "THz", (), "lowest frequency on 200 directions x 12 radii, "
-       "|q| = 1e-4 to 5e-2 bohr^-1, around Gamma"),
+    _Q(
+        "near_gamma_lowest_frequency_thz",
+        "acoustic",
+        "THz",
+        (),
+        "lowest frequency on 200 directions x 12 radii, |q| = 1e-4 to 5e-2 bohr^-1, around Gamma",
+    ),
     _Q("num_imaginary_modes", "acoustic", "1", (), "modes below -0.05 cm^-1 on the band path and around Gamma"),
     _Q("sound_directions", "acoustic", "1", ("d", "c"), "Cartesian unit vectors: z (c axis), x, y"),
-    _Q("sound_velocities_m_s", "acoustic", "m/s", ("d", "s"), "nu/|q| of the three lowest branches at |q| = 2e-3 bohr^-1"),
+    _Q(
+        "sound_velocities_m_s",
+        "acoustic",
+        "m/s",
+        ("d", "s"),
+        "nu/|q| of the three lowest branches at |q| = 2e-3 bohr^-1",
+    ),
     _Q("kz_c_star", "gamma_a", "c*", ("q",), "k_z along Gamma to the zone boundary"),
     _Q("frequencies_thz", "gamma_a", "THz", ("q",), "frequency of the branch"),
     _Q("l_z_hbar", "gamma_a", "hbar", ("q",), "l^z of the branch"),

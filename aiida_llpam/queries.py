@@ -38,7 +38,9 @@ def load_pam_workchain(identifier: str) -> orm.WorkChainNode:
     if not isinstance(node, orm.WorkChainNode) or node.process_type != PROCESS_TYPE:
         raise ResultsError(f"{identifier}: {node.__class__.__name__}<{node.pk}> is not an aiida-llpam PamWorkChain")
     if not node.is_finished_ok:
-        raise ResultsError(f"{identifier}: PamWorkChain<{node.pk}> did not finish successfully ({node.process_state.value})")
+        raise ResultsError(
+            f"{identifier}: PamWorkChain<{node.pk}> did not finish successfully ({node.process_state.value})"
+        )
     return node
 
 
@@ -75,7 +77,9 @@ def dfpt_ph_calculation(retrieved: orm.FolderData) -> orm.CalcJobNode:
     if creator is not None and creator.process_label == "collect_dynamical_matrices":
         creator = creator.inputs.q1.creator
     if creator is None or "qpoints" not in creator.inputs or "parent_folder" not in creator.inputs:
-        raise ValueError(f"{retrieved.__class__.__name__}<{retrieved.pk}> is not the retrieved folder of a ph.x mesh run")
+        raise ValueError(
+            f"{retrieved.__class__.__name__}<{retrieved.pk}> is not the retrieved folder of a ph.x mesh run"
+        )
     return creator
 
 
@@ -161,7 +165,9 @@ def run_settings(node: orm.WorkChainNode) -> dict:
     settings.update(dfpt_settings(retrieved))
     if "dfpt" in node.inputs:
         settings["dfpt_reused_from"] = retrieved.creator.uuid
-    settings["relaxed"] = any(isinstance(c, orm.WorkChainNode) and c.process_label == "PwRelaxWorkChain" for c in node.called) or (
+    settings["relaxed"] = any(
+        isinstance(c, orm.WorkChainNode) and c.process_label == "PwRelaxWorkChain" for c in node.called
+    ) or (
         "dfpt" in node.inputs and node.inputs.structure.creator is not None  # a structure made by a vc-relax
     )
     return settings
@@ -210,8 +216,12 @@ def gather(node: orm.WorkChainNode) -> tuple[dict, dict]:
 def _created_by(process_label: str, link_label: str, node: orm.Node) -> list[orm.CalcFunctionNode]:
     """Calcfunctions ``process_label`` that took ``node`` as input ``link_label``, oldest first."""
     query = orm.QueryBuilder().append(orm.Node, filters={"id": node.pk}, tag="input")
-    query.append(orm.CalcFunctionNode, with_incoming="input", edge_filters={"label": link_label},
-                 filters={"attributes.process_label": process_label, "attributes.exit_status": 0})  # fmt: skip
+    query.append(
+        orm.CalcFunctionNode,
+        with_incoming="input",
+        edge_filters={"label": link_label},
+        filters={"attributes.process_label": process_label, "attributes.exit_status": 0},
+    )
     return sorted(query.all(flat=True), key=lambda calc: calc.ctime)
 
 
@@ -222,4 +232,6 @@ def direct_dfpt_checks(node: orm.WorkChainNode) -> list[orm.CalcFunctionNode]:
 
 def error_budgets(node: orm.WorkChainNode) -> list[orm.ArrayData]:
     """The error budgets made for a run (``error_budget`` with the run as reference), oldest first."""
-    return [calc.outputs.result for calc in _created_by("error_budget", "reference_convergence", node.outputs.convergence)]
+    return [
+        calc.outputs.result for calc in _created_by("error_budget", "reference_convergence", node.outputs.convergence)
+    ]

@@ -25,14 +25,22 @@ def imaginary_mode_warnings(response: dict, path: dict, acoustic: dict | None = 
     warnings = []
     if int(response.get("num_imaginary_modes", 0)):
         lowest = float(response["lowest_frequency_thz"]) * THZ_TO_CM
-        warnings.append(f"{int(response['num_imaginary_modes'])} imaginary modes on the k mesh (lowest {lowest:.2f} cm^-1), "
-                        "left out of the sums")
+        warnings.append(
+            f"{int(response['num_imaginary_modes'])} imaginary modes on the k mesh (lowest {lowest:.2f} cm^-1), "
+            "left out of the sums"
+        )
     if acoustic and int(acoustic["num_imaginary_modes"]):
-        path_min, near_min = (float(acoustic[key]) * THZ_TO_CM for key in ("path_lowest_frequency_thz", "near_gamma_lowest_frequency_thz"))
-        warnings.append(f"{int(acoustic['num_imaginary_modes'])} imaginary modes on the band path and next to Gamma "
-                        f"(lowest {path_min:.2f} cm^-1 on the path, {near_min:.2f} cm^-1 within |q| < 0.05 bohr^-1)")
+        path_min, near_min = (
+            float(acoustic[key]) * THZ_TO_CM for key in ("path_lowest_frequency_thz", "near_gamma_lowest_frequency_thz")
+        )
+        warnings.append(
+            f"{int(acoustic['num_imaginary_modes'])} imaginary modes on the band path and next to Gamma "
+            f"(lowest {path_min:.2f} cm^-1 on the path, {near_min:.2f} cm^-1 within |q| < 0.05 bohr^-1)"
+        )
     elif not acoustic and path.get("frequencies_thz") is not None and path["frequencies_thz"].min() < 0:
-        warnings.append(f"imaginary frequencies on the band path (lowest {path['frequencies_thz'].min() * THZ_TO_CM:.2f} cm^-1)")
+        warnings.append(
+            f"imaginary frequencies on the band path (lowest {path['frequencies_thz'].min() * THZ_TO_CM:.2f} cm^-1)"
+        )
     return warnings
 
 
@@ -40,17 +48,21 @@ def sum_rules_line(record: dict | None) -> str:
     """The sum rules of a force-constants node (its ``sum_rules`` attribute; None where it has none)."""
     if record is None or not record["rotational_invariance"]:
         return "sum rules: ASR only (no rotational invariance): expect an imaginary TA pocket next to Gamma"
-    return (f"sum rules: Born-Huang residual {record['born_huang_before']:.2e} -> {record['born_huang_after']:.1e} Ry/bohr, "
-            f"Huang {record['huang_before']:.2e} -> {record['huang_after']:.1e} Ry, largest IFC change "
-            f"{record['max_change_ry_bohr2']:.1e} Ry/bohr^2 (unfolding x{tuple(record['factor'])}, every DFPT dynamical "
-            "matrix kept)")  # fmt: skip
+    return (
+        f"sum rules: Born-Huang residual {record['born_huang_before']:.2e} -> {record['born_huang_after']:.1e} Ry/bohr, "
+        f"Huang {record['huang_before']:.2e} -> {record['huang_after']:.1e} Ry, largest IFC change "
+        f"{record['max_change_ry_bohr2']:.1e} Ry/bohr^2 (unfolding x{tuple(record['factor'])}, every DFPT dynamical "
+        "matrix kept)"
+    )
 
 
 def sound_velocities_line(acoustic: dict) -> str:
     """The sound velocities of an ``acoustic`` output, km/s, three lowest branches per direction."""
     v = np.asarray(acoustic["sound_velocities_m_s"]) / 1e3
-    return (f"sound velocities (km/s, three lowest branches): along z {v[0].round(2).tolist()}, "
-            f"x {v[1].round(2).tolist()}, y {v[2].round(2).tolist()}")  # fmt: skip
+    return (
+        f"sound velocities (km/s, three lowest branches): along z {v[0].round(2).tolist()}, "
+        f"x {v[1].round(2).tolist()}, y {v[2].round(2).tolist()}"
+    )
 
 
 def kmesh_convergence_line(table: dict) -> str:
@@ -60,8 +72,10 @@ def kmesh_convergence_line(table: dict) -> str:
         return f"k-mesh convergence: not checked (one mesh, {meshes[0]})"
     changes = table["convergence_max_relative_change"]
     state = "converged" if int(table["convergence_converged"]) else "NOT converged"
-    return (f"k-mesh convergence: {state} (tolerance {float(table['convergence_tolerance']):.1%}); meshes "
-            f"{', '.join(meshes)}; largest change per step {', '.join(f'{c:.1%}' for c in changes[1:])}")  # fmt: skip
+    return (
+        f"k-mesh convergence: {state} (tolerance {float(table['convergence_tolerance']):.1%}); meshes "
+        f"{', '.join(meshes)}; largest change per step {', '.join(f'{c:.1%}' for c in changes[1:])}"
+    )
 
 
 def quality_lines(record: dict | None, data: dict) -> list[str]:
@@ -71,9 +85,11 @@ def quality_lines(record: dict | None, data: dict) -> list[str]:
     lines = [sum_rules_line(record)]
     acoustic = data["acoustic"]
     if acoustic:
-        lines.append(f"acoustic region: lowest frequency {acoustic['path_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1 on the path, "
-                     f"{acoustic['near_gamma_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1 next to Gamma, "
-                     f"{int(acoustic['num_imaginary_modes'])} imaginary modes")  # fmt: skip
+        lines.append(
+            f"acoustic region: lowest frequency {acoustic['path_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1 on the path, "
+            f"{acoustic['near_gamma_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1 next to Gamma, "
+            f"{int(acoustic['num_imaginary_modes'])} imaginary modes"
+        )
         lines.append(sound_velocities_line(acoustic))
     response = data["response"]
     if "convergence_meshes" not in response:
@@ -84,18 +100,24 @@ def quality_lines(record: dict | None, data: dict) -> list[str]:
         return lines
     meshes = ["x".join(map(str, m)) for m in response["convergence_meshes"]]
     units = {q.name: q.unit for q in QUANTITIES if q.output == "convergence"}
-    lines.append(f"headline sums at {float(response['convergence_temperature_k']):g} K on {meshes[-1]} "
-                 "(+- the change of the last k-mesh step):")  # fmt: skip
+    lines.append(
+        f"headline sums at {float(response['convergence_temperature_k']):g} K on {meshes[-1]} "
+        "(+- the change of the last k-mesh step):"
+    )
     table = MeshConvergence.from_arrays(response)
     for name in TRACKED:
-        lines.append(f"  {name:30s} {table.values[name][-1]:12.4e} +- {table.uncertainty(name):.1e} {units[f'convergence_{name}']}")
+        lines.append(
+            f"  {name:30s} {table.values[name][-1]:12.4e} +- {table.uncertainty(name):.1e} {units[f'convergence_{name}']}"
+        )
     return lines
 
 
 def direct_check_lines(summary: dict, table: dict) -> list[str]:
     """The model against direct DFPT at q points off the DFPT mesh (a ``direct_dfpt_check``'s outputs)."""
-    lines = [f"model vs direct DFPT (ph.x at q off the DFPT mesh, on-site ASR from the raw Gamma matrix; raw Gamma "
-             f"acoustic {', '.join(f'{f:.1f}' for f in table['gamma_asr_violation_cm'])} cm^-1):"]  # fmt: skip
+    lines = [
+        f"model vs direct DFPT (ph.x at q off the DFPT mesh, on-site ASR from the raw Gamma matrix; raw Gamma "
+        f"acoustic {', '.join(f'{f:.1f}' for f in table['gamma_asr_violation_cm'])} cm^-1):"
+    ]
     for i, q in enumerate(table["qpoints"]):
         model, direct = table["model_frequencies_cm"][i], table["direct_frequencies_cm"][i]
         lines.append(
@@ -103,8 +125,10 @@ def direct_check_lines(summary: dict, table: dict) -> list[str]:
             f"{', '.join(f'{f:.2f}' for f in direct[:3])} cm^-1; largest deviation {summary['per_q_max_deviation_cm'][i]:.2f} "
             f"cm^-1; TA splitting {table['model_ta_splitting_cm'][i]:.2f} / {table['direct_ta_splitting_cm'][i]:.2f} cm^-1"
         )
-    lines.append(f"  modes above {summary['optical_threshold_cm']:.0f} cm^-1 within {summary['max_deviation_above_threshold_cm']:.2f} "
-                 f"cm^-1 ({summary.get('max_raw_deviation_above_threshold_cm', float('nan')):.2f} against the raw direct "
-                 f"matrix), acoustic within {summary['max_acoustic_deviation_cm']:.2f} cm^-1, l^z within "
-                 f"{summary['max_l_z_deviation']:.3f} hbar, mu^z within {summary['max_mu_z_deviation']:.4f} mu_N")  # fmt: skip
+    lines.append(
+        f"  modes above {summary['optical_threshold_cm']:.0f} cm^-1 within {summary['max_deviation_above_threshold_cm']:.2f} "
+        f"cm^-1 ({summary.get('max_raw_deviation_above_threshold_cm', float('nan')):.2f} against the raw direct "
+        f"matrix), acoustic within {summary['max_acoustic_deviation_cm']:.2f} cm^-1, l^z within "
+        f"{summary['max_l_z_deviation']:.3f} hbar, mu^z within {summary['max_mu_z_deviation']:.4f} mu_N"
+    )
     return lines

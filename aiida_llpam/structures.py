@@ -69,8 +69,15 @@ class StructureError(ValueError):
 
 def crystal_system(space_group_number: int) -> str:
     """The crystal system of a space group (International Tables number 1-230)."""
-    for last, name in ((2, "triclinic"), (15, "monoclinic"), (74, "orthorhombic"), (142, "tetragonal"),
-                       (167, "trigonal"), (194, "hexagonal"), (230, "cubic")):  # fmt: skip
+    for last, name in (
+        (2, "triclinic"),
+        (15, "monoclinic"),
+        (74, "orthorhombic"),
+        (142, "tetragonal"),
+        (167, "trigonal"),
+        (194, "hexagonal"),
+        (230, "cubic"),
+    ):
         if 1 <= space_group_number <= last:
             return name
     raise ValueError(f"no space group {space_group_number}")
@@ -90,12 +97,16 @@ def check_occupancies(atoms: Atoms, source: str = "structure") -> None:
         site = int(key) + 1 if str(key).isdigit() else key  # ASE's 0-based index of the site in the file's list
         if len(species) > 1:
             mixed = ", ".join(f"{symbol} {float(value):g}" for symbol, value in species.items())
-            raise StructureError(f"{source}: disordered structure, site {site} is shared by {mixed}; "
-                                 "give an ordered structure (one element per site, occupancy 1)")  # fmt: skip
+            raise StructureError(
+                f"{source}: disordered structure, site {site} is shared by {mixed}; "
+                "give an ordered structure (one element per site, occupancy 1)"
+            )
         for symbol, value in species.items():
             if abs(float(value) - 1.0) > OCCUPANCY_TOLERANCE:
-                raise StructureError(f"{source}: disordered structure, site {site} ({symbol}) has occupancy "
-                                     f"{float(value):g}; give an ordered structure (occupancy 1 everywhere)")  # fmt: skip
+                raise StructureError(
+                    f"{source}: disordered structure, site {site} ({symbol}) has occupancy "
+                    f"{float(value):g}; give an ordered structure (occupancy 1 everywhere)"
+                )
 
 
 def check_overlaps(atoms: Atoms, min_distance: float = MIN_DISTANCE_ANGSTROM, source: str = "structure") -> None:
@@ -103,10 +114,14 @@ def check_overlaps(atoms: Atoms, min_distance: float = MIN_DISTANCE_ANGSTROM, so
     i, j, d = neighbor_list("ijd", atoms, min_distance)
     if len(d):
         k = int(np.argmin(d))
-        pair = (f"{_site_label(atoms, int(i[k]))} and its periodic image" if i[k] == j[k]
-                else f"{_site_label(atoms, int(i[k]))} and {_site_label(atoms, int(j[k]))}")  # fmt: skip
-        raise StructureError(f"{source}: overlapping atoms, {pair} are {d[k]:.3f} A apart "
-                             f"(less than {min_distance:g} A)")  # fmt: skip
+        pair = (
+            f"{_site_label(atoms, int(i[k]))} and its periodic image"
+            if i[k] == j[k]
+            else f"{_site_label(atoms, int(i[k]))} and {_site_label(atoms, int(j[k]))}"
+        )
+        raise StructureError(
+            f"{source}: overlapping atoms, {pair} are {d[k]:.3f} A apart (less than {min_distance:g} A)"
+        )
 
 
 def _check_cell(atoms: Atoms, source: str) -> Atoms:
@@ -175,8 +190,10 @@ def check_pseudopotentials(symbols, available, family: str) -> None:
     if missing:
         plural = "elements" if len(missing) > 1 else "element"
         has = ", ".join(sorted(available)) or "none"
-        raise StructureError(f"no pseudopotential for {plural} {', '.join(missing)} in the pseudo family {family} "
-                             f"(it has {has}); choose another with --pseudo-family")  # fmt: skip
+        raise StructureError(
+            f"no pseudopotential for {plural} {', '.join(missing)} in the pseudo family {family} "
+            f"(it has {has}); choose another with --pseudo-family"
+        )
 
 
 def family_elements(label: str) -> list[str]:
@@ -315,12 +332,16 @@ def handedness_label(symmetry: dict, short: bool = False) -> str:
     if symmetry.get("enantiomer"):
         if short:
             return symmetry["enantiomer"]
-        return (f"{symmetry['enantiomer']} (the space group names the enantiomer; "
-                f"the mirror image is in {symmetry['enantiomorphic_partner']})")  # fmt: skip
+        return (
+            f"{symmetry['enantiomer']} (the space group names the enantiomer; "
+            f"the mirror image is in {symmetry['enantiomorphic_partner']})"
+        )
     if short:
         return "chiral"
-    return (f"not named by symmetry: both enantiomers are in {symmetry.get('space_group')} "
-            "(--enantiomer other records which run is the mirror image)")  # fmt: skip
+    return (
+        f"not named by symmetry: both enantiomers are in {symmetry.get('space_group')} "
+        "(--enantiomer other records which run is the mirror image)"
+    )
 
 
 def mark_enantiomer(node, original) -> None:

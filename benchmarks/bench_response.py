@@ -51,17 +51,27 @@ def main():
 
     nb = 3 * len(phonon.primitive)
     naive = np.prod(mesh) * nb * nb * len(temperatures) * 8
-    print(f"mesh {mesh}: {np.prod(mesh)} k points, phonopy irreducible {nir}, 27 branches, {len(temperatures)} temperatures")
+    print(
+        f"mesh {mesh}: {np.prod(mesh)} k points, phonopy irreducible {nir}, 27 branches, {len(temperatures)} temperatures"
+    )
     print(f"phonopy run_mesh (eigenvectors + group velocities): {t_phonopy:8.2f} s")
-    print(f"aiida-llpam compute_response (gamma^NL_ij, gamma^M, chi and chi_ML pieces, BZ maps, mesh modes): {t_response:8.2f} s")
+    print(
+        f"aiida-llpam compute_response (gamma^NL_ij, gamma^M, chi and chi_ML pieces, BZ maps, mesh modes): {t_response:8.2f} s"
+    )
     print(f"ratio response / run_mesh: {t_response / t_phonopy:.2f}  (target <= 1.5)")
     if t_sum_rules is not None:
-        print(f"rotational sum rules (unfolding to {len(phonon.supercell)} supercell atoms): {t_sum_rules:8.2f} s, "
-              f"ratio to run_mesh {t_sum_rules / t_phonopy:.2f}")
-    print(f"peak traced memory of the response: {peak / 2**20:.1f} MiB "
-          f"(an Nk x nb x nb x nT float64 array would be {naive / 2**30:.1f} GiB)")
-    print(f"chi_total(300 K) = {np.interp(300, temperatures, res.chi_total):.4e} kg/m, "
-          f"gamma_M(300 K) = {np.interp(300, temperatures, res.gamma_m):.4e} A/K")
+        print(
+            f"rotational sum rules (unfolding to {len(phonon.supercell)} supercell atoms): {t_sum_rules:8.2f} s, "
+            f"ratio to run_mesh {t_sum_rules / t_phonopy:.2f}"
+        )
+    print(
+        f"peak traced memory of the response: {peak / 2**20:.1f} MiB "
+        f"(an Nk x nb x nb x nT float64 array would be {naive / 2**30:.1f} GiB)"
+    )
+    print(
+        f"chi_total(300 K) = {np.interp(300, temperatures, res.chi_total):.4e} kg/m, "
+        f"gamma_M(300 K) = {np.interp(300, temperatures, res.gamma_m):.4e} A/K"
+    )
 
 
 if __name__ == "__main__":

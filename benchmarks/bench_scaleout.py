@@ -147,8 +147,10 @@ def main():
     per_q = wait(submit(process, **inputs))
     jobs = calcjobs(per_q)
     n_qpoints = per_q.outputs.output_parameters["number_of_qpoints"]
-    print(f"per q point: PhQpointsWorkChain<{per_q.pk}>  {life_s(per_q):7.1f} s  "
-          f"({n_qpoints} q jobs + 1 listing job, 1 MPI process each, {args.mpiprocs} at a time)")  # fmt: skip
+    print(
+        f"per q point: PhQpointsWorkChain<{per_q.pk}>  {life_s(per_q):7.1f} s  "
+        f"({n_qpoints} q jobs + 1 listing job, 1 MPI process each, {args.mpiprocs} at a time)"
+    )
 
     bare = bare_ph_s(single_calc, args.mpiprocs)
     print(f"bare QE    : mpirun -np {args.mpiprocs} ph.x       {bare:7.1f} s  (route 1's input, no AiiDA, no SLURM)")
@@ -161,15 +163,19 @@ def main():
     # a CalcJob's life = upload + SLURM queue (waiting for free cores) + run + the poll that sees it end + retrieve
     overheads = [life_s(job) - slurm_run_s(job) - slurm_queue_s(job) for job in all_jobs]
     mean = sum(overheads) / len(overheads)
-    print(f"  per job outside ph.x and the queue (upload, poll, retrieve, parse): mean {mean:.1f} s, "
-          f"min {min(overheads):.1f} s, max {max(overheads):.1f} s over {len(overheads)} jobs")  # fmt: skip
+    print(
+        f"  per job outside ph.x and the queue (upload, poll, retrieve, parse): mean {mean:.1f} s, "
+        f"min {min(overheads):.1f} s, max {max(overheads):.1f} s over {len(overheads)} jobs"
+    )
     queued = [slurm_queue_s(job) for job in jobs]
     print(f"  per-q jobs waiting in SLURM's queue for a free core: mean {sum(queued) / len(queued):.0f} s")
 
     q_runs = [slurm_run_s(job) for job in jobs if job.inputs.parameters["INPUTPH"].get("start_irr") != 0]
     listing = [slurm_run_s(job) for job in jobs if job.inputs.parameters["INPUTPH"].get("start_irr") == 0]
-    print(f"\nper-q jobs in SLURM's record: {len(q_runs)} q points, {min(q_runs):.0f}-{max(q_runs):.0f} s each "
-          f"(1 MPI process), listing job {sum(listing):.0f} s")  # fmt: skip
+    print(
+        f"\nper-q jobs in SLURM's record: {len(q_runs)} q points, {min(q_runs):.0f}-{max(q_runs):.0f} s each "
+        f"(1 MPI process), listing job {sum(listing):.0f} s"
+    )
     print("estimate on N nodes, each running one q job at a time (listing + longest-first schedule + mean overhead):")
     for nodes in sorted({1, 2, 4, len(q_runs)}):
         estimate = sum(listing) + makespan_s(q_runs, nodes) + 2 * mean

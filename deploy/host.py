@@ -40,8 +40,15 @@ def run(cmd: list[str], *, check: bool = True, timeout: float = 120, env: dict |
     Secrets go through ``stdin``, never ``cmd``: a command line is readable by every user in /proc/<pid>/cmdline.
     """
     try:
-        result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, input=stdin,
-                                env={**os.environ, **(env or {})})  # fmt: skip
+        result = subprocess.run(
+            cmd,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=stdin,
+            env={**os.environ, **(env or {})},
+        )
     except FileNotFoundError as exc:
         raise ServiceError(f"`{cmd[0]}` not found: is its package installed?") from exc
     except subprocess.TimeoutExpired as exc:

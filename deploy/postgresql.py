@@ -103,8 +103,11 @@ def ensure_postgresql(user: str = DB_USER, database: str | None = None) -> list[
     conf = write_file(conf_file, text, owner="postgres")
     steps.append(Step(f"{conf_file} (listen on {PG_HOST}:{PG_PORT})", conf))
     steps.append(_start_or_restart(status, conf))
-    wait_until(lambda: run(["pg_isready", "-h", PG_HOST, "-p", str(PG_PORT)], check=False).returncode == 0, 60,
-               f"postgresql to accept connections on {PG_HOST}:{PG_PORT}")  # fmt: skip
+    wait_until(
+        lambda: run(["pg_isready", "-h", PG_HOST, "-p", str(PG_PORT)], check=False).returncode == 0,
+        60,
+        f"postgresql to accept connections on {PG_HOST}:{PG_PORT}",
+    )
     steps.append(ensure_role(user))
     if psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}'") == "1":
         steps.append(Step(f"database {database}: exists", EXISTS))

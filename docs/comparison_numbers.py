@@ -69,28 +69,47 @@ def main(argv=None):
     gamma_ll = r["gamma_ll"][it, ir]
     factor = PAPER["gamma_ll"] / gamma_ll
     rows = [
-        ("run", f"PamWorkChain<{node.pk}> {node.uuid}, protocol {s.get('protocol')}, k mesh {s['mesh']}, "
-                f"tau {s['tau_s']:g} s, dT/dz {s['grad_t_k_m']:g} K/m"),
+        (
+            "run",
+            f"PamWorkChain<{node.pk}> {node.uuid}, protocol {s.get('protocol')}, k mesh {s['mesh']}, "
+            f"tau {s['tau_s']:g} s, dT/dz {s['grad_t_k_m']:g} K/m",
+        ),
         ("T, r", f"{t:g} K, {radius * 1e9:.4g} nm"),
         ("gamma^NL_ij", np.array2string(r["gamma_nl"][it], precision=4)),
-        ("gamma^NL_zz x V_c (J s K^-1 m)", f"{r['gamma_nl_zz'][it] * cell_volume:.4e}  (per primitive cell, V_c "
-                                           f"{cell_volume * 1e30:.2f} A^3)"),
-        ("chi_D, chi_OD,N, chi_OD,P (kg/m)",
-         f"{r['chi_diagonal'][it]:.4e}, {r['chi_offdiagonal_interband'][it]:.4e}, {r['chi_offdiagonal_pair'][it]:.4e}"),
-        ("OD / D", f"{(r['chi_offdiagonal_interband'][it] + r['chi_offdiagonal_pair'][it]) / r['chi_diagonal'][it]:.2f}"),
+        (
+            "gamma^NL_zz x V_c (J s K^-1 m)",
+            f"{r['gamma_nl_zz'][it] * cell_volume:.4e}  (per primitive cell, V_c {cell_volume * 1e30:.2f} A^3)",
+        ),
+        (
+            "chi_D, chi_OD,N, chi_OD,P (kg/m)",
+            f"{r['chi_diagonal'][it]:.4e}, {r['chi_offdiagonal_interband'][it]:.4e}, {r['chi_offdiagonal_pair'][it]:.4e}",
+        ),
+        (
+            "OD / D",
+            f"{(r['chi_offdiagonal_interband'][it] + r['chi_offdiagonal_pair'][it]) / r['chi_diagonal'][it]:.2f}",
+        ),
         ("gamma^LL", f"{gamma_ll:.4e}  (paper {PAPER['gamma_ll']})"),
         ("eta (free)", f"{r['eta'][it, ir]:.10f}"),
         ("eta_paper", f"{r['eta_paper'][it, ir]:.10f}  (paper {PAPER['eta']})"),
         ("r_paper (nm)", f"{r['r_paper_m'][it] * 1e9:.4f}"),
         ("factor paper / computed gamma^LL", f"{factor:.3g} = ({factor ** (1 / 3):.0f})^3 k points"),
         ("<L_z>^NL (J s m^-3)", f"{r['pam_density_bare'][it]:.4e}"),
-        ("<L_z>^NL per primitive cell (hbar)", f"{r['pam_density_bare'][it] * cell_volume / HBAR:.3e}  (paper ~{PAPER['pam_per_cell_hbar']})"),
+        (
+            "<L_z>^NL per primitive cell (hbar)",
+            f"{r['pam_density_bare'][it] * cell_volume / HBAR:.3e}  (paper ~{PAPER['pam_per_cell_hbar']})",
+        ),
         ("gamma^M (A/K)", f"{r['gamma_m'][it]:.4e}"),
-        ("<M_z>^NL (A/m)", f"{r['magnetization_bare'][it]:.4e}  (paper {PAPER['magnetization_a_m'][0]}-{PAPER['magnetization_a_m'][1]})"),
+        (
+            "<M_z>^NL (A/m)",
+            f"{r['magnetization_bare'][it]:.4e}  (paper {PAPER['magnetization_a_m'][0]}-{PAPER['magnetization_a_m'][1]})",
+        ),
         ("mu_0 <M_z>^NL (T)", f"{r['mu0_magnetization_bare_t'][it]:.4e}"),
         ("chi_ML (A s/m)", f"{r['chi_ml_total'][it]:.4e}"),
         ("<M_z>^total - <M_z>^NL (A/m)", f"{r['magnetization_total'][it, ir] - r['magnetization_bare'][it]:.4e}"),
-        ("imaginary modes on the mesh", f"{int(r['num_imaginary_modes'])} (lowest {float(r['lowest_frequency_thz']) * THZ_TO_CM:.2f} cm^-1)"),
+        (
+            "imaginary modes on the mesh",
+            f"{int(r['num_imaginary_modes'])} (lowest {float(r['lowest_frequency_thz']) * THZ_TO_CM:.2f} cm^-1)",
+        ),
     ]
     for label, value in rows:
         print(f"{label:38s} {value}")
@@ -104,9 +123,11 @@ def main(argv=None):
             line += f"; other DFPT {other[f'convergence_{name}'][-1]:.4e} ({other[f'convergence_{name}'][-1] / column[-1] - 1:+.1%})"
         print(line)
     acoustic = data["acoustic"]
-    print(f"acoustic region: {int(acoustic['num_imaginary_modes'])} imaginary modes, lowest next to Gamma "
-          f"{acoustic['near_gamma_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1; sound velocities (km/s) z, x, y: "
-          f"{(acoustic['sound_velocities_m_s'] / 1e3).round(2).tolist()}")
+    print(
+        f"acoustic region: {int(acoustic['num_imaginary_modes'])} imaginary modes, lowest next to Gamma "
+        f"{acoustic['near_gamma_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1; sound velocities (km/s) z, x, y: "
+        f"{(acoustic['sound_velocities_m_s'] / 1e3).round(2).tolist()}"
+    )
     print("\nshare of gamma^NL_zz and gamma^M by frequency band:")
     for label, share_l, share_mu in split_by_band(node, t):
         print(f"  {label:30s} gamma^NL_zz {share_l:+8.3f}   gamma^M {share_mu:+8.3f}")
@@ -114,7 +135,9 @@ def main(argv=None):
     lz, mu, nu = modes["mesh_l_z_hbar"], modes["mesh_mu_z_mu_n"], modes["mesh_frequencies_thz"] * THZ_TO_CM
     for low, high, label in BANDS:
         band = (nu >= low) & (nu < high) & (nu > 1.0)
-        print(f"  {label:30s} max |l^z| {np.abs(lz[band]).max():.3f} hbar, max |mu^z| {np.abs(mu[band]).max():.4f} mu_N")
+        print(
+            f"  {label:30s} max |l^z| {np.abs(lz[band]).max():.3f} hbar, max |mu^z| {np.abs(mu[band]).max():.4f} mu_N"
+        )
 
 
 if __name__ == "__main__":

@@ -5,4 +5,3 @@ import tempfile
 
 if "AIIDA_PATH" not in os.environ:
     os.environ["AIIDA_PATH"] = tempfile.mkdtemp(prefix="llpam-tests-aiida.")
-

@@ -26,8 +26,13 @@ def repo(tmp_path):
     venv_bin.mkdir(parents=True)
     stubs = tmp_path / "stubs"
     stubs.mkdir()
-    for name, code in [("python", 0), *[(exe, 0) for exe in ("pw.x", "ph.x", "q2r.x", "matdyn.x", "mpirun", "dot")],
-                       ("dpkg", 0), ("apt-get", 1), ("sudo", 1)]:  # fmt: skip
+    for name, code in [
+        ("python", 0),
+        *[(exe, 0) for exe in ("pw.x", "ph.x", "q2r.x", "matdyn.x", "mpirun", "dot")],
+        ("dpkg", 0),
+        ("apt-get", 1),
+        ("sudo", 1),
+    ]:
         stub = (venv_bin if name == "python" else stubs) / name
         stub.write_text(f"#!/bin/sh\nexit {code}\n")
         stub.chmod(0o755)
@@ -38,8 +43,15 @@ def repo(tmp_path):
 
 def shell(repo, script):
     path = f"{repo / 'stubs'}:/usr/bin:/bin"
-    result = subprocess.run(["bash", "-c", script], cwd=repo, env={"PATH": path, "HOME": str(repo)},
-                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    result = subprocess.run(
+        ["bash", "-c", script],
+        cwd=repo,
+        env={"PATH": path, "HOME": str(repo)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     return result
 
 

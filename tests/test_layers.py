@@ -32,8 +32,14 @@ LAYERS = {
     "aiida_llpam": 0,  # the package's __init__
 }
 #: modules that must not import AiiDA (arrays in, arrays out)
-NO_AIIDA = ("aiida_llpam.physics", "aiida_llpam.quantities", "aiida_llpam.report", "aiida_llpam.parsers.ph_progress",
-            "aiida_llpam.plotting", "aiida_llpam.export")  # fmt: skip
+NO_AIIDA = (
+    "aiida_llpam.physics",
+    "aiida_llpam.quantities",
+    "aiida_llpam.report",
+    "aiida_llpam.parsers.ph_progress",
+    "aiida_llpam.plotting",
+    "aiida_llpam.export",
+)
 
 
 def layer(module: str) -> int:

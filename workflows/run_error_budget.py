@@ -27,8 +27,15 @@ def main(argv=None):
     parser.add_argument("--computer", default="localhost", help="computer of the q2r and response codes")
     parser.add_argument("--partial", action="store_true", help="--direct terminated early: use its finished q points")
     args = parser.parse_args(argv)
-    error_budget_for(args.pk, args.direct, args.qmesh, args.measured, args.unfolding or DEFAULT_UNFOLDINGS,
-                     args.computer, args.partial)
+    error_budget_for(
+        args.pk,
+        args.direct,
+        args.qmesh,
+        args.measured,
+        args.unfolding or DEFAULT_UNFOLDINGS,
+        args.computer,
+        args.partial,
+    )
 
 
 if __name__ == "__main__":

@@ -43,9 +43,11 @@ def main(argv=None):
     parser.add_argument("--pattern", default="*", help="which files of the folder, a glob (default: all)")
     parser.add_argument("--protocol", default="fast", help="smoke (not physical), fast or production (default: fast)")
     parser.add_argument(
-        "--enantiomers", default="both", choices=ENANTIOMER_CHOICES,
+        "--enantiomers",
+        default="both",
+        choices=ENANTIOMER_CHOICES,
         help="both: chiral crystals also run mirrored (achiral ones as-is only); as-is: no mirror",
-    )  # fmt: skip
+    )
     parser.add_argument("--pseudo-family", help="aiida-pseudo family label (default: the protocol's)")
     parser.add_argument("--symprec", type=float, default=1e-3, help="spglib tolerance in Angstrom (default: 1e-3)")
     parser.add_argument("--max-concurrent", type=int, default=2, help="runs active at a time in the group (default: 2)")

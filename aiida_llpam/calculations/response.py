@@ -54,11 +54,22 @@ class PamResponseCalculation(CalcJob):
         super().define(spec)
         from aiida_llpam.quantities import OUTPUTS
 
-        spec.input("force_constants", valid_type=orm.ArrayData, help="Force constants + eps/Z* (phonopy_force_constants).")
-        spec.input("parameters", valid_type=orm.Dict, validator=validate_parameters,
-                   help="Response settings (aiida_llpam.physics.settings).")  # fmt: skip
-        spec.input("lifetimes", valid_type=orm.ArrayData, required=False, validator=validate_lifetimes,
-                   help="Mode-resolved linewidths (lifetimes_from_kappa): the tau-linear sums also with tau_ks(T).")  # fmt: skip
+        spec.input(
+            "force_constants", valid_type=orm.ArrayData, help="Force constants + eps/Z* (phonopy_force_constants)."
+        )
+        spec.input(
+            "parameters",
+            valid_type=orm.Dict,
+            validator=validate_parameters,
+            help="Response settings (aiida_llpam.physics.settings).",
+        )
+        spec.input(
+            "lifetimes",
+            valid_type=orm.ArrayData,
+            required=False,
+            validator=validate_lifetimes,
+            help="Mode-resolved linewidths (lifetimes_from_kappa): the tau-linear sums also with tau_ks(T).",
+        )
         spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
         spec.inputs["metadata"]["options"]["parser_name"].default = "llpam.response"
         spec.inputs["metadata"]["options"]["withmpi"].default = False
@@ -80,8 +91,12 @@ class PamResponseCalculation(CalcJob):
         codeinfo = CodeInfo()
         codeinfo.code_uuid = self.inputs.code.uuid
         codeinfo.cmdline_params = [
-            "-m", "aiida_llpam.calculations.response_job", self._FC_FILE, self._PARAMETERS_FILE, self._RESULTS_FILE,
-        ]  # fmt: skip
+            "-m",
+            "aiida_llpam.calculations.response_job",
+            self._FC_FILE,
+            self._PARAMETERS_FILE,
+            self._RESULTS_FILE,
+        ]
         if "lifetimes" in self.inputs:
             lifetimes = self.inputs.lifetimes
             buffer = io.BytesIO()

@@ -52,24 +52,45 @@ class Phono3pyRtaCalculation(CalcJob):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input("force_constants", valid_type=orm.ArrayData,
-                   help="The DFPT force constants and eps/Z* (phonopy_force_constants): phono3py's fc2.")  # fmt: skip
-        spec.input("dataset", valid_type=orm.Dict,
-                   help="phono3py's displacement dataset (Angstrom): phono3py_supercells' output dataset.")  # fmt: skip
-        spec.input("parameters", valid_type=orm.Dict, validator=validate_parameters,
-                   help="supercell_matrix (fc3; 3 integers or 3x3), mesh (Gamma-centred), temperatures_k.")  # fmt: skip
-        spec.input_namespace("forces", valid_type=orm.ArrayData, dynamic=True, validator=validate_forces,
-                             help="supercell_0001, ...: forces (eV/Angstrom, the last step of an array 'forces') "
-                                  "of every supercell of the dataset that phono3py computes, e.g. pw.x's "
-                                  "output_trajectory.")  # fmt: skip
+        spec.input(
+            "force_constants",
+            valid_type=orm.ArrayData,
+            help="The DFPT force constants and eps/Z* (phonopy_force_constants): phono3py's fc2.",
+        )
+        spec.input(
+            "dataset",
+            valid_type=orm.Dict,
+            help="phono3py's displacement dataset (Angstrom): phono3py_supercells' output dataset.",
+        )
+        spec.input(
+            "parameters",
+            valid_type=orm.Dict,
+            validator=validate_parameters,
+            help="supercell_matrix (fc3; 3 integers or 3x3), mesh (Gamma-centred), temperatures_k.",
+        )
+        spec.input_namespace(
+            "forces",
+            valid_type=orm.ArrayData,
+            dynamic=True,
+            validator=validate_forces,
+            help="supercell_0001, ...: forces (eV/Angstrom, the last step of an array 'forces') "
+            "of every supercell of the dataset that phono3py computes, e.g. pw.x's "
+            "output_trajectory.",
+        )
         spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
         spec.inputs["metadata"]["options"]["parser_name"].default = "llpam.rta"
         spec.inputs["metadata"]["options"]["withmpi"].default = False
         spec.output("fc3", valid_type=orm.SinglefileData, help="phono3py's fc3.hdf5 (eV/Angstrom^3, compact).")
-        spec.output("kappa", valid_type=orm.SinglefileData,
-                    help="phono3py's kappa-m*.hdf5 of the RTA (Gamma in THz on the irreducible points).")  # fmt: skip
-        spec.output("summary", valid_type=orm.Dict,
-                    help="What was run: settings, supercell counts, fc3 shape, seconds, phono3py version.")  # fmt: skip
+        spec.output(
+            "kappa",
+            valid_type=orm.SinglefileData,
+            help="phono3py's kappa-m*.hdf5 of the RTA (Gamma in THz on the irreducible points).",
+        )
+        spec.output(
+            "summary",
+            valid_type=orm.Dict,
+            help="What was run: settings, supercell counts, fc3 shape, seconds, phono3py version.",
+        )
         spec.exit_code(300, "ERROR_MISSING_OUTPUT", message="The job wrote no {files}; its stderr ends: {stderr}")
         spec.exit_code(301, "ERROR_READING_OUTPUT", message="The job's output could not be read: {message}")
         spec.exit_code(302, "ERROR_INPUTS_REFUSED", message="The RTA refused its inputs: {message}")
@@ -94,12 +115,21 @@ class Phono3pyRtaCalculation(CalcJob):
 
         codeinfo = CodeInfo()
         codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = ["-m", "aiida_llpam.calculations.rta_job", self._FC_FILE, self._DATASET_FILE,
-                                   self._FORCES_FILE, self._PARAMETERS_FILE]  # fmt: skip
+        codeinfo.cmdline_params = [
+            "-m",
+            "aiida_llpam.calculations.rta_job",
+            self._FC_FILE,
+            self._DATASET_FILE,
+            self._FORCES_FILE,
+            self._PARAMETERS_FILE,
+        ]
         codeinfo.stdout_name = self._STDOUT_FILE
         codeinfo.stderr_name = self._STDERR_FILE
         calcinfo = CalcInfo()
         calcinfo.codes_info = [codeinfo]
-        calcinfo.retrieve_list = [*self.output_files(self.inputs.parameters.get_dict()), self._STDOUT_FILE,
-                                  self._STDERR_FILE]  # fmt: skip
+        calcinfo.retrieve_list = [
+            *self.output_files(self.inputs.parameters.get_dict()),
+            self._STDOUT_FILE,
+            self._STDERR_FILE,
+        ]
         return calcinfo

@@ -62,11 +62,16 @@ def rta_settings(parameters: dict) -> dict:
     if matrix.shape == (3,):
         matrix = np.diag(matrix)
     if matrix.shape != (3, 3) or not np.issubdtype(matrix.dtype, np.integer) or round(abs(np.linalg.det(matrix))) < 1:
-        raise ValueError(f"supercell_matrix: three integers or a 3x3 integer matrix of nonzero determinant, "
-                         f"got {parameters['supercell_matrix']}")  # fmt: skip
+        raise ValueError(
+            f"supercell_matrix: three integers or a 3x3 integer matrix of nonzero determinant, "
+            f"got {parameters['supercell_matrix']}"
+        )
     mesh = parameters["mesh"]
-    if not (isinstance(mesh, (list, tuple)) and len(mesh) == 3
-            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in mesh)):  # fmt: skip
+    if not (
+        isinstance(mesh, (list, tuple))
+        and len(mesh) == 3
+        and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in mesh)
+    ):
         raise ValueError(f"mesh: three positive integers, got {mesh!r}")
     temperatures = np.asarray(parameters["temperatures_k"], dtype=float).ravel()
     if temperatures.size == 0 or not np.all(np.isfinite(temperatures)) or np.any(temperatures <= 0):

@@ -33,10 +33,14 @@ VARIATIONS = {
 def print_table(table: orm.ArrayData) -> None:
     """The table node as text: settings, sums +- k-mesh uncertainty, Gamma frequencies, wall time."""
     data = read_output(table)
-    print(f"reference temperature {data['temperature_k'][0]:.0f} K; sums on the last k mesh of each response; "
-          "+- = |last k-mesh step|")  # fmt: skip
-    header = f"{'label':12s} {'Ry':>7s} {'k':>5s} {'q':>5s} {'reuse':>5s} {'gamma_nl_zz':>21s} {'chi_D':>21s} " \
-             f"{'chi_OD,N':>21s} {'chi_OD,P':>21s} {'gamma_m':>21s} {'wall s':>7s}"  # fmt: skip
+    print(
+        f"reference temperature {data['temperature_k'][0]:.0f} K; sums on the last k mesh of each response; "
+        "+- = |last k-mesh step|"
+    )
+    header = (
+        f"{'label':12s} {'Ry':>7s} {'k':>5s} {'q':>5s} {'reuse':>5s} {'gamma_nl_zz':>21s} {'chi_D':>21s} "
+        f"{'chi_OD,N':>21s} {'chi_OD,P':>21s} {'gamma_m':>21s} {'wall s':>7s}"
+    )
     print(header)
     for i, label in enumerate(data["labels"]):
         mesh = ["".join(str(int(n)) for n in data[key][i]) for key in ("kpoints_mesh", "qpoints_mesh")]
@@ -44,8 +48,10 @@ def print_table(table: orm.ArrayData) -> None:
             f"{data[name][i]:10.4e}+-{data[name + '_kmesh_uncertainty'][i]:8.2e}"
             for name in ("gamma_nl_zz", "chi_diagonal", "chi_offdiagonal_interband", "chi_offdiagonal_pair", "gamma_m")
         )
-        print(f"{label:12s} {data['ecutwfc_ry'][i]:3.0f}/{data['ecutrho_ry'][i]:3.0f} {mesh[0]:>5s} {mesh[1]:>5s} "
-              f"{int(data['dfpt_reused'][i]):5d} {sums} {data['wall_time_s'][i]:7.0f}")  # fmt: skip
+        print(
+            f"{label:12s} {data['ecutwfc_ry'][i]:3.0f}/{data['ecutrho_ry'][i]:3.0f} {mesh[0]:>5s} {mesh[1]:>5s} "
+            f"{int(data['dfpt_reused'][i]):5d} {sums} {data['wall_time_s'][i]:7.0f}"
+        )
     print("cost (s): the point's PamWorkChain, and the ph.x run of its DFPT (for a reused DFPT: paid in its own run)")
     for i, label in enumerate(data["labels"]):
         ph_s = dfpt_wall_time_s(dfpt_retrieved(orm.load_node(data["workchains"][i])))
@@ -72,8 +78,10 @@ def parse_reuse(items: list[str]) -> dict[str, orm.WorkChainNode]:
 
 def report(node: orm.WorkChainNode, figure: Path | None) -> None:
     """State, table and (optionally) figure of a DfptConvergenceWorkChain."""
-    print(f"DfptConvergenceWorkChain<{node.pk}> {node.process_state.value}, exit status {node.exit_status}"
-          + (f": {node.exit_message}" if node.exit_message else ""))  # fmt: skip
+    print(
+        f"DfptConvergenceWorkChain<{node.pk}> {node.process_state.value}, exit status {node.exit_status}"
+        + (f": {node.exit_message}" if node.exit_message else "")
+    )
     if "table" not in node.outputs:
         sys.exit("no table")
     print_table(node.outputs.table)
@@ -82,10 +90,15 @@ def report(node: orm.WorkChainNode, figure: Path | None) -> None:
 
 
 def run_dfpt_convergence(
-    protocol: str = "fast", variations: dict | None = None, response_protocol: str = "production",
-    structure: str | None = None, reuse: list[str] = (), computer: str = "localhost", figure: Path | None = None,
+    protocol: str = "fast",
+    variations: dict | None = None,
+    response_protocol: str = "production",
+    structure: str | None = None,
+    reuse: list[str] = (),
+    computer: str = "localhost",
+    figure: Path | None = None,
     show: str | None = None,
-) -> orm.WorkChainNode:  # fmt: skip
+) -> orm.WorkChainNode:
     """A DfptConvergenceWorkChain: one PamWorkChain per label of ``variations`` (default :data:`VARIATIONS`),
     overrides of ``protocol``, each summed with ``response_protocol``'s response settings; then its table.
 

@@ -38,15 +38,23 @@ def _parse_q(text: str) -> list[float]:
 
 
 FC_OPTION = click.option(
-    "--fc", "fc_path", required=True, type=click.Path(dir_okay=False),
+    "--fc",
+    "fc_path",
+    required=True,
+    type=click.Path(dir_okay=False),
     help="q2r.x force-constant file WITHOUT dipole subtraction (dyn files with the dielectric block removed).",
 )
 SUM_RULES_OPTION = click.option(
-    "--sum-rules/--no-sum-rules", default=True, show_default=True,
+    "--sum-rules/--no-sum-rules",
+    default=True,
+    show_default=True,
     help="Born-Huang + Huang invariance by unfolding, as the workflow does (docs/theory.md); off: ASR only.",
 )
 NAC_OPTION = click.option(
-    "--nac-fc", "nac_path", type=click.Path(dir_okay=False), default=None,
+    "--nac-fc",
+    "nac_path",
+    type=click.Path(dir_okay=False),
+    default=None,
     help="q2r.x file that carries eps/Z* (its IFCs are not used); switches on phonopy's Gonze NAC.",
 )
 
@@ -55,7 +63,9 @@ NAC_OPTION = click.option(
 @FC_OPTION
 @NAC_OPTION
 @SUM_RULES_OPTION
-@click.option("--q", "qpoints", multiple=True, required=True, help='q point "qx qy qz" in reduced coordinates; repeatable.')
+@click.option(
+    "--q", "qpoints", multiple=True, required=True, help='q point "qx qy qz" in reduced coordinates; repeatable.'
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def modes_command(fc_path, nac_path, sum_rules, qpoints, as_json):
     """Frequencies, l^z and v^z per branch (ascending frequency) at given q points."""
@@ -92,8 +102,16 @@ def modes_command(fc_path, nac_path, sum_rules, qpoints, as_json):
 @click.option("-r", "radii", multiple=True, type=float, required=True, help="Cylinder radius in m; repeatable.")
 @click.option("--tau", type=float, required=True, help="Phonon relaxation time in s.")
 @click.option("--grad-t", type=float, required=True, help="Temperature gradient dT/dz in K/m.")
-@click.option("--cutoff-thz", type=float, default=0.05, show_default=True, help="Modes below this frequency are left out of the sums.")
-@click.option("--json", "as_json", is_flag=True, help="Print every response quantity of the registry as JSON (NaN as null).")
+@click.option(
+    "--cutoff-thz",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="Modes below this frequency are left out of the sums.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print every response quantity of the registry as JSON (NaN as null)."
+)
 def response_command(fc_path, nac_path, sum_rules, mesh, temperatures, radii, tau, grad_t, cutoff_thz, as_json):
     """gamma^NL_ij, chi pieces, gamma^LL, eta (free and paper), <L_z>, gamma^M, <M_z> on a k mesh (SI units)."""
     from aiida_llpam.physics import ResponseSettings, response_from_settings
@@ -101,7 +119,12 @@ def response_command(fc_path, nac_path, sum_rules, mesh, temperatures, radii, ta
 
     try:  # the physics' own validation: one message naming the bad setting
         settings = ResponseSettings(
-            temperatures_k=temperatures, radii_m=radii, tau_s=tau, grad_t_k_m=grad_t, mesh=mesh, frequency_cutoff_thz=cutoff_thz
+            temperatures_k=temperatures,
+            radii_m=radii,
+            tau_s=tau,
+            grad_t_k_m=grad_t,
+            mesh=mesh,
+            frequency_cutoff_thz=cutoff_thz,
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
@@ -124,4 +147,8 @@ def response_command(fc_path, nac_path, sum_rules, mesh, temperatures, radii, ta
 def _json_ready(value):
     """Nested lists with NaN as null (JSON has no NaN)."""
     array = np.asarray(value, dtype=float)
-    return np.where(np.isfinite(array), array, None).tolist() if array.ndim else (float(array) if np.isfinite(array) else None)
+    return (
+        np.where(np.isfinite(array), array, None).tolist()
+        if array.ndim
+        else (float(array) if np.isfinite(array) else None)
+    )

@@ -45,9 +45,13 @@ def _state(node: orm.ProcessNode) -> str:
 
 
 def run_from_dfpt(
-    pk: str, protocol: str = "production", enantiomer: str = "as-is", computer: str = "localhost",
-    pk_file: Path | None = None, figures: Path | None = None,
-) -> orm.WorkChainNode:  # fmt: skip
+    pk: str,
+    protocol: str = "production",
+    enantiomer: str = "as-is",
+    computer: str = "localhost",
+    pk_file: Path | None = None,
+    figures: Path | None = None,
+) -> orm.WorkChainNode:
     """A PamWorkChain on the DFPT of the PamWorkChain ``pk`` (its ph.x retrieved files and the structure ph.x ran
     on): q2r.x, the sum rules, the response and the figure data with ``protocol``'s settings and the current code.
 
@@ -103,22 +107,36 @@ def load_force_constants(identifier: str) -> tuple[orm.ArrayData, dict]:
         # orm.Data, not orm.ArrayData: QueryBuilder matches subclasses by entry point, and aiida-phonopy's
         # ForceConstantsData (the node since issue #10) is not under ArrayData's
         .append(orm.Data, filters={"id": node.pk}, tag="fc")
-        .append(orm.ProcessNode, with_incoming="fc", tag="calc",
-                filters={"or": [{"attributes.function_name": "pam_response"},  # runs made before the CalcJob
-                                {"process_type": "aiida.calculations:llpam.response"}]})
+        .append(
+            orm.ProcessNode,
+            with_incoming="fc",
+            tag="calc",
+            filters={
+                "or": [
+                    {"attributes.function_name": "pam_response"},  # runs made before the CalcJob
+                    {"process_type": "aiida.calculations:llpam.response"},
+                ]
+            },
+        )
         .append(orm.Dict, with_outgoing="calc", edge_filters={"label": "parameters"})
         .order_by({orm.Dict: {"ctime": "desc"}})
         .first()
-    )  # fmt: skip
+    )
     parameters = previous[0].get_dict() if previous else {}
     return node, {key: value for key, value in parameters.items() if key in RESPONSE_KEYS}
 
 
 def recompute_response(
-    identifier: str, temperatures: list[float] | None = None, radii: list[float] | None = None,
-    tau: float | None = None, grad_t: float | None = None, mesh: list[int] | None = None,
-    bz_temperature: float | None = None, code: str = "llpam-response@localhost", pk_file: Path | None = None,
-) -> orm.CalcJobNode:  # fmt: skip
+    identifier: str,
+    temperatures: list[float] | None = None,
+    radii: list[float] | None = None,
+    tau: float | None = None,
+    grad_t: float | None = None,
+    mesh: list[int] | None = None,
+    bz_temperature: float | None = None,
+    code: str = "llpam-response@localhost",
+    pk_file: Path | None = None,
+) -> orm.CalcJobNode:
     """A PamResponseCalculation on the force constants of ``identifier`` (a PamWorkChain or the force-constants
     node), with the settings given (K, nm, s, K/m) over those of the last response computed from that node.
 
@@ -150,10 +168,17 @@ def recompute_response(
 
 
 def run_lifetimes(
-    pk: str, supercell=(1, 1, 1), cutoff_pair_angstrom: float | None = None, mesh=(8, 8, 6), max_concurrent: int = 2,
-    mpiprocs: int = 1, computer: str = "localhost", protocol: str = "production", pk_file: Path | None = None,
+    pk: str,
+    supercell=(1, 1, 1),
+    cutoff_pair_angstrom: float | None = None,
+    mesh=(8, 8, 6),
+    max_concurrent: int = 2,
+    mpiprocs: int = 1,
+    computer: str = "localhost",
+    protocol: str = "production",
+    pk_file: Path | None = None,
     figure: Path | None = None,
-) -> tuple[orm.WorkChainNode, orm.WorkChainNode]:  # fmt: skip
+) -> tuple[orm.WorkChainNode, orm.WorkChainNode]:
     """Mode-resolved lifetimes of the finished PamWorkChain ``pk`` and its response with them (THEORY.md section 4).
 
     1. LifetimesWorkChain: phono3py's displaced supercells of the unit cell x ``supercell`` (pairs beyond
@@ -172,9 +197,11 @@ def run_lifetimes(
     response = response_builder.response.parameters.get_dict()
     temperatures = ResponseSettings.from_mapping(response).temperatures_k
     parameters = {
-        "supercell_matrix": list(supercell), "mesh": list(mesh), "max_concurrent": max_concurrent,
+        "supercell_matrix": list(supercell),
+        "mesh": list(mesh),
+        "max_concurrent": max_concurrent,
         "temperatures_k": sorted({*temperatures.tolist(), float(response["bz_temperature_k"])}),
-    }  # fmt: skip
+    }
     if cutoff_pair_angstrom:
         parameters["cutoff_pair_distance_angstrom"] = cutoff_pair_angstrom
     # small jobs: two single-process ones side by side hide each other's AiiDA overhead (upload, poll, retrieve)
@@ -209,9 +236,11 @@ def run_lifetimes(
     temperatures = out.get_array("temperatures_k")
     it = int(np.argmin(np.abs(temperatures - 300.0)))
     constant = node.outputs.gamma_nl.get_array("gamma_nl_zz")[it]
-    print(f"gamma^NL_zz({temperatures[it]:g} K): constant tau {constant:.4g}, "
-          f"mode-resolved {out.get_array('gamma_nl_zz_tau_modes')[it]:.4g} J s K^-1 m^-2; "
-          f"effective tau {out.get_array('tau_effective_nl_s')[it]:.4g} s")  # fmt: skip
+    print(
+        f"gamma^NL_zz({temperatures[it]:g} K): constant tau {constant:.4g}, "
+        f"mode-resolved {out.get_array('gamma_nl_zz_tau_modes')[it]:.4g} J s K^-1 m^-2; "
+        f"effective tau {out.get_array('tau_effective_nl_s')[it]:.4g} s"
+    )
     print(f"aiida-llpam show {node.pk}")
     if figure:
         write_lifetimes_figure(node, figure)

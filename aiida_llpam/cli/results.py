@@ -70,8 +70,10 @@ def show_command(identifier, profile, temperature, radius_nm):
     data, _ = gather(node)
     response, s = data["response"], data["settings"]
     it, ir = grid_indices(response, temperature, radius_nm * 1e-9)
-    click.echo(f"PamWorkChain<{node.pk}> {s.get('formula')} {s.get('space_group')} ({s.get('space_group_number')}), "
-               f"enantiomer {s.get('enantiomer')}, handedness {s.get('handedness')}, protocol {s.get('protocol')}")
+    click.echo(
+        f"PamWorkChain<{node.pk}> {s.get('formula')} {s.get('space_group')} ({s.get('space_group_number')}), "
+        f"enantiomer {s.get('enantiomer')}, handedness {s.get('handedness')}, protocol {s.get('protocol')}"
+    )
     if "sohncke" in s:
         from aiida_llpam.physics.symmetry import response_symmetry_text
 
@@ -88,8 +90,21 @@ def show_command(identifier, profile, temperature, radius_nm):
     for line in summary_lines(response, it, ir):
         click.echo(line)
     click.echo("settings:")
-    for key in ("tau_s", "grad_t_k_m", "mesh", "frequency_cutoff_thz", "degeneracy_tolerance_thz", "ecutwfc_ry",
-                "ecutrho_ry", "kpoints_mesh", "qpoints_mesh", "relaxed", "point_group", "sohncke", "symprec_angstrom"):
+    for key in (
+        "tau_s",
+        "grad_t_k_m",
+        "mesh",
+        "frequency_cutoff_thz",
+        "degeneracy_tolerance_thz",
+        "ecutwfc_ry",
+        "ecutrho_ry",
+        "kpoints_mesh",
+        "qpoints_mesh",
+        "relaxed",
+        "point_group",
+        "sohncke",
+        "symprec_angstrom",
+    ):
         if key in s:
             click.echo(f"  {key:26s} {s[key]}")
 
@@ -139,7 +154,9 @@ def trust_lines(node) -> list[str]:
     budgets = error_budgets(node)
     if budgets:
         budget = budgets[-1]
-        lines.append(f"error budget at {budget.base.attributes.get('temperature_k'):g} K (% of each headline value; "
-                     f"ErrorBudget ArrayData<{budget.pk}>):")  # fmt: skip
+        lines.append(
+            f"error budget at {budget.base.attributes.get('temperature_k'):g} K (% of each headline value; "
+            f"ErrorBudget ArrayData<{budget.pk}>):"
+        )
         lines += budget_from_node(budget).lines()
     return lines

@@ -109,9 +109,14 @@ def print_figures(node, figures: Path | None) -> None:
 
 
 def run_quartz(
-    protocol: str = "fast", enantiomer: str = "right", computer: str | None = None, pk_file: Path | None = None,
-    figures: Path | None = None, quiet: bool = False, submit: bool = False,
-) -> orm.ProcessNode:  # fmt: skip
+    protocol: str = "fast",
+    enantiomer: str = "right",
+    computer: str | None = None,
+    pk_file: Path | None = None,
+    figures: Path | None = None,
+    quiet: bool = False,
+    submit: bool = False,
+) -> orm.ProcessNode:
     """PamWorkChain on alpha-quartz (``enantiomer`` right: P3_221, left: P3_121) with ``protocol``: run here with
     progress lines (then its outputs, the figures), or ``submit`` it to the daemon and return at once.
 
@@ -169,8 +174,10 @@ def _crystal_structures(structure: str, enantiomer: str, family: str, symprec: f
     original = None
     if enantiomer == "other":
         before = symmetry_of(oriented, symprec)
-        print(f"enantiomer other: {MIRROR_OPERATION} of {before['space_group']} (No. {before['space_group_number']}) "
-              f"-> {info['space_group']} (No. {info['space_group_number']})")  # fmt: skip
+        print(
+            f"enantiomer other: {MIRROR_OPERATION} of {before['space_group']} (No. {before['space_group_number']}) "
+            f"-> {info['space_group']} (No. {info['space_group_number']})"
+        )
         if source_uuid and not orientation.changed:
             original = orm.load_node(source_uuid)
         else:
@@ -183,10 +190,18 @@ def _crystal_structures(structure: str, enantiomer: str, family: str, symprec: f
 
 
 def run_crystal(
-    structure: str, protocol: str = "fast", enantiomer: str = "as-is", pseudo_family: str | None = None,
-    symprec: float = 1e-3, computer: str | None = None, pk_file: Path | None = None, figures: Path | None = None,
-    quiet: bool = False, dry_run: bool = False, submit: bool = False,
-):  # fmt: skip
+    structure: str,
+    protocol: str = "fast",
+    enantiomer: str = "as-is",
+    pseudo_family: str | None = None,
+    symprec: float = 1e-3,
+    computer: str | None = None,
+    pk_file: Path | None = None,
+    figures: Path | None = None,
+    quiet: bool = False,
+    dry_run: bool = False,
+    submit: bool = False,
+):
     """PamWorkChain on any crystal: ``structure`` is a file ASE reads or a StructureData PK/UUID.
 
     Checked, oriented and (``enantiomer`` "other") mirrored as aiida_llpam.structures does, with its symmetry
@@ -206,8 +221,9 @@ def run_crystal(
         codes = load_codes(computer)
     except NotExistent as exc:
         sys.exit(f"{exc}: run `aiida-llpam setup` (or give --computer)")
-    builder = pam_builder(codes, orm.StructureData(ase=run_atoms), info, enantiomer, protocol, family, symprec, source,
-                          original)  # fmt: skip
+    builder = pam_builder(
+        codes, orm.StructureData(ase=run_atoms), info, enantiomer, protocol, family, symprec, source, original
+    )
     print(f"pseudo family {family}, protocol {protocol}, computer {computer}")
     if note := unphysical_note(protocol):
         print(note)

@@ -117,8 +117,10 @@ def run_keys(candidates, protocol: str, family: str) -> list[tuple[str, str, str
 def candidate_line(candidate: Candidate) -> str:
     """One line per accepted file: what it is and which runs it gets."""
     info = candidate.symmetry
-    what = (f"{info['formula']} {info['space_group']} (No. {info['space_group_number']}), "
-            f"{handedness_label(info, short=True)}")  # fmt: skip
+    what = (
+        f"{info['formula']} {info['space_group']} (No. {info['space_group_number']}), "
+        f"{handedness_label(info, short=True)}"
+    )
     if candidate.enantiomers == ("as-is", "other"):
         runs = "as-is and other (mirror z -> -z)"
     elif info["sohncke"]:
@@ -133,8 +135,10 @@ def broker_refusal(profile) -> str | None:
     if profile is None:
         return f"no AiiDA profile loaded: run with `verdi -p PROFILE run`; {SERVICES_HINT}"
     if not profile_has_broker(profile):
-        return (f"profile {profile.name} has no broker (an embedded profile runs everything in one process), so "
-                f"nothing can be submitted to a daemon: {SERVICES_HINT}")  # fmt: skip
+        return (
+            f"profile {profile.name} has no broker (an embedded profile runs everything in one process), so "
+            f"nothing can be submitted to a daemon: {SERVICES_HINT}"
+        )
     return None
 
 
@@ -261,8 +265,10 @@ def print_runs(keys, runs: dict, names: dict, group: str, errors: dict | None = 
         print(f"  {names[key[0]] + ' ' + key[1]:{width}}  {state}")
     failed = [runs[key].pk for key in keys if run_state(runs.get(key)) == "failed"]
     if failed:
-        print(f"failed runs are not submitted again; to retry: verdi group remove-nodes -G {group} "
-              f"{' '.join(map(str, failed))}, then screen again")  # fmt: skip
+        print(
+            f"failed runs are not submitted again; to retry: verdi group remove-nodes -G {group} "
+            f"{' '.join(map(str, failed))}, then screen again"
+        )
 
 
 # ---- the screen ----------------------------------------------------------------------------------------------
@@ -277,8 +283,10 @@ def _check_codes(computer: str, profile) -> None:
         except NotExistent:
             missing.append(f"{name}@{computer}")
     if missing:
-        sys.exit(f"refused: no code {', '.join(missing)} in profile {profile.name}: the daemon profile's set-up "
-                 f"makes them on {SLURM_COMPUTER} (docs/scaleout.md), or give --computer")  # fmt: skip
+        sys.exit(
+            f"refused: no code {', '.join(missing)} in profile {profile.name}: the daemon profile's set-up "
+            f"makes them on {SLURM_COMPUTER} (docs/scaleout.md), or give --computer"
+        )
 
 
 def _submit(controller: ScreenController, keys, label, wait: bool, poll: float, outcome: dict) -> list:
@@ -304,10 +312,19 @@ def _submit(controller: ScreenController, keys, label, wait: bool, poll: float, 
 
 
 def screen(
-    folder: Path, pattern: str = "*", protocol: str = "fast", enantiomers: str = "both",
-    pseudo_family: str | None = None, symprec: float = 1e-3, max_concurrent: int = 2, group: str | None = None,
-    computer: str = SLURM_COMPUTER, wait: bool = False, poll: float = 30.0, dry_run: bool = False,
-) -> dict:  # fmt: skip
+    folder: Path,
+    pattern: str = "*",
+    protocol: str = "fast",
+    enantiomers: str = "both",
+    pseudo_family: str | None = None,
+    symprec: float = 1e-3,
+    max_concurrent: int = 2,
+    group: str | None = None,
+    computer: str = SLURM_COMPUTER,
+    wait: bool = False,
+    poll: float = 30.0,
+    dry_run: bool = False,
+) -> dict:
     """Screen the files of ``folder`` matching ``pattern``: one PamWorkChain per file and enantiomer (``enantiomers``
     "both": a chiral crystal also mirrored), submitted into ``group`` (default llpam/screen/<protocol>), at most
     ``max_concurrent`` active; with ``wait`` until every run has finished (checked every ``poll`` s). ``dry_run``:
@@ -334,8 +351,10 @@ def screen(
         sys.exit(f"refused: {exc}")
     _check_codes(computer, profile)
 
-    print(f"screen {folder} ({len(files)} files), protocol {protocol}, pseudo family {family}, "
-          f"group {group_label}, computer {computer}, profile {profile.name}")  # fmt: skip
+    print(
+        f"screen {folder} ({len(files)} files), protocol {protocol}, pseudo family {family}, "
+        f"group {group_label}, computer {computer}, profile {profile.name}"
+    )
     if protocol in UNPHYSICAL_PROTOCOLS:
         print(f"NOTE: {UNPHYSICAL_PROTOCOLS[protocol]}: it tests the machinery")
     parallelize_qpoints = daemon_qpoint_jobs()
@@ -368,14 +387,21 @@ def screen(
             return outcome
         orm.Group(label=group_label, description=f"aiida-llpam screen runs ({protocol})").store()
     controller = ScreenController(
-        group_label=group_label, max_concurrent=max_concurrent, candidates={c.sha256: c for c in candidates},
-        protocol=protocol, pseudo_family=family, symprec=symprec, computer=computer,
+        group_label=group_label,
+        max_concurrent=max_concurrent,
+        candidates={c.sha256: c for c in candidates},
+        protocol=protocol,
+        pseudo_family=family,
+        symprec=symprec,
+        computer=computer,
         parallelize_qpoints=parallelize_qpoints,
-    )  # fmt: skip
+    )
     if dry_run:
         now = controller.next_batch()
-        print(f"{controller.num_active_slots} active of max {max_concurrent}; would submit now: "
-              + (", ".join(map(label, now)) or "nothing"))  # fmt: skip
+        print(
+            f"{controller.num_active_slots} active of max {max_concurrent}; would submit now: "
+            + (", ".join(map(label, now)) or "nothing")
+        )
         outcome["runs"] = controller.runs()
         print_runs(keys, outcome["runs"], names, group_label)
         print("dry run: nothing stored, nothing submitted")
@@ -383,14 +409,20 @@ def screen(
 
     if daemon_unavailable_reason():  # the profile has a broker (checked above): its daemon is not running
         if wait:
-            sys.exit(f"refused: the daemon of profile {profile.name} is not running, so --wait would never end "
-                     f"(verdi -p {profile.name} daemon start)")  # fmt: skip
-        print(f"WARNING: the daemon of profile {profile.name} is not running: the submitted runs wait for "
-              f"`verdi -p {profile.name} daemon start`")  # fmt: skip
+            sys.exit(
+                f"refused: the daemon of profile {profile.name} is not running, so --wait would never end "
+                f"(verdi -p {profile.name} daemon start)"
+            )
+        print(
+            f"WARNING: the daemon of profile {profile.name} is not running: the submitted runs wait for "
+            f"`verdi -p {profile.name} daemon start`"
+        )
 
     submittable = _submit(controller, keys, label, wait, poll, outcome)
     outcome.update(runs=controller.runs(), errors=controller.errors)
-    print(f"runs: {counts_line(counts(submittable, outcome['runs']))}; max {max_concurrent} concurrent"
-          + (f"; {len(controller.errors)} could not be submitted" if controller.errors else ""))  # fmt: skip
+    print(
+        f"runs: {counts_line(counts(submittable, outcome['runs']))}; max {max_concurrent} concurrent"
+        + (f"; {len(controller.errors)} could not be submitted" if controller.errors else "")
+    )
     print_runs(keys, outcome["runs"], names, group_label, controller.errors)
     return outcome

@@ -34,8 +34,10 @@ def setup_command(profile, mpiprocs, daemon_profile, workers, services):
     localhost-slurm, codes, pseudo families, its options and a running daemon; the embedded profile is left alone.
     """
     if services:
-        raise click.UsageError(f"the services are set up outside the plugin now: run `{DEPLOY_COMMAND}` as root "
-                               "(docs/scaleout.md); `aiida-llpam setup --daemon-profile` configures AiiDA for them")  # fmt: skip
+        raise click.UsageError(
+            f"the services are set up outside the plugin now: run `{DEPLOY_COMMAND}` as root "
+            "(docs/scaleout.md); `aiida-llpam setup --daemon-profile` configures AiiDA for them"
+        )
     from aiida_llpam.configure import SetupError, ensure_daemon_profile, setup_all
 
     try:

@@ -35,8 +35,13 @@ def _units() -> dict[str, str]:
     from aiida_llpam.quantities import QUANTITIES
 
     units = {q.name: q.unit for q in QUANTITIES}
-    return {"temperature_k": "K", "gamma_nl_zz": units["gamma_nl_zz"], "gamma_nl_zz_uncertainty": units["gamma_nl_zz"],
-            "gamma_m": units["gamma_m"], "gamma_m_uncertainty": units["gamma_m"]}  # fmt: skip
+    return {
+        "temperature_k": "K",
+        "gamma_nl_zz": units["gamma_nl_zz"],
+        "gamma_nl_zz_uncertainty": units["gamma_nl_zz"],
+        "gamma_m": units["gamma_m"],
+        "gamma_m_uncertainty": units["gamma_m"],
+    }
 
 
 def _number(value) -> float | None:
@@ -114,8 +119,10 @@ def _cell(key: str, value) -> str:
 
 def format_text(rows: list[dict]) -> str:
     units = _units()
-    cells = [[ZERO_BY_SYMMETRY if key in row["zero_by_symmetry"] else _cell(key, row[key]) for key, _, _ in COLUMNS]
-             for row in rows]  # fmt: skip
+    cells = [
+        [ZERO_BY_SYMMETRY if key in row["zero_by_symmetry"] else _cell(key, row[key]) for key, _, _ in COLUMNS]
+        for row in rows
+    ]
     group = [key for key, _, _ in COLUMNS].index("space_group")
     for cell, row in zip(cells, rows):  # the symbol with its number, as `aiida-llpam list` shows it
         if row["space_group"] is not None:
@@ -124,8 +131,10 @@ def format_text(rows: list[dict]) -> str:
     align = lambda i, text: f"{text:>{widths[i]}s}" if COLUMNS[i][0] == "pk" else f"{text:{widths[i]}s}"  # noqa: E731
     lines = ["  ".join(align(i, header) for i, (_, header, _) in enumerate(COLUMNS)).rstrip()]
     lines += ["  ".join(align(i, text) for i, text in enumerate(r)).rstrip() for r in cells]
-    lines.append(f"units: gamma^NL_zz {units['gamma_nl_zz']}, gamma^M {units['gamma_m']}; +- is the change of the last "
-                 f"k-mesh step; n/a: not stored by that run; {ZERO_BY_SYMMETRY}: forbidden by the point group")  # fmt: skip
+    lines.append(
+        f"units: gamma^NL_zz {units['gamma_nl_zz']}, gamma^M {units['gamma_m']}; +- is the change of the last "
+        f"k-mesh step; n/a: not stored by that run; {ZERO_BY_SYMMETRY}: forbidden by the point group"
+    )
     return "\n".join(lines)
 
 

@@ -22,8 +22,9 @@ def _same_dfpt_runs(run: orm.WorkChainNode) -> list[orm.WorkChainNode]:
 
     retrieved = dfpt_retrieved(run)
     query = orm.QueryBuilder().append(orm.FolderData, filters={"id": retrieved.pk}, tag="dfpt")
-    query.append(orm.WorkChainNode, with_incoming="dfpt", filters={"process_type": PROCESS_TYPE,
-                                                                   "attributes.exit_status": 0})  # fmt: skip
+    query.append(
+        orm.WorkChainNode, with_incoming="dfpt", filters={"process_type": PROCESS_TYPE, "attributes.exit_status": 0}
+    )
     return query.all(flat=True)
 
 
@@ -51,8 +52,10 @@ def sum_rule_models(run: orm.WorkChainNode, unfoldings, computer: str, protocol:
             print(f"sum-rule model {label}: PamWorkChain<{existing[factor].pk}> (found)")
             models[label] = existing[factor]
             continue
-        overrides = {"sum_rules": {"rotational_invariance": True, "unfolding_factor": list(factor)},
-                     "response": {"store_mesh_modes": False}}  # fmt: skip
+        overrides = {
+            "sum_rules": {"rotational_invariance": True, "unfolding_factor": list(factor)},
+            "response": {"store_mesh_modes": False},
+        }
         builder = PamWorkChain.get_builder_from_protocol(
             *codes, dfpt_structure(retrieved), protocol=protocol, overrides=overrides, dfpt=retrieved
         )
@@ -65,7 +68,9 @@ def sum_rule_models(run: orm.WorkChainNode, unfoldings, computer: str, protocol:
     return models
 
 
-def check_against_direct(run: orm.WorkChainNode, direct: orm.WorkChainNode, partial: bool = False) -> orm.CalcFunctionNode:
+def check_against_direct(
+    run: orm.WorkChainNode, direct: orm.WorkChainNode, partial: bool = False
+) -> orm.CalcFunctionNode:
     """``direct_dfpt_check`` of ``run``'s model on the ph.x runs of the DirectDfptWorkChain ``direct`` (reused
     if it exists); the ph.x runs need not have been made for this model, only at its DFPT's settings.
 
@@ -75,8 +80,10 @@ def check_against_direct(run: orm.WorkChainNode, direct: orm.WorkChainNode, part
     from aiida_llpam.queries import dfpt_retrieved, direct_dfpt_checks
 
     if direct.process_label != "DirectDfptWorkChain" or not (direct.is_finished_ok or partial and direct.is_terminated):
-        raise ValueError(f"{direct.process_label}<{direct.pk}> is not a finished DirectDfptWorkChain "
-                         "(partial: a terminated one, its finished q points)")  # fmt: skip
+        raise ValueError(
+            f"{direct.process_label}<{direct.pk}> is not a finished DirectDfptWorkChain "
+            "(partial: a terminated one, its finished q points)"
+        )
     folders = {}  # the last finished job of each q point (a relaunched one has the same label)
     for link in sorted(direct.base.links.get_outgoing().all(), key=lambda link: link.node.ctime):
         if link.link_label.startswith("ph_q") and link.node.is_finished_ok:
@@ -108,8 +115,15 @@ def make_error_budget(
     return error_budget(orm.Dict(measured), **inputs)
 
 
-def error_budget_for(run_pk, direct_pk=None, qmesh_pk=None, measured_path: Path | None = None,
-                     unfoldings=DEFAULT_UNFOLDINGS, computer: str = "localhost", partial: bool = False) -> orm.ArrayData:  # fmt: skip
+def error_budget_for(
+    run_pk,
+    direct_pk=None,
+    qmesh_pk=None,
+    measured_path: Path | None = None,
+    unfoldings=DEFAULT_UNFOLDINGS,
+    computer: str = "localhost",
+    partial: bool = False,
+) -> orm.ArrayData:
     """Everything above for the PamWorkChain ``run_pk``, printed as ``aiida-llpam show`` prints it."""
     from aiida_llpam.calculations.functions.error_budget import budget_from_node
     from aiida_llpam.queries import load_pam_workchain
@@ -122,9 +136,11 @@ def error_budget_for(run_pk, direct_pk=None, qmesh_pk=None, measured_path: Path 
         print("each sum-rule model against the direct DFPT (largest deviation, cm^-1; TA splitting, relative):")
         for label, node in {"default": run, **models}.items():
             summary = check_against_direct(node, orm.load_node(direct_pk), partial).outputs.summary
-            print(f"  {label:8s} acoustic {summary['max_acoustic_deviation_cm']:6.2f}  above "
-                  f"{summary['optical_threshold_cm']:.0f} cm^-1 {summary['max_deviation_above_threshold_cm']:6.2f}  "
-                  f"TA splitting {', '.join(f'{x:.0%}' for x in summary['ta_splitting_relative_deviation'])}")
+            print(
+                f"  {label:8s} acoustic {summary['max_acoustic_deviation_cm']:6.2f}  above "
+                f"{summary['optical_threshold_cm']:.0f} cm^-1 {summary['max_deviation_above_threshold_cm']:6.2f}  "
+                f"TA splitting {', '.join(f'{x:.0%}' for x in summary['ta_splitting_relative_deviation'])}"
+            )
     qmesh = load_pam_workchain(str(qmesh_pk)) if qmesh_pk else None
     measured = json.loads(Path(measured_path).read_text()) if measured_path else {}
     budget = make_error_budget(run, models, qmesh, check, measured)

@@ -30,7 +30,7 @@ class PamResponseParser(Parser):
         names = repository.list_object_names()
         if name not in names:
             stdout = repository.get_object_content("aiida.out", mode="r") if "aiida.out" in names else ""
-            refused = [line[len(REFUSED):] for line in stdout.splitlines() if line.startswith(REFUSED)]
+            refused = [line[len(REFUSED) :] for line in stdout.splitlines() if line.startswith(REFUSED)]
             if refused:
                 return self.exit_codes.ERROR_INPUTS_REFUSED.format(message=refused[-1])
             return self.exit_codes.ERROR_NO_RESULTS

@@ -12,7 +12,7 @@ from aiida_llpam.calculations.rta_job import FAILED, REFUSED
 
 def marked_lines(text: str, marker: str) -> list[str]:
     """The rest of every line of ``text`` that starts with ``marker``."""
-    return [line[len(marker):] for line in text.splitlines() if line.startswith(marker)]
+    return [line[len(marker) :] for line in text.splitlines() if line.startswith(marker)]
 
 
 class Phono3pyRtaParser(Parser):

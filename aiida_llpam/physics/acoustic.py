@@ -29,7 +29,9 @@ SOUND_PROBE_Q_BOHR = 2.0e-3
 
 def frequencies_thz(phonon: Phonopy, q_cart_bohr: np.ndarray) -> np.ndarray:
     """Frequencies (THz, negative = imaginary) at Cartesian q (1/bohr, no 2 pi), ascending."""
-    eigenvalues = np.linalg.eigvalsh(get_dynamical_matrices_at_qpoints(phonon.dynamical_matrix, q_cart_bohr @ phonon.primitive.cell.T))
+    eigenvalues = np.linalg.eigvalsh(
+        get_dynamical_matrices_at_qpoints(phonon.dynamical_matrix, q_cart_bohr @ phonon.primitive.cell.T)
+    )
     return np.sign(eigenvalues) * np.sqrt(np.abs(eigenvalues)) * phonon.unit_conversion_factor
 
 

@@ -86,8 +86,12 @@ def converge(sums_on: Callable, settings, report: Callable[[str], None] = lambda
         result = sums_on(mesh)
         for name in TRACKED:
             values[name].append(float(getattr(result, name)[it]))
-        table = MeshConvergence(np.array(meshes[:count]), float(settings.temperatures_k[it]), settings.convergence_tolerance,
-                                {name: np.array(column) for name, column in values.items()})  # fmt: skip
+        table = MeshConvergence(
+            np.array(meshes[:count]),
+            float(settings.temperatures_k[it]),
+            settings.convergence_tolerance,
+            {name: np.array(column) for name, column in values.items()},
+        )
         line = f"k mesh {'x'.join(map(str, mesh))}: gamma_nl_zz {values['gamma_nl_zz'][-1]:.4e}"
         report(line + (f", largest relative change {table.relative_change[-1]:.2%}" if count > 1 else ""))
         if table.converged:

@@ -55,9 +55,7 @@ def gamma_matrix(dyn: DynamicalMatrixFile) -> np.ndarray:
     return dyn.phi_ry_bohr2[at_gamma[0]]
 
 
-def direct_modes(
-    dyn: DynamicalMatrixFile, index: int, phonon: Phonopy, correction: np.ndarray | None
-) -> PhononModes:
+def direct_modes(dyn: DynamicalMatrixFile, index: int, phonon: Phonopy, correction: np.ndarray | None) -> PhononModes:
     """Modes of the direct dynamical matrix ``index`` of ``dyn`` (on-site ``correction`` subtracted where given),
     with phonopy's masses, phase convention, unit factor and Born charges of the model ``phonon``."""
     phi = np.array(dyn.phi_ry_bohr2[index])

@@ -24,7 +24,13 @@ import re
 
 import numpy as np
 
-__all__ = ["DynamicalMatrixFile", "has_dielectric_block", "mirror_z", "read_dynamical_matrices", "strip_dielectric_block"]
+__all__ = [
+    "DynamicalMatrixFile",
+    "has_dielectric_block",
+    "mirror_z",
+    "read_dynamical_matrices",
+    "strip_dielectric_block",
+]
 
 _HEADER = "Dynamical matrix file"
 _BLOCK_START = "Dielectric Tensor:"
@@ -90,7 +96,9 @@ def mirror_z(text: str) -> str:
         return "\n".join(_negate(l, {2}) if len(l.split()) == 3 and i >= 2 else l for i, l in enumerate(lines))
     _check(text)
     if int(lines[2].split()[2]) != 0:
-        raise ValueError("mirror_z needs a dyn file with explicit basis vectors (ibrav = 0, as aiida-quantumespresso writes)")
+        raise ValueError(
+            "mirror_z needs a dyn file with explicit basis vectors (ibrav = 0, as aiida-quantumespresso writes)"
+        )
     out, row, pairs, section = [], None, False, "header"
     for line in lines:
         words = line.split()
@@ -114,7 +122,12 @@ def mirror_z(text: str) -> str:
             line = _negate(line, {4})  # atom, species, Cartesian position (alat)
         elif section == "matrix" and len(words) == 2 and all(w.isdigit() for w in words):
             row, pairs = 0, True  # the block of atoms (i, j): three rows of three complex numbers follow
-        elif section in ("matrix", "tensor") and row is not None and len(words) == (6 if pairs else 3) and _numeric(words):
+        elif (
+            section in ("matrix", "tensor")
+            and row is not None
+            and len(words) == (6 if pairs else 3)
+            and _numeric(words)
+        ):
             line = _tensor_row(line, row, pairs)
             row = row + 1 if row < 2 else None
         elif section == "modes" and words[:1] == ["("] and len(words) == 8:

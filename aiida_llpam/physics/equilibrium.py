@@ -35,16 +35,22 @@ def validate_thresholds(parameters: dict) -> str | None:
     return None
 
 
-def equilibrium_problems(stress_gpa, forces_ev_angstrom, max_stress_gpa: float, max_force_ev_angstrom: float) -> list[str]:
+def equilibrium_problems(
+    stress_gpa, forces_ev_angstrom, max_stress_gpa: float, max_force_ev_angstrom: float
+) -> list[str]:
     """What exceeds the thresholds, each named with its value; [] for a cell in equilibrium."""
     problems = []
     stress = np.asarray(stress_gpa, dtype=float)
     largest = float(np.abs(stress).max())
     if largest > max_stress_gpa:
         diagonal = ", ".join(f"{value:.2f}" for value in np.diag(stress))
-        problems.append(f"residual stress {largest:.2f} GPa (diagonal {diagonal} GPa) exceeds {max_stress_gpa:g} GPa: "
-                        "vc-relax the cell at the DFPT's own cut-off first")  # fmt: skip
+        problems.append(
+            f"residual stress {largest:.2f} GPa (diagonal {diagonal} GPa) exceeds {max_stress_gpa:g} GPa: "
+            "vc-relax the cell at the DFPT's own cut-off first"
+        )
     force = float(np.linalg.norm(np.asarray(forces_ev_angstrom, dtype=float), axis=-1).max())
     if force > max_force_ev_angstrom:
-        problems.append(f"largest residual force {force:.3f} eV/A exceeds {max_force_ev_angstrom:g} eV/A: relax the atoms first")
+        problems.append(
+            f"largest residual force {force:.3f} eV/A exceeds {max_force_ev_angstrom:g} eV/A: relax the atoms first"
+        )
     return problems

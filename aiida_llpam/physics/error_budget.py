@@ -19,9 +19,22 @@ __all__ = ["HEADLINES", "BudgetRow", "ErrorBudget", "headline_values", "relative
 
 #: the headline quantities, in table order
 HEADLINES = (
-    "gamma_nl_zz", "gamma_nl_xx", "chi_diagonal", "chi_offdiagonal_interband", "chi_offdiagonal_pair", "gamma_m",
-    "v_ta1_z", "v_ta2_z", "v_la_z", "v_ta1_x", "v_ta2_x", "v_la_x", "v_ta1_y", "v_ta2_y", "v_la_y",
-)  # fmt: skip
+    "gamma_nl_zz",
+    "gamma_nl_xx",
+    "chi_diagonal",
+    "chi_offdiagonal_interband",
+    "chi_offdiagonal_pair",
+    "gamma_m",
+    "v_ta1_z",
+    "v_ta2_z",
+    "v_la_z",
+    "v_ta1_x",
+    "v_ta2_x",
+    "v_la_x",
+    "v_ta1_y",
+    "v_ta2_y",
+    "v_la_y",
+)
 _VELOCITIES = tuple(name for name in HEADLINES if name.startswith("v_"))
 
 
@@ -81,11 +94,26 @@ class ErrorBudget:
     def lines(self) -> list[str]:
         """The table as text, one line per source and a total; sizes in % of the headline values."""
         matrix, total = self.matrix() * 100, self.total() * 100
-        shown = ("gamma_nl_zz", "gamma_nl_xx", "chi_diagonal", "chi_offdiagonal_interband", "chi_offdiagonal_pair",
-                 "gamma_m", "v_ta1_z", "v_ta1_x", "v_ta1_y")  # fmt: skip
+        shown = (
+            "gamma_nl_zz",
+            "gamma_nl_xx",
+            "chi_diagonal",
+            "chi_offdiagonal_interband",
+            "chi_offdiagonal_pair",
+            "gamma_m",
+            "v_ta1_z",
+            "v_ta1_x",
+            "v_ta1_y",
+        )
         columns = [HEADLINES.index(name) for name in shown]
-        short = {"gamma_nl_zz": "gNL_zz", "gamma_nl_xx": "gNL_xx", "chi_diagonal": "chi_D",
-                 "chi_offdiagonal_interband": "chi_OD,N", "chi_offdiagonal_pair": "chi_OD,P", "gamma_m": "gamma_M"}  # fmt: skip
+        short = {
+            "gamma_nl_zz": "gNL_zz",
+            "gamma_nl_xx": "gNL_xx",
+            "chi_diagonal": "chi_D",
+            "chi_offdiagonal_interband": "chi_OD,N",
+            "chi_offdiagonal_pair": "chi_OD,P",
+            "gamma_m": "gamma_M",
+        }
         header = f"  {'source':18s}" + "".join(f"{short.get(name, name):>14s}" for name in shown)
         lines = [header, f"  {'value':18s}" + "".join(f"{self.values[name]:14.4g}" for name in shown)]
         for row, sizes in zip(self.rows, matrix):

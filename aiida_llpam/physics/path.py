@@ -75,7 +75,11 @@ def band_path(phonon: Phonopy) -> tuple[dict, list[tuple[str, str]], str]:
         segments = [tuple("Gamma" if p == "GAMMA" else p for p in seg) for seg in segments]
         return points, segments, "seekpath (Hinuma et al. 2017)"
     points = {"Gamma": (0.0, 0.0, 0.0), "X": (0.5, 0.0, 0.0), "Y": (0.0, 0.5, 0.0), "Z": (0.0, 0.0, 0.5)}
-    return points, [("Gamma", "X"), ("X", "Gamma"), ("Gamma", "Y"), ("Y", "Gamma"), ("Gamma", "Z")], "half reciprocal vectors"
+    return (
+        points,
+        [("Gamma", "X"), ("X", "Gamma"), ("Gamma", "Y"), ("Y", "Gamma"), ("Gamma", "Z")],
+        "half reciprocal vectors",
+    )
 
 
 def _species_projection(phonon: Phonopy, l_atom: np.ndarray) -> tuple[list[str], np.ndarray]:

@@ -24,8 +24,13 @@ from phonopy.structure.atoms import PhonopyAtoms
 from .q2r import Q2RForceConstants
 
 __all__ = [
-    "ForceConstantsError", "build_phonopy", "compact_force_constants", "phonopy_from_arrays", "phonopy_from_stored", "set_nac",
-]  # fmt: skip
+    "ForceConstantsError",
+    "build_phonopy",
+    "compact_force_constants",
+    "phonopy_from_arrays",
+    "phonopy_from_stored",
+    "set_nac",
+]
 
 
 class ForceConstantsError(ValueError):
@@ -137,9 +142,15 @@ def phonopy_from_arrays(
 def phonopy_from_stored(arrays, symbols) -> Phonopy:
     """:func:`phonopy_from_arrays` from a mapping with the arrays of the force-constants node (its names and units)."""
     return phonopy_from_arrays(
-        arrays["lattice_bohr"], symbols, arrays["positions_bohr"], arrays["masses_amu"], arrays["supercell_matrix"],
-        arrays["force_constants"], arrays["born_charges"], arrays["dielectric"],
-    )  # fmt: skip
+        arrays["lattice_bohr"],
+        symbols,
+        arrays["positions_bohr"],
+        arrays["masses_amu"],
+        arrays["supercell_matrix"],
+        arrays["force_constants"],
+        arrays["born_charges"],
+        arrays["dielectric"],
+    )
 
 
 def set_nac(phonon: Phonopy, born_charges, dielectric) -> None:

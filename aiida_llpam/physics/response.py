@@ -392,9 +392,14 @@ def _response_on_mesh(
         tau = None
         if lifetimes is not None:
             tau = _tau_modes_s(
-                lifetimes, modes, qpoints[start : start + chunk], settings.mesh,
-                phonon.primitive_symmetry.pointgroup_operations, grid, settings.frequency_cutoff_thz,
-            )  # fmt: skip
+                lifetimes,
+                modes,
+                qpoints[start : start + chunk],
+                settings.mesh,
+                phonon.primitive_symmetry.pointgroup_operations,
+                grid,
+                settings.frequency_cutoff_thz,
+            )
             tau_ps.append(np.where(modes.frequencies_thz > settings.frequency_cutoff_thz, tau[..., -1] * 1e12, np.nan))
         per_k = response_sums(modes, grid, settings.frequency_cutoff_thz, tau)
         per_mode.append((modes.frequencies_thz, modes.l_z_hbar, modes.mu_z_mu_n))
@@ -447,9 +452,12 @@ def _response_on_mesh(
     chi, chi_ml = pieces(0), pieces(1)
     frequencies, l_z, mu_z = (np.concatenate(column) for column in zip(*per_mode))
     mesh_modes = {
-        "mesh_qpoints": qpoints, "mesh_weights": kmesh.ir_weights, "mesh_frequencies_thz": frequencies,
-        "mesh_l_z_hbar": l_z, "mesh_mu_z_mu_n": mu_z,
-    }  # fmt: skip
+        "mesh_qpoints": qpoints,
+        "mesh_weights": kmesh.ir_weights,
+        "mesh_frequencies_thz": frequencies,
+        "mesh_l_z_hbar": l_z,
+        "mesh_mu_z_mu_n": mu_z,
+    }
 
     def full_mesh(per_ir: list[np.ndarray]) -> np.ndarray:
         values = np.concatenate(per_ir)[kmesh.full_to_ir] * norm

@@ -35,8 +35,14 @@ MAX_MESH_POINTS = 2_000_000
 
 _REQUIRED = ("temperatures_k", "radii_nm", "tau_s", "grad_t_k_m", "mesh", "frequency_cutoff_thz", "bz_temperature_k")
 #: every key a settings mapping may hold
-RESPONSE_KEYS = (*_REQUIRED, "degeneracy_tolerance_thz", "convergence_meshes", "convergence_tolerance", "convergence_temperature_k",
-                 "store_mesh_modes")
+RESPONSE_KEYS = (
+    *_REQUIRED,
+    "degeneracy_tolerance_thz",
+    "convergence_meshes",
+    "convergence_tolerance",
+    "convergence_temperature_k",
+    "store_mesh_modes",
+)
 
 
 def grid(spec, key: str = "grid") -> np.ndarray:
@@ -46,7 +52,9 @@ def grid(spec, key: str = "grid") -> np.ndarray:
             start, stop, num = float(spec["start"]), float(spec["stop"]), int(spec["num"])
             extra = [float(v) for v in spec.get("extra", [])]
         except (KeyError, TypeError, ValueError):
-            raise ValueError(f"{key}: a grid needs numbers start, stop, num (and an optional list extra), got {spec}") from None
+            raise ValueError(
+                f"{key}: a grid needs numbers start, stop, num (and an optional list extra), got {spec}"
+            ) from None
         if num < 1:
             raise ValueError(f"{key}: num must be >= 1, got {num}")
         values = np.geomspace(start, stop, num) if start > 0 and stop / start > 10 else np.linspace(start, stop, num)
@@ -112,11 +120,21 @@ class ResponseSettings:
         set_ = object.__setattr__  # frozen: normalise once, here
         set_(self, "temperatures_k", _positive_values(self.temperatures_k, "temperatures_k", "temperature"))
         set_(self, "radii_m", _positive_values(self.radii_m, "radii_m", "radius"))
-        for key in ("tau_s", "frequency_cutoff_thz", "bz_temperature_k", "degeneracy_tolerance_thz",
-                    "convergence_tolerance", "convergence_temperature_k"):
+        for key in (
+            "tau_s",
+            "frequency_cutoff_thz",
+            "bz_temperature_k",
+            "degeneracy_tolerance_thz",
+            "convergence_tolerance",
+            "convergence_temperature_k",
+        ):
             set_(self, key, _positive(getattr(self, key), key))
         grad = self.grad_t_k_m
-        if isinstance(grad, bool) or not isinstance(grad, (int, float, np.floating, np.integer)) or not math.isfinite(grad):
+        if (
+            isinstance(grad, bool)
+            or not isinstance(grad, (int, float, np.floating, np.integer))
+            or not math.isfinite(grad)
+        ):
             raise ValueError(f"grad_t_k_m: must be a finite number, got {grad!r}")
         set_(self, "grad_t_k_m", float(grad))
         if not isinstance(self.store_mesh_modes, (bool, np.bool_)):
@@ -145,6 +163,10 @@ class ResponseSettings:
     def as_dict(self) -> dict:
         """JSON-ready values (radii in m) for a settings node."""
         return {
-            key: value.tolist() if isinstance(value, np.ndarray) else np.asarray(value).tolist() if isinstance(value, tuple) else value
+            key: value.tolist()
+            if isinstance(value, np.ndarray)
+            else np.asarray(value).tolist()
+            if isinstance(value, tuple)
+            else value
             for key, value in dataclasses.asdict(self).items()
         }

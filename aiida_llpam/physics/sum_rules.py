@@ -56,7 +56,9 @@ class SumRuleReport:
     max_force_constant_ry_bohr2: float
 
     def as_dict(self) -> dict:
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()}
+        return {
+            key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()
+        }
 
 
 def _short_range(phonon: Phonopy) -> np.ndarray:

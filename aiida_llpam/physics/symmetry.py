@@ -24,12 +24,28 @@ from __future__ import annotations
 import numpy as np
 import spglib
 
-__all__ = ["ENANTIOMORPHIC_PAIRS", "analyse_symmetry", "axial_tensor_form", "cartesian_rotations", "response_symmetry_text"]
+__all__ = [
+    "ENANTIOMORPHIC_PAIRS",
+    "analyse_symmetry",
+    "axial_tensor_form",
+    "cartesian_rotations",
+    "response_symmetry_text",
+]
 
 #: the 11 enantiomorphic pairs of space groups (International Tables numbers)
 ENANTIOMORPHIC_PAIRS = {
-    76: 78, 91: 95, 92: 96, 144: 145, 151: 153, 152: 154, 169: 170, 171: 172, 178: 179, 180: 181, 212: 213,
-}  # fmt: skip
+    76: 78,
+    91: 95,
+    92: 96,
+    144: 145,
+    151: 153,
+    152: 154,
+    169: 170,
+    171: 172,
+    178: 179,
+    180: 181,
+    212: 213,
+}
 ENANTIOMORPHIC_PAIRS.update({b: a for a, b in list(ENANTIOMORPHIC_PAIRS.items())})
 #: Donnay & Le Page (1978) for quartz-type structures
 QUARTZ_HANDEDNESS = {154: "right", 152: "left"}
@@ -73,7 +89,9 @@ def axial_tensor_form(rotations_cart) -> dict:
 
 def analyse_symmetry(lattice, scaled_positions, numbers, symprec: float = 1e-3) -> dict:
     """JSON-ready description (see the module docstring); raises ValueError if spglib finds no symmetry."""
-    dataset = spglib.get_symmetry_dataset((np.asarray(lattice), np.asarray(scaled_positions), np.asarray(numbers)), symprec=symprec)
+    dataset = spglib.get_symmetry_dataset(
+        (np.asarray(lattice), np.asarray(scaled_positions), np.asarray(numbers)), symprec=symprec
+    )
     if dataset is None:
         raise ValueError(f"spglib found no space group at symprec = {symprec} (overlapping atoms or a bad cell?)")
     proper = bool(np.all(np.linalg.det(dataset.rotations) > 0))
@@ -103,7 +121,11 @@ def response_symmetry_text(info: dict) -> str:
 
     Symmetry records made before the tensor form was stored only know whether the group is Sohncke.
     """
-    kind = "chiral (Sohncke)" if info["sohncke"] else "achiral" + (", centrosymmetric" if info.get("centrosymmetric") else "")
+    kind = (
+        "chiral (Sohncke)"
+        if info["sohncke"]
+        else "achiral" + (", centrosymmetric" if info.get("centrosymmetric") else "")
+    )
     form = info.get("gamma_nl_form")
     if form is None:
         return kind + ("" if info["sohncke"] else ": gamma^NL and gamma^M vanish by symmetry")

@@ -34,8 +34,16 @@ def plot_dfpt_convergence(table: dict, path) -> Path:
     )
     for ax, names, ylabel in panels:
         for shift, name in enumerate(names):
-            ax.errorbar(x + 0.06 * (shift - (len(names) - 1) / 2), table[name], yerr=table[f"{name}_kmesh_uncertainty"],
-                        marker="o", ms=3, capsize=2, lw=0.8, label=SYMBOLS[name])  # fmt: skip
+            ax.errorbar(
+                x + 0.06 * (shift - (len(names) - 1) / 2),
+                table[name],
+                yerr=table[f"{name}_kmesh_uncertainty"],
+                marker="o",
+                ms=3,
+                capsize=2,
+                lw=0.8,
+                label=SYMBOLS[name],
+            )
         ax.set_ylabel(ylabel)
         if len(names) > 1:
             ax.legend(frameon=False)
@@ -43,12 +51,19 @@ def plot_dfpt_convergence(table: dict, path) -> Path:
     freqs = np.asarray(table["gamma_frequencies_cm"])
     for branch in OPTICAL_BRANCHES:
         column = freqs[:, branch]
-        ax.plot(x, column - column[-1], marker="o", ms=3, lw=0.8,
-                label=f"branch {branch % freqs.shape[1] + 1}: {column[-1]:.1f}")
+        ax.plot(
+            x,
+            column - column[-1],
+            marker="o",
+            ms=3,
+            lw=0.8,
+            label=f"branch {branch % freqs.shape[1] + 1}: {column[-1]:.1f}",
+        )
     ax.axhline(0.0, color="0.6", lw=0.5)
     ax.set_ylabel(f"$\\omega_\\Gamma - \\omega_\\Gamma$({labels[-1]}) (cm$^{{-1}}$)")
-    ax.legend(frameon=False, fontsize=5, loc="lower left", title=f"TO at $\\Gamma$, {labels[-1]} value",
-              title_fontsize=5)
+    ax.legend(
+        frameon=False, fontsize=5, loc="lower left", title=f"TO at $\\Gamma$, {labels[-1]} value", title_fontsize=5
+    )
     # the acoustic check is an absolute number (negative: imaginary), so it gets its own axis
     near = ax.twinx()
     near.plot(x, np.asarray(table["near_gamma_lowest_frequency_cm"]), marker="s", ms=3, lw=0.8, ls="--", color="k")

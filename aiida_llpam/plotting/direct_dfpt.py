@@ -15,8 +15,9 @@ def plot_direct_check(table: dict, path) -> Path:
     Right: the three acoustic branches, model (line) and direct (markers) per q point, with the raw direct ones."""
     path = Path(path)
     qpoints = np.asarray(table["qpoints"])
-    model, direct, raw = (np.asarray(table[key]) for key in ("model_frequencies_cm", "direct_frequencies_cm",
-                                                              "raw_frequencies_cm"))  # fmt: skip
+    model, direct, raw = (
+        np.asarray(table[key]) for key in ("model_frequencies_cm", "direct_frequencies_cm", "raw_frequencies_cm")
+    )
     fig, (left, right) = new_figure((2 * WIDTH, 2.6), ncols=2)
     labels = [f"q = ({', '.join(f'{x:g}' for x in q)})" for q in qpoints]
     for i, label in enumerate(labels):

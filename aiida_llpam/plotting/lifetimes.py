@@ -28,8 +28,9 @@ def lifetimes_figure(response: dict, tau_s: float, out: Path) -> Path:
     ax = axes[0, 0]
     ax.loglog(temperatures, np.abs(response["gamma_nl_zz"]), "k-", label=rf"constant $\tau$ = {tau_s:.3g} s")
     ax.loglog(temperatures, np.abs(response["gamma_nl_zz_tau_modes"]), "C3-", label=r"$\tau_{ks}(T)$ (phono3py)")
-    ax.loglog(temperatures, np.abs(response["gamma_m"]) * 1e-6, "k--", lw=0.8,
-              label=r"$|\gamma^M|\times 10^{-6}$, constant")
+    ax.loglog(
+        temperatures, np.abs(response["gamma_m"]) * 1e-6, "k--", lw=0.8, label=r"$|\gamma^M|\times 10^{-6}$, constant"
+    )
     ax.loglog(
         temperatures,
         np.abs(response["gamma_m_tau_modes"]) * 1e-6,
@@ -49,8 +50,10 @@ def lifetimes_figure(response: dict, tau_s: float, out: Path) -> Path:
 
     ax = axes[1, 0]
     nu = response["cumulative_frequency_thz"]
-    for name, style, label in (("cumulative_gamma_nl_zz", "k-", r"constant $\tau$"),
-                               ("cumulative_gamma_nl_zz_tau_modes", "C3-", r"$\tau_{ks}$")):  # fmt: skip
+    for name, style, label in (
+        ("cumulative_gamma_nl_zz", "k-", r"constant $\tau$"),
+        ("cumulative_gamma_nl_zz_tau_modes", "C3-", r"$\tau_{ks}$"),
+    ):
         cumulative = np.asarray(response[name])[it]
         ax.plot(nu, cumulative / cumulative[-1], style, label=label)
     ax.set(xlabel=r"$\nu$ (THz)", ylabel=rf"cumulative $\gamma^{{NL}}_{{zz}}$ / total at {temperatures[it]:g} K")

@@ -31,12 +31,10 @@ CAPTIONS = {
     "fig3c_gamma_ll_cut": "Fig. 3(c): gamma^LL(T) at one radius with D/OD parts; insets eta (free) and eta_paper",
     "fig3d_bz_diagonal": "Fig. 3(d): BZ-resolved diagonal contribution on k_z slices",
     "fig3e_bz_offdiagonal": "Fig. 3(e): BZ-resolved off-diagonal contribution on k_z slices",
-    "fig3f_pam_density":
-        "Fig. 3(f): <L_z>(T) without L-L, with the free feedback (eta) and with the paper's (eta_paper)",
+    "fig3f_pam_density": "Fig. 3(f): <L_z>(T) without L-L, with the free feedback (eta) and with the paper's (eta_paper)",
     "gamma_nl_tensor": "gamma^NL_xx and gamma^NL_zz against temperature",
     "magnetization": "<M_z>(T) for the stored dT/dz, with mu_0 <M_z> on the second axis",
-    "kmesh_convergence":
-        "k-mesh convergence of the headline sums at the reference temperature (the `convergence` output)",
+    "kmesh_convergence": "k-mesh convergence of the headline sums at the reference temperature (the `convergence` output)",
 }
 #: labels of the sums whose convergence is tracked (aiida_llpam.physics.convergence.TRACKED)
 SYMBOLS = {
@@ -70,8 +68,9 @@ def _imaginary(path_data: dict, frequencies_cm: np.ndarray) -> np.ndarray:
 
 
 @styled
-def plot_dispersion(path_data: dict, out: Path, sources=None, colour: str = "l_z_hbar",
-                    warning: str | None = None) -> Path:
+def plot_dispersion(
+    path_data: dict, out: Path, sources=None, colour: str = "l_z_hbar", warning: str | None = None
+) -> Path:
     """Fig. 2(d): frequencies (cm^-1) along the path, each segment coloured by l^z (hbar) or mu^z (mu_N)."""
     x = path_data["distance"] * 1e-10  # 1/A
     freq = path_data["frequencies_thz"] * THZ_TO_CM
@@ -94,8 +93,14 @@ def plot_dispersion(path_data: dict, out: Path, sources=None, colour: str = "l_z
     ax.set_ylabel(r"Frequency (cm$^{-1}$)")
     imaginary = _imaginary(path_data, freq)
     if imaginary.any():
-        ax.text(0.01, 0.01, f"imaginary modes: lowest {freq[imaginary].min():.2f} cm$^{{-1}}$", transform=ax.transAxes,
-                fontsize=6, color="r")  # fmt: skip
+        ax.text(
+            0.01,
+            0.01,
+            f"imaginary modes: lowest {freq[imaginary].min():.2f} cm$^{{-1}}$",
+            transform=ax.transAxes,
+            fontsize=6,
+            color="r",
+        )
     label = r"$l^z$ ($\hbar$)" if colour == "l_z_hbar" else r"$\mu^z$ ($\mu_N$)"
     fig.colorbar(lines, ax=ax, pad=0.02, label=label)
     return _save(fig, out, "fig2d_dispersion" if colour == "l_z_hbar" else "dispersion_mu", sources, warning)
@@ -150,24 +155,37 @@ def plot_trajectories(trajectory: dict, out: Path, sources=None, warning: str | 
 
 
 @styled
-def plot_gamma_ll_map(response: dict, out: Path, sources=None, cut_radius_m: float = 20e-9,
-                      warning: str | None = None) -> Path:
+def plot_gamma_ll_map(
+    response: dict, out: Path, sources=None, cut_radius_m: float = 20e-9, warning: str | None = None
+) -> Path:
     """Fig. 3(b): gamma^LL on (T, r), log colour scale, contours 0.1/0.5/1 where they exist."""
     t, r = response["temperatures_k"], response["radii_m"]
     g = response["gamma_ll"]
     fig, ax = new_figure((WIDTH, 2.7))
     positive = g[g > 0]
-    mesh = ax.pcolormesh(t, r * 1e9, g.T, norm=LogNorm(positive.min(), positive.max()), cmap="viridis",
-                         shading="nearest")
+    mesh = ax.pcolormesh(
+        t, r * 1e9, g.T, norm=LogNorm(positive.min(), positive.max()), cmap="viridis", shading="nearest"
+    )
     levels = [v for v in (0.1, 0.5, 1.0) if g.min() < v < g.max()]
     if levels:
         contours = ax.contour(t, r * 1e9, g.T, levels=levels, colors="w", linewidths=[0.6] * (len(levels) - 1) + [1.5])
         ax.clabel(contours, fontsize=6, fmt="%g")
     else:
-        ax.text(0.02, 0.03, "gamma^LL = 0.1, 0.5, 1 lie outside the computed range", transform=ax.transAxes, color="w",
-                fontsize=6)
-    ax.plot(t, response["r_paper_m"] * 1e9, "r-", lw=1.2,
-            label=r"$\gamma^{LL}=1$ ($r_{paper}$: the paper's $\eta$ diverges)")
+        ax.text(
+            0.02,
+            0.03,
+            "gamma^LL = 0.1, 0.5, 1 lie outside the computed range",
+            transform=ax.transAxes,
+            color="w",
+            fontsize=6,
+        )
+    ax.plot(
+        t,
+        response["r_paper_m"] * 1e9,
+        "r-",
+        lw=1.2,
+        label=r"$\gamma^{LL}=1$ ($r_{paper}$: the paper's $\eta$ diverges)",
+    )
     ax.axhline(cut_radius_m * 1e9, color="w", ls="--", lw=0.8)
     ax.set_yscale("log")
     ax.set_ylim(min(r.min(), response["r_paper_m"].min()) * 1e9, max(r.max(), 20e-9) * 1e9)
@@ -183,8 +201,9 @@ def _radius_index(radii_m: np.ndarray, radius_m: float) -> int:
 
 
 @styled
-def plot_gamma_ll_cut(response: dict, out: Path, sources=None, radius_m: float = 20e-9,
-                      warning: str | None = None) -> Path:
+def plot_gamma_ll_cut(
+    response: dict, out: Path, sources=None, radius_m: float = 20e-9, warning: str | None = None
+) -> Path:
     """Fig. 3(c): gamma^LL(T) at one radius with D and OD parts; insets eta - 1 (free) and eta_paper - 1."""
     j = _radius_index(response["radii_m"], radius_m)
     t = response["temperatures_k"]
@@ -199,8 +218,10 @@ def plot_gamma_ll_cut(response: dict, out: Path, sources=None, radius_m: float =
     ax.set_ylabel(r"$\gamma^{LL}$")
     ax.set_title(f"r = {response['radii_m'][j] * 1e9:.3g} nm", fontsize=8)
     ax.legend(frameon=False, loc="lower right")
-    for position, name, title in (([0.1, 0.56, 0.32, 0.2], "eta", r"$\eta - 1$, free: $1/(1+\gamma^{LL})$"),
-                                  ([0.6, 0.56, 0.32, 0.2], "eta_paper", r"$\eta_{paper} - 1$: $1/(1-\gamma^{LL})$")):
+    for position, name, title in (
+        ([0.1, 0.56, 0.32, 0.2], "eta", r"$\eta - 1$, free: $1/(1+\gamma^{LL})$"),
+        ([0.6, 0.56, 0.32, 0.2], "eta_paper", r"$\eta_{paper} - 1$: $1/(1-\gamma^{LL})$"),
+    ):
         inset = ax.inset_axes(position)
         inset.plot(t, response[name][:, j] - 1.0, "g-" if name == "eta" else "m-", lw=1.0)
         inset.set_title(title, fontsize=5.5)
@@ -210,8 +231,16 @@ def plot_gamma_ll_cut(response: dict, out: Path, sources=None, radius_m: float =
 
 
 @styled
-def plot_bz_slices(bz: np.ndarray, kz: np.ndarray, out: Path, panel: str, label: str, sources=None, nslices: int = 4,
-                   warning: str | None = None) -> Path:
+def plot_bz_slices(
+    bz: np.ndarray,
+    kz: np.ndarray,
+    out: Path,
+    panel: str,
+    label: str,
+    sources=None,
+    nslices: int = 4,
+    warning: str | None = None,
+) -> Path:
     """Fig. 3(d, e): per-k contributions on k_z slices (own colour scale per panel)."""
     order = np.argsort(kz)
     chosen = order[np.round(np.linspace(len(order) // 2, len(order) - 1, min(nslices, len(order)))).astype(int)]
@@ -221,8 +250,14 @@ def plot_bz_slices(bz: np.ndarray, kz: np.ndarray, out: Path, panel: str, label:
     # after fftshift pixel i sits at k = (i - n//2)/n: put pixel centres there, Gamma at the origin
     extent = (-(n1 // 2 + 0.5) / n1, (n1 - n1 // 2 - 0.5) / n1, -(n2 // 2 + 0.5) / n2, (n2 - n2 // 2 - 0.5) / n2)
     for ax, index in zip(axes[0], chosen):
-        image = ax.imshow(np.fft.fftshift(bz[:, :, index], axes=(0, 1)).T, origin="lower", cmap="magma",
-                          vmin=0, vmax=vmax, extent=extent)
+        image = ax.imshow(
+            np.fft.fftshift(bz[:, :, index], axes=(0, 1)).T,
+            origin="lower",
+            cmap="magma",
+            vmin=0,
+            vmax=vmax,
+            extent=extent,
+        )
         ax.set_title(f"$k_z$ = {kz[index]:+.2f} $c^*$", fontsize=7)
         ax.set_xlabel(r"$k_1$ ($b_1$)", fontsize=7)
         ax.set_xticks([-0.5, 0.0, 0.5], ["-½", "0", "½"])
@@ -234,8 +269,9 @@ def plot_bz_slices(bz: np.ndarray, kz: np.ndarray, out: Path, panel: str, label:
 
 
 @styled
-def plot_pam_density(response: dict, out: Path, sources=None, radii_nm=(18.0, 20.0),
-                     warning: str | None = None) -> Path:
+def plot_pam_density(
+    response: dict, out: Path, sources=None, radii_nm=(18.0, 20.0), warning: str | None = None
+) -> Path:
     """Fig. 3(f): |<L_z>|(T) without feedback (black), with the free feedback eta and with the paper's eta_paper."""
     t, radii = response["temperatures_k"], response["radii_m"]
     fig, ax = new_figure((WIDTH, 2.5))
@@ -296,8 +332,9 @@ def plot_kmesh_convergence(arrays: dict, out: Path, sources=None, warning: str |
     top.set_ylabel(f"value / value(N={n[-1]}) - 1")
     top.legend(frameon=False)
     tolerance = float(arrays["convergence_tolerance"])
-    bottom.semilogy(n[1:], np.asarray(arrays["convergence_max_relative_change"])[1:], marker="o", ms=3, lw=0.8,
-                    color="k")
+    bottom.semilogy(
+        n[1:], np.asarray(arrays["convergence_max_relative_change"])[1:], marker="o", ms=3, lw=0.8, color="k"
+    )
     bottom.axhline(tolerance, color="tab:red", lw=0.8, ls="--", label=f"tolerance {tolerance:.0%}")
     bottom.set_ylabel("largest relative change\nfrom the previous mesh")
     bottom.set_xlabel("N (k points per axis, N x N x N mesh)")
@@ -308,8 +345,9 @@ def plot_kmesh_convergence(arrays: dict, out: Path, sources=None, warning: str |
     return _save(fig, out, "kmesh_convergence", sources, warning)
 
 
-def write_all_panels(data: dict, outdir, fmt: str = "png", sources: dict | None = None,
-                     warning: str | None = None) -> dict[str, Path]:
+def write_all_panels(
+    data: dict, outdir, fmt: str = "png", sources: dict | None = None, warning: str | None = None
+) -> dict[str, Path]:
     """Every panel from ``data`` = {"path", "gamma_a", "trajectory", "response"} (dicts of arrays, see
     aiida_llpam.queries.gather) as ``outdir/<panel>.<fmt>``, each stamped with ``warning`` if given (e.g. the smoke
     protocol's "NOT physical"); panel name -> file."""
@@ -322,29 +360,46 @@ def write_all_panels(data: dict, outdir, fmt: str = "png", sources: dict | None 
         return outdir / f"{panel}.{fmt}"
 
     panels = {
-        "fig2d_dispersion": plot_dispersion(data["path"], target("fig2d_dispersion"), sources.get("path"),
-                                            warning=warning),
-        "fig2e_gamma_a_species": plot_gamma_a_species(data["gamma_a"], target("fig2e_gamma_a_species"),
-                                                      sources.get("gamma_a"), warning=warning),
-        "fig2f_trajectories": plot_trajectories(data["trajectory"], target("fig2f_trajectories"),
-                                                sources.get("trajectory"), warning=warning),
+        "fig2d_dispersion": plot_dispersion(
+            data["path"], target("fig2d_dispersion"), sources.get("path"), warning=warning
+        ),
+        "fig2e_gamma_a_species": plot_gamma_a_species(
+            data["gamma_a"], target("fig2e_gamma_a_species"), sources.get("gamma_a"), warning=warning
+        ),
+        "fig2f_trajectories": plot_trajectories(
+            data["trajectory"], target("fig2f_trajectories"), sources.get("trajectory"), warning=warning
+        ),
         "fig3b_gamma_ll_map": plot_gamma_ll_map(response, target("fig3b_gamma_ll_map"), from_response, warning=warning),
         "fig3c_gamma_ll_cut": plot_gamma_ll_cut(response, target("fig3c_gamma_ll_cut"), from_response, warning=warning),
-        "fig3d_bz_diagonal": plot_bz_slices(response["bz_chi_diagonal"], response["bz_kz_reduced"],
-                                            target("fig3d_bz_diagonal"), "fig3d_bz_diagonal",
-                                            r"$\chi_D$ per k (kg/m)", from_response, warning=warning),
-        "fig3e_bz_offdiagonal": plot_bz_slices(response["bz_chi_offdiagonal"], response["bz_kz_reduced"],
-                                               target("fig3e_bz_offdiagonal"), "fig3e_bz_offdiagonal",
-                                               r"$\chi_{OD}$ per k (kg/m)", from_response, warning=warning),
+        "fig3d_bz_diagonal": plot_bz_slices(
+            response["bz_chi_diagonal"],
+            response["bz_kz_reduced"],
+            target("fig3d_bz_diagonal"),
+            "fig3d_bz_diagonal",
+            r"$\chi_D$ per k (kg/m)",
+            from_response,
+            warning=warning,
+        ),
+        "fig3e_bz_offdiagonal": plot_bz_slices(
+            response["bz_chi_offdiagonal"],
+            response["bz_kz_reduced"],
+            target("fig3e_bz_offdiagonal"),
+            "fig3e_bz_offdiagonal",
+            r"$\chi_{OD}$ per k (kg/m)",
+            from_response,
+            warning=warning,
+        ),
         "fig3f_pam_density": plot_pam_density(response, target("fig3f_pam_density"), from_response, warning=warning),
         "gamma_nl_tensor": plot_gamma_nl_tensor(response, target("gamma_nl_tensor"), from_response, warning=warning),
     }
     if len(response.get("convergence_meshes", ())) > 1:  # runs made before the table, or on one mesh, have none
-        panels["kmesh_convergence"] = plot_kmesh_convergence(response, target("kmesh_convergence"), from_response,
-                                                             warning=warning)
+        panels["kmesh_convergence"] = plot_kmesh_convergence(
+            response, target("kmesh_convergence"), from_response, warning=warning
+        )
     # the magnetic panels need Born charges (every workflow run has them)
     if np.all(np.isfinite(response["magnetization_bare"])):
         panels["magnetization"] = plot_magnetization(response, target("magnetization"), from_response, warning=warning)
-        panels["dispersion_mu"] = plot_dispersion(data["path"], target("dispersion_mu"), sources.get("path"),
-                                                  "mu_z_mu_n", warning=warning)
+        panels["dispersion_mu"] = plot_dispersion(
+            data["path"], target("dispersion_mu"), sources.get("path"), "mu_z_mu_n", warning=warning
+        )
     return panels

@@ -42,7 +42,9 @@ def validate_inputs(inputs, _) -> str | None:
             return f"variations.{label}: must be a dict of protocol overrides, got {type(variation).__name__}"
         unknown = sorted(set(variation) - known)
         if unknown:
-            return f"variations.{label}: unknown protocol key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            return (
+                f"variations.{label}: unknown protocol key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         if response is not None and "response" in variation:
             return f"variations.{label}: sets `response`, but the input `response` is applied to every point"
     reuse, structures = dict(inputs.get("reuse", {})), dict(inputs.get("reuse_structures", {}))
@@ -122,7 +124,9 @@ class DfptConvergenceWorkChain(WorkChain):
         )
         spec.output("table", valid_type=orm.ArrayData, help="One row per finished point (dfpt_convergence_table).")
         spec.exit_code(401, "ERROR_BUILDER", message="Could not build the PamWorkChain of point {label}: {message}")
-        spec.exit_code(402, "ERROR_SOME_POINTS_FAILED", message="The PamWorkChain of {labels} failed; the table holds the others.")
+        spec.exit_code(
+            402, "ERROR_SOME_POINTS_FAILED", message="The PamWorkChain of {labels} failed; the table holds the others."
+        )
         spec.exit_code(403, "ERROR_ALL_POINTS_FAILED", message="Every PamWorkChain failed ({labels}); no table.")
 
     def setup(self):
@@ -142,10 +146,14 @@ class DfptConvergenceWorkChain(WorkChain):
         structure = self.inputs.reuse_structures[label] if reused else self.inputs.structure
         try:
             builder = PamWorkChain.get_builder_from_protocol(
-                self.inputs.pw_code, self.inputs.ph_code, self.inputs.q2r_code, structure,
-                protocol=self.inputs.protocol.value, overrides=overrides,
+                self.inputs.pw_code,
+                self.inputs.ph_code,
+                self.inputs.q2r_code,
+                structure,
+                protocol=self.inputs.protocol.value,
+                overrides=overrides,
                 dfpt=self.inputs.reuse[label] if reused else None,
-            )  # fmt: skip
+            )
         except ValueError as exc:
             return self.exit_codes.ERROR_BUILDER.format(label=label, message=str(exc))
         builder.metadata.call_link_label = f"point_{self.ctx.index}"
@@ -168,14 +176,16 @@ class DfptConvergenceWorkChain(WorkChain):
             return self.exit_codes.ERROR_ALL_POINTS_FAILED.format(labels=", ".join(self.ctx.failed))
         rows, nodes = [], {}
         for i, (label, node) in enumerate(self.ctx.finished):
-            rows.append({
-                "label": label,
-                "workchain": node.uuid,
-                **dfpt_settings(dfpt_retrieved(node)),
-                "dfpt_reused": int("dfpt" in node.inputs),
-                # of this point's workchain only: a reused DFPT's own cost is in its original run
-                "wall_time_s": (node.mtime - node.ctime).total_seconds(),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "label": label,
+                    "workchain": node.uuid,
+                    **dfpt_settings(dfpt_retrieved(node)),
+                    "dfpt_reused": int("dfpt" in node.inputs),
+                    # of this point's workchain only: a reused DFPT's own cost is in its original run
+                    "wall_time_s": (node.mtime - node.ctime).total_seconds(),
+                }
+            )
             nodes.update({f"{kind}_{i}": node.outputs[kind] for kind in ROW_NODES})
         self.ctx.table = dfpt_convergence_table(orm.Dict({"rows": rows}), **nodes)
         self.out("table", self.ctx.table)

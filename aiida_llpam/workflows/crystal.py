@@ -5,8 +5,17 @@ from __future__ import annotations
 from aiida_llpam.structures import MIRROR_OPERATION
 
 
-def pam_builder(codes, structure, info: dict, enantiomer: str, protocol: str, family: str, symprec: float,
-                source: str, original=None):  # fmt: skip
+def pam_builder(
+    codes,
+    structure,
+    info: dict,
+    enantiomer: str,
+    protocol: str,
+    family: str,
+    symprec: float,
+    source: str,
+    original=None,
+):
     """The builder of one run, labelled "<formula> <space group> <enantiomer> <protocol>" and described by its
     source; ``info``: ``symmetry_of`` of ``structure``; ``original``: the stored StructureData that ``structure``
     is the mirror image of (None for an as-is run), named in both descriptions."""

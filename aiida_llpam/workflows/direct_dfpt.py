@@ -48,7 +48,9 @@ class DirectDfptWorkChain(RelaunchesLostJobs, WorkChain):
         super().define(spec)
         spec.input("structure", valid_type=orm.StructureData, help="The structure the DFPT ran on.")
         spec.input("force_constants", valid_type=orm.Data, help="The model: PamWorkChain's force_constants output.")
-        spec.input("dfpt", valid_type=orm.FolderData, help="The DFPT's retrieved dyn files (raw Gamma matrix: the ASR).")
+        spec.input(
+            "dfpt", valid_type=orm.FolderData, help="The DFPT's retrieved dyn files (raw Gamma matrix: the ASR)."
+        )
         spec.input(
             "validation_qpoints",
             valid_type=orm.List,
@@ -57,17 +59,29 @@ class DirectDfptWorkChain(RelaunchesLostJobs, WorkChain):
             help="Reduced q points off the DFPT mesh, each its own ph.x job.",
         )
         spec.expose_inputs(
-            PwBaseWorkChain, namespace="scf", exclude=("clean_workdir", "pw.structure", "pw.parent_folder"),
-            namespace_options={"required": False, "populate_defaults": False,
-                               "help": "The scf to run: that of the DFPT, so the ground state is the one it perturbed."},
-        )  # fmt: skip
+            PwBaseWorkChain,
+            namespace="scf",
+            exclude=("clean_workdir", "pw.structure", "pw.parent_folder"),
+            namespace_options={
+                "required": False,
+                "populate_defaults": False,
+                "help": "The scf to run: that of the DFPT, so the ground state is the one it perturbed.",
+            },
+        )
         spec.input("parent_folder", valid_type=orm.RemoteData, required=False, help="A finished scf's remote folder.")
         spec.expose_inputs(
-            PhBaseWorkChain, namespace="ph",
-            exclude=("clean_workdir", "ph.parent_folder", "qpoints", "qpoints_distance", "qpoints_force_parity",
-                     "only_initialization"),
+            PhBaseWorkChain,
+            namespace="ph",
+            exclude=(
+                "clean_workdir",
+                "ph.parent_folder",
+                "qpoints",
+                "qpoints_distance",
+                "qpoints_force_parity",
+                "only_initialization",
+            ),
             namespace_options={"help": "ph.x: code, parameters (those of the DFPT; mesh and field keys are dropped)."},
-        )  # fmt: skip
+        )
         spec.inputs.validator = validate_inputs
         spec.outline(
             if_(cls.should_run_scf)(cls.run_scf, while_(cls.jobs_lost)(cls.relaunch_lost), cls.inspect_scf),
@@ -152,7 +166,9 @@ class DirectDfptWorkChain(RelaunchesLostJobs, WorkChain):
         futures = {}
         for index, q in enumerate(self.inputs.validation_qpoints.get_list(), start=1):
             futures[f"q{index}"] = self.launch_job(f"q{index}", "submit_ph", index, q)
-        listing = ", ".join(f"{node.pk} at q = {q}" for node, q in zip(futures.values(), self.inputs.validation_qpoints.get_list()))
+        listing = ", ".join(
+            f"{node.pk} at q = {q}" for node, q in zip(futures.values(), self.inputs.validation_qpoints.get_list())
+        )
         self.report(f"launching {len(futures)} PhBaseWorkChain, one per q point: {listing}")
         return ToContext(**futures)
 
@@ -162,7 +178,9 @@ class DirectDfptWorkChain(RelaunchesLostJobs, WorkChain):
     def inspect_ph(self):
         failed = [key for key in self._keys() if not self.ctx[key].is_finished_ok]
         for key in failed:
-            self.report(f"q point {key[1:]}: PhBaseWorkChain<{self.ctx[key].pk}> failed with exit status {self.ctx[key].exit_status}")
+            self.report(
+                f"q point {key[1:]}: PhBaseWorkChain<{self.ctx[key].pk}> failed with exit status {self.ctx[key].exit_status}"
+            )
         if failed:
             return self.exit_codes.ERROR_PH_FAILED.format(qpoints=", ".join(key[1:] for key in failed))
         return None
@@ -170,8 +188,9 @@ class DirectDfptWorkChain(RelaunchesLostJobs, WorkChain):
     def compare(self):
         direct = {key: self.ctx[key].outputs.retrieved for key in self._keys()}
         try:
-            outputs = direct_dfpt_check(self.inputs.force_constants, self.inputs.dfpt, **direct,
-                                        metadata={"call_link_label": "check"})  # fmt: skip
+            outputs = direct_dfpt_check(
+                self.inputs.force_constants, self.inputs.dfpt, **direct, metadata={"call_link_label": "check"}
+            )
         except ValueError as exc:
             return self.exit_codes.ERROR_COMPARISON.format(message=str(exc))
         self.out_many(outputs)
@@ -187,4 +206,6 @@ class DirectDfptWorkChain(RelaunchesLostJobs, WorkChain):
 def _options_like(calculation: orm.CalcJobNode) -> dict:
     """Resources and wall time of ``calculation``, to rerun its kind of job on the computer of the new code."""
     options = calculation.get_options()
-    return {key: options[key] for key in ("resources", "max_wallclock_seconds", "withmpi") if options.get(key) is not None}
+    return {
+        key: options[key] for key in ("resources", "max_wallclock_seconds", "withmpi") if options.get(key) is not None
+    }

@@ -33,8 +33,14 @@ def normalised_parameters(parameters: dict) -> dict:
     farther apart get no second displacement and zero fc3) and ``max_concurrent`` (force jobs running at
     once; default all).
     """
-    known = {"supercell_matrix", "mesh", "temperatures_k", "displacement_distance_angstrom",
-             "cutoff_pair_distance_angstrom", "max_concurrent"}  # fmt: skip
+    known = {
+        "supercell_matrix",
+        "mesh",
+        "temperatures_k",
+        "displacement_distance_angstrom",
+        "cutoff_pair_distance_angstrom",
+        "max_concurrent",
+    }
     unknown = sorted(set(parameters) - known)
     if unknown:
         raise ValueError(f"{', '.join(unknown)}: unknown; known: {', '.join(sorted(known))}")
@@ -55,8 +61,10 @@ def normalised_parameters(parameters: dict) -> dict:
     if temperatures.size == 0 or np.any(temperatures <= 0):
         raise ValueError(f"temperatures_k: positive temperatures, got {temperatures.tolist()}")
     settings = {"supercell_matrix": matrix.tolist(), "mesh": mesh, "temperatures_k": temperatures.tolist()}
-    for key, default in (("displacement_distance_angstrom", DEFAULT_DISPLACEMENT_ANGSTROM),
-                         ("cutoff_pair_distance_angstrom", None)):  # fmt: skip
+    for key, default in (
+        ("displacement_distance_angstrom", DEFAULT_DISPLACEMENT_ANGSTROM),
+        ("cutoff_pair_distance_angstrom", None),
+    ):
         value = parameters.get(key, default)
         if value is None:
             continue
@@ -86,17 +94,30 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input("force_constants", valid_type=orm.ArrayData,
-                   help="The DFPT force constants and eps/Z* (PamWorkChain output force_constants): phono3py's fc2.")  # fmt: skip
-        spec.input("parameters", valid_type=orm.Dict, validator=cls.validate_parameters,
-                   help="supercell_matrix, mesh, temperatures_k, and optionally displacement_distance_angstrom, "
-                        "cutoff_pair_distance_angstrom, max_concurrent (see normalised_parameters).")  # fmt: skip
-        spec.expose_inputs(PwBaseWorkChain, namespace="pw", exclude=("pw.structure", "clean_workdir"),
-                           namespace_options={"help": "pw.x for the supercell forces: the DFPT's scf settings."})  # fmt: skip
-        spec.expose_inputs(Phono3pyRtaCalculation, namespace="rta",
-                           exclude=("force_constants", "dataset", "parameters", "forces"),
-                           namespace_options={"help": "The fc3 + RTA job: its code (a Python with aiida-llpam) "
-                                                      "and options."})  # fmt: skip
+        spec.input(
+            "force_constants",
+            valid_type=orm.ArrayData,
+            help="The DFPT force constants and eps/Z* (PamWorkChain output force_constants): phono3py's fc2.",
+        )
+        spec.input(
+            "parameters",
+            valid_type=orm.Dict,
+            validator=cls.validate_parameters,
+            help="supercell_matrix, mesh, temperatures_k, and optionally displacement_distance_angstrom, "
+            "cutoff_pair_distance_angstrom, max_concurrent (see normalised_parameters).",
+        )
+        spec.expose_inputs(
+            PwBaseWorkChain,
+            namespace="pw",
+            exclude=("pw.structure", "clean_workdir"),
+            namespace_options={"help": "pw.x for the supercell forces: the DFPT's scf settings."},
+        )
+        spec.expose_inputs(
+            Phono3pyRtaCalculation,
+            namespace="rta",
+            exclude=("force_constants", "dataset", "parameters", "forces"),
+            namespace_options={"help": "The fc3 + RTA job: its code (a Python with aiida-llpam) and options."},
+        )
         spec.outline(
             cls.make_supercells,
             while_(cls.forces_to_run)(cls.run_forces, while_(cls.jobs_lost)(cls.relaunch_lost), cls.inspect_forces),
@@ -158,8 +179,9 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
 
     def make_supercells(self):
         self.ctx.settings = normalised_parameters(self.inputs.parameters.get_dict())
-        outputs = phono3py_supercells(self.inputs.force_constants, orm.Dict(self.ctx.settings),
-                                      metadata={"call_link_label": "supercells"})  # fmt: skip
+        outputs = phono3py_supercells(
+            self.inputs.force_constants, orm.Dict(self.ctx.settings), metadata={"call_link_label": "supercells"}
+        )
         self.out("dataset", outputs.pop("dataset"))
         self.out("disp_yaml", outputs.pop("disp_yaml"))
         self.ctx.supercells = {label: node.uuid for label, node in outputs.items()}
@@ -167,8 +189,10 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
         total = len(self.outputs["dataset"]["first_atoms"]) + sum(
             len(first.get("second_atoms", [])) for first in self.outputs["dataset"]["first_atoms"]
         )
-        self.report(f"{len(self.ctx.supercells)} displaced supercells to compute ({total - len(self.ctx.supercells)} "
-                    "pairs beyond the cut-off skipped)")  # fmt: skip
+        self.report(
+            f"{len(self.ctx.supercells)} displaced supercells to compute ({total - len(self.ctx.supercells)} "
+            "pairs beyond the cut-off skipped)"
+        )
 
     def forces_to_run(self) -> bool:
         return bool(self.ctx.pending)
@@ -196,8 +220,10 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
         batch, self.ctx.pending = self.ctx.pending[:size], self.ctx.pending[size:]
         running = {label: self.launch_job(label, "submit_forces", label) for label in batch}
         done = len(self.ctx.supercells) - len(self.ctx.pending) - len(batch)
-        self.report(f"launching {len(batch)} PwBaseWorkChain (supercells {done + 1}-{done + len(batch)} of "
-                    f"{len(self.ctx.supercells)})")  # fmt: skip
+        self.report(
+            f"launching {len(batch)} PwBaseWorkChain (supercells {done + 1}-{done + len(batch)} of "
+            f"{len(self.ctx.supercells)})"
+        )
         return ToContext(**running)
 
     def inspect_forces(self):
@@ -216,8 +242,10 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
         inputs.forces = {label: self.ctx[label].outputs.output_trajectory for label in self.ctx.supercells}
         inputs.metadata.call_link_label = "rta"
         node = self.submit(Phono3pyRtaCalculation, **inputs)
-        self.report(f"launching {node.process_label}<{node.pk}>: fc3 from {len(inputs.forces)} supercells, RTA on "
-                    f"{'x'.join(map(str, self.ctx.settings['mesh']))}")  # fmt: skip
+        self.report(
+            f"launching {node.process_label}<{node.pk}>: fc3 from {len(inputs.forces)} supercells, RTA on "
+            f"{'x'.join(map(str, self.ctx.settings['mesh']))}"
+        )
         return node
 
     def run_rta(self):
@@ -228,8 +256,9 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
         if not rta.is_finished_ok:
             message = rta.exit_message or f"{rta.process_state.value}, exit status {rta.exit_status}"
             return self.exit_codes.ERROR_RTA.format(job=f"{rta.process_label}<{rta.pk}>", message=message)
-        lifetimes, node = lifetimes_from_kappa.run_get_node(rta.outputs.kappa,
-                                                            metadata={"call_link_label": "lifetimes"})  # fmt: skip
+        lifetimes, node = lifetimes_from_kappa.run_get_node(
+            rta.outputs.kappa, metadata={"call_link_label": "lifetimes"}
+        )
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_LIFETIMES.format(message=node.exit_message)
         self.out("fc3", rta.outputs.fc3)
@@ -237,7 +266,9 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
         self.out("lifetimes", lifetimes)
         summary = rta.outputs.summary
         tau = 1.0 / (4 * np.pi * np.max(lifetimes.get_array("gamma_thz")))
-        self.report(f"lifetimes on the {'x'.join(map(str, self.ctx.settings['mesh']))} mesh (fc3 "
-                    f"{summary['seconds_fc3']:.1f} s, RTA {summary['seconds_rta']:.1f} s); shortest tau {tau:.3g} ps "
-                    "(highest T)")  # fmt: skip
+        self.report(
+            f"lifetimes on the {'x'.join(map(str, self.ctx.settings['mesh']))} mesh (fc3 "
+            f"{summary['seconds_fc3']:.1f} s, RTA {summary['seconds_rta']:.1f} s); shortest tau {tau:.3g} ps "
+            "(highest T)"
+        )
         return None

@@ -90,15 +90,21 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
             PwBaseWorkChain,
             namespace="scf",
             exclude=("clean_workdir", "pw.structure", "pw.parent_folder"),
-            namespace_options={"required": False, "populate_defaults": False,
-                               "help": "The scf before DFPT (insulator: fixed occupations)."},
+            namespace_options={
+                "required": False,
+                "populate_defaults": False,
+                "help": "The scf before DFPT (insulator: fixed occupations).",
+            },
         )
         spec.expose_inputs(
             PhBaseWorkChain,
             namespace="ph_main",
             exclude=("clean_workdir", "ph.parent_folder"),
-            namespace_options={"required": False, "populate_defaults": False,
-                               "help": "DFPT on a q mesh with epsil (eps and Born charges)."},
+            namespace_options={
+                "required": False,
+                "populate_defaults": False,
+                "help": "DFPT on a q mesh with epsil (eps and Born charges).",
+            },
         )
         spec.input(
             "parallelize_qpoints",
@@ -139,9 +145,11 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
             PamResponseCalculation,
             namespace="response",
             exclude=("force_constants",),
-            namespace_options={"help": "The response sums, a job of their own (no daemon worker waits for them): "
-                               "code (aiida-llpam's Python) and parameters (aiida_llpam.physics.settings)."},
-        )  # fmt: skip
+            namespace_options={
+                "help": "The response sums, a job of their own (no daemon worker waits for them): "
+                "code (aiida-llpam's Python) and parameters (aiida_llpam.physics.settings)."
+            },
+        )
         spec.input(
             "figures",
             valid_type=orm.Dict,
@@ -179,35 +187,56 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
             while_(cls.jobs_lost)(cls.relaunch_lost),
             cls.inspect_response,
             cls.run_figure_data,
-            if_(cls.should_validate)(cls.run_validation, while_(cls.jobs_lost)(cls.relaunch_lost), cls.inspect_validation),
+            if_(cls.should_validate)(
+                cls.run_validation, while_(cls.jobs_lost)(cls.relaunch_lost), cls.inspect_validation
+            ),
         )
 
         spec.output("structure", valid_type=orm.StructureData, help="The structure the DFPT ran on.")
-        spec.output("symmetry", valid_type=orm.Dict, help="Space group, point group, chirality of `structure` (spglib).")
+        spec.output(
+            "symmetry", valid_type=orm.Dict, help="Space group, point group, chirality of `structure` (spglib)."
+        )
         spec.output("q2r_force_constants", valid_type=orm.SinglefileData, help="q2r.x IFCs, no dipole subtraction.")
         spec.output("q2r_force_constants_nac", valid_type=orm.SinglefileData, help="q2r.x file with eps/Z*.")
         spec.output(
-            "force_constants", valid_type=ForceConstantsData,
+            "force_constants",
+            valid_type=ForceConstantsData,
             help="aiida-phonopy ForceConstantsData: structure, IFCs (sum rules applied), Born charges, eps.",
-        )  # fmt: skip
+        )
         spec.expose_outputs(PamResponseCalculation, exclude=("remote_folder", "remote_stash", "retrieved"))
         spec.expose_outputs(DirectDfptWorkChain, namespace="direct_dfpt", namespace_options={"required": False})
         for name, out in OUTPUTS.items():
             if out.source == "figures":
-                spec.output(name, valid_type=orm.ArrayData, required=False,
-                            help=f"{out.description} Arrays and units: aiida_llpam.quantities (docs/hdf5_layout.md).")  # fmt: skip
+                spec.output(
+                    name,
+                    valid_type=orm.ArrayData,
+                    required=False,
+                    help=f"{out.description} Arrays and units: aiida_llpam.quantities (docs/hdf5_layout.md).",
+                )
 
         spec.exit_code(401, "ERROR_SUB_PROCESS_FAILED_RELAX", message="The vc-relax PwRelaxWorkChain failed.")
         spec.exit_code(402, "ERROR_SUB_PROCESS_FAILED_SCF", message="The scf PwBaseWorkChain failed.")
-        spec.exit_code(403, "ERROR_SUB_PROCESS_FAILED_PH", message="The DFPT (PhBaseWorkChain or PhQpointsWorkChain) failed.")
+        spec.exit_code(
+            403, "ERROR_SUB_PROCESS_FAILED_PH", message="The DFPT (PhBaseWorkChain or PhQpointsWorkChain) failed."
+        )
         spec.exit_code(404, "ERROR_SUB_PROCESS_FAILED_Q2R", message="A Q2rBaseWorkChain failed.")
         spec.exit_code(405, "ERROR_NO_DIELECTRIC_DATA", message="ph.x wrote no dielectric tensor / Born charges.")
         spec.exit_code(406, "ERROR_SYMMETRY", message="spglib could not analyse the structure: {message}")
         spec.exit_code(407, "ERROR_RESPONSE_FAILED", message="The PamResponseCalculation failed: {message}")
-        spec.exit_code(408, "ERROR_FIGURE_DATA_FAILED", message="The figure data failed (the response outputs are kept): {message}")
-        spec.exit_code(409, "ERROR_DFPT_STRUCTURE_MISMATCH", message="The force constants describe another cell than `structure`: {message}")
-        spec.exit_code(410, "ERROR_NOT_IN_EQUILIBRIUM", message="The cell the DFPT perturbed is not in equilibrium: {message}")
-        spec.exit_code(411, "ERROR_VALIDATION_FAILED", message="The direct-DFPT check failed (the results are kept): {message}")
+        spec.exit_code(
+            408, "ERROR_FIGURE_DATA_FAILED", message="The figure data failed (the response outputs are kept): {message}"
+        )
+        spec.exit_code(
+            409,
+            "ERROR_DFPT_STRUCTURE_MISMATCH",
+            message="The force constants describe another cell than `structure`: {message}",
+        )
+        spec.exit_code(
+            410, "ERROR_NOT_IN_EQUILIBRIUM", message="The cell the DFPT perturbed is not in equilibrium: {message}"
+        )
+        spec.exit_code(
+            411, "ERROR_VALIDATION_FAILED", message="The direct-DFPT check failed (the results are kept): {message}"
+        )
 
     @classmethod
     def get_protocol_filepath(cls):
@@ -219,9 +248,18 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
 
     @classmethod
     def get_builder_from_protocol(
-        cls, pw_code, ph_code, q2r_code, structure, protocol=None, overrides=None, options=None, response_code=None,
-        dfpt=None, parallelize_qpoints=False,
-    ):  # fmt: skip
+        cls,
+        pw_code,
+        ph_code,
+        q2r_code,
+        structure,
+        protocol=None,
+        overrides=None,
+        options=None,
+        response_code=None,
+        dfpt=None,
+        parallelize_qpoints=False,
+    ):
         """A ready builder: ``protocol`` is smoke, fast or production; ``overrides`` merge into the protocol.
 
         ``dfpt``: the retrieved ``FolderData`` of a finished ph.x run on ``structure``; the builder then
@@ -241,8 +279,17 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
         inputs = cls.get_protocol_inputs(protocol, overrides)
         if dfpt is None:
             inputs.update(family_cutoffs(inputs, structure, overrides or {}))
-        return fill_builder(cls.get_builder(), inputs, (pw_code, ph_code, q2r_code), structure, protocol or cls.get_default_protocol(),
-                            options, response_code, dfpt, parallelize_qpoints)  # fmt: skip
+        return fill_builder(
+            cls.get_builder(),
+            inputs,
+            (pw_code, ph_code, q2r_code),
+            structure,
+            protocol or cls.get_default_protocol(),
+            options,
+            response_code,
+            dfpt,
+            parallelize_qpoints,
+        )
 
     # ---- outline steps -------------------------------------------------------------------------
 
@@ -252,7 +299,9 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
             self.report(f"NOTE: {UNPHYSICAL_PROTOCOLS[self.inputs.protocol.value]}")
         if "dfpt" in self.inputs:
             self.ctx.dfpt_retrieved = self.inputs.dfpt
-            self.report(f"DFPT given ({self.inputs.dfpt.__class__.__name__}<{self.inputs.dfpt.pk}>): relax, scf and ph.x skipped")
+            self.report(
+                f"DFPT given ({self.inputs.dfpt.__class__.__name__}<{self.inputs.dfpt.pk}>): relax, scf and ph.x skipped"
+            )
 
     def should_run_dfpt(self):
         return "dfpt" not in self.inputs
@@ -312,8 +361,11 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
 
     def submit_ph(self):
         parallel = self.inputs.parallelize_qpoints.value
-        process, inputs = dfpt_inputs(self.exposed_inputs(PhBaseWorkChain, namespace="ph_main"),
-                                      self.ctx.workchain_scf.outputs.remote_folder, parallel)  # fmt: skip
+        process, inputs = dfpt_inputs(
+            self.exposed_inputs(PhBaseWorkChain, namespace="ph_main"),
+            self.ctx.workchain_scf.outputs.remote_folder,
+            parallel,
+        )
         inputs.metadata.call_link_label = "ph"
         return self.submit(process, **inputs)
 
@@ -340,9 +392,13 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
         if stress is None:
             self.report(f"WARNING: {scf.process_label}<{scf.pk}> computed no stress (tstress): equilibrium not checked")
             return None
-        self.report(f"equilibrium of the scf {scf.process_label}<{scf.pk}>: largest stress component "
-                    f"{abs(stress).max():.3f} GPa, largest force {np.linalg.norm(forces, axis=-1).max():.4f} eV/A")  # fmt: skip
-        problems = equilibrium_problems(stress, forces, thresholds["max_stress_gpa"], thresholds["max_force_ev_angstrom"])
+        self.report(
+            f"equilibrium of the scf {scf.process_label}<{scf.pk}>: largest stress component "
+            f"{abs(stress).max():.3f} GPa, largest force {np.linalg.norm(forces, axis=-1).max():.4f} eV/A"
+        )
+        problems = equilibrium_problems(
+            stress, forces, thresholds["max_stress_gpa"], thresholds["max_force_ev_angstrom"]
+        )
         if problems and thresholds["refuse"]:
             return self.exit_codes.ERROR_NOT_IN_EQUILIBRIUM.format(message="; ".join(problems))
         for problem in problems:
@@ -412,16 +468,22 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
         node = self.ctx.calculation_response
         if not node.is_finished_ok:
             self.report(f"PamResponseCalculation<{node.pk}> failed: {node.exit_message}")
-            return self.exit_codes.ERROR_RESPONSE_FAILED.format(message=node.exit_message or f"exit status {node.exit_status}")
+            return self.exit_codes.ERROR_RESPONSE_FAILED.format(
+                message=node.exit_message or f"exit status {node.exit_status}"
+            )
         self.out_many(self.exposed_outputs(node, PamResponseCalculation))
         for warning in imaginary_mode_warnings(read_output(node.outputs.diagnostics), {}):
             self.report(f"WARNING: {warning}")
         table = read_output(node.outputs.convergence)
         self.report(kmesh_convergence_line(table))
         if len(table["convergence_meshes"]) > 1 and not table["convergence_converged"]:
-            self.report("WARNING: the k sums did not converge within the tolerance; the table is the output `convergence`")
+            self.report(
+                "WARNING: the k sums did not converge within the tolerance; the table is the output `convergence`"
+            )
         chi = node.outputs.chi
-        self.report(f"response done: chi_total({chi.get_array('temperatures_k')[-1]:.0f} K) = {chi.get_array('chi_total')[-1]:.3e} kg/m")
+        self.report(
+            f"response done: chi_total({chi.get_array('temperatures_k')[-1]:.0f} K) = {chi.get_array('chi_total')[-1]:.3e} kg/m"
+        )
         return None
 
     def run_figure_data(self):
@@ -435,8 +497,10 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
         acoustic = read_output(outputs["acoustic"])
         for warning in imaginary_mode_warnings({}, read_output(outputs["dispersion"]), acoustic):
             self.report(f"WARNING: {warning}")
-        self.report(f"{sound_velocities_line(acoustic)}; lowest frequency next to Gamma "
-                    f"{acoustic['near_gamma_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1")  # fmt: skip
+        self.report(
+            f"{sound_velocities_line(acoustic)}; lowest frequency next to Gamma "
+            f"{acoustic['near_gamma_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1"
+        )
         return None
 
     def should_validate(self):
@@ -445,22 +509,29 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
     def submit_validation(self):
         ph = self.exposed_inputs(PhBaseWorkChain, namespace="ph_main")["ph"]
         return self.submit(
-            DirectDfptWorkChain, structure=self.ctx.structure, force_constants=self.ctx.force_constants,
-            dfpt=self.ctx.dfpt_retrieved, validation_qpoints=self.inputs.validation_qpoints,
+            DirectDfptWorkChain,
+            structure=self.ctx.structure,
+            force_constants=self.ctx.force_constants,
+            dfpt=self.ctx.dfpt_retrieved,
+            validation_qpoints=self.inputs.validation_qpoints,
             parent_folder=self.ctx.workchain_scf.outputs.remote_folder,
             ph={"ph": {"code": ph["code"], "parameters": ph["parameters"], "metadata": ph.get("metadata", {})}},
             metadata={"call_link_label": "direct_dfpt"},
-        )  # fmt: skip
+        )
 
     def run_validation(self):
         node = self.launch_job("workchain_direct", "submit_validation")
-        self.report(f"launching DirectDfptWorkChain<{node.pk}> (ph.x at {len(self.inputs.validation_qpoints)} q points off the mesh)")
+        self.report(
+            f"launching DirectDfptWorkChain<{node.pk}> (ph.x at {len(self.inputs.validation_qpoints)} q points off the mesh)"
+        )
         return ToContext(workchain_direct=node)
 
     def inspect_validation(self):
         node = self.ctx.workchain_direct
         if not node.is_finished_ok:
-            return self.exit_codes.ERROR_VALIDATION_FAILED.format(message=node.exit_message or f"exit status {node.exit_status}")
+            return self.exit_codes.ERROR_VALIDATION_FAILED.format(
+                message=node.exit_message or f"exit status {node.exit_status}"
+            )
         self.out_many(self.exposed_outputs(node, DirectDfptWorkChain, namespace="direct_dfpt"))
         return None
 

@@ -41,8 +41,10 @@ def validate_inputs(inputs, _) -> str | None:
         if given:
             return f"dfpt: a finished DFPT replaces relax, scf and ph_main; remove {', '.join(given)}"
         if "validation_qpoints" in inputs:
-            return ("validation_qpoints: needs this run's own scf; check a run on a given DFPT with "
-                    "workflows/run_direct_dfpt.py (DirectDfptWorkChain runs its scf again)")  # fmt: skip
+            return (
+                "validation_qpoints: needs this run's own scf; check a run on a given DFPT with "
+                "workflows/run_direct_dfpt.py (DirectDfptWorkChain runs its scf again)"
+            )
         return None
     missing = [key for key in ("scf", "ph_main") if key not in inputs]
     if missing:
@@ -77,8 +79,10 @@ def family_cutoffs(inputs: dict, structure: orm.StructureData, overrides: dict) 
         raise ValueError(f"no pseudopotential family {inputs['pseudo_family']}: run `aiida-llpam setup`") from None
     missing = sorted(set(structure.get_kind_names()) - set(family.elements))
     if missing:
-        raise ValueError(f"no pseudopotential for {', '.join(missing)} in the pseudo family {family.label} "
-                         f"(it has {', '.join(sorted(family.elements))})")  # fmt: skip
+        raise ValueError(
+            f"no pseudopotential for {', '.join(missing)} in the pseudo family {family.label} "
+            f"(it has {', '.join(sorted(family.elements))})"
+        )
     if not isinstance(family, RecommendedCutoffMixin):
         return {}
     recommended = dict(zip(("ecutwfc", "ecutrho"), family.get_recommended_cutoffs(structure=structure, unit="Ry")))
@@ -101,14 +105,20 @@ def dfpt_inputs(ph_main, parent_folder: orm.RemoteData, parallelize_qpoints: boo
     return PhQpointsWorkChain, inputs
 
 
-def fill_builder(builder, inputs: dict, codes, structure, protocol: str, options, response_code, dfpt, parallelize_qpoints):
+def fill_builder(
+    builder, inputs: dict, codes, structure, protocol: str, options, response_code, dfpt, parallelize_qpoints
+):
     """PamWorkChain's ``builder`` from the merged protocol ``inputs`` (see PamWorkChain.get_builder_from_protocol)."""
     pw_code, ph_code, q2r_code = (orm.load_code(c) if isinstance(c, str) else c for c in codes)
     qe_protocol = inputs["qe_protocol"]
     kwargs = {"electronic_type": ElectronicType.INSULATOR, "options": options}
     pw_base = {
         "pseudo_family": inputs["pseudo_family"],
-        "pw": {"parameters": {"SYSTEM": {"ecutwfc": inputs["ecutwfc"], "ecutrho": inputs["ecutrho"], "occupations": "fixed"}}},
+        "pw": {
+            "parameters": {
+                "SYSTEM": {"ecutwfc": inputs["ecutwfc"], "ecutrho": inputs["ecutrho"], "occupations": "fixed"}
+            }
+        },
     }
 
     def with_mesh(base):
@@ -141,7 +151,9 @@ def fill_builder(builder, inputs: dict, codes, structure, protocol: str, options
         scf.pop("clean_workdir", None)
         with_mesh(scf)
         builder.scf = scf
-        ph = PhBaseWorkChain.get_builder_from_protocol(ph_code, protocol=qe_protocol, overrides=inputs["ph_main"], **kwargs)
+        ph = PhBaseWorkChain.get_builder_from_protocol(
+            ph_code, protocol=qe_protocol, overrides=inputs["ph_main"], **kwargs
+        )
         ph.pop("clean_workdir", None)
         builder.ph_main = ph
         builder.parallelize_qpoints = orm.Bool(parallelize_qpoints)

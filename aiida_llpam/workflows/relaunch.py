@@ -56,6 +56,8 @@ class RelaunchesLostJobs:
             lost = self.ctx[key]
             submitter, args = self.ctx.launches[key]
             relaunched[key] = node = getattr(self, submitter)(*args)
-            self.report(f"{lost.process_label}<{lost.pk}> was lost by a daemon worker that was shutting down: "
-                        f"launched again as {node.process_label}<{node.pk}>")  # fmt: skip
+            self.report(
+                f"{lost.process_label}<{lost.pk}> was lost by a daemon worker that was shutting down: "
+                f"launched again as {node.process_label}<{node.pk}>"
+            )
         return ToContext(**relaunched)

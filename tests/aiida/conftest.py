@@ -48,7 +48,9 @@ def bare_profile(_bare_profile):
 
 @pytest.fixture(scope="session")
 def llpam_profile():
-    assert "llpam-tests" in os.environ["AIIDA_PATH"] or "tmp" in os.environ["AIIDA_PATH"], "tests need a private AIIDA_PATH"
+    assert "llpam-tests" in os.environ["AIIDA_PATH"] or "tmp" in os.environ["AIIDA_PATH"], (
+        "tests need a private AIIDA_PATH"
+    )
     from aiida_llpam.configure import setup_all
 
     steps = setup_all(PROFILE)
@@ -97,9 +99,12 @@ def run_silicon(codes, parallelize_qpoints: bool):
 
     structure = orm.StructureData(ase=read(REPO / "fixtures" / "structures" / "Si_diamond.cif"))
     builder = PamWorkChain.get_builder_from_protocol(
-        *codes, structure, protocol="smoke", overrides={"ph_main": {"qpoints": [2, 2, 2]}},
+        *codes,
+        structure,
+        protocol="smoke",
+        overrides={"ph_main": {"qpoints": [2, 2, 2]}},
         parallelize_qpoints=parallelize_qpoints,
-    )  # fmt: skip
+    )
     _, node = run_get_node(builder)
     return node
 

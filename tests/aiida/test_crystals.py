@@ -41,11 +41,14 @@ def test_protocol_takes_cut_offs_from_a_family_that_records_them(codes, llpam_pr
 
     geo2 = orm.StructureData(ase=read(REPO / "fixtures" / "structures" / "GeO2_P3221.cif"))
     system = lambda b: b.scf.pw.parameters.get_dict()["SYSTEM"]  # noqa: E731
-    builder = PamWorkChain.get_builder_from_protocol(*codes, geo2, protocol="fast", overrides={"pseudo_family": "llpam/PBE/debian"})
+    builder = PamWorkChain.get_builder_from_protocol(
+        *codes, geo2, protocol="fast", overrides={"pseudo_family": "llpam/PBE/debian"}
+    )
     assert (system(builder)["ecutwfc"], system(builder)["ecutrho"]) == (38.0, 151.0)
     assert builder.scf.pw.pseudos["Ge"].filename == "Ge.pbe-kjpaw.UPF"
     builder = PamWorkChain.get_builder_from_protocol(
-        *codes, geo2, protocol="fast", overrides={"pseudo_family": "llpam/PBE/debian", "ecutwfc": 50.0})
+        *codes, geo2, protocol="fast", overrides={"pseudo_family": "llpam/PBE/debian", "ecutwfc": 50.0}
+    )
     assert (system(builder)["ecutwfc"], system(builder)["ecutrho"]) == (50.0, 151.0)  # an override wins
     with pytest.raises(ValueError, match="no pseudopotential for Ge in the pseudo family llpam/LDA/debian"):
         PamWorkChain.get_builder_from_protocol(*codes, geo2, protocol="fast")
@@ -79,15 +82,19 @@ def test_achiral_silicon_runs_and_its_response_vanishes(silicon_run, smoke_run):
     symmetry = silicon_run.outputs.symmetry.get_dict()
     assert (symmetry["space_group_number"], symmetry["sohncke"], symmetry["centrosymmetric"]) == (227, False, True)
     assert symmetry["gamma_nl_form"]["independent"] == 0 and not symmetry["gamma_m_allowed"]
-    assert "achiral, centrosymmetric: gamma^NL and gamma^M vanish by symmetry" in get_workchain_report(silicon_run, "REPORT")
+    assert "achiral, centrosymmetric: gamma^NL and gamma^M vanish by symmetry" in get_workchain_report(
+        silicon_run, "REPORT"
+    )
 
     l_si, l_quartz = _largest_subspace_l(silicon_run), _largest_subspace_l(smoke_run)
     assert l_quartz > 0.05 and l_si < 1e-8 * l_quartz
     gamma_si = np.abs(read_output(silicon_run.outputs.gamma_nl)["gamma_nl"]).max()
     gamma_quartz = np.abs(read_output(smoke_run.outputs.gamma_nl)["gamma_nl_zz"]).max()
     assert gamma_quartz > 0 and gamma_si < 1e-8 * gamma_quartz
-    assert np.abs(read_output(silicon_run.outputs.magnetization)["gamma_m"]).max() < 1e-8 * np.abs(
-        read_output(smoke_run.outputs.magnetization)["gamma_m"]).max()
+    assert (
+        np.abs(read_output(silicon_run.outputs.magnetization)["gamma_m"]).max()
+        < 1e-8 * np.abs(read_output(smoke_run.outputs.magnetization)["gamma_m"]).max()
+    )
 
 
 @pytest.mark.qe
@@ -97,13 +104,21 @@ def test_show_and_table_say_the_silicon_response_is_zero_by_symmetry(silicon_run
     from aiida_llpam.cli.table import ZERO_BY_SYMMETRY, run_row
 
     profile = get_manager().get_profile().name
-    shown = subprocess.run([sys.executable, "-c", "from aiida_llpam.cli import main; main()", "show", str(silicon_run.pk),
-                            "-p", profile], capture_output=True, text=True, timeout=600)  # fmt: skip
+    shown = subprocess.run(
+        [sys.executable, "-c", "from aiida_llpam.cli import main; main()", "show", str(silicon_run.pk), "-p", profile],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert shown.returncode == 0, shown.stderr
     assert "symmetry: achiral, centrosymmetric: gamma^NL and gamma^M vanish by symmetry" in shown.stdout
     row = run_row(silicon_run, 300.0)
     assert row["zero_by_symmetry"] == ["gamma_nl_zz", "gamma_m"] and row["handedness"] == "achiral"
-    listed = subprocess.run([sys.executable, "-c", "from aiida_llpam.cli import main; main()", "table", "-p", profile],
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    listed = subprocess.run(
+        [sys.executable, "-c", "from aiida_llpam.cli import main; main()", "table", "-p", profile],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     line = next(line for line in listed.stdout.splitlines() if line.split()[:1] == [str(silicon_run.pk)])
     assert line.count(ZERO_BY_SYMMETRY) == 2

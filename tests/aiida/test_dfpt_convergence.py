@@ -15,8 +15,12 @@ pytestmark = pytest.mark.qe  # q2r.x and the response job run for real (about a 
 
 ARCHIVE = REPO / "fixtures" / "reference" / "quartz_fast.aiida"
 #: small k meshes: the sums differ from the production ones, the bookkeeping is the same
-RESPONSE = {"mesh": [6, 6, 6], "convergence_meshes": [[8, 8, 8]], "temperatures_k": {"start": 50.0, "stop": 600.0,
-            "num": 12, "extra": [300.0]}, "radii_nm": {"start": 0.01, "stop": 100.0, "num": 9, "extra": [20.0]}}  # fmt: skip
+RESPONSE = {
+    "mesh": [6, 6, 6],
+    "convergence_meshes": [[8, 8, 8]],
+    "temperatures_k": {"start": 50.0, "stop": 600.0, "num": 12, "extra": [300.0]},
+    "radii_nm": {"start": 0.01, "stop": 100.0, "num": 9, "extra": [20.0]},
+}
 #: the fast protocol's DFPT with a short band path for the figure data
 FAST = {"figures": {"path_points_per_segment": 6}}
 
@@ -30,7 +34,9 @@ def archive_run(llpam_profile):
 
     group, _ = orm.Group.collection.get_or_create("test_dfpt_convergence/quartz_fast")
     import_archive(ARCHIVE, group=group)
-    runs = [n for n in group.nodes if isinstance(n, orm.WorkChainNode) and n.process_type == "aiida.workflows:llpam.pam"]
+    runs = [
+        n for n in group.nodes if isinstance(n, orm.WorkChainNode) and n.process_type == "aiida.workflows:llpam.pam"
+    ]
     return max((n for n in runs if n.is_finished_ok), key=lambda n: n.ctime)
 
 
@@ -81,10 +87,16 @@ def test_bad_variations_are_rejected_with_the_label(codes, quartz_structure, var
 def test_reused_dfpt_must_match_its_variation(codes, quartz_structure, archive_run):
     reuse = {"k333": _dfpt(archive_run)}
     error = _validation_error(_builder(codes, quartz_structure, {"k333": {"kpoints": [3, 3, 3]}}, reuse))
-    assert "reuse.k333: the ph.x run has" in error and "'kpoints_mesh': [2, 2, 2]" in error and "'kpoints_mesh': [3, 3, 3]" in error
+    assert (
+        "reuse.k333: the ph.x run has" in error
+        and "'kpoints_mesh': [2, 2, 2]" in error
+        and "'kpoints_mesh': [3, 3, 3]" in error
+    )
     error = _validation_error(_builder(codes, quartz_structure, {"fast": FAST}, {"other": _dfpt(archive_run)}))
     assert "reuse.other: no variation of that label" in error
-    assert _validation_error(_builder(codes, quartz_structure, {"fast": FAST}, reuse={"fast": _dfpt(archive_run)})) == ""
+    assert (
+        _validation_error(_builder(codes, quartz_structure, {"fast": FAST}, reuse={"fast": _dfpt(archive_run)})) == ""
+    )
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +138,9 @@ def test_table_holds_the_settings_and_sums_of_the_point(convergence_run, archive
     it = int(np.argmin(np.abs(temperatures - 300.0)))
     assert table["temperature_k"][0] == pytest.approx(300.0)
     # SI values of ~1e-17: abs=0, since approx's default abs=1e-12 would accept anything
-    assert table["gamma_nl_zz"][0] == pytest.approx(read_output(child.outputs.gamma_nl)["gamma_nl_zz"][it], rel=1e-12, abs=0)
+    assert table["gamma_nl_zz"][0] == pytest.approx(
+        read_output(child.outputs.gamma_nl)["gamma_nl_zz"][it], rel=1e-12, abs=0
+    )
     for name in ("chi_diagonal", "chi_offdiagonal_interband", "chi_offdiagonal_pair"):
         assert table[name][0] == pytest.approx(child.outputs.chi.get_array(name)[it], rel=1e-12, abs=0), name
     # two meshes summed (6^3, 8^3): a finite uncertainty, which on such coarse meshes is not zero

@@ -46,8 +46,10 @@ def test_the_check_runs_from_the_runs_own_scf(checked_run):
 
 
 def test_a_mesh_point_comes_back_as_the_dfpt_matrix(checked_run):
-    table = {name: checked_run.outputs.direct_dfpt.table.get_array(name) for name in ("qpoints", "model_frequencies_cm",
-                                                                                    "raw_frequencies_cm")}  # fmt: skip
+    table = {
+        name: checked_run.outputs.direct_dfpt.table.get_array(name)
+        for name in ("qpoints", "model_frequencies_cm", "raw_frequencies_cm")
+    }
     np.testing.assert_allclose(table["qpoints"][0], ON_MESH, atol=1e-8)
     # the same scf and ph.x settings: the raw direct matrix is the DFPT's, which the model keeps (ph.x noise ~1e-2)
     np.testing.assert_allclose(table["raw_frequencies_cm"][0], table["model_frequencies_cm"][0], atol=0.05)
@@ -55,8 +57,10 @@ def test_a_mesh_point_comes_back_as_the_dfpt_matrix(checked_run):
 
 
 def test_off_the_mesh_the_interpolation_is_measured(checked_run):
-    table = {name: checked_run.outputs.direct_dfpt.table.get_array(name) for name in ("model_frequencies_cm",
-                                                                                    "direct_frequencies_cm", "model_l_z")}  # fmt: skip
+    table = {
+        name: checked_run.outputs.direct_dfpt.table.get_array(name)
+        for name in ("model_frequencies_cm", "direct_frequencies_cm", "model_l_z")
+    }
     summary = checked_run.outputs.direct_dfpt.summary.get_dict()
     deviation = np.abs(table["model_frequencies_cm"][1] - table["direct_frequencies_cm"][1])
     assert summary["per_q_max_deviation_cm"][1] == pytest.approx(deviation.max(), rel=1e-12, abs=1e-12)

@@ -20,7 +20,9 @@ def left_run(codes):
     from aiida_llpam.workflows.pam import PamWorkChain
 
     structure = orm.StructureData(ase=read(REPO / "fixtures" / "structures" / "quartz_P3121.cif"))
-    _, node = run_get_node(PamWorkChain.get_builder_from_protocol(*codes, structure, protocol="smoke", overrides=SCF_OVERRIDE))
+    _, node = run_get_node(
+        PamWorkChain.get_builder_from_protocol(*codes, structure, protocol="smoke", overrides=SCF_OVERRIDE)
+    )
     return node
 
 
@@ -77,6 +79,7 @@ def test_gamma_nl_flips_and_chi_stays(smoke_run, left_run, mirrored_run):
     Gamma (Gamma-only force constants), and the sums, which leave imaginary modes out, move by a factor of 8 in
     gamma^NL for the 0.01 THz above (measured); chi moved by 4 %.
     """
+
     def headline(node):
         from aiida_llpam.calculations.nodes import read_output
 

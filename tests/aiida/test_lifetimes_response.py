@@ -59,10 +59,12 @@ def _response(smoke_run, lifetimes, parameters=None):
     from aiida_llpam.calculations.response import PamResponseCalculation
 
     _, node = run_get_node(
-        PamResponseCalculation, code=smoke_run.inputs.response.code,
+        PamResponseCalculation,
+        code=smoke_run.inputs.response.code,
         parameters=orm.Dict(parameters or _parameters(smoke_run)),
-        force_constants=smoke_run.outputs.force_constants, lifetimes=lifetimes,
-    )  # fmt: skip
+        force_constants=smoke_run.outputs.force_constants,
+        lifetimes=lifetimes,
+    )
     return node
 
 

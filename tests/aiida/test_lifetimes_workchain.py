@@ -134,9 +134,13 @@ def test_a_missing_force_ends_the_job_with_the_refusal(lifetimes_run, silicon_ru
     dropped = sorted(forces)[-1]
     forces.pop(dropped)
     _, node = run_get_node(
-        Phono3pyRtaCalculation, code=rta.inputs.code, force_constants=silicon_run.outputs.force_constants,
-        dataset=rta.inputs.dataset, parameters=orm.Dict(rta.inputs.parameters.get_dict()), forces=forces,
-    )  # fmt: skip
+        Phono3pyRtaCalculation,
+        code=rta.inputs.code,
+        force_constants=silicon_run.outputs.force_constants,
+        dataset=rta.inputs.dataset,
+        parameters=orm.Dict(rta.inputs.parameters.get_dict()),
+        forces=forces,
+    )
     assert node.exit_status == Phono3pyRtaCalculation.exit_codes.ERROR_INPUTS_REFUSED.status
     assert f"forces: none for {dropped} of the dataset" in node.exit_message
     assert not {"fc3", "kappa", "summary"} & set(node.outputs)
@@ -168,24 +172,43 @@ def _synthetic_inputs(folder, forces_of=None):
 @pytest.mark.parametrize(
     ("parameters", "forces_of", "message"),
     [
-        ({"supercell_matrix": [1, 1, 1], "mesh": [4, 4, 4], "temperatures_k": [300.0]}, ["supercell_0001"],
-         "forces: none for supercell_0002 of the dataset"),
-        ({"supercell_matrix": [1, 1, 1], "mesh": [4, 4, 4], "temperatures_k": [300.0]}, ["supercell_9999"],
-         "forces: none for supercell_0001"),
-        ({"supercell_matrix": [1, 1, 1], "mesh": [4, 4], "temperatures_k": [300.0]}, None,
-         "mesh: three positive integers"),
-        ({"supercell_matrix": [1, 1, 1], "mesh": [4, 4, 4], "temperatures_k": [300.0], "sigma": 0.1}, None,
-         "sigma: unknown"),
+        (
+            {"supercell_matrix": [1, 1, 1], "mesh": [4, 4, 4], "temperatures_k": [300.0]},
+            ["supercell_0001"],
+            "forces: none for supercell_0002 of the dataset",
+        ),
+        (
+            {"supercell_matrix": [1, 1, 1], "mesh": [4, 4, 4], "temperatures_k": [300.0]},
+            ["supercell_9999"],
+            "forces: none for supercell_0001",
+        ),
+        (
+            {"supercell_matrix": [1, 1, 1], "mesh": [4, 4], "temperatures_k": [300.0]},
+            None,
+            "mesh: three positive integers",
+        ),
+        (
+            {"supercell_matrix": [1, 1, 1], "mesh": [4, 4, 4], "temperatures_k": [300.0], "sigma": 0.1},
+            None,
+            "sigma: unknown",
+        ),
     ],
-)  # fmt: skip
+)
 def test_the_job_refuses_bad_inputs_with_a_reason(tmp_path, parameters, forces_of, message):
     """rta_job.py as the job runs it (its own Python, no AiiDA): a REFUSED line, exit status 2, no outputs."""
     from aiida_llpam.calculations.rta_job import REFUSED
 
     _synthetic_inputs(tmp_path, forces_of)
     (tmp_path / "parameters.json").write_text(json.dumps(parameters))
-    command = [sys.executable, "-m", "aiida_llpam.calculations.rta_job", "force_constants.npz", "dataset.json",
-               "forces.npz", "parameters.json"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "aiida_llpam.calculations.rta_job",
+        "force_constants.npz",
+        "dataset.json",
+        "forces.npz",
+        "parameters.json",
+    ]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert result.returncode == 2, result.stderr
     (line,) = [line for line in result.stdout.splitlines() if line.startswith(REFUSED)]

@@ -31,15 +31,22 @@ def test_each_irreducible_q_point_is_its_own_ph_job(silicon_parallel_run, silico
     n_qpoints = called(dfpt, "ph_init").outputs.output_parameters["number_of_qpoints"]
     assert n_qpoints == _n_qpoints(silicon_run) > 2  # QE's list, as the single job computed it
     ph_jobs = [n for n in dfpt.called_descendants if isinstance(n, orm.CalcJobNode)]
-    ranges = sorted((job.inputs.parameters["INPUTPH"].get("start_q"), job.inputs.parameters["INPUTPH"].get("last_q")) for job in ph_jobs if job.inputs.parameters["INPUTPH"].get("start_irr") != 0)  # fmt: skip
+    ranges = sorted(
+        (job.inputs.parameters["INPUTPH"].get("start_q"), job.inputs.parameters["INPUTPH"].get("last_q"))
+        for job in ph_jobs
+        if job.inputs.parameters["INPUTPH"].get("start_irr") != 0
+    )
     assert ranges == [(i, i) for i in range(1, n_qpoints + 1)]  # each q point once, nothing computed twice
     # the jobs overlapped in time: the last one started before the first one ended
     q_jobs = [called(called(dfpt, f"ph_q{i}"), "iteration_01") for i in range(1, n_qpoints + 1)]
     assert max(job.ctime for job in q_jobs) < min(job.mtime for job in q_jobs)
     # only the Gamma job has eps/Z*: QE drops epsil away from Gamma
     collected = dfpt.outputs.retrieved
-    has_eps = {name: "Dielectric Tensor" in collected.base.repository.get_object_content(f"DYN_MAT/{name}", mode="r")
-               for name in collected.base.repository.list_object_names("DYN_MAT") if not name.endswith("-0")}  # fmt: skip
+    has_eps = {
+        name: "Dielectric Tensor" in collected.base.repository.get_object_content(f"DYN_MAT/{name}", mode="r")
+        for name in collected.base.repository.list_object_names("DYN_MAT")
+        if not name.endswith("-0")
+    }
     assert has_eps == {f"dynamical-matrix-{i}": i == 1 for i in range(1, n_qpoints + 1)}
 
 
@@ -91,8 +98,13 @@ def test_per_q_inputs_refuse_a_q_list_and_preset_q_ranges(codes, silicon_run):
     from aiida_llpam.workflows.ph_qpoints import PhQpointsWorkChain
 
     ph = called(silicon_run, "ph")
-    inputs = {"ph": {"code": codes[1], "parent_folder": ph.inputs.ph.parent_folder,
-                     "parameters": orm.Dict({"INPUTPH": {"start_q": 2}})}}  # fmt: skip
+    inputs = {
+        "ph": {
+            "code": codes[1],
+            "parent_folder": ph.inputs.ph.parent_folder,
+            "parameters": orm.Dict({"INPUTPH": {"start_q": 2}}),
+        }
+    }
     mesh = orm.KpointsData()
     mesh.set_kpoints_mesh([2, 2, 2])
     listed = orm.KpointsData()

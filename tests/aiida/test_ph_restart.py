@@ -16,15 +16,21 @@ def ph_workchain(bare_profile, aiida_code_installed):
 
     from aiida_llpam.workflows.ph_base import PhBaseWorkChain
 
-    ph_code = aiida_code_installed(label="ph", default_calc_job_plugin="quantumespresso.ph", filepath_executable="/bin/true")
+    ph_code = aiida_code_installed(
+        label="ph", default_calc_job_plugin="quantumespresso.ph", filepath_executable="/bin/true"
+    )
     parent = orm.RemoteData(computer=ph_code.computer, remote_path="/tmp").store()
     qpoints = orm.KpointsData()
     qpoints.set_kpoints_mesh([1, 1, 1])
     inputs = {
-        "ph": {"code": ph_code, "parent_folder": parent, "parameters": orm.Dict({"INPUTPH": {"nmix_ph": 4}}),
-               "metadata": {"options": {"resources": {"num_machines": 1}}}},
+        "ph": {
+            "code": ph_code,
+            "parent_folder": parent,
+            "parameters": orm.Dict({"INPUTPH": {"nmix_ph": 4}}),
+            "metadata": {"options": {"resources": {"num_machines": 1}}},
+        },
         "qpoints": qpoints,
-    }  # fmt: skip
+    }
     process = instantiate_process(get_manager().get_runner(), PhBaseWorkChain, **inputs)
     process.setup()
     process.validate_parameters()

@@ -55,16 +55,22 @@ def import_runs(archive: Path, tag: str) -> list:
     config = get_config(create=True)
     if profile not in config.profile_names:
         create_profile(
-            config, storage_backend="core.sqlite_dos",
+            config,
+            storage_backend="core.sqlite_dos",
             storage_config={"filepath": str(Path(config.dirpath) / "repository" / profile)},
-            name=profile, email="archive@localhost",
+            name=profile,
+            email="archive@localhost",
         )
         config.store()
     load_profile(profile, allow_switch=True)
     import_archive(archive)
     # the archive brings its code and computer nodes, but nothing here can run them
     assert all(not computer.is_configured for computer in orm.Computer.collection.all())
-    return orm.QueryBuilder().append(orm.WorkChainNode, filters={"process_type": "aiida.workflows:llpam.pam"}).all(flat=True)
+    return (
+        orm.QueryBuilder()
+        .append(orm.WorkChainNode, filters={"process_type": "aiida.workflows:llpam.pam"})
+        .all(flat=True)
+    )
 
 
 @pytest.fixture(scope="module", params=ARCHIVES, ids=[a.stem for a in ARCHIVES])
@@ -79,7 +85,9 @@ def test_archive_holds_a_finished_run_with_full_provenance(imported, request):
     ph = (
         orm.QueryBuilder()
         .append(orm.ArrayData, filters={"id": imported.outputs.gamma_ll.pk}, tag="out")
-        .append(orm.CalcJobNode, with_descendants="out", filters={"process_type": "aiida.calculations:quantumespresso.ph"})
+        .append(
+            orm.CalcJobNode, with_descendants="out", filters={"process_type": "aiida.calculations:quantumespresso.ph"}
+        )
         .distinct()
         .all(flat=True)
     )
@@ -98,11 +106,22 @@ def test_figures_from_stored_nodes(imported, tmp_path):
     out = cli("figures", imported.uuid, "-o", str(tmp_path / "figs"))
     assert out.returncode == 0, out.stderr
     files = sorted((tmp_path / "figs").glob("*.png"))
-    assert [f.stem for f in files] == sorted([
-        "fig2d_dispersion", "fig2e_gamma_a_species", "fig2f_trajectories", "fig3b_gamma_ll_map",
-        "fig3c_gamma_ll_cut", "fig3d_bz_diagonal", "fig3e_bz_offdiagonal", "fig3f_pam_density",
-        "dispersion_mu", "gamma_nl_tensor", "magnetization", "kmesh_convergence",
-    ])
+    assert [f.stem for f in files] == sorted(
+        [
+            "fig2d_dispersion",
+            "fig2e_gamma_a_species",
+            "fig2f_trajectories",
+            "fig3b_gamma_ll_map",
+            "fig3c_gamma_ll_cut",
+            "fig3d_bz_diagonal",
+            "fig3e_bz_offdiagonal",
+            "fig3f_pam_density",
+            "dispersion_mu",
+            "gamma_nl_tensor",
+            "magnetization",
+            "kmesh_convergence",
+        ]
+    )
     import matplotlib.image as mpimg
 
     for f in files:
@@ -118,7 +137,11 @@ def test_figures_from_stored_nodes(imported, tmp_path):
 
 def _shown(stdout: str) -> dict[str, str]:
     """name -> rest of the line, for the quantity lines of `show`."""
-    return {line.split()[0]: line.split(None, 1)[1] for line in stdout.splitlines() if line.startswith("  ") and line.split()}
+    return {
+        line.split()[0]: line.split(None, 1)[1]
+        for line in stdout.splitlines()
+        if line.startswith("  ") and line.split()
+    }
 
 
 def test_list_and_show_print_stored_values(imported):
@@ -126,7 +149,9 @@ def test_list_and_show_print_stored_values(imported):
     assert out.returncode == 0, out.stderr
     from aiida_llpam.queries import run_settings
 
-    assert str(imported.pk) in out.stdout and run_settings(imported)["protocol"] in out.stdout and "P3_221" in out.stdout
+    assert (
+        str(imported.pk) in out.stdout and run_settings(imported)["protocol"] in out.stdout and "P3_221" in out.stdout
+    )
     out = cli("show", str(imported.pk))
     assert out.returncode == 0, out.stderr
     shown = _shown(out.stdout)
@@ -165,14 +190,21 @@ def christoffel_velocities_km_s(direction) -> np.ndarray:
     """Ascending sound velocities of the experimental elastic tensor along ``direction`` (Cartesian, z = c, x = a)."""
     c = ELASTIC_GPA
     c66 = (c["C11"] - c["C12"]) / 2
-    voigt = np.array([
-        [c["C11"], c["C12"], c["C13"], c["C14"], 0, 0], [c["C12"], c["C11"], c["C13"], -c["C14"], 0, 0],
-        [c["C13"], c["C13"], c["C33"], 0, 0, 0], [c["C14"], -c["C14"], 0, c["C44"], 0, 0],
-        [0, 0, 0, 0, c["C44"], c["C14"]], [0, 0, 0, 0, c["C14"], c66],
-    ])  # fmt: skip
+    voigt = np.array(
+        [
+            [c["C11"], c["C12"], c["C13"], c["C14"], 0, 0],
+            [c["C12"], c["C11"], c["C13"], -c["C14"], 0, 0],
+            [c["C13"], c["C13"], c["C33"], 0, 0, 0],
+            [c["C14"], -c["C14"], 0, c["C44"], 0, 0],
+            [0, 0, 0, 0, c["C44"], c["C14"]],
+            [0, 0, 0, 0, c["C14"], c66],
+        ]
+    )
     pair = [[0, 5, 4], [5, 1, 3], [4, 3, 2]]
     n = np.asarray(direction, dtype=float) / np.linalg.norm(direction)
-    tensor = np.array([[[[voigt[pair[i][j], pair[k][m]] for m in range(3)] for k in range(3)] for j in range(3)] for i in range(3)])
+    tensor = np.array(
+        [[[[voigt[pair[i][j], pair[k][m]] for m in range(3)] for k in range(3)] for j in range(3)] for i in range(3)]
+    )
     return np.sqrt(np.linalg.eigvalsh(np.einsum("ijkl,j,l->ik", tensor, n, n)) * 1e9 / DENSITY_KG_M3) / 1e3
 
 
@@ -186,7 +218,9 @@ def production_acoustic():
     from aiida_llpam.calculations.functions.phonopy_force_constants import phonopy_from_node
 
     node = import_into_own_profile(REFERENCE / "quartz_production.aiida", "quartz_production")
-    return phonopy_from_node(node.outputs.force_constants), node.outputs.acoustic.get_array("sound_velocities_m_s") / 1e3
+    return phonopy_from_node(node.outputs.force_constants), node.outputs.acoustic.get_array(
+        "sound_velocities_m_s"
+    ) / 1e3
 
 
 @pytest.mark.parametrize("direction", ["z", "x", "y"])

@@ -64,8 +64,27 @@ def test_a_new_quantity_appears_in_show_json_and_hdf5(smoke_run, monkeypatch, tm
     monkeypatch.setattr(quantities, "QUANTITIES", (*QUANTITIES, extra))
 
     fc = REPO / "fixtures" / "dfpt" / "quartz_q222"
-    out = CliRunner().invoke(main, ["response", "--fc", str(fc / "quartz.fc"), "--mesh", "2", "2", "2", "-T", "300",
-                                    "-r", "2e-8", "--tau", "1e-11", "--grad-t", "1", "--json"])  # fmt: skip
+    out = CliRunner().invoke(
+        main,
+        [
+            "response",
+            "--fc",
+            str(fc / "quartz.fc"),
+            "--mesh",
+            "2",
+            "2",
+            "2",
+            "-T",
+            "300",
+            "-r",
+            "2e-8",
+            "--tau",
+            "1e-11",
+            "--grad-t",
+            "1",
+            "--json",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["units"]["chi_offdiagonal"] == "kg/m"
 
@@ -85,20 +104,34 @@ def test_a_new_quantity_appears_in_show_json_and_hdf5(smoke_run, monkeypatch, tm
     for node in response.values():
         data["response"].update(read_output(node))
     it, ir = grid_indices(data["response"])
-    assert any(line.split()[0] == "chi_offdiagonal" and "kg/m" in line for line in summary_lines(data["response"], it, ir))
+    assert any(
+        line.split()[0] == "chi_offdiagonal" and "kg/m" in line for line in summary_lines(data["response"], it, ir)
+    )
     path = write_results_h5(tmp_path / "r.h5", data, sources)
     with h5py.File(path) as h5:
         assert h5["chi/chi_offdiagonal"].attrs["units"] == "kg/m"
         # HDF5 keeps the float64 values as they are (kg/m, ~1e-17: no default atol)
         expected = data["response"]["chi_offdiagonal"]
-        np.testing.assert_allclose(h5["chi/chi_offdiagonal"][()], expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+        np.testing.assert_allclose(
+            h5["chi/chi_offdiagonal"][()], expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max()
+        )
 
 
 @pytest.mark.qe  # the smoke run
 def test_show_prints_every_summarised_quantity(smoke_run):
     out = subprocess.run(
-        [sys.executable, "-c", "from aiida_llpam.cli import main; main()", "show", str(smoke_run.pk), "-p", "llpam-tests"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            "from aiida_llpam.cli import main; main()",
+            "show",
+            str(smoke_run.pk),
+            "-p",
+            "llpam-tests",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     for q in quantities.summary_quantities():

@@ -16,8 +16,11 @@ ARCHIVE = REFERENCE / "GeO2_fast.aiida"
 def enantiomers():
     """(right, left) finished PamWorkChains of GeO2, in a profile that also holds the quartz production run."""
     import_runs(REFERENCE / "quartz_production.aiida", "side-by-side")
-    runs = {node.outputs.symmetry["space_group_number"]: node for node in import_runs(ARCHIVE, "side-by-side")
-            if node.is_finished_ok and "symmetry" in node.outputs and node.outputs.symmetry["formula"] == "Ge3O6"}  # fmt: skip
+    runs = {
+        node.outputs.symmetry["space_group_number"]: node
+        for node in import_runs(ARCHIVE, "side-by-side")
+        if node.is_finished_ok and "symmetry" in node.outputs and node.outputs.symmetry["formula"] == "Ge3O6"
+    }
     return runs[154], runs[152]
 
 
@@ -25,7 +28,9 @@ def test_both_enantiomers_with_their_relation(enantiomers):
     right, left = enantiomers
     assert right.outputs.symmetry["handedness"] == "right" and left.outputs.symmetry["handedness"] == "left"
     assert left.base.extras.get("enantiomer_of") == {
-        "structure_uuid": right.outputs.structure.uuid, "operation": "mirror z -> -z"}
+        "structure_uuid": right.outputs.structure.uuid,
+        "operation": "mirror z -> -z",
+    }
     mirrored = left.inputs.dfpt.creator
     assert mirrored.process_label == "mirror_dfpt_z"
     from aiida_llpam.queries import dfpt_retrieved, run_settings
@@ -42,7 +47,9 @@ def test_gamma_nl_flips_with_the_enantiomer_and_chi_does_not(enantiomers):
     right, left = (read_output(node.outputs.gamma_nl) for node in enantiomers)
     assert np.abs(right["gamma_nl_zz"]).max() > 1e-20
     # exact but for the sum rules' least-squares solve (test_enantiomers.py): 1e-5 of the largest component
-    np.testing.assert_allclose(left["gamma_nl"], -right["gamma_nl"], rtol=1e-4, atol=1e-5 * np.abs(right["gamma_nl"]).max())
+    np.testing.assert_allclose(
+        left["gamma_nl"], -right["gamma_nl"], rtol=1e-4, atol=1e-5 * np.abs(right["gamma_nl"]).max()
+    )
     chi_right, chi_left = (node.outputs.chi.get_array("chi_total") for node in enantiomers)
     np.testing.assert_allclose(chi_left, chi_right, rtol=1e-5)
 

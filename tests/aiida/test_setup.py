@@ -32,7 +32,9 @@ def test_setup_creates_everything_once(llpam_profile):
 def test_second_setup_changes_nothing(llpam_profile):
     out = subprocess.run(
         [sys.executable, "-c", "from aiida_llpam.cli import main; main()", "setup", "--profile", "llpam-tests"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     assert "created" not in out.stdout and "changed" not in out.stdout
@@ -42,7 +44,9 @@ def test_second_setup_changes_nothing(llpam_profile):
 def _setup(*args):
     return subprocess.run(
         [sys.executable, "-c", "from aiida_llpam.cli import main; main()", "setup", *args],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

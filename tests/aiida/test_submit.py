@@ -51,8 +51,13 @@ def test_submit_takes_the_slurm_computer_when_the_profile_has_one(llpam_profile)
     from aiida_llpam.configure import SLURM_COMPUTER
 
     assert default_computer(submit=True) == "localhost"
-    computer = orm.Computer(label=SLURM_COMPUTER, hostname="localhost", transport_type="core.local",
-                            scheduler_type="core.slurm", workdir="/tmp").store()  # fmt: skip
+    computer = orm.Computer(
+        label=SLURM_COMPUTER,
+        hostname="localhost",
+        transport_type="core.local",
+        scheduler_type="core.slurm",
+        workdir="/tmp",
+    ).store()
     try:
         assert default_computer(submit=True) == SLURM_COMPUTER
         assert default_computer(submit=False) == "localhost"  # running in-process stays on localhost

@@ -49,15 +49,24 @@ print(json.dumps({"profile": get_manager().get_profile().name, "newest": newest.
 
 
 def _import(archive: Path, tag: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", IMPORT_AND_DESCRIBE, str(archive), tag], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_AND_DESCRIBE, str(archive), tag],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def table(profile: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from aiida_llpam.cli import main; main()", "table", *args, "-p", profile],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", "from aiida_llpam.cli import main; main()", "table", *args, "-p", profile],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +127,15 @@ def test_csv_and_json_carry_the_stored_values(archive, request):
             assert float(row["gamma_nl_zz (J s K^-1 m^-2)"]) == run["gamma_nl_zz"] == gamma[-1]
             assert run["gamma_nl_zz_uncertainty"] == pytest.approx(abs(gamma[-1] - gamma[-2]), rel=1e-12, abs=0)
             assert run["gamma_m"] == expected["gamma_m"][-1] and run["temperature_k"] == 300.0
-            assert run["converged"] is bool(expected["converged"]) and row["converged"] == str(bool(expected["converged"]))
+            assert run["converged"] is bool(expected["converged"]) and row["converged"] == str(
+                bool(expected["converged"])
+            )
             assert run["imaginary_modes"] == expected["imaginary"] == int(row["imaginary_modes"])
             assert 1e-18 < run["gamma_nl_zz"] < 1e-16  # quartz: ~1.5e-17 J s K^-1 m^-2
         else:
-            assert run["converged"] is None and run["imaginary_modes"] is None and run["gamma_nl_zz_uncertainty"] is None
+            assert (
+                run["converged"] is None and run["imaginary_modes"] is None and run["gamma_nl_zz_uncertainty"] is None
+            )
             assert row["converged"] == row["imaginary_modes"] == row["gamma_nl_zz_uncertainty (J s K^-1 m^-2)"] == "n/a"
             assert abs(run["temperature_k"] - 300) < 5  # the nearest stored T
             # a run whose gamma_nl node is not of the current layout (the production archive's run that made the
@@ -167,8 +180,9 @@ def test_dry_run_other_enantiomer_records_the_original(llpam_profile, capsys):
     assert f"mirror z -> -z of StructureData {original.uuid}" in builder.metadata.description
     assert builder.symprec.value == 1e-4
     mirrored = builder.structure.get_ase()
-    np.testing.assert_allclose(mirrored.get_scaled_positions()[:, 2], (-original.get_ase().get_scaled_positions()[:, 2]) % 1.0,
-                               atol=1e-8)  # fmt: skip
+    np.testing.assert_allclose(
+        mirrored.get_scaled_positions()[:, 2], (-original.get_ase().get_scaled_positions()[:, 2]) % 1.0, atol=1e-8
+    )
 
 
 @pytest.mark.qe
@@ -178,17 +192,24 @@ def test_dry_run_on_silicon_says_the_response_vanishes(llpam_profile, capsys, tm
     run_crystal(str(tmp_path / "Si.vasp"), dry_run=True)
     out = capsys.readouterr().out
     assert _count_nodes() == before
-    assert "space group: Fd-3m (No. 227)" in out and "Sohncke (chiral): no" in out and "handedness: none: achiral" in out
+    assert (
+        "space group: Fd-3m (No. 227)" in out and "Sohncke (chiral): no" in out and "handedness: none: achiral" in out
+    )
     assert "response: achiral, centrosymmetric: gamma^NL and gamma^M vanish by symmetry" in out
     assert "cubic: orientation kept" in out
 
 
 @pytest.mark.qe
-@pytest.mark.parametrize("make, message", [
-    (lambda path: write(path, bulk("Ge", "diamond", a=5.66), format="vasp"),
-     "refused: no pseudopotential for element Ge in the pseudo family llpam/LDA/debian"),
-    (lambda path: path.write_text("not a structure\n"), "refused: .*not a crystal structure ASE can read"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda path: write(path, bulk("Ge", "diamond", a=5.66), format="vasp"),
+            "refused: no pseudopotential for element Ge in the pseudo family llpam/LDA/debian",
+        ),
+        (lambda path: path.write_text("not a structure\n"), "refused: .*not a crystal structure ASE can read"),
+    ],
+)
 def test_refused_before_anything_is_stored(llpam_profile, tmp_path, make, message):
     path = tmp_path / "input.vasp"
     make(path)
@@ -203,9 +224,23 @@ def test_verdi_run_entry_point(llpam_profile):
     """The script as users call it: `verdi run workflows/run_crystal.py ... --dry-run`."""
     from aiida.manage import get_manager
 
-    out = subprocess.run(["verdi", "-p", get_manager().get_profile().name, "run", str(REPO / "workflows" / "run_crystal.py"),
-                          str(CRISTOBALITE), "--enantiomer", "other", "--dry-run"],
-                         capture_output=True, text=True, timeout=300, cwd=REPO)  # fmt: skip
+    out = subprocess.run(
+        [
+            "verdi",
+            "-p",
+            get_manager().get_profile().name,
+            "run",
+            str(REPO / "workflows" / "run_crystal.py"),
+            str(CRISTOBALITE),
+            "--enantiomer",
+            "other",
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert out.returncode == 0, out.stderr
     assert "space group: P4_32_12 (No. 96)" in out.stdout and "nothing stored" in out.stdout
 

@@ -22,7 +22,13 @@ def test_smoke_finishes_with_outputs(smoke_run):
     from aiida_llpam.queries import run_settings
 
     assert smoke_run.is_finished_ok, smoke_run.exit_message
-    for name in ("structure", "symmetry", "force_constants", "settings", *(n for n, o in OUTPUTS.items() if not o.optional)):
+    for name in (
+        "structure",
+        "symmetry",
+        "force_constants",
+        "settings",
+        *(n for n, o in OUTPUTS.items() if not o.optional),
+    ):
         assert name in smoke_run.outputs, name
     settings = run_settings(smoke_run)
     assert settings["space_group_number"] == 154 and settings["protocol"] == "smoke"
@@ -32,7 +38,10 @@ def test_smoke_finishes_with_outputs(smoke_run):
     assert smoke_run.outputs.chi.base.attributes.get("units")["chi_total"] == "kg/m"
     # the symmetry comes from a calcfunction on the structure the DFPT ran on (inside provenance)
     creator = smoke_run.outputs.symmetry.creator
-    assert creator.process_label == "crystal_symmetry" and creator.inputs.structure.uuid == smoke_run.outputs.structure.uuid
+    assert (
+        creator.process_label == "crystal_symmetry"
+        and creator.inputs.structure.uuid == smoke_run.outputs.structure.uuid
+    )
 
 
 def test_nested_override_reaches_the_calculation(smoke_run):
@@ -40,9 +49,12 @@ def test_nested_override_reaches_the_calculation(smoke_run):
 
     from .conftest import SCF_OVERRIDE
 
-    pw = [c for c in smoke_run.called_descendants if isinstance(c, orm.CalcJobNode) and c.process_label == "PwCalculation"]
+    pw = [
+        c for c in smoke_run.called_descendants if isinstance(c, orm.CalcJobNode) and c.process_label == "PwCalculation"
+    ]
     assert pw and all(
-        c.inputs.parameters["ELECTRONS"]["mixing_beta"] == SCF_OVERRIDE["scf"]["pw"]["parameters"]["ELECTRONS"]["mixing_beta"]
+        c.inputs.parameters["ELECTRONS"]["mixing_beta"]
+        == SCF_OVERRIDE["scf"]["pw"]["parameters"]["ELECTRONS"]["mixing_beta"]
         for c in pw
     )
     assert all(c.inputs.parameters["ELECTRONS"]["conv_thr"] == 1e-12 for c in pw)  # the protocol's scf section too
@@ -52,7 +64,9 @@ def test_unknown_override_key_warns(codes, quartz_structure):
     from aiida_llpam.workflows.pam import PamWorkChain
 
     with pytest.warns(UserWarning, match="unrecognised key in overrides: scf.pww"):
-        PamWorkChain.get_builder_from_protocol(*codes, quartz_structure, protocol="smoke", overrides={"scf": {"pww": {}}})
+        PamWorkChain.get_builder_from_protocol(
+            *codes, quartz_structure, protocol="smoke", overrides={"scf": {"pww": {}}}
+        )
 
 
 def test_provenance_reaches_dfpt_and_pseudos(smoke_run):
@@ -61,7 +75,9 @@ def test_provenance_reaches_dfpt_and_pseudos(smoke_run):
     chi = smoke_run.outputs.gamma_ll
     ancestors = orm.QueryBuilder().append(orm.ArrayData, filters={"id": chi.pk}, tag="out")
     ph = (
-        ancestors.append(orm.CalcJobNode, with_descendants="out", filters={"process_type": {"in": list(PH_PROCESS_TYPES)}})
+        ancestors.append(
+            orm.CalcJobNode, with_descendants="out", filters={"process_type": {"in": list(PH_PROCESS_TYPES)}}
+        )
         .distinct()
         .all(flat=True)
     )
@@ -101,8 +117,14 @@ def test_stored_arrays_equal_physics_engine(smoke_run):
     # the smoke protocol sums on 6^3 and then 8^3: the result is the last mesh's
     assert settings["mesh"] == smoke_run.outputs.convergence.get_array("convergence_meshes")[-1].tolist() == [8, 8, 8]
     res = compute_response(
-        phonon, settings["mesh"], settings["temperatures_k"], settings["radii_m"],
-        settings["tau_s"], settings["grad_t_k_m"], settings["frequency_cutoff_thz"], settings["bz_temperature_k"],
+        phonon,
+        settings["mesh"],
+        settings["temperatures_k"],
+        settings["radii_m"],
+        settings["tau_s"],
+        settings["grad_t_k_m"],
+        settings["frequency_cutoff_thz"],
+        settings["bz_temperature_k"],
     )
     out = smoke_run.outputs
     chi = out.chi
@@ -212,15 +234,21 @@ def test_smoke_results_are_labelled_not_physical_wherever_shown(smoke_run, tmp_p
     profile = get_manager().get_profile().name
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-c", "from aiida_llpam.cli import main; main()", *args, "-p", profile],
-                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-c", "from aiida_llpam.cli import main; main()", *args, "-p", profile],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
     shown = cli("show", str(smoke_run.pk))
     assert shown.returncode == 0 and f"NOTE: {warning}" in shown.stdout
     assert "WARNING: " in shown.stdout and "imaginary modes on the band path and next to Gamma" in shown.stdout
     assert "k-mesh convergence: NOT converged" in shown.stdout
     listed = cli("list")
-    assert next(line for line in listed.stdout.splitlines() if line.split()[:1] == [str(smoke_run.pk)]).endswith("(not physical)")
+    assert next(line for line in listed.stdout.splitlines() if line.split()[:1] == [str(smoke_run.pk)]).endswith(
+        "(not physical)"
+    )
     assert cli("figures", str(smoke_run.pk), "-o", str(tmp_path / "figs")).returncode == 0
     sidecars = [json.loads(p.read_text()) for p in (tmp_path / "figs").glob("*.json")]
     assert len(sidecars) >= 11 and all(s["warning"] == warning for s in sidecars)
@@ -237,17 +265,23 @@ def test_a_stored_dfpt_is_reused_with_provenance(smoke_run, codes):
     from aiida_llpam.workflows.pam import PamWorkChain
 
     ph = next(c for c in smoke_run.called_descendants if c.process_type in PH_PROCESS_TYPES)
-    builder = PamWorkChain.get_builder_from_protocol(*codes, smoke_run.outputs.structure, protocol="smoke", dfpt=ph.outputs.retrieved)
+    builder = PamWorkChain.get_builder_from_protocol(
+        *codes, smoke_run.outputs.structure, protocol="smoke", dfpt=ph.outputs.retrieved
+    )
     _, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
     ran = {c.process_type.rsplit(".", 1)[-1] for c in node.called_descendants if isinstance(c, orm.CalcJobNode)}
     assert ran == {"q2r", "response"}
     assert node.inputs.dfpt.creator.uuid == ph.uuid
-    np.testing.assert_array_equal(node.outputs.force_constants.get_array("force_constants"),
-                                  smoke_run.outputs.force_constants.get_array("force_constants"))  # fmt: skip
+    np.testing.assert_array_equal(
+        node.outputs.force_constants.get_array("force_constants"),
+        smoke_run.outputs.force_constants.get_array("force_constants"),
+    )
     # a DFPT on another cell is refused before any response is computed
     other = smoke_run.outputs.structure.clone()
     other.reset_cell((np.array(other.cell) * 1.02).tolist())
-    _, bad = run_get_node(PamWorkChain.get_builder_from_protocol(*codes, other, protocol="smoke", dfpt=ph.outputs.retrieved))
+    _, bad = run_get_node(
+        PamWorkChain.get_builder_from_protocol(*codes, other, protocol="smoke", dfpt=ph.outputs.retrieved)
+    )
     assert bad.exit_status == PamWorkChain.exit_codes.ERROR_DFPT_STRUCTURE_MISMATCH.status
     assert "chi" not in bad.outputs and "force_constants" not in bad.outputs

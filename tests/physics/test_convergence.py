@@ -6,8 +6,15 @@ import pytest
 from aiida_llpam.physics import ResponseSettings, response_from_settings
 from aiida_llpam.physics.convergence import TRACKED
 
-BASE = dict(temperatures_k=[100.0, 300.0], radii_nm=[20.0], tau_s=1e-11, grad_t_k_m=1.0, mesh=[4, 4, 4],
-            frequency_cutoff_thz=0.05, bz_temperature_k=300.0)  # fmt: skip
+BASE = dict(
+    temperatures_k=[100.0, 300.0],
+    radii_nm=[20.0],
+    tau_s=1e-11,
+    grad_t_k_m=1.0,
+    mesh=[4, 4, 4],
+    frequency_cutoff_thz=0.05,
+    bz_temperature_k=300.0,
+)
 
 
 def settings(**extra):
@@ -16,8 +23,9 @@ def settings(**extra):
 
 def test_a_loose_tolerance_stops_at_the_first_refinement(quartz):
     lines = []
-    result = response_from_settings(quartz, settings(convergence_meshes=[[6, 6, 6], [8, 8, 8]], convergence_tolerance=10.0),
-                                    report=lines.append)  # fmt: skip
+    result = response_from_settings(
+        quartz, settings(convergence_meshes=[[6, 6, 6], [8, 8, 8]], convergence_tolerance=10.0), report=lines.append
+    )
     assert result.mesh == (6, 6, 6) and result.settings.mesh == (6, 6, 6)
     assert result.bz_chi_diagonal.shape == (6, 6, 6)  # every array is the last mesh's
     assert result.convergence.converged
@@ -26,7 +34,9 @@ def test_a_loose_tolerance_stops_at_the_first_refinement(quartz):
 
 
 def test_a_tight_tolerance_runs_every_mesh_and_says_it_did_not_converge(quartz):
-    result = response_from_settings(quartz, settings(convergence_meshes=[[6, 6, 6], [8, 8, 8]], convergence_tolerance=1e-9))
+    result = response_from_settings(
+        quartz, settings(convergence_meshes=[[6, 6, 6], [8, 8, 8]], convergence_tolerance=1e-9)
+    )
     table = result.convergence
     assert result.mesh == (8, 8, 8) and not table.converged and int(result.convergence_converged) == 0
     # the table is the result's own numbers at the reference temperature (300 K, index 1)

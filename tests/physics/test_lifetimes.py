@@ -104,10 +104,17 @@ def test_degenerate_modes_share_one_tau(quartz):
     for s, t in pairs:
         swapped[0, gamma_point, [s, t]] = gamma[0, gamma_point, [t, s]]
     results = [
-        compute_response(quartz, MESH, [300.0], [20e-9], TAU, 1.0,
-                         lifetimes=Lifetimes(MESH, np.array([300.0]), qpoints, frequencies, g))
+        compute_response(
+            quartz,
+            MESH,
+            [300.0],
+            [20e-9],
+            TAU,
+            1.0,
+            lifetimes=Lifetimes(MESH, np.array([300.0]), qpoints, frequencies, g),
+        )
         for g in (gamma, swapped)
-    ]  # fmt: skip
+    ]
     np.testing.assert_allclose(results[1].gamma_nl_tau_modes, results[0].gamma_nl_tau_modes, rtol=1e-12)
     tau = results[0].mesh_tau_ps
     for s, t in pairs:

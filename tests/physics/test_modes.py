@@ -48,7 +48,9 @@ def test_angular_momentum_invariant_under_phase_convention(quartz):
 def test_group_velocity_matches_phonopy(quartz):
     modes = compute_modes(quartz, GENERIC_Q[:4])
     gv = GroupVelocity(
-        quartz.dynamical_matrix, symmetry=quartz.primitive_symmetry, frequency_factor_to_THz=quartz.unit_conversion_factor
+        quartz.dynamical_matrix,
+        symmetry=quartz.primitive_symmetry,
+        frequency_factor_to_THz=quartz.unit_conversion_factor,
     )
     gv.run(GENERIC_Q[:4])
     reference = gv.group_velocities * THZ_BOHR_TO_M_S

@@ -15,9 +15,10 @@ import aiida_llpam.export
 import aiida_llpam.plotting
 
 MODULES = sorted(
-    f"{package.__name__}.{m.name}" for package in (aiida_llpam.plotting, aiida_llpam.export)
+    f"{package.__name__}.{m.name}"
+    for package in (aiida_llpam.plotting, aiida_llpam.export)
     for m in pkgutil.iter_modules(package.__path__)
-)  # fmt: skip
+)
 #: what plotting and export must not import: AiiDA itself and the layers that read or make nodes
 ABOVE = ("aiida", "aiida_llpam.workflows", "aiida_llpam.queries", "aiida_llpam.cli", "aiida_llpam.calculations")
 
@@ -56,8 +57,9 @@ def imported() -> dict:
     """What importing every plotting and export module in a fresh interpreter did."""
     # svg: a backend the caller chose that is not the one a module-level matplotlib.use("Agg") would select
     env = {**os.environ, "MPLBACKEND": "svg"}
-    out = subprocess.run([sys.executable, "-c", _IMPORT_ALL, *MODULES], capture_output=True, text=True, env=env,
-                         check=False, timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORT_ALL, *MODULES], capture_output=True, text=True, env=env, check=False, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -91,8 +93,12 @@ def test_drawing_a_panel_from_arrays_leaves_rcparams_unchanged(tmp_path):
     backend, before, figures = matplotlib.get_backend(), _rc_snapshot(), _pyplot_figures()
     assert before["savefig.dpi"] != repr(STYLE["savefig.dpi"])  # else the size check below shows nothing
 
-    path = plot_gamma_nl_tensor({"temperatures_k": temperatures, "gamma_nl": gamma_nl}, tmp_path / "g.png",
-                                {"gamma_nl": "uuid"}, warning="NOT physical")  # fmt: skip
+    path = plot_gamma_nl_tensor(
+        {"temperatures_k": temperatures, "gamma_nl": gamma_nl},
+        tmp_path / "g.png",
+        {"gamma_nl": "uuid"},
+        warning="NOT physical",
+    )
 
     after = _rc_snapshot()
     assert sorted(k for k in before if before[k] != after[k]) == []

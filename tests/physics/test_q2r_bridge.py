@@ -37,7 +37,9 @@ def test_silicon_ibrav2_header():
     si = read_q2r(SILICON / "si.fc")
     assert si.ibrav == 2 and si.natom == 2
     alat = si.alat_bohr
-    np.testing.assert_allclose(si.lattice_bohr, 0.5 * alat * np.array([[-1, 0, 1], [0, 1, 1], [-1, 1, 0]]), rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(
+        si.lattice_bohr, 0.5 * alat * np.array([[-1, 0, 1], [0, 1, 1], [-1, 1, 0]]), rtol=1e-5, atol=1e-8
+    )
     assert si.volume_bohr3 == pytest.approx(alat**3 / 4)
 
 
@@ -79,7 +81,9 @@ def test_gonze_nac_matches_matdyn_rigid(quartz_fc, quartz):
 
 def test_gamma_optical_modes_match_dfpt(quartz):
     """At Gamma (analytic part) the optical modes are ph.x's own, up to the ASR correction."""
-    dfpt_thz = [float(line.split()[4]) for line in (QUARTZ / "quartz.dyn1").read_text().splitlines() if "freq (" in line]
+    dfpt_thz = [
+        float(line.split()[4]) for line in (QUARTZ / "quartz.dyn1").read_text().splitlines() if "freq (" in line
+    ]
     ours = compute_modes(quartz, np.zeros((1, 3))).frequencies_thz[0]
     optical = np.array(dfpt_thz) * THZ_TO_CM > 100.0
     assert optical.sum() == 24

@@ -121,8 +121,16 @@ def test_gamma_nl_linear_in_tau(quartz):
 def test_symmetry_folding_equals_full_mesh(quartz):
     folded = compute_response(quartz, (4, 4, 3), TEMPS, RADII, TAU, GRAD)
     full = compute_response(quartz, (4, 4, 3), TEMPS, RADII, TAU, GRAD, use_symmetry=False)
-    for name in ("gamma_nl", "chi_diagonal", "chi_offdiagonal_interband", "chi_offdiagonal_pair", "gamma_m",
-                 "chi_ml_diagonal", "chi_ml_offdiagonal_interband", "chi_ml_offdiagonal_pair"):
+    for name in (
+        "gamma_nl",
+        "chi_diagonal",
+        "chi_offdiagonal_interband",
+        "chi_offdiagonal_pair",
+        "gamma_m",
+        "chi_ml_diagonal",
+        "chi_ml_offdiagonal_interband",
+        "chi_ml_offdiagonal_pair",
+    ):
         # the DFPT force constants break the point group at the 1e-6 level; the folded sum is the symmetric one
         rtol = 1e-5
         expected = getattr(full, name)

@@ -48,7 +48,11 @@ def exact_chi(dmats, temperature, step):
     """-d^2F/dOmega^2 by central differences with one Richardson step (error O(step^4))."""
 
     def second(h):
-        return (free_energy(dmats, h, temperature) - 2 * free_energy(dmats, 0.0, temperature) + free_energy(dmats, -h, temperature)) / h**2
+        return (
+            free_energy(dmats, h, temperature)
+            - 2 * free_energy(dmats, 0.0, temperature)
+            + free_energy(dmats, -h, temperature)
+        ) / h**2
 
     return -(4 * second(step / 2) - second(step)) / 3
 

@@ -71,8 +71,10 @@ def test_second_call_says_nothing_to_do(calls, monkeypatch):
 
 def test_services_not_set_up_ends_with_one_clean_line_naming_the_deploy_command(calls, monkeypatch):
     def refused(name, workers):
-        raise SetupError("cannot read /var/lib/aiida-llpam/postgres-aiida_llpam.password and ... (not root, or no "
-                         "host set-up): run `python deploy/services.py up` as root first (docs/scaleout.md)")  # fmt: skip
+        raise SetupError(
+            "cannot read /var/lib/aiida-llpam/postgres-aiida_llpam.password and ... (not root, or no "
+            "host set-up): run `python deploy/services.py up` as root first (docs/scaleout.md)"
+        )
 
     monkeypatch.setattr(configure, "ensure_daemon_profile", refused)
     result = invoke("--daemon-profile")

@@ -69,12 +69,15 @@ def test_reads_cif_and_other_formats(tmp_path):
     assert symmetry_of(poscar)["space_group_number"] == 154
 
 
-@pytest.mark.parametrize("content, name, message", [
-    (None, "missing.cif", "no such file"),
-    ("hello, not a crystal\n", "notes.txt", "not a crystal structure ASE can read"),
-    ("data_x\n_cell_length_a 3\n", "broken.cif", "not a crystal structure ASE can read"),
-    ("2\nwater fragment\nO 0 0 0\nH 0 0 0.96\n", "molecule.xyz", "no 3-D periodic cell"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "content, name, message",
+    [
+        (None, "missing.cif", "no such file"),
+        ("hello, not a crystal\n", "notes.txt", "not a crystal structure ASE can read"),
+        ("data_x\n_cell_length_a 3\n", "broken.cif", "not a crystal structure ASE can read"),
+        ("2\nwater fragment\nO 0 0 0\nH 0 0 0.96\n", "molecule.xyz", "no 3-D periodic cell"),
+    ],
+)
 def test_refuses_what_is_not_a_structure(tmp_path, content, name, message):
     path = tmp_path / name
     if content is not None:
@@ -118,7 +121,9 @@ def test_refuses_partial_occupancy(tmp_path):
 
 def test_refuses_mixed_occupancy(tmp_path):
     path = _disordered_cif(tmp_path, "Na1 Na 0 0 0 0.7\nK1 K 0 0 0 0.3\nCl1 Cl 0.5 0.5 0.5 1.0\n")
-    with pytest.raises(StructureError, match=r"disordered structure, site 1 is shared by (Na 0.7, K 0.3|K 0.3, Na 0.7)"):
+    with pytest.raises(
+        StructureError, match=r"disordered structure, site 1 is shared by (Na 0.7, K 0.3|K 0.3, Na 0.7)"
+    ):
         read_structure_file(path)
 
 
@@ -152,7 +157,9 @@ def _write(tmp_path, atoms: Atoms) -> Path:
 
 def test_refuses_element_without_pseudopotential():
     check_pseudopotentials(["Si", "O", "O"], ["O", "Si"], "llpam/LDA/debian")
-    with pytest.raises(StructureError, match=r"no pseudopotential for element Ge in the pseudo family llpam/LDA/debian"):
+    with pytest.raises(
+        StructureError, match=r"no pseudopotential for element Ge in the pseudo family llpam/LDA/debian"
+    ):
         check_pseudopotentials(["Ge", "O"], ["O", "Si"], "llpam/LDA/debian")
     with pytest.raises(StructureError, match=r"elements Fe, Ge in the pseudo family X"):
         check_pseudopotentials(["Ge", "Fe", "O"], ["O"], "X")
@@ -169,8 +176,12 @@ def test_stored_structure_needs_an_identifier_that_exists(tmp_path):
 def test_tetragonal_cell_with_c_along_x_is_turned_to_c_along_z():
     given = read(CRISTOBALITE)
     a, c = given.cell.lengths()[0], given.cell.lengths()[2]
-    turned = Atoms(given.symbols, cell=[[c, 0, 0], [0, a, 0], [0, 0, a]],
-                   scaled_positions=given.get_scaled_positions()[:, [2, 0, 1]], pbc=True)  # fmt: skip
+    turned = Atoms(
+        given.symbols,
+        cell=[[c, 0, 0], [0, a, 0], [0, 0, a]],
+        scaled_positions=given.get_scaled_positions()[:, [2, 0, 1]],
+        pbc=True,
+    )
     assert symmetry_of(turned)["space_group_number"] == 92
     assert not any(abs(axis[2]) > 0.99 for axis in high_order_axes(turned))  # the 4-fold axis is along x
     oriented, orientation = orient_unique_axis(turned)
@@ -195,8 +206,13 @@ def test_rotated_quartz_goes_back_to_c_along_z_a_along_x(seed):
 
 def test_rhombohedral_cell_gets_its_threefold_axis_along_z():
     """R32 (No. 155) in the primitive rhombohedral cell: the axis a + b + c is no lattice vector."""
-    atoms = crystal(["Al", "O"], basis=[(0, 0, 0.35), (0.3, 0, 0.25)], spacegroup=155,
-                    cellpar=[4.76, 4.76, 12.99, 90, 90, 120], primitive_cell=True)  # fmt: skip
+    atoms = crystal(
+        ["Al", "O"],
+        basis=[(0, 0, 0.35), (0.3, 0, 0.25)],
+        spacegroup=155,
+        cellpar=[4.76, 4.76, 12.99, 90, 90, 120],
+        primitive_cell=True,
+    )
     atoms.set_cell(atoms.cell[:] @ random_rotation(3).T, scale_atoms=True)
     assert symmetry_of(atoms)["space_group_number"] == 155 and len(atoms) == 8
     oriented, _ = orient_unique_axis(atoms)
@@ -207,8 +223,12 @@ def test_rhombohedral_cell_gets_its_threefold_axis_along_z():
 
 def test_left_handed_cell_is_made_right_handed_without_mirroring():
     quartz = read(QUARTZ)
-    left = Atoms(quartz.symbols, cell=quartz.cell[:][[1, 0, 2]], scaled_positions=quartz.get_scaled_positions()[:, [1, 0, 2]],
-                 pbc=True)  # fmt: skip
+    left = Atoms(
+        quartz.symbols,
+        cell=quartz.cell[:][[1, 0, 2]],
+        scaled_positions=quartz.get_scaled_positions()[:, [1, 0, 2]],
+        pbc=True,
+    )
     assert np.linalg.det(left.cell[:]) < 0
     oriented, orientation = orient_unique_axis(left)
     assert "right-handed" in orientation.note and np.linalg.det(oriented.cell[:]) > 0
@@ -232,9 +252,14 @@ def test_cubic_keeps_its_orientation():
 # ---- mirror images ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path, before, after", [(QUARTZ, (154, "P3_221"), (152, "P3_121")),
-                                                 (STRUCTURES / "quartz_P3121.cif", (152, "P3_121"), (154, "P3_221")),
-                                                 (CRISTOBALITE, (92, "P4_12_12"), (96, "P4_32_12"))])  # fmt: skip
+@pytest.mark.parametrize(
+    "path, before, after",
+    [
+        (QUARTZ, (154, "P3_221"), (152, "P3_121")),
+        (STRUCTURES / "quartz_P3121.cif", (152, "P3_121"), (154, "P3_221")),
+        (CRISTOBALITE, (92, "P4_12_12"), (96, "P4_32_12")),
+    ],
+)
 def test_mirror_gives_the_enantiomorphic_partner(path, before, after):
     atoms = read_structure_file(path)
     info = symmetry_of(atoms)
@@ -317,18 +342,41 @@ def _form(atoms):
     return analyse_symmetry(atoms.cell[:], atoms.get_scaled_positions(), atoms.numbers, 1e-3)
 
 
-@pytest.mark.parametrize("atoms, independent, diagonal, relations, gamma_m", [
-    (read(STRUCTURES / "quartz_P3221.cif"), 2, True, ["xx = yy"], True),  # 32: THEORY.md section 4
-    (read(STRUCTURES / "GeO2_P3221.cif"), 2, True, ["xx = yy"], True),
-    (read(STRUCTURES / "cristobalite_P41212.cif"), 2, True, ["xx = yy"], True),  # 422
-    (crystal(["Fe", "Si"], basis=[(0.1358,) * 3, (0.844,) * 3], spacegroup=198, cellpar=[4.48] * 3 + [90] * 3),
-     1, True, ["xx = yy", "xx = zz", "yy = zz"], True),  # B20 FeSi, 23: isotropic, gamma^NL_zz is a third of the trace
-    (bulk("Si", "diamond", a=5.431), 0, False, [], False),  # m-3m: inversion
-    (crystal(["Ga", "As"], basis=[(0, 0, 0), (0.25,) * 3], spacegroup=216, cellpar=[5.65] * 3 + [90] * 3),
-     0, False, [], False),  # -43m: not gyrotropic
-    (crystal(["Zn", "O"], basis=[(1 / 3, 2 / 3, 0), (1 / 3, 2 / 3, 0.38)], spacegroup=186,
-             cellpar=[3.25, 3.25, 5.2, 90, 90, 120]), 1, False, ["xy = - yx"], False),  # 6mm: achiral, yet allowed
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "atoms, independent, diagonal, relations, gamma_m",
+    [
+        (read(STRUCTURES / "quartz_P3221.cif"), 2, True, ["xx = yy"], True),  # 32: THEORY.md section 4
+        (read(STRUCTURES / "GeO2_P3221.cif"), 2, True, ["xx = yy"], True),
+        (read(STRUCTURES / "cristobalite_P41212.cif"), 2, True, ["xx = yy"], True),  # 422
+        (
+            crystal(["Fe", "Si"], basis=[(0.1358,) * 3, (0.844,) * 3], spacegroup=198, cellpar=[4.48] * 3 + [90] * 3),
+            1,
+            True,
+            ["xx = yy", "xx = zz", "yy = zz"],
+            True,
+        ),  # B20 FeSi, 23: isotropic, gamma^NL_zz is a third of the trace
+        (bulk("Si", "diamond", a=5.431), 0, False, [], False),  # m-3m: inversion
+        (
+            crystal(["Ga", "As"], basis=[(0, 0, 0), (0.25,) * 3], spacegroup=216, cellpar=[5.65] * 3 + [90] * 3),
+            0,
+            False,
+            [],
+            False,
+        ),  # -43m: not gyrotropic
+        (
+            crystal(
+                ["Zn", "O"],
+                basis=[(1 / 3, 2 / 3, 0), (1 / 3, 2 / 3, 0.38)],
+                spacegroup=186,
+                cellpar=[3.25, 3.25, 5.2, 90, 90, 120],
+            ),
+            1,
+            False,
+            ["xy = - yx"],
+            False,
+        ),  # 6mm: achiral, yet allowed
+    ],
+)
 def test_gamma_nl_form_follows_the_point_group(atoms, independent, diagonal, relations, gamma_m):
     info = _form(atoms)
     form = info["gamma_nl_form"]
@@ -363,11 +411,17 @@ def test_response_symmetry_text_for_people():
     from aiida_llpam.physics.symmetry import response_symmetry_text
 
     assert response_symmetry_text(_form(read(STRUCTURES / "quartz_P3221.cif"))) == (
-        "chiral (Sohncke): gamma^NL allowed in xx, yy, zz (2 independent; xx = yy)")
+        "chiral (Sohncke): gamma^NL allowed in xx, yy, zz (2 independent; xx = yy)"
+    )
     assert response_symmetry_text(_form(bulk("Si", "diamond", a=5.431))) == (
-        "achiral, centrosymmetric: gamma^NL and gamma^M vanish by symmetry")
-    polar = crystal(["Zn", "O"], basis=[(1 / 3, 2 / 3, 0), (1 / 3, 2 / 3, 0.38)], spacegroup=186,
-                    cellpar=[3.25, 3.25, 5.2, 90, 90, 120])  # fmt: skip
+        "achiral, centrosymmetric: gamma^NL and gamma^M vanish by symmetry"
+    )
+    polar = crystal(
+        ["Zn", "O"],
+        basis=[(1 / 3, 2 / 3, 0), (1 / 3, 2 / 3, 0.38)],
+        spacegroup=186,
+        cellpar=[3.25, 3.25, 5.2, 90, 90, 120],
+    )
     assert response_symmetry_text(_form(polar)).endswith("; gamma^NL_zz and gamma^M vanish by symmetry")
     # a record made before the form was stored
     assert response_symmetry_text({"sohncke": False}) == "achiral: gamma^NL and gamma^M vanish by symmetry"

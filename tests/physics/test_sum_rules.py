@@ -16,7 +16,9 @@ def corrected(quartz):
 
 
 def frequencies_cm(phonon, q_reduced):
-    eigenvalues = np.linalg.eigvalsh(get_dynamical_matrices_at_qpoints(phonon.dynamical_matrix, np.atleast_2d(q_reduced)))
+    eigenvalues = np.linalg.eigvalsh(
+        get_dynamical_matrices_at_qpoints(phonon.dynamical_matrix, np.atleast_2d(q_reduced))
+    )
     return np.sign(eigenvalues) * np.sqrt(np.abs(eigenvalues)) * phonon.unit_conversion_factor * THZ_TO_CM
 
 

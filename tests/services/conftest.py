@@ -108,9 +108,14 @@ def delete_daemon_profile(name: str):
         get_manager().unload_profile()  # closes this process's connection before the database is dropped
     config.delete_profile(name, delete_storage=False)  # AiiDA drops through pgsu (sudo or a postgres password)
     config.store()
-    with psycopg.connect(host=storage["database_hostname"], port=storage["database_port"], dbname="postgres",
-                         user=storage["database_username"], password=storage["database_password"],
-                         autocommit=True) as connection:  # fmt: skip
+    with psycopg.connect(
+        host=storage["database_hostname"],
+        port=storage["database_port"],
+        dbname="postgres",
+        user=storage["database_username"],
+        password=storage["database_password"],
+        autocommit=True,
+    ) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{storage["database_name"]}" WITH (FORCE)')
     shutil.rmtree(Path(storage["repository_uri"].removeprefix("file://")), ignore_errors=True)
 
@@ -119,7 +124,9 @@ def wait_until_terminated(node, timeout: float):
     """Wait for a submitted process; fail naming its state if it has not terminated within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not node.is_terminated:
-        assert time.monotonic() < deadline, f"{node.process_label}<{node.pk}> still {node.process_state} after {timeout} s"
+        assert time.monotonic() < deadline, (
+            f"{node.process_label}<{node.pk}> still {node.process_state} after {timeout} s"
+        )
         time.sleep(2)
     return node
 

@@ -49,8 +49,13 @@ def _profile(broker_user):
 
     storage = {"database_hostname": "127.0.0.1", "database_password": "pg", "repository_uri": "file:///r"}
     broker = {"broker_username": broker_user, "broker_password": broker_user, "broker_host": "127.0.0.1"}
-    return Profile("llpam-daemon", {"storage": {"backend": "core.psql_dos", "config": storage},
-                                    "process_control": {"backend": "core.rabbitmq", "config": broker}})  # fmt: skip
+    return Profile(
+        "llpam-daemon",
+        {
+            "storage": {"backend": "core.psql_dos", "config": storage},
+            "process_control": {"backend": "core.rabbitmq", "config": broker},
+        },
+    )
 
 
 def test_a_profile_on_guest_is_moved_to_the_broker_user(monkeypatch):
@@ -152,8 +157,13 @@ def test_a_stopped_daemon_is_started_with_its_workers(daemon):
 def test_the_broker_process_is_found_by_its_boot_arguments(monkeypatch):
     import psutil
 
-    beam = SimpleNamespace(info={"name": "beam.smp", "create_time": 42.0,
-                                 "cmdline": ["beam.smp", "--", "-noshell", "-s", "rabbit", "boot", "-boot"]})  # fmt: skip
+    beam = SimpleNamespace(
+        info={
+            "name": "beam.smp",
+            "create_time": 42.0,
+            "cmdline": ["beam.smp", "--", "-noshell", "-s", "rabbit", "boot", "-boot"],
+        }
+    )
     cli = SimpleNamespace(info={"name": "beam.smp", "create_time": 99.0, "cmdline": ["beam.smp", "-s", "elixir"]})
     monkeypatch.setattr(psutil, "process_iter", lambda attrs: iter([cli, beam]))
     assert configure.broker_start_time() == 42.0

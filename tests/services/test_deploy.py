@@ -270,8 +270,15 @@ def test_a_slurmstepd_left_behind_is_killed_with_its_job_processes(tmp_path, mon
         process = psutil.Process(stepd.pid)
         host.wait_until(lambda: process.children(), 10, "the fake job to start", interval=0.1)
         (job,) = process.children()
-        monkeypatch.setattr(slurm, "processes", lambda name: [process] if name == "slurmstepd" and process.is_running()
-                            and process.status() != psutil.STATUS_ZOMBIE else [])  # fmt: skip
+        monkeypatch.setattr(
+            slurm,
+            "processes",
+            lambda name: (
+                [process]
+                if name == "slurmstepd" and process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+                else []
+            ),
+        )
         step = slurm.stop_job_steps(timeout=1)
         assert step == Step(f"slurmstepd {stepd.pid}: killed with 1 job processes", STOPPED)
         stepd.wait(timeout=10)
@@ -317,8 +324,10 @@ def test_up_prints_each_step_and_the_submit_command(monkeypatch, capsys):
     monkeypatch.setattr(services, "up", lambda p, w: calls.append((p, w)) or iter([Step("rabbitmq: started", CHANGED)]))
     code, out, _ = _main(monkeypatch, capsys, "up", "--workers", "3", "--daemon-profile", "llpam-big")
     assert code == 0 and calls == [("llpam-big", 3)]
-    assert out.splitlines() == ["changed  rabbitmq: started",
-                                "Submit with `verdi -p llpam-big run workflows/run_quartz.py --submit`."]  # fmt: skip
+    assert out.splitlines() == [
+        "changed  rabbitmq: started",
+        "Submit with `verdi -p llpam-big run workflows/run_quartz.py --submit`.",
+    ]
 
 
 def test_up_without_profile_prints_the_aiida_command_to_run_next(monkeypatch, capsys):
@@ -346,7 +355,9 @@ def test_not_root_is_refused_before_anything_runs_but_status_reads(monkeypatch, 
     monkeypatch.setattr(services, "up", lambda p, w: pytest.fail("ran"))
     monkeypatch.setattr(services, "status", lambda: iter([Step("postgresql 15/main: online", RUNNING)]))
     assert _main(monkeypatch, capsys, "up", reason="the services set-up needs root")[::2] == (
-        1, "Error: the services set-up needs root\n")  # fmt: skip
+        1,
+        "Error: the services set-up needs root\n",
+    )
     assert _main(monkeypatch, capsys, "status", reason="needs root")[:2] == (0, "running  postgresql 15/main: online\n")
 
 
@@ -365,7 +376,14 @@ def test_down_stops_the_profile_daemon_first(monkeypatch, capsys, tmp_path):
 def test_the_command_runs_as_a_script_from_anywhere(tmp_path):
     """`python deploy/services.py --help` imports deploy/ as a package without the repository on sys.path."""
     env = {**os.environ, "PYTHONPATH": "", "AIIDA_PATH": str(tmp_path)}
-    result = subprocess.run([sys.executable, str(REPO / "deploy" / "services.py"), "--help"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(REPO / "deploy" / "services.py"), "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "up,down,status" in result.stdout

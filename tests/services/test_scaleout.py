@@ -81,12 +81,12 @@ def _history(node) -> str:
     lines = []
     for label, calcs in sorted(_ph_jobs(node).items()):
         for calc in calcs:
-            records = [
-                r for r in slurm.jobcomp_records(calc.get_job_id()) if r["WorkDir"] == calc.get_remote_workdir()
-            ]
+            records = [r for r in slurm.jobcomp_records(calc.get_job_id()) if r["WorkDir"] == calc.get_remote_workdir()]
             state = ",".join(r["JobState"] for r in records) or "no SLURM record"
-            lines.append(f"{label}: {calc.process_label}<{calc.pk}> {calc.process_state.value} exit {calc.exit_status} "
-                         f"({calc.exit_message}) job {calc.get_job_id()} {state}")  # fmt: skip
+            lines.append(
+                f"{label}: {calc.process_label}<{calc.pk}> {calc.process_state.value} exit {calc.exit_status} "
+                f"({calc.exit_message}) job {calc.get_job_id()} {state}"
+            )
     return "\n".join(lines)
 
 
@@ -109,8 +109,11 @@ def _progress_cli(node):
     profile = get_manager().get_profile().name
     result = subprocess.run(
         [sys.executable, "-c", "from aiida_llpam.cli import main; main()", "progress", str(node.pk), "-p", profile],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     return result.returncode, result.stdout + result.stderr
 
 
@@ -131,8 +134,11 @@ def _dfpt_with_q_job_starting(node):
     """The DFPT of ``node`` once one of its q jobs is at its first of three or more representations: seconds of
     ph.x are left then, so `aiida-llpam progress` (a new process) finds it running."""
     ph = [link.node for link in node.base.links.get_outgoing(link_label_filter="ph").all()]
-    starting = ph and [out for _, _, out in _running_q_jobs(ph[0])
-                       if out.count("Representation #") == 1 and out.count("To be done") >= 3]  # fmt: skip
+    starting = ph and [
+        out
+        for _, _, out in _running_q_jobs(ph[0])
+        if out.count("Representation #") == 1 and out.count("To be done") >= 3
+    ]
     return ph[0] if starting else None
 
 
@@ -152,8 +158,11 @@ def test_submitted_pam_workchain_runs_each_q_point_as_a_slurm_job(submitted_run)
     assert all(r["JobState"] == "COMPLETED" for r in records.values())
     assert len({r["JobId"] for r in records.values()}) == len(calcjobs) >= n_qpoints + 5
     # the scheduler ran q points side by side: two q jobs' [start, end] intervals overlap in its own record
-    spans = sorted((records[calcs[0].pk]["StartTime"], records[calcs[0].pk]["EndTime"])
-                   for label, calcs in jobs.items() if label != "ph_init")  # fmt: skip
+    spans = sorted(
+        (records[calcs[0].pk]["StartTime"], records[calcs[0].pk]["EndTime"])
+        for label, calcs in jobs.items()
+        if label != "ph_init"
+    )
     assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), spans
     _assert_each_q_point_ran_once(dfpt)
 
@@ -183,10 +192,25 @@ def test_run_quartz_submit_returns_at_once(daemon_profile, tmp_path):
 
     pk_file = tmp_path / "pk"
     result = subprocess.run(
-        [sys.executable, "-m", "aiida", "-p", daemon_profile[0], "run", str(REPO / "workflows" / "run_quartz.py"),
-         "--submit", "--protocol", "smoke", "--pk-file", str(pk_file)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "aiida",
+            "-p",
+            daemon_profile[0],
+            "run",
+            str(REPO / "workflows" / "run_quartz.py"),
+            "--submit",
+            "--protocol",
+            "smoke",
+            "--pk-file",
+            str(pk_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     node = orm.load_node(int(pk_file.read_text()))
     assert f"PamWorkChain<{node.pk}> submitted to the daemon" in result.stdout
@@ -259,8 +283,11 @@ def test_killed_ph_resumes_from_its_recover_files(fault_inputs, reference):
 
     def second_representation_started():
         # representation 1 is converged and saved to the recover files, and more are left to do
-        return [(label, calc) for label, calc, out in _running_q_jobs(node)
-                if out.count("Representation #") >= 2 and out.count("To be done") >= 3]  # fmt: skip
+        return [
+            (label, calc)
+            for label, calc, out in _running_q_jobs(node)
+            if out.count("Representation #") >= 2 and out.count("To be done") >= 3
+        ]
 
     label, calc = _wait_for(second_representation_started, "a q job past its first representation")[0]
     workdir = calc.get_remote_workdir()

@@ -61,13 +61,16 @@ def test_chiral_gets_both_enantiomers_achiral_only_as_is_bad_files_are_refused(s
 
     lines = {c.path.name: screen.candidate_line(c) for c in candidates}
     assert lines["Si_diamond.cif"] == (
-        "Si_diamond.cif: Si2 Fd-3m (No. 227), achiral; as-is only (achiral: its mirror image is the same crystal)")
+        "Si_diamond.cif: Si2 Fd-3m (No. 227), achiral; as-is only (achiral: its mirror image is the same crystal)"
+    )
     assert lines["quartz_P3221.cif"] == (
-        "quartz_P3221.cif: O6Si3 P3_221 (No. 154), right; as-is and other (mirror z -> -z)")
+        "quartz_P3221.cif: O6Si3 P3_221 (No. 154), right; as-is and other (mirror z -> -z)"
+    )
 
     keys = screen.run_keys(candidates, "smoke", "llpam/LDA/debian")
     assert [(key[1], key[2], key[3]) for key in keys] == [("as-is", "smoke", "llpam/LDA/debian")] + [
-        (enantiomer, "smoke", "llpam/LDA/debian") for enantiomer in ("as-is", "other")]  # fmt: skip
+        (enantiomer, "smoke", "llpam/LDA/debian") for enantiomer in ("as-is", "other")
+    ]
     assert len(set(keys)) == 3 and len(screen.EXTRA_KEYS) == len(keys[0])
 
 
@@ -96,15 +99,26 @@ def test_a_profile_without_broker_is_refused(screen):
 
 
 def _node(pk, terminated, ok=False, exit_status=None, message="", state="finished"):
-    return SimpleNamespace(pk=pk, process_label="PamWorkChain", is_terminated=terminated, is_finished_ok=ok,
-                           exit_status=exit_status, exit_message=message, process_state=SimpleNamespace(value=state))
+    return SimpleNamespace(
+        pk=pk,
+        process_label="PamWorkChain",
+        is_terminated=terminated,
+        is_finished_ok=ok,
+        exit_status=exit_status,
+        exit_message=message,
+        process_state=SimpleNamespace(value=state),
+    )
 
 
 def test_status_of_each_run_and_how_to_retry_the_failed_ones(screen, capsys):
     names = {"a": "quartz.cif", "b": "Si.cif", "c": "GeO2.cif"}
     keys = [("a", "as-is"), ("a", "other"), ("b", "as-is"), ("c", "as-is"), ("c", "other")]
-    runs = {("a", "as-is"): _node(5, True, ok=True), ("a", "other"): _node(9, True, exit_status=402, message="ph.x"),
-            ("b", "as-is"): _node(12, True, state="excepted"), ("c", "as-is"): _node(20, False)}  # fmt: skip
+    runs = {
+        ("a", "as-is"): _node(5, True, ok=True),
+        ("a", "other"): _node(9, True, exit_status=402, message="ph.x"),
+        ("b", "as-is"): _node(12, True, state="excepted"),
+        ("c", "as-is"): _node(20, False),
+    }
     screen.print_runs(keys, runs, names, "llpam/screen/fast", {("c", "other"): "ValueError: no code"})
     assert capsys.readouterr().out.splitlines() == [
         "  quartz.cif as-is  PamWorkChain<5> finished ok",
@@ -135,8 +149,14 @@ def test_screen_runs_silicon_through_the_daemon_and_skips_it_the_second_time(dae
     shutil.copy(STRUCTURES / "Si_diamond.cif", tmp_path / "Si_diamond.cif")
     (tmp_path / "broken.cif").write_text("data_broken\n_cell_length_a 3.0\n")
     group = f"llpam/screen/test-{uuid.uuid4().hex[:8]}"
-    args = {"folder": tmp_path, "protocol": "smoke", "pseudo_family": "llpam/LDA/debian", "max_concurrent": 1,
-            "computer": SLURM_COMPUTER, "group": group}  # fmt: skip
+    args = {
+        "folder": tmp_path,
+        "protocol": "smoke",
+        "pseudo_family": "llpam/LDA/debian",
+        "max_concurrent": 1,
+        "computer": SLURM_COMPUTER,
+        "group": group,
+    }
 
     before = orm.QueryBuilder().append(orm.Node).count()
     dry = screen.screen(**args, dry_run=True)
@@ -154,8 +174,11 @@ def test_screen_runs_silicon_through_the_daemon_and_skips_it_the_second_time(dae
     assert node.pk in [n.pk for n in orm.load_group(group).nodes]
 
     wait_until_terminated(node, timeout=1500)
-    failed = [(n.process_label, n.exit_status, n.exception or n.exit_message) for n in [node, *node.called_descendants]
-              if n.is_terminated and not n.is_finished_ok]  # fmt: skip
+    failed = [
+        (n.process_label, n.exit_status, n.exception or n.exit_message)
+        for n in [node, *node.called_descendants]
+        if n.is_terminated and not n.is_finished_ok
+    ]
     assert node.is_finished_ok, failed
     calcjobs = [n for n in node.called_descendants if isinstance(n, orm.CalcJobNode)]
     assert calcjobs and all(c.computer.label == SLURM_COMPUTER and c.get_job_id() for c in calcjobs)
@@ -198,9 +221,14 @@ def test_mirror_image_records_the_as_is_runs_structure(daemon_profile, screen, t
     candidates, _ = screen.prepare([tmp_path / "quartz_P3221.cif"], LDA_ELEMENTS, "llpam/LDA/debian")
     group = orm.Group(label=f"llpam/screen/test-{uuid.uuid4().hex[:8]}").store()
     controller = screen.ScreenController(
-        group_label=group.label, max_concurrent=2, candidates={c.sha256: c for c in candidates}, protocol="smoke",
-        pseudo_family="llpam/LDA/debian", symprec=1e-3, computer=SLURM_COMPUTER,
-    )  # fmt: skip
+        group_label=group.label,
+        max_concurrent=2,
+        candidates={c.sha256: c for c in candidates},
+        protocol="smoke",
+        pseudo_family="llpam/LDA/debian",
+        symprec=1e-3,
+        computer=SLURM_COMPUTER,
+    )
     submitted = controller.submit_batch()
     assert controller.errors == {} and [key[1] for key in submitted] == ["as-is", "other"]
     as_is, other = builders

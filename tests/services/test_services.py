@@ -80,9 +80,11 @@ def test_daemon_options_let_verdi_stop_and_start_keep_two_workers(daemon_profile
     """`verdi daemon stop` waits long enough (no FAILED), `verdi daemon start` brings back 2 workers, and the set-up
     finds nothing to do afterwards."""
     name = daemon_profile[0]
+
     def verdi_daemon(command):
-        return subprocess.run(["verdi", "-p", name, "daemon", command], check=False, capture_output=True, text=True,
-                              timeout=300)  # fmt: skip
+        return subprocess.run(
+            ["verdi", "-p", name, "daemon", command], check=False, capture_output=True, text=True, timeout=300
+        )
 
     stop = verdi_daemon("stop")
     assert stop.returncode == 0 and "FAILED" not in stop.stdout, stop.stdout + stop.stderr
@@ -119,8 +121,11 @@ def test_sbatch_hostname_runs_and_is_in_the_jobcomp_record(system_services, tmp_
 
 @pytest.mark.services
 def test_daemon_profile_without_its_database_is_refused(system_services):
-    with pytest.raises(configure.SetupError, match=r"database aiida_llpam_daemon_no_database_\w+ on 127.0.0.1:5432: .*"
-                       r"run `python deploy/services.py up` as root"):  # fmt: skip
+    with pytest.raises(
+        configure.SetupError,
+        match=r"database aiida_llpam_daemon_no_database_\w+ on 127.0.0.1:5432: .*"
+        r"run `python deploy/services.py up` as root",
+    ):
         configure.ensure_daemon_profile("llpam-daemon-no-database")
 
 

@@ -8,4 +8,12 @@ from .pam_figure_data import pam_figure_data
 from .phonopy_force_constants import phonopy_force_constants
 from .strip_dielectric import strip_dielectric_block_from_folder
 
-__all__ = ["crystal_symmetry", "direct_dfpt_check", "lifetimes_from_kappa", "mirror_dfpt_z", "pam_figure_data", "phonopy_force_constants", "strip_dielectric_block_from_folder"]
+__all__ = [
+    "crystal_symmetry",
+    "direct_dfpt_check",
+    "lifetimes_from_kappa",
+    "mirror_dfpt_z",
+    "pam_figure_data",
+    "phonopy_force_constants",
+    "strip_dielectric_block_from_folder",
+]

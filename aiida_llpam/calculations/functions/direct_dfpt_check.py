@@ -30,7 +30,9 @@ def _only_dyn_file(folder: orm.FolderData):
     """The dyn file of a single-q ph.x run (``ldisp = .false.``: one file, the star of q)."""
     files = read_dyn_files(folder)
     if len(files) != 1:
-        raise ValueError(f"FolderData<{folder.pk}>: expected the one dyn file of a single-q ph.x run, got {sorted(files)}")
+        raise ValueError(
+            f"FolderData<{folder.pk}>: expected the one dyn file of a single-q ph.x run, got {sorted(files)}"
+        )
     return read_dynamical_matrices(next(iter(files.values())))
 
 

@@ -42,13 +42,19 @@ def error_budget(measured: orm.Dict, **kwargs) -> orm.ArrayData:
         k_rows[name] = float(abs(column[-1] - column[-2]) / abs(column[-1])) if len(column) > 1 else np.nan
     k_rows.update({name: 0.0 for name in HEADLINES if name.startswith("v_")})
     meshes = "x".join(map(str, convergence["convergence_meshes"][-1]))
-    rows = [BudgetRow("k sums", f"last k-mesh step of the run's own sums (to {meshes}); velocities use no k sums", k_rows)]
+    rows = [
+        BudgetRow("k sums", f"last k-mesh step of the run's own sums (to {meshes}); velocities use no k sums", k_rows)
+    ]
 
     suffix = "_convergence"
-    models = sorted(key[len("model_") : -len(suffix)] for key in kwargs if key.startswith("model_") and key.endswith(suffix))
+    models = sorted(
+        key[len("model_") : -len(suffix)] for key in kwargs if key.startswith("model_") and key.endswith(suffix)
+    )
     if models:
         spread = relative_spread(reference, [_values(kwargs, f"model_{label}") for label in models])
-        rows.append(BudgetRow("sum-rule model", f"largest change over the models {', '.join(models)} on the same DFPT", spread))
+        rows.append(
+            BudgetRow("sum-rule model", f"largest change over the models {', '.join(models)} on the same DFPT", spread)
+        )
     if "qmesh_convergence" in kwargs:
         spread = relative_spread(reference, [_values(kwargs, "qmesh")])
         rows.append(BudgetRow("q mesh", "change to the run on the other ph.x q mesh (one step: not a bound)", spread))
@@ -61,8 +67,14 @@ def error_budget(measured: orm.Dict, **kwargs) -> orm.ArrayData:
                 for branch, name in enumerate((f"v_ta1_{axis}", f"v_ta2_{axis}", f"v_la_{axis}")):
                     sizes[name] = float(abs(model[index, branch] - direct[index, branch]) / abs(direct[index, branch]))
         qpoints = "; ".join(str(np.round(table["qpoints"][i], 3).tolist()) for i in sorted(set(DIRECT_PROBES.values())))
-        rows.append(BudgetRow("direct DFPT", f"acoustic frequencies of the model against ph.x at q = {qpoints} "
-                              "(ASR on-site corrected): omega/q is the velocity", sizes))  # fmt: skip
+        rows.append(
+            BudgetRow(
+                "direct DFPT",
+                f"acoustic frequencies of the model against ph.x at q = {qpoints} "
+                "(ASR on-site corrected): omega/q is the velocity",
+                sizes,
+            )
+        )
     for source, row in measured.get_dict().items():
         relative = {name: float(row["relative"].get(name, np.nan)) for name in HEADLINES}
         rows.append(BudgetRow(source, row["method"], relative))
@@ -85,7 +97,8 @@ def budget_from_node(node: orm.ArrayData) -> ErrorBudget:
     values = dict(zip(quantities, node.get_array("values").tolist()))
     rows = tuple(
         BudgetRow(source, method, dict(zip(quantities, sizes.tolist())))
-        for source, method, sizes in zip(node.base.attributes.get("sources"), node.base.attributes.get("methods"),
-                                         node.get_array("relative"))
-    )  # fmt: skip
+        for source, method, sizes in zip(
+            node.base.attributes.get("sources"), node.base.attributes.get("methods"), node.get_array("relative")
+        )
+    )
     return ErrorBudget(values, rows)

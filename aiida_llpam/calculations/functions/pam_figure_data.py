@@ -10,7 +10,11 @@ from aiida_llpam.physics.path import dispersion_along_path, gamma_a_branch, mode
 from .phonopy_force_constants import phonopy_from_node
 
 #: the figure settings and what each must be
-FIGURE_KEYS = {"path_points_per_segment": "an integer >= 2", "trajectory_q": "three numbers (reduced)", "trajectory_branch": "a branch index"}
+FIGURE_KEYS = {
+    "path_points_per_segment": "an integer >= 2",
+    "trajectory_q": "three numbers (reduced)",
+    "trajectory_branch": "a branch index",
+}
 
 
 def validate_figure_parameters(parameters: dict, num_branches: int | None = None) -> str | None:

@@ -32,8 +32,9 @@ def phono3py_supercells(force_constants: orm.ArrayData, parameters: orm.Dict) ->
     :func:`aiida_llpam.workflows.lifetimes.normalised_parameters` returns them.
     """
     settings = parameters.get_dict()
-    ph3 = build_phono3py(stored_arrays(force_constants), force_constants.base.attributes.get("symbols"),
-                         settings["supercell_matrix"])  # fmt: skip
+    ph3 = build_phono3py(
+        stored_arrays(force_constants), force_constants.base.attributes.get("symbols"), settings["supercell_matrix"]
+    )
     yaml_text, cells = displaced_supercells(
         ph3, settings["displacement_distance_angstrom"], settings.get("cutoff_pair_distance_angstrom")
     )

@@ -72,12 +72,14 @@ def phonopy_force_constants(
         record.update(report.as_dict())
     node = ForceConstantsData(
         phonopy_atoms=PhonopyAtoms(
-            symbols=list(fc.symbols), cell=np.asarray(fc.lattice_bohr) * BOHR_ANGSTROM,
-            positions=np.asarray(fc.positions_bohr) * BOHR_ANGSTROM, masses=np.asarray(fc.masses_amu),
+            symbols=list(fc.symbols),
+            cell=np.asarray(fc.lattice_bohr) * BOHR_ANGSTROM,
+            positions=np.asarray(fc.positions_bohr) * BOHR_ANGSTROM,
+            masses=np.asarray(fc.masses_amu),
         ),
         supercell_matrix=np.asarray(phonon.supercell_matrix).tolist(),
         primitive_matrix=np.eye(3).tolist(),
-    )  # fmt: skip
+    )
     node.set_force_constants(np.asarray(phonon.force_constants) * RY_BOHR2_IN_EV_ANGSTROM2)
     node.set_born_charges(np.asarray(nac.born_charges))
     node.set_dielectric(np.asarray(nac.dielectric))

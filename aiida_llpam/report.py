@@ -49,8 +49,8 @@ def sum_rules_line(record: dict | None) -> str:
     if record is None or not record["rotational_invariance"]:
         return "sum rules: ASR only (no rotational invariance): expect an imaginary TA pocket next to Gamma"
     return (
-        f"sum rules: Born-Huang residual {record['born_huang_before']:.2e} -> {record['born_huang_after']:.1e} Ry/bohr, "
-        f"Huang {record['huang_before']:.2e} -> {record['huang_after']:.1e} Ry, largest IFC change "
+        f"sum rules: Born-Huang residual {record['born_huang_before']:.2e} -> {record['born_huang_after']:.1e} "
+        f"Ry/bohr, Huang {record['huang_before']:.2e} -> {record['huang_after']:.1e} Ry, largest IFC change "
         f"{record['max_change_ry_bohr2']:.1e} Ry/bohr^2 (unfolding x{tuple(record['factor'])}, every DFPT dynamical "
         "matrix kept)"
     )
@@ -86,8 +86,8 @@ def quality_lines(record: dict | None, data: dict) -> list[str]:
     acoustic = data["acoustic"]
     if acoustic:
         lines.append(
-            f"acoustic region: lowest frequency {acoustic['path_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1 on the path, "
-            f"{acoustic['near_gamma_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1 next to Gamma, "
+            f"acoustic region: lowest frequency {acoustic['path_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1 "
+            f"on the path, {acoustic['near_gamma_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1 next to Gamma, "
             f"{int(acoustic['num_imaginary_modes'])} imaginary modes"
         )
         lines.append(sound_velocities_line(acoustic))
@@ -106,9 +106,8 @@ def quality_lines(record: dict | None, data: dict) -> list[str]:
     )
     table = MeshConvergence.from_arrays(response)
     for name in TRACKED:
-        lines.append(
-            f"  {name:30s} {table.values[name][-1]:12.4e} +- {table.uncertainty(name):.1e} {units[f'convergence_{name}']}"
-        )
+        unit = units[f"convergence_{name}"]
+        lines.append(f"  {name:30s} {table.values[name][-1]:12.4e} +- {table.uncertainty(name):.1e} {unit}")
     return lines
 
 
@@ -122,12 +121,14 @@ def direct_check_lines(summary: dict, table: dict) -> list[str]:
         model, direct = table["model_frequencies_cm"][i], table["direct_frequencies_cm"][i]
         lines.append(
             f"  q = {np.round(q, 3).tolist()}: acoustic model {', '.join(f'{f:.2f}' for f in model[:3])} / direct "
-            f"{', '.join(f'{f:.2f}' for f in direct[:3])} cm^-1; largest deviation {summary['per_q_max_deviation_cm'][i]:.2f} "
-            f"cm^-1; TA splitting {table['model_ta_splitting_cm'][i]:.2f} / {table['direct_ta_splitting_cm'][i]:.2f} cm^-1"
+            f"{', '.join(f'{f:.2f}' for f in direct[:3])} cm^-1; largest deviation "
+            f"{summary['per_q_max_deviation_cm'][i]:.2f} cm^-1; TA splitting {table['model_ta_splitting_cm'][i]:.2f} / "
+            f"{table['direct_ta_splitting_cm'][i]:.2f} cm^-1"
         )
     lines.append(
-        f"  modes above {summary['optical_threshold_cm']:.0f} cm^-1 within {summary['max_deviation_above_threshold_cm']:.2f} "
-        f"cm^-1 ({summary.get('max_raw_deviation_above_threshold_cm', float('nan')):.2f} against the raw direct "
+        f"  modes above {summary['optical_threshold_cm']:.0f} cm^-1 within "
+        f"{summary['max_deviation_above_threshold_cm']:.2f} cm^-1 "
+        f"({summary.get('max_raw_deviation_above_threshold_cm', float('nan')):.2f} against the raw direct "
         f"matrix), acoustic within {summary['max_acoustic_deviation_cm']:.2f} cm^-1, l^z within "
         f"{summary['max_l_z_deviation']:.3f} hbar, mu^z within {summary['max_mu_z_deviation']:.4f} mu_N"
     )

@@ -52,11 +52,13 @@ def main():
     nb = 3 * len(phonon.primitive)
     naive = np.prod(mesh) * nb * nb * len(temperatures) * 8
     print(
-        f"mesh {mesh}: {np.prod(mesh)} k points, phonopy irreducible {nir}, 27 branches, {len(temperatures)} temperatures"
+        f"mesh {mesh}: {np.prod(mesh)} k points, phonopy irreducible {nir}, 27 branches, "
+        f"{len(temperatures)} temperatures"
     )
     print(f"phonopy run_mesh (eigenvectors + group velocities): {t_phonopy:8.2f} s")
     print(
-        f"aiida-llpam compute_response (gamma^NL_ij, gamma^M, chi and chi_ML pieces, BZ maps, mesh modes): {t_response:8.2f} s"
+        "aiida-llpam compute_response (gamma^NL_ij, gamma^M, chi and chi_ML pieces, BZ maps, mesh modes): "
+        f"{t_response:8.2f} s"
     )
     print(f"ratio response / run_mesh: {t_response / t_phonopy:.2f}  (target <= 1.5)")
     if t_sum_rules is not None:

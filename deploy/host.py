@@ -35,7 +35,8 @@ class ServiceError(RuntimeError):
 
 
 def run(cmd: list[str], *, check: bool = True, timeout: float = 120, env: dict | None = None, stdin: str | None = None):
-    """Run ``cmd`` (``stdin`` piped to it) and return the CompletedProcess; with ``check`` raise ServiceError on failure.
+    """Run ``cmd`` (``stdin`` piped to it) and return the CompletedProcess; with ``check`` raise ServiceError on
+    failure.
 
     Secrets go through ``stdin``, never ``cmd``: a command line is readable by every user in /proc/<pid>/cmdline.
     """

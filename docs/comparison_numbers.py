@@ -82,7 +82,8 @@ def main(argv=None):
         ),
         (
             "chi_D, chi_OD,N, chi_OD,P (kg/m)",
-            f"{r['chi_diagonal'][it]:.4e}, {r['chi_offdiagonal_interband'][it]:.4e}, {r['chi_offdiagonal_pair'][it]:.4e}",
+            f"{r['chi_diagonal'][it]:.4e}, {r['chi_offdiagonal_interband'][it]:.4e}, "
+            f"{r['chi_offdiagonal_pair'][it]:.4e}",
         ),
         (
             "OD / D",
@@ -101,7 +102,8 @@ def main(argv=None):
         ("gamma^M (A/K)", f"{r['gamma_m'][it]:.4e}"),
         (
             "<M_z>^NL (A/m)",
-            f"{r['magnetization_bare'][it]:.4e}  (paper {PAPER['magnetization_a_m'][0]}-{PAPER['magnetization_a_m'][1]})",
+            f"{r['magnetization_bare'][it]:.4e}  "
+            f"(paper {PAPER['magnetization_a_m'][0]}-{PAPER['magnetization_a_m'][1]})",
         ),
         ("mu_0 <M_z>^NL (T)", f"{r['mu0_magnetization_bare_t'][it]:.4e}"),
         ("chi_ML (A s/m)", f"{r['chi_ml_total'][it]:.4e}"),
@@ -118,9 +120,11 @@ def main(argv=None):
     table = MeshConvergence.from_arrays(r)
     for name in TRACKED:
         column = table.values[name]
-        line = f"  {name:28s} {column[-1]:.4e} +- {table.uncertainty(name):.1e} (k mesh {abs(column[-1] / column[-2] - 1):.1%})"
+        step = abs(column[-1] / column[-2] - 1)
+        line = f"  {name:28s} {column[-1]:.4e} +- {table.uncertainty(name):.1e} (k mesh {step:.1%})"
         if other is not None:
-            line += f"; other DFPT {other[f'convergence_{name}'][-1]:.4e} ({other[f'convergence_{name}'][-1] / column[-1] - 1:+.1%})"
+            other_value = other[f"convergence_{name}"][-1]
+            line += f"; other DFPT {other_value:.4e} ({other_value / column[-1] - 1:+.1%})"
         print(line)
     acoustic = data["acoustic"]
     print(

@@ -38,7 +38,8 @@ def validate_lifetimes(node: orm.ArrayData | None, _) -> str | None:
 
 
 class PamResponseCalculation(CalcJob):
-    """gamma^NL_ij, chi pieces, gamma^LL, eta, <L_z>, gamma^M, <M_z>, chi_ML, BZ maps and mesh modes of one force-constants node.
+    """gamma^NL_ij, chi pieces, gamma^LL, eta, <L_z>, gamma^M, <M_z>, chi_ML, BZ maps and mesh modes of one
+    force-constants node.
 
     Runs ``python -m aiida_llpam.calculations.response_job`` with the code's Python (which must have aiida-llpam
     installed); the parser ``llpam.response`` stores one node per registry output (aiida_llpam.quantities).

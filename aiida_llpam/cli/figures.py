@@ -40,7 +40,9 @@ def _direct_check_figures(node, outdir: Path, fmt: str) -> list[Path]:
     checks = direct_dfpt_checks(node)
     if not checks:
         return []
-    return [plot_direct_check(read_output(checks[-1].outputs.table), outdir / f"direct_dfpt_check.{fmt}")]
+    check = checks[-1]
+    sources = {"workchain": node.uuid, "direct_dfpt_check": check.uuid}
+    return [plot_direct_check(read_output(check.outputs.table), outdir / f"direct_dfpt_check.{fmt}", sources)]
 
 
 def write_lifetimes_figure(node, out) -> Path:

@@ -91,7 +91,10 @@ def daemon_unavailable_reason() -> str | None:
     from aiida_llpam.configure import DAEMON_PROFILE, DEPLOY_COMMAND
 
     profile = get_manager().get_profile()
-    fix = f"bring up the services and their profile with `{DEPLOY_COMMAND}` (as root), then use `verdi -p {DAEMON_PROFILE}`"
+    fix = (
+        f"bring up the services and their profile with `{DEPLOY_COMMAND}` (as root), "
+        f"then use `verdi -p {DAEMON_PROFILE}`"
+    )
     if not profile_has_broker(profile):
         return f"profile {profile.name} has no broker (an embedded profile runs in-process only): {fix}"
     if not get_daemon_client(profile.name).is_daemon_running:

@@ -25,7 +25,8 @@ DEFAULT_THRESHOLDS = {"max_stress_gpa": 1.0, "max_force_ev_angstrom": 0.05, "ref
 def validate_thresholds(parameters: dict) -> str | None:
     """A message naming the first bad key of an equilibrium-thresholds mapping, or None."""
     if set(parameters) != set(DEFAULT_THRESHOLDS):
-        return f"equilibrium: expected exactly the keys {', '.join(DEFAULT_THRESHOLDS)}, got {', '.join(sorted(parameters))}"
+        expected = ", ".join(DEFAULT_THRESHOLDS)
+        return f"equilibrium: expected exactly the keys {expected}, got {', '.join(sorted(parameters))}"
     for key in ("max_stress_gpa", "max_force_ev_angstrom"):
         value = parameters[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,10 @@ from .style import WIDTH, new_figure, styled
 
 
 @styled
-def plot_direct_check(table: dict, path) -> Path:
+def plot_direct_check(table: dict, path, sources: dict | None = None) -> Path:
     """Left: model minus direct DFPT (cm^-1) for every branch against its direct frequency, one marker per q point.
-    Right: the three acoustic branches, model (line) and direct (markers) per q point, with the raw direct ones."""
+    Right: the three acoustic branches, model (line) and direct (markers) per q point, with the raw direct ones.
+    Writes ``path.json`` beside it (panel, caption, ``sources``), as the paper's panels have."""
     path = Path(path)
     qpoints = np.asarray(table["qpoints"])
     model, direct, raw = (
@@ -37,4 +39,7 @@ def plot_direct_check(table: dict, path) -> Path:
     fig.subplots_adjust(wspace=0.35)
     right.legend(frameon=False, fontsize=5)
     fig.savefig(path, bbox_inches="tight")
+    caption = "The stored model against ph.x run directly at q points off the DFPT mesh (on-site ASR correction)."
+    sidecar = {"panel": "direct_dfpt_check", "caption": caption, "sources": sources or {}}
+    Path(f"{path}.json").write_text(json.dumps(sidecar, indent=1) + "\n")
     return path

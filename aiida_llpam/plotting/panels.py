@@ -31,10 +31,14 @@ CAPTIONS = {
     "fig3c_gamma_ll_cut": "Fig. 3(c): gamma^LL(T) at one radius with D/OD parts; insets eta (free) and eta_paper",
     "fig3d_bz_diagonal": "Fig. 3(d): BZ-resolved diagonal contribution on k_z slices",
     "fig3e_bz_offdiagonal": "Fig. 3(e): BZ-resolved off-diagonal contribution on k_z slices",
-    "fig3f_pam_density": "Fig. 3(f): <L_z>(T) without L-L, with the free feedback (eta) and with the paper's (eta_paper)",
+    "fig3f_pam_density": (
+        "Fig. 3(f): <L_z>(T) without L-L, with the free feedback (eta) and with the paper's (eta_paper)"
+    ),
     "gamma_nl_tensor": "gamma^NL_xx and gamma^NL_zz against temperature",
     "magnetization": "<M_z>(T) for the stored dT/dz, with mu_0 <M_z> on the second axis",
-    "kmesh_convergence": "k-mesh convergence of the headline sums at the reference temperature (the `convergence` output)",
+    "kmesh_convergence": (
+        "k-mesh convergence of the headline sums at the reference temperature (the `convergence` output)"
+    ),
 }
 #: labels of the sums whose convergence is tracked (aiida_llpam.physics.convergence.TRACKED)
 SYMBOLS = {

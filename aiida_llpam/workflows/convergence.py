@@ -59,7 +59,10 @@ def validate_inputs(inputs, _) -> str | None:
             return f"reuse.{label}: {exc}"
         wanted = expected_dfpt(protocol, variations[label])  # the response settings do not touch the DFPT
         if found != wanted:
-            return f"reuse.{label}: the ph.x run has {found}, but variation {label!r} of protocol {protocol!r} asks for {wanted}"
+            return (
+                f"reuse.{label}: the ph.x run has {found}, "
+                f"but variation {label!r} of protocol {protocol!r} asks for {wanted}"
+            )
     return None
 
 

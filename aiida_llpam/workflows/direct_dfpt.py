@@ -178,9 +178,8 @@ class DirectDfptWorkChain(RelaunchesLostJobs, WorkChain):
     def inspect_ph(self):
         failed = [key for key in self._keys() if not self.ctx[key].is_finished_ok]
         for key in failed:
-            self.report(
-                f"q point {key[1:]}: PhBaseWorkChain<{self.ctx[key].pk}> failed with exit status {self.ctx[key].exit_status}"
-            )
+            node = self.ctx[key]
+            self.report(f"q point {key[1:]}: PhBaseWorkChain<{node.pk}> failed with exit status {node.exit_status}")
         if failed:
             return self.exit_codes.ERROR_PH_FAILED.format(qpoints=", ".join(key[1:] for key in failed))
         return None
@@ -197,8 +196,9 @@ class DirectDfptWorkChain(RelaunchesLostJobs, WorkChain):
         summary = outputs["summary"]
         self.report(
             f"model vs direct DFPT: modes above {summary['optical_threshold_cm']:.0f} cm^-1 within "
-            f"{summary['max_deviation_above_threshold_cm']:.2f} cm^-1, acoustic within {summary['max_acoustic_deviation_cm']:.2f} "
-            f"cm^-1, TA splitting within {max(summary['ta_splitting_relative_deviation']):.0%}"
+            f"{summary['max_deviation_above_threshold_cm']:.2f} cm^-1, acoustic within "
+            f"{summary['max_acoustic_deviation_cm']:.2f} cm^-1, TA splitting within "
+            f"{max(summary['ta_splitting_relative_deviation']):.0%}"
         )
         return None
 

@@ -52,7 +52,8 @@ def normalised_parameters(parameters: dict) -> dict:
         matrix = np.diag(matrix)
     if matrix.shape != (3, 3) or not np.issubdtype(matrix.dtype, np.integer) or round(abs(np.linalg.det(matrix))) < 1:
         raise ValueError(
-            f"supercell_matrix: three integers or a 3x3 integer matrix of nonzero determinant, got {parameters['supercell_matrix']}"
+            "supercell_matrix: three integers or a 3x3 integer matrix of nonzero determinant, "
+            f"got {parameters['supercell_matrix']}"
         )
     mesh = parameters["mesh"]
     if not (isinstance(mesh, list) and len(mesh) == 3 and all(isinstance(n, int) and n > 0 for n in mesh)):

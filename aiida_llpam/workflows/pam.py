@@ -268,9 +268,9 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
 
         The sections relax, scf, ph_main and q2r are forwarded as overrides to the
         sub-workchains' own protocols (``qe_protocol``); unknown override keys warn.
-        A family that records cut-offs sets them (:func:`family_cutoffs`). ``response_code`` defaults to ``llpam-response@<computer of pw_code>`` (made by
-        ``aiida-llpam setup``). Raises ValueError for an unknown protocol, a missing
-        response code or a structure with species missing from the pseudo family.
+        A family that records cut-offs sets them (:func:`family_cutoffs`). ``response_code`` defaults to
+        ``llpam-response@<computer of pw_code>`` (made by ``aiida-llpam setup``). Raises ValueError for an
+        unknown protocol, a missing response code or a structure with species missing from the pseudo family.
         ``parallelize_qpoints`` (one ph.x job per q point): the caller's choice, not the environment's: the same
         arguments give the same builder in any profile (``aiida_llpam.cli.launch`` decides it for the scripts).
         """
@@ -299,9 +299,8 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
             self.report(f"NOTE: {UNPHYSICAL_PROTOCOLS[self.inputs.protocol.value]}")
         if "dfpt" in self.inputs:
             self.ctx.dfpt_retrieved = self.inputs.dfpt
-            self.report(
-                f"DFPT given ({self.inputs.dfpt.__class__.__name__}<{self.inputs.dfpt.pk}>): relax, scf and ph.x skipped"
-            )
+            dfpt = self.inputs.dfpt
+            self.report(f"DFPT given ({dfpt.__class__.__name__}<{dfpt.pk}>): relax, scf and ph.x skipped")
 
     def should_run_dfpt(self):
         return "dfpt" not in self.inputs
@@ -443,7 +442,10 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
         lattice_angstrom = np.asarray(node.cell)
         if not np.allclose(lattice_angstrom, self.ctx.structure.cell, atol=1e-3):
             return self.exit_codes.ERROR_DFPT_STRUCTURE_MISMATCH.format(
-                message=f"q2r.x cell {lattice_angstrom.round(4).tolist()} A, structure {np.round(self.ctx.structure.cell, 4).tolist()} A"
+                message=(
+                    f"q2r.x cell {lattice_angstrom.round(4).tolist()} A, "
+                    f"structure {np.round(self.ctx.structure.cell, 4).tolist()} A"
+                )
             )
         self.report(sum_rules_line(node.base.attributes.get("sum_rules")))
         self.out("structure", self.ctx.structure)
@@ -482,7 +484,8 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
             )
         chi = node.outputs.chi
         self.report(
-            f"response done: chi_total({chi.get_array('temperatures_k')[-1]:.0f} K) = {chi.get_array('chi_total')[-1]:.3e} kg/m"
+            f"response done: chi_total({chi.get_array('temperatures_k')[-1]:.0f} K) = "
+            f"{chi.get_array('chi_total')[-1]:.3e} kg/m"
         )
         return None
 
@@ -522,7 +525,8 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
     def run_validation(self):
         node = self.launch_job("workchain_direct", "submit_validation")
         self.report(
-            f"launching DirectDfptWorkChain<{node.pk}> (ph.x at {len(self.inputs.validation_qpoints)} q points off the mesh)"
+            f"launching DirectDfptWorkChain<{node.pk}> "
+            f"(ph.x at {len(self.inputs.validation_qpoints)} q points off the mesh)"
         )
         return ToContext(workchain_direct=node)
 

@@ -1,4 +1,5 @@
-"""PamWorkChain's inputs: validators, the pseudo family's cut-offs, the builder from a protocol, the DFPT step's inputs."""
+"""PamWorkChain's inputs: validators, the pseudo family's cut-offs, the builder from a protocol, the DFPT step's
+inputs."""
 
 from __future__ import annotations
 

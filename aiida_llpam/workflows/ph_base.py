@@ -49,7 +49,8 @@ class PhBaseWorkChain(QePhBaseWorkChain):
                 node, f"increased nmix_ph from {nmix_ph} to {MAX_NMIX_PH} (QE 6.7's maximum) and restarting"
             )
             return ProcessHandlerReport(True)
-        # the parent's first step would set 8: present it as done, let it reduce alpha_mix, then restore the QE 6.7 value
+        # the parent's first step would set 8: present it as done, let it reduce alpha_mix, then restore the
+        # QE 6.7 value
         inputph["nmix_ph"] = 8
         report = super().handle_convergence_not_reached(node)
         inputph["nmix_ph"] = MAX_NMIX_PH
@@ -68,7 +69,8 @@ class PhBaseWorkChain(QePhBaseWorkChain):
         node = self.ctx.children[self.ctx.iteration - 1]
         if lost_to_worker_shutdown(node):
             self.report(
-                f"{node.process_label}<{node.pk}> was lost by a daemon worker that was shutting down: launching it again"
+                f"{node.process_label}<{node.pk}> was lost by a daemon worker that was shutting down: "
+                "launching it again"
             )
             return None
         return super().inspect_process()

@@ -2,9 +2,10 @@
 
     bash scripts/run_tests.sh -m production tests/aiida/test_lifetimes_production.py
 
-The run behind the kappa file of fixtures/lifetimes/ (its README), made again: 207 pw.x force jobs (the primitive cell, pairs
-up to 2 Angstrom), fc3 and phono3py's RTA on 12x12x8, then the response with the lifetimes; about 80 min on
-2 cores. The new kappa file must reproduce the committed one: the same inputs, pw.x converged to 1e-12 Ry.
+The run behind the kappa file of fixtures/lifetimes/ (its README), made again: 207 pw.x force jobs (the
+primitive cell, pairs up to 2 Angstrom), fc3 and phono3py's RTA on 12x12x8, then the response with the
+lifetimes; about 80 min on 2 cores. The new kappa file must reproduce the committed one: the same inputs,
+pw.x converged to 1e-12 Ry.
 """
 
 import io

@@ -1,4 +1,5 @@
-"""The ph.x restart path keeps nmix_ph <= 5 (QE 6.7), driven step by step as aiida-quantumespresso tests its handlers."""
+"""The ph.x restart path keeps nmix_ph <= 5 (QE 6.7), driven step by step as aiida-quantumespresso tests its
+handlers."""
 
 import pytest
 

@@ -18,15 +18,15 @@ GENERIC_Q = RNG.uniform(-0.5, 0.5, size=(12, 3))
 
 def test_polarisation_identities(quartz):
     modes = compute_modes(quartz, GENERIC_Q)
-    l = modes.l_z_hbar
-    assert np.abs(l.sum(axis=1)).max() < 1e-10  # trace of M_z is zero
+    l_z = modes.l_z_hbar
+    assert np.abs(l_z.sum(axis=1)).max() < 1e-10  # trace of M_z is zero
     assert np.abs(modes.l_hbar.sum(axis=1)).max() < 1e-10  # and of M_x, M_y
-    assert np.all(np.abs(l) <= 1.0 + 1e-10)
-    assert_allclose(modes.l_z_atom_hbar.sum(axis=2), l, rtol=1e-5, atol=1e-12)  # hbar, |l| <= 1
+    assert np.all(np.abs(l_z) <= 1.0 + 1e-10)
+    assert_allclose(modes.l_z_atom_hbar.sum(axis=2), l_z, rtol=1e-5, atol=1e-12)  # hbar, |l| <= 1
     m = modes.angular_momentum
     assert_allclose(m, np.conj(np.swapaxes(m, -1, -2)), rtol=1e-5, atol=1e-12)
-    assert_allclose(modes.l_hbar[..., 2], l, rtol=1e-12, atol=1e-12)  # the same numbers (hbar, |l| <= 1)
-    assert np.abs(l).max() > 0.1  # quartz is chiral: the identities are not trivially met by l = 0
+    assert_allclose(modes.l_hbar[..., 2], l_z, rtol=1e-12, atol=1e-12)  # the same numbers (hbar, |l| <= 1)
+    assert np.abs(l_z).max() > 0.1  # quartz is chiral: the identities are not trivially met by l = 0
 
 
 def test_time_reversal(quartz):
@@ -59,7 +59,8 @@ def test_group_velocity_matches_phonopy(quartz):
 
 
 def test_compiled_derivative_is_gonze_lee(quartz):
-    """phonopy documents that its compiled dD/dq may fall back to Wang NAC; ours must equal the Python Gonze-Lee path."""
+    """phonopy documents that its compiled dD/dq may fall back to Wang NAC; ours must equal the Python Gonze-Lee
+    path."""
     assert type(quartz.dynamical_matrix).__name__ == "DynamicalMatrixGL"
     qpoints = np.array([[0.0, 0.0, 0.01], [0.02, 0.0, 0.0], [0.01, 0.01, 0.003]])
     _, ddm = dynamical_matrices(quartz, qpoints)

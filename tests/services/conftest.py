@@ -132,7 +132,8 @@ def wait_until_terminated(node, timeout: float):
 
 
 def assert_ran_through_slurm(node) -> dict:
-    """A finished CalcJob's job id is in the scheduler's own record, once, for its work directory; returns the record."""
+    """A finished CalcJob's job id is in the scheduler's own record, once, for its work directory; returns the
+    record."""
     job_id = node.get_job_id()
     assert job_id, f"{node.process_label}<{node.pk}> has no job_id: it did not go through the scheduler"
     # the remote work directory is unique (a UUID path) where job id and pk repeat across reinstalls and test runs

@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class Commands:
-    """A fake ``run``: records (argv, stdin), answers from ``replies`` (text in argv or stdin -> stdout or exit code)."""
+    """A fake ``run``: records (argv, stdin), answers from ``replies`` (text in argv or stdin -> stdout or exit
+    code)."""
 
     def __init__(self, replies=None):
         self.calls, self.replies = [], replies or {}

@@ -1,4 +1,5 @@
-"""The ``DYN_MAT`` folder of ph.x's dynamical-matrix files, as PhCalculation retrieves it and Q2rCalculation reads it."""
+"""The ``DYN_MAT`` folder of ph.x's dynamical-matrix files, as PhCalculation retrieves it and Q2rCalculation
+reads it."""
 
 from collections.abc import Callable
 

@@ -96,7 +96,8 @@ def phonopy_force_constants(
 
 
 def stored_arrays(node: orm.ArrayData) -> dict:
-    """The arrays of :data:`UNITS` (QE units) of a force-constants node, old (``ArrayData``) or new (``ForceConstantsData``)."""
+    """The arrays of :data:`UNITS` (QE units) of a force-constants node, old (``ArrayData``) or new
+    (``ForceConstantsData``)."""
     if not isinstance(node, ForceConstantsData):
         return {name: node.get_array(name) for name in UNITS}
     return {

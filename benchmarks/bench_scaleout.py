@@ -34,7 +34,8 @@ from ase.io import read
 
 import aiida_llpam
 from aiida_llpam.configure import SLURM_COMPUTER, mpirun_command
-from aiida_llpam.workflows.pam import PamWorkChain, dfpt_inputs
+from aiida_llpam.workflows.pam import PamWorkChain
+from aiida_llpam.workflows.pam_inputs import dfpt_inputs
 
 # `verdi run` does not set __file__ to this script: find the repository next to the (editable) package
 REPO = Path(aiida_llpam.__file__).resolve().parents[1]

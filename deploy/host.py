@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from aiida_llpam.configure import CHANGED, CREATED, EXISTS, NOT_RUNNING, STOPPED, Step, password_file, setup_lock
+from aiida_llpam.configure import CHANGED, CREATED, EXISTS, NOT_RUNNING, STOPPED, Step
+from aiida_llpam.daemon_profile import password_file, setup_lock
 
 #: held by `deploy/services.py up|down` (and the tests' set-up): a second set-up at once fails at once
 LOCK_FILE = Path("/run/lock/aiida-llpam-deploy.lock")

@@ -8,19 +8,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from aiida_llpam.configure import (
-    CHANGED,
-    CREATED,
-    DB_USER,
-    EXISTS,
-    NOT_RUNNING,
-    PG_HOST,
-    PG_PORT,
-    RUNNING,
-    STOPPED,
-    Step,
-    database_name,
-)
+from aiida_llpam.configure import CHANGED, CREATED, EXISTS, NOT_RUNNING, RUNNING, STOPPED, Step
+from aiida_llpam.daemon_profile import DB_USER, PG_HOST, PG_PORT, database_name
 
 from .host import (
     as_user,
@@ -84,7 +73,7 @@ def ensure_role(user: str = DB_USER) -> Step:
 
 def ensure_postgresql(user: str = DB_USER, database: str | None = None) -> list[Step]:
     """PostgreSQL 15 running on 127.0.0.1:5432 with role ``user`` owning ``database`` (default: the database of the
-    daemon profile in the current AiiDA config directory, ``aiida_llpam.configure.database_name``)."""
+    daemon profile in the current AiiDA config directory, ``aiida_llpam.daemon_profile.database_name``)."""
     require_root_and_apt()
     database = database or database_name()
     steps = [ensure_packages(["postgresql"])]

@@ -11,18 +11,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from aiida_llpam.configure import (
-    BROKER_USER,
-    CHANGED,
-    CREATED,
-    EXISTS,
-    NOT_RUNNING,
-    RUNNING,
-    STOPPED,
-    Step,
-    ensure_daemon,
-    stop_daemon,
-)
+from aiida_llpam.configure import CHANGED, CREATED, EXISTS, NOT_RUNNING, RUNNING, STOPPED, Step
+from aiida_llpam.daemon_profile import BROKER_USER, ensure_daemon, stop_daemon
 
 from .host import (
     ServiceError,

@@ -6,12 +6,12 @@ aiida-llpam's virtualenv (`source .venv/bin/activate`):
     python deploy/services.py status
 
 ``up`` installs (apt) and starts PostgreSQL, RabbitMQ, munge and SLURM, then configures AiiDA for them in the
-current config directory (``AIIDA_PATH``) with ``aiida_llpam.configure.ensure_daemon_profile``, the step `aiida-llpam
-setup --daemon-profile` runs alone, and last deletes RabbitMQ's ``guest`` user. With ``--no-profile`` it stops after
-the services and prints that command. Every step is idempotent and printed as ``<status> <what>``; a second ``up``
-reports only ``exists``/``running``. ``down`` stops the daemon of the profile, the SLURM jobs and daemons, RabbitMQ
-with epmd, and PostgreSQL. Two set-ups at once: the second fails at once ("another set-up is running").
-"""
+current config directory (``AIIDA_PATH``) with ``aiida_llpam.daemon_profile.ensure_daemon_profile``, the step
+`aiida-llpam setup --daemon-profile` runs alone, and last deletes RabbitMQ's ``guest`` user. With ``--no-profile``
+it stops after the services and prints that command. Every step is idempotent and printed as ``<status> <what>``; a
+second ``up`` reports only ``exists``/``running``. ``down`` stops the daemon of the profile, the SLURM jobs and
+daemons, RabbitMQ with epmd, and PostgreSQL. Two set-ups at once: the second fails at once ("another set-up is
+running")."""
 
 from __future__ import annotations
 
@@ -23,17 +23,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: import deploy/ as the package it is
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aiida_llpam.configure import (
-    DAEMON_PROFILE,
-    EXISTS,
-    PROFILE,
-    RUNNING,
-    SetupError,
-    Step,
-    database_name,
-    ensure_daemon_profile,
-    stop_daemon,
-)
+from aiida_llpam.configure import DAEMON_PROFILE, EXISTS, PROFILE, RUNNING, SetupError, Step
+from aiida_llpam.daemon_profile import database_name, ensure_daemon_profile, stop_daemon
 from deploy import postgresql, rabbitmq, slurm
 from deploy.host import ServiceError, host_lock, unavailable_reason
 

@@ -27,6 +27,7 @@ LAYERS = {
     "aiida_llpam.queries": 1,
     "aiida_llpam.monitor": 1,
     "aiida_llpam.configure": 1,
+    "aiida_llpam.daemon_profile": 1,
     "aiida_llpam.workflows": 2,
     "aiida_llpam.cli": 3,
     "aiida_llpam": 0,  # the package's __init__

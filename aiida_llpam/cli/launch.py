@@ -88,7 +88,8 @@ def daemon_unavailable_reason() -> str | None:
     from aiida.engine.daemon.client import get_daemon_client
     from aiida.manage import get_manager
 
-    from aiida_llpam.configure import DAEMON_PROFILE, DEPLOY_COMMAND
+    from aiida_llpam.configure import DAEMON_PROFILE
+    from aiida_llpam.daemon_profile import DEPLOY_COMMAND
 
     profile = get_manager().get_profile()
     fix = (

@@ -21,7 +21,8 @@ from aiida_submission_controller import BaseSubmissionController
 from ase import Atoms
 from pydantic import PrivateAttr
 
-from aiida_llpam.configure import DAEMON_PROFILE, DEPLOY_COMMAND, SLURM_COMPUTER
+from aiida_llpam.configure import DAEMON_PROFILE, SLURM_COMPUTER
+from aiida_llpam.daemon_profile import DEPLOY_COMMAND
 from aiida_llpam.structures import (
     Orientation,
     StructureError,

@@ -6,7 +6,8 @@ host set-up (``python deploy/services.py up``, outside the package) runs, with i
 
 import click
 
-from aiida_llpam.configure import DAEMON_PROFILE, DEPLOY_COMMAND
+from aiida_llpam.configure import DAEMON_PROFILE
+from aiida_llpam.daemon_profile import DEPLOY_COMMAND
 
 from . import main
 
@@ -38,7 +39,8 @@ def setup_command(profile, mpiprocs, daemon_profile, workers, services):
             f"the services are set up outside the plugin now: run `{DEPLOY_COMMAND}` as root "
             "(docs/scaleout.md); `aiida-llpam setup --daemon-profile` configures AiiDA for them"
         )
-    from aiida_llpam.configure import SetupError, ensure_daemon_profile, setup_all
+    from aiida_llpam.configure import SetupError, setup_all
+    from aiida_llpam.daemon_profile import ensure_daemon_profile
 
     try:
         steps = ensure_daemon_profile(daemon_profile, workers) if daemon_profile else setup_all(profile, mpiprocs)

@@ -18,22 +18,15 @@ from aiida_llpam.calculations.functions import (
 )
 from aiida_llpam.calculations.nodes import read_output
 from aiida_llpam.calculations.response import PamResponseCalculation
-from aiida_llpam.physics.equilibrium import DEFAULT_THRESHOLDS, equilibrium_problems
+from aiida_llpam.physics.equilibrium import DEFAULT_THRESHOLDS
 from aiida_llpam.physics.symmetry import response_symmetry_text
 from aiida_llpam.physics.units import THZ_TO_CM
 from aiida_llpam.quantities import OUTPUTS
 from aiida_llpam.report import imaginary_mode_warnings, kmesh_convergence_line, sound_velocities_line, sum_rules_line
 
+from . import pam_inputs
 from .direct_dfpt import DirectDfptWorkChain, validate_qpoints
-from .pam_inputs import (
-    dfpt_inputs,
-    family_cutoffs,
-    fill_builder,
-    validate_equilibrium,
-    validate_figures,
-    validate_inputs,
-    validate_sum_rules_input,
-)
+from .pam_checks import PamChecks
 from .ph_base import PhBaseWorkChain
 from .protocols import UNPHYSICAL_PROTOCOLS
 from .relaunch import RelaunchesLostJobs
@@ -43,7 +36,7 @@ PwRelaxWorkChain = WorkflowFactory("quantumespresso.pw.relax")
 Q2rBaseWorkChain = WorkflowFactory("quantumespresso.q2r.base")
 
 
-class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
+class PamWorkChain(PamChecks, RelaunchesLostJobs, ProtocolMixin, WorkChain):
     """A crystal (alpha-quartz or any insulator) from QE DFPT to phonon angular-momentum response nodes.
 
     Outline: optional vc-relax (PwRelaxWorkChain) -> symmetry (spglib, a
@@ -124,14 +117,14 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
             "sum_rules",
             valid_type=orm.Dict,
             default=lambda: orm.Dict({"rotational_invariance": True, "unfolding_factor": [2, 2, 2]}),
-            validator=validate_sum_rules_input,
+            validator=pam_inputs.validate_sum_rules_input,
             help="Sum rules on the force constants (phonopy_force_constants.SUM_RULE_KEYS; THEORY.md section 8).",
         )
         spec.input(
             "equilibrium",
             valid_type=orm.Dict,
             default=lambda: orm.Dict(DEFAULT_THRESHOLDS),
-            validator=validate_equilibrium,
+            validator=pam_inputs.validate_equilibrium,
             help="Largest residual stress (GPa) and force (eV/A) of the scf the DFPT perturbed; refuse (exit 410) "
             "or, with refuse false, warn above them (aiida_llpam.physics.equilibrium).",
         )
@@ -153,7 +146,7 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
         spec.input(
             "figures",
             valid_type=orm.Dict,
-            validator=validate_figures,
+            validator=pam_inputs.validate_figures,
             help="Figure data: path_points_per_segment, trajectory_q (reduced), trajectory_branch.",
         )
         spec.input(
@@ -164,7 +157,7 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
             help="Reduced q points off the DFPT mesh: ph.x runs at each from this run's scf, and the model is checked "
             "against it (DirectDfptWorkChain; the default points are aiida_llpam.physics.direct_dfpt's).",
         )
-        spec.inputs.validator = validate_inputs
+        spec.inputs.validator = pam_inputs.validate_inputs
 
         spec.outline(
             cls.setup,
@@ -268,7 +261,7 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
 
         The sections relax, scf, ph_main and q2r are forwarded as overrides to the
         sub-workchains' own protocols (``qe_protocol``); unknown override keys warn.
-        A family that records cut-offs sets them (:func:`family_cutoffs`). ``response_code`` defaults to
+        A family that records cut-offs sets them (:func:`pam_inputs.family_cutoffs`). ``response_code`` defaults to
         ``llpam-response@<computer of pw_code>`` (made by ``aiida-llpam setup``). Raises ValueError for an
         unknown protocol, a missing response code or a structure with species missing from the pseudo family.
         ``parallelize_qpoints`` (one ph.x job per q point): the caller's choice, not the environment's: the same
@@ -278,8 +271,8 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
             raise ValueError(f"unknown protocol {protocol!r}: choose from {', '.join(cls.get_available_protocols())}")
         inputs = cls.get_protocol_inputs(protocol, overrides)
         if dfpt is None:
-            inputs.update(family_cutoffs(inputs, structure, overrides or {}))
-        return fill_builder(
+            inputs.update(pam_inputs.family_cutoffs(inputs, structure, overrides or {}))
+        return pam_inputs.fill_builder(
             cls.get_builder(),
             inputs,
             (pw_code, ph_code, q2r_code),
@@ -360,7 +353,7 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
 
     def submit_ph(self):
         parallel = self.inputs.parallelize_qpoints.value
-        process, inputs = dfpt_inputs(
+        process, inputs = pam_inputs.dfpt_inputs(
             self.exposed_inputs(PhBaseWorkChain, namespace="ph_main"),
             self.ctx.workchain_scf.outputs.remote_folder,
             parallel,
@@ -380,28 +373,6 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
             self.report(f"{node.process_label}<{node.pk}> failed with exit status {node.exit_status}")
             return self.exit_codes.ERROR_SUB_PROCESS_FAILED_PH
         self.ctx.dfpt_retrieved = node.outputs.retrieved
-        return None
-
-    def check_equilibrium(self):
-        """Stress and forces of the scf the DFPT perturbed, before the sum rules assume zero stress."""
-        from aiida_llpam.queries import dfpt_scf_equilibrium
-
-        thresholds = self.inputs.equilibrium.get_dict()
-        scf, stress, forces = dfpt_scf_equilibrium(self.ctx.dfpt_retrieved)
-        if stress is None:
-            self.report(f"WARNING: {scf.process_label}<{scf.pk}> computed no stress (tstress): equilibrium not checked")
-            return None
-        self.report(
-            f"equilibrium of the scf {scf.process_label}<{scf.pk}>: largest stress component "
-            f"{abs(stress).max():.3f} GPa, largest force {np.linalg.norm(forces, axis=-1).max():.4f} eV/A"
-        )
-        problems = equilibrium_problems(
-            stress, forces, thresholds["max_stress_gpa"], thresholds["max_force_ev_angstrom"]
-        )
-        if problems and thresholds["refuse"]:
-            return self.exit_codes.ERROR_NOT_IN_EQUILIBRIUM.format(message="; ".join(problems))
-        for problem in problems:
-            self.report(f"WARNING: {problem} (equilibrium.refuse is false: going on)")
         return None
 
     def run_q2r(self):
@@ -504,39 +475,6 @@ class PamWorkChain(RelaunchesLostJobs, ProtocolMixin, WorkChain):
             f"{sound_velocities_line(acoustic)}; lowest frequency next to Gamma "
             f"{acoustic['near_gamma_lowest_frequency_thz'] * THZ_TO_CM:.2f} cm^-1"
         )
-        return None
-
-    def should_validate(self):
-        return "validation_qpoints" in self.inputs
-
-    def submit_validation(self):
-        ph = self.exposed_inputs(PhBaseWorkChain, namespace="ph_main")["ph"]
-        return self.submit(
-            DirectDfptWorkChain,
-            structure=self.ctx.structure,
-            force_constants=self.ctx.force_constants,
-            dfpt=self.ctx.dfpt_retrieved,
-            validation_qpoints=self.inputs.validation_qpoints,
-            parent_folder=self.ctx.workchain_scf.outputs.remote_folder,
-            ph={"ph": {"code": ph["code"], "parameters": ph["parameters"], "metadata": ph.get("metadata", {})}},
-            metadata={"call_link_label": "direct_dfpt"},
-        )
-
-    def run_validation(self):
-        node = self.launch_job("workchain_direct", "submit_validation")
-        self.report(
-            f"launching DirectDfptWorkChain<{node.pk}> "
-            f"(ph.x at {len(self.inputs.validation_qpoints)} q points off the mesh)"
-        )
-        return ToContext(workchain_direct=node)
-
-    def inspect_validation(self):
-        node = self.ctx.workchain_direct
-        if not node.is_finished_ok:
-            return self.exit_codes.ERROR_VALIDATION_FAILED.format(
-                message=node.exit_message or f"exit status {node.exit_status}"
-            )
-        self.out_many(self.exposed_outputs(node, DirectDfptWorkChain, namespace="direct_dfpt"))
         return None
 
     def on_terminated(self):

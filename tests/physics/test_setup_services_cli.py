@@ -5,7 +5,7 @@ steps are printed, its errors end the command with one clean line, and the host'
 import pytest
 from click.testing import CliRunner
 
-from aiida_llpam import configure
+from aiida_llpam import configure, daemon_profile
 from aiida_llpam.cli import main
 from aiida_llpam.configure import CHANGED, CREATED, EXISTS, RUNNING, SetupError, Step
 
@@ -26,7 +26,7 @@ def calls(monkeypatch):
         recorded.append(("setup_all", profile, mpiprocs))
         return [(f"profile {profile} (core.sqlite_dos, no broker)", EXISTS)]
 
-    monkeypatch.setattr(configure, "ensure_daemon_profile", ensure_daemon_profile)
+    monkeypatch.setattr(daemon_profile, "ensure_daemon_profile", ensure_daemon_profile)
     monkeypatch.setattr(configure, "setup_all", setup_all)
     return recorded
 
@@ -64,7 +64,7 @@ def test_without_options_the_embedded_profile_only(calls):
 
 def test_second_call_says_nothing_to_do(calls, monkeypatch):
     steps = [Step("profile llpam-daemon: exists", EXISTS), Step("daemon of llpam-daemon: running", RUNNING)]
-    monkeypatch.setattr(configure, "ensure_daemon_profile", lambda name, workers: steps)
+    monkeypatch.setattr(daemon_profile, "ensure_daemon_profile", lambda name, workers: steps)
     result = invoke("--daemon-profile")
     assert result.exit_code == 0 and result.output.splitlines()[2] == "Nothing to do: everything was already set up."
 
@@ -76,7 +76,7 @@ def test_services_not_set_up_ends_with_one_clean_line_naming_the_deploy_command(
             "host set-up): run `python deploy/services.py up` as root first (docs/scaleout.md)"
         )
 
-    monkeypatch.setattr(configure, "ensure_daemon_profile", refused)
+    monkeypatch.setattr(daemon_profile, "ensure_daemon_profile", refused)
     result = invoke("--daemon-profile")
     assert result.exit_code == 1
     assert result.output.startswith("Error: cannot read /var/lib/aiida-llpam/postgres-aiida_llpam.password")

@@ -1,7 +1,7 @@
 """Fixtures that bring up the scale-out services (PostgreSQL, RabbitMQ, SLURM) and a throw-away daemon profile.
 
 The services come from the host set-up ``deploy/`` (the functions `python deploy/services.py up` runs, each twice),
-the profile from the AiiDA step ``aiida_llpam.configure.ensure_daemon_profile`` (what ``up`` ends with and
+the profile from the AiiDA step ``aiida_llpam.daemon_profile.ensure_daemon_profile`` (what ``up`` ends with and
 `aiida-llpam setup --daemon-profile` runs). Tests marked ``services`` install Debian packages and start system
 daemons. They are part of the default run where that is possible (root, apt-get); elsewhere they are skipped with
 the reason. ``LLPAM_SERVICES_TESTS=0`` or ``-m "not services"`` leaves them out. Unmarked tests in this folder
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from aiida_llpam import configure
+from aiida_llpam import daemon_profile as configure
 from deploy import postgresql, rabbitmq, slurm
 from deploy.host import host_lock, unavailable_reason
 
@@ -154,7 +154,7 @@ def finished_through_slurm(node, timeout: float):
 def pytest_terminal_summary(terminalreporter):
     if not TIMINGS:
         return
-    terminalreporter.section("aiida-llpam services (deploy/, configure.ensure_daemon_profile): timings")
+    terminalreporter.section("aiida-llpam services (deploy/, daemon_profile.ensure_daemon_profile): timings")
     for (name, call), (seconds, steps) in sorted(TIMINGS.items()):
         statuses = sorted({step.status for step in steps})
         terminalreporter.write_line(f"{name} call {call}: {seconds:6.1f} s  {', '.join(statuses)}")

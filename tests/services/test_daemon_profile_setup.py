@@ -1,15 +1,14 @@
-"""Pure checks of the AiiDA step of the scale-out, ``aiida_llpam.configure.ensure_daemon_profile`` (`aiida-llpam setup
---daemon-profile`): it detects the services with the stored passwords, moves a profile on ``guest`` to the broker
-user, sets the daemon options (``daemon.timeout``, ``daemon.default_workers``), restarts workers that a broker
-restart left behind, and runs once at a time. AiiDA's config and daemon client are fakes here; the real thing is
-test_services.py (marker ``services``).
-"""
+"""Pure checks of the AiiDA step of the scale-out, ``aiida_llpam.daemon_profile.ensure_daemon_profile`` (`aiida-llpam
+setup --daemon-profile`): it detects the services with the stored passwords, moves a profile on ``guest`` to the
+broker user, sets the daemon options (``daemon.timeout``, ``daemon.default_workers``), restarts workers that a
+broker restart left behind, and runs once at a time. AiiDA's config and daemon client are fakes here; the real thing
+is test_services.py (marker ``services``)."""
 
 from types import SimpleNamespace
 
 import pytest
 
-from aiida_llpam import configure
+from aiida_llpam import daemon_profile as configure
 from aiida_llpam.configure import CHANGED, EXISTS, RUNNING, SetupError, Step
 from deploy import host
 

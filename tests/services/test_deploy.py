@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from aiida_llpam import configure
+from aiida_llpam import daemon_profile as configure
 from aiida_llpam.configure import CHANGED, CREATED, EXISTS, NOT_RUNNING, RUNNING, STOPPED, SetupError, Step
 from deploy import host, postgresql, rabbitmq, services, slurm
 

@@ -19,7 +19,7 @@ import numpy as np
 import psutil
 import pytest
 
-from aiida_llpam import configure
+from aiida_llpam import daemon_profile as configure
 from aiida_llpam.workflows.relaunch import lost_to_worker_shutdown
 from deploy import rabbitmq, slurm
 from tests.provenance import called, dyn_numbers
@@ -232,7 +232,7 @@ def fault_inputs(daemon_profile):
     from aiida.engine import submit
     from aiida.plugins import WorkflowFactory
 
-    from aiida_llpam.workflows.pam import dfpt_inputs
+    from aiida_llpam.workflows.pam_inputs import dfpt_inputs
 
     builder = _builder(SILICON)
     scf = {**builder.scf, "pw": {**builder.scf.pw, "structure": builder.structure}}

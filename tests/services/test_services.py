@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from aiida_llpam import configure
+from aiida_llpam import daemon_profile as configure
 from deploy import postgresql, rabbitmq, slurm
 
 from .conftest import finished_through_slurm

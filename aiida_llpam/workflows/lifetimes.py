@@ -14,6 +14,7 @@ from aiida_llpam.calculations.functions import lifetimes_from_kappa
 from aiida_llpam.calculations.functions.phono3py_supercells import phono3py_supercells
 from aiida_llpam.calculations.rta import Phono3pyRtaCalculation
 from aiida_llpam.calculations.rta_job import KEYS as RTA_KEYS
+from aiida_llpam.calculations.rta_job import rta_settings
 from aiida_llpam.physics.settings import grid
 
 from .relaunch import RelaunchesLostJobs
@@ -44,24 +45,11 @@ def normalised_parameters(parameters: dict) -> dict:
     unknown = sorted(set(parameters) - known)
     if unknown:
         raise ValueError(f"{', '.join(unknown)}: unknown; known: {', '.join(sorted(known))}")
-    missing = [key for key in ("supercell_matrix", "mesh", "temperatures_k") if key not in parameters]
-    if missing:
-        raise ValueError(f"{', '.join(missing)}: missing")
-    matrix = np.asarray(parameters["supercell_matrix"])
-    if matrix.shape == (3,):
-        matrix = np.diag(matrix)
-    if matrix.shape != (3, 3) or not np.issubdtype(matrix.dtype, np.integer) or round(abs(np.linalg.det(matrix))) < 1:
-        raise ValueError(
-            "supercell_matrix: three integers or a 3x3 integer matrix of nonzero determinant, "
-            f"got {parameters['supercell_matrix']}"
-        )
-    mesh = parameters["mesh"]
-    if not (isinstance(mesh, list) and len(mesh) == 3 and all(isinstance(n, int) and n > 0 for n in mesh)):
-        raise ValueError(f"mesh: three positive integers, got {mesh!r}")
-    temperatures = grid(parameters["temperatures_k"], "temperatures_k")
-    if temperatures.size == 0 or np.any(temperatures <= 0):
-        raise ValueError(f"temperatures_k: positive temperatures, got {temperatures.tolist()}")
-    settings = {"supercell_matrix": matrix.tolist(), "mesh": mesh, "temperatures_k": temperatures.tolist()}
+    # the fc3 supercell, the mesh and the temperatures as the RTA job takes them (one check for both)
+    rta = {key: parameters[key] for key in RTA_KEYS if key in parameters}
+    if "temperatures_k" in rta:
+        rta["temperatures_k"] = grid(rta["temperatures_k"], "temperatures_k").tolist()
+    settings = rta_settings(rta)
     for key, default in (
         ("displacement_distance_angstrom", DEFAULT_DISPLACEMENT_ANGSTROM),
         ("cutoff_pair_distance_angstrom", None),

@@ -12,6 +12,7 @@ from aiida_llpam.physics.direct_dfpt import DEFAULT_VALIDATION_QPOINTS
 
 from .ph_base import PhBaseWorkChain
 from .relaunch import RelaunchesLostJobs
+from .scf_step import ScfStep
 
 PwBaseWorkChain = WorkflowFactory("quantumespresso.pw.base")
 
@@ -34,7 +35,7 @@ def validate_inputs(inputs, _) -> str | None:
     return None
 
 
-class DirectDfptWorkChain(RelaunchesLostJobs, WorkChain):
+class DirectDfptWorkChain(ScfStep, RelaunchesLostJobs, WorkChain):
     """The force-constant model of a run against ph.x computed directly at ``validation_qpoints``.
 
     1. scf (PwBaseWorkChain with the inputs of the DFPT's scf), unless ``parent_folder`` gives a finished one;
@@ -42,6 +43,8 @@ class DirectDfptWorkChain(RelaunchesLostJobs, WorkChain):
     3. ``direct_dfpt_check``: frequencies, l^z and mu^z of the model against the direct dynamical matrices with
        the on-site ASR correction from the DFPT's raw Gamma matrix (:mod:`aiida_llpam.physics.direct_dfpt`).
     """
+
+    SCF_FAILED = "ERROR_SCF_FAILED"
 
     @classmethod
     def define(cls, spec):
@@ -125,24 +128,6 @@ class DirectDfptWorkChain(RelaunchesLostJobs, WorkChain):
 
     def should_run_scf(self):
         return "scf" in self.inputs
-
-    def submit_scf(self):
-        inputs = AttributeDict(self.exposed_inputs(PwBaseWorkChain, namespace="scf"))
-        inputs.pw.structure = self.inputs.structure
-        inputs.metadata.call_link_label = "scf"
-        return self.submit(PwBaseWorkChain, **inputs)
-
-    def run_scf(self):
-        node = self.launch_job("workchain_scf", "submit_scf")
-        self.report(f"launching PwBaseWorkChain<{node.pk}> (scf of the DFPT)")
-        return ToContext(workchain_scf=node)
-
-    def inspect_scf(self):
-        node = self.ctx.workchain_scf
-        if not node.is_finished_ok:
-            self.report(f"PwBaseWorkChain<{node.pk}> failed with exit status {node.exit_status}")
-            return self.exit_codes.ERROR_SCF_FAILED
-        return None
 
     def submit_ph(self, index: int, q: list):
         inputs = AttributeDict(self.exposed_inputs(PhBaseWorkChain, namespace="ph"))

@@ -30,13 +30,14 @@ from .pam_checks import PamChecks
 from .ph_base import PhBaseWorkChain
 from .protocols import UNPHYSICAL_PROTOCOLS
 from .relaunch import RelaunchesLostJobs
+from .scf_step import ScfStep
 
 PwBaseWorkChain = WorkflowFactory("quantumespresso.pw.base")
 PwRelaxWorkChain = WorkflowFactory("quantumespresso.pw.relax")
 Q2rBaseWorkChain = WorkflowFactory("quantumespresso.q2r.base")
 
 
-class PamWorkChain(PamChecks, RelaunchesLostJobs, ProtocolMixin, WorkChain):
+class PamWorkChain(PamChecks, ScfStep, RelaunchesLostJobs, ProtocolMixin, WorkChain):
     """A crystal (alpha-quartz or any insulator) from QE DFPT to phonon angular-momentum response nodes.
 
     Outline: optional vc-relax (PwRelaxWorkChain) -> symmetry (spglib, a
@@ -331,24 +332,6 @@ class PamWorkChain(PamChecks, RelaunchesLostJobs, ProtocolMixin, WorkChain):
         sym = self.ctx.symmetry
         verdict = response_symmetry_text(sym.get_dict())
         self.report(f"{sym['formula']}: space group {sym['space_group']} ({sym['space_group_number']}), {verdict}")
-        return None
-
-    def submit_scf(self):
-        inputs = AttributeDict(self.exposed_inputs(PwBaseWorkChain, namespace="scf"))
-        inputs.pw.structure = self.ctx.structure
-        inputs.metadata.call_link_label = "scf"
-        return self.submit(PwBaseWorkChain, **inputs)
-
-    def run_scf(self):
-        node = self.launch_job("workchain_scf", "submit_scf")
-        self.report(f"launching PwBaseWorkChain<{node.pk}> (scf)")
-        return ToContext(workchain_scf=node)
-
-    def inspect_scf(self):
-        node = self.ctx.workchain_scf
-        if not node.is_finished_ok:
-            self.report(f"PwBaseWorkChain<{node.pk}> failed with exit status {node.exit_status}")
-            return self.exit_codes.ERROR_SUB_PROCESS_FAILED_SCF
         return None
 
     def submit_ph(self):

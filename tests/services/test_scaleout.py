@@ -120,10 +120,15 @@ def _progress_cli(node):
 @pytest.fixture(scope="module")
 def submitted_run(daemon_profile):
     """The Si PamWorkChain submitted to the daemon, with `aiida-llpam progress` read while a q job runs."""
+    from aiida import orm
     from aiida.engine import submit
 
+    from aiida_llpam.cli.runs import daemon_qpoint_jobs
+
     builder = _builder(SILICON)
-    assert builder.parallelize_qpoints.value, "a profile with a broker runs the q points in parallel by default"
+    # builders are pure: the launcher decides, and on a profile with a broker it runs the q points side by side
+    builder.parallelize_qpoints = orm.Bool(daemon_qpoint_jobs())
+    assert builder.parallelize_qpoints.value
     node = submit(builder)
     dfpt = _wait_for(lambda: _dfpt_with_q_job_starting(node), "a q job of the submitted run starting in SLURM")
     while_running = _progress_cli(node)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
@@ -83,9 +82,8 @@ class PamResponseCalculation(CalcJob):
         spec.exit_code(302, "ERROR_INPUTS_REFUSED", message="The response refused its inputs: {message}")
 
     def prepare_for_submission(self, folder):
-        buffer = io.BytesIO()
-        write_force_constants(self.inputs.force_constants, buffer)
-        folder.create_file_from_filelike(io.BytesIO(buffer.getvalue()), self._FC_FILE, mode="wb")
+        with folder.open(self._FC_FILE, "wb") as handle:
+            write_force_constants(self.inputs.force_constants, handle)
         with folder.open(self._PARAMETERS_FILE, "w") as handle:
             json.dump(self.inputs.parameters.get_dict(), handle)
 
@@ -100,9 +98,8 @@ class PamResponseCalculation(CalcJob):
         ]
         if "lifetimes" in self.inputs:
             lifetimes = self.inputs.lifetimes
-            buffer = io.BytesIO()
-            np.savez(buffer, **{name: lifetimes.get_array(name) for name in lifetimes.get_arraynames()})
-            folder.create_file_from_filelike(io.BytesIO(buffer.getvalue()), self._LIFETIMES_FILE, mode="wb")
+            with folder.open(self._LIFETIMES_FILE, "wb") as handle:
+                np.savez(handle, **{name: lifetimes.get_array(name) for name in lifetimes.get_arraynames()})
             codeinfo.cmdline_params.append(self._LIFETIMES_FILE)
         codeinfo.stdout_name = "aiida.out"
         calcinfo = CalcInfo()

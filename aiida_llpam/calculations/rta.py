@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
@@ -102,12 +101,10 @@ class Phono3pyRtaCalculation(CalcJob):
         return [FC3_FILE, kappa_filename(parameters["mesh"]), SUMMARY_FILE]
 
     def prepare_for_submission(self, folder):
-        buffer = io.BytesIO()
-        write_force_constants(self.inputs.force_constants, buffer)
-        folder.create_file_from_filelike(io.BytesIO(buffer.getvalue()), self._FC_FILE, mode="wb")
-        buffer = io.BytesIO()
-        np.savez(buffer, **{label: node.get_array("forces")[-1] for label, node in self.inputs.forces.items()})
-        folder.create_file_from_filelike(io.BytesIO(buffer.getvalue()), self._FORCES_FILE, mode="wb")
+        with folder.open(self._FC_FILE, "wb") as handle:
+            write_force_constants(self.inputs.force_constants, handle)
+        with folder.open(self._FORCES_FILE, "wb") as handle:
+            np.savez(handle, **{label: node.get_array("forces")[-1] for label, node in self.inputs.forces.items()})
         with folder.open(self._DATASET_FILE, "w") as handle:
             json.dump(self.inputs.dataset.get_dict(), handle)
         with folder.open(self._PARAMETERS_FILE, "w") as handle:

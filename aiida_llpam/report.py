@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from aiida_llpam.physics.convergence import TRACKED, MeshConvergence
+from aiida_llpam.physics.direct_dfpt import CRITERIA
 from aiida_llpam.physics.units import THZ_TO_CM
 from aiida_llpam.quantities import QUANTITIES
 
@@ -46,13 +47,21 @@ def imaginary_mode_warnings(response: dict, path: dict, acoustic: dict | None = 
 
 def sum_rules_line(record: dict | None) -> str:
     """The sum rules of a force-constants node (its ``sum_rules`` attribute; None where it has none)."""
+    acoustic = "ASR on site from ph.x's Gamma matrix" if (record or {}).get("acoustic") == "onsite" else "ASR"
     if record is None or not record["rotational_invariance"]:
-        return "sum rules: ASR only (no rotational invariance): expect an imaginary TA pocket next to Gamma"
+        return f"sum rules: {acoustic} only (no rotational invariance): expect an imaginary TA pocket next to Gamma"
+    matched = record.get("matched_qpoints", [])
+    fitted = (
+        f"; fitted to direct ph.x at {len(matched)} q points, largest misfit left "
+        f"{record['match_residual_ry_bohr2']:.1e} Ry/bohr^2"
+        if matched
+        else ""
+    )
     return (
-        f"sum rules: Born-Huang residual {record['born_huang_before']:.2e} -> {record['born_huang_after']:.1e} "
-        f"Ry/bohr, Huang {record['huang_before']:.2e} -> {record['huang_after']:.1e} Ry, largest IFC change "
-        f"{record['max_change_ry_bohr2']:.1e} Ry/bohr^2 (unfolding x{tuple(record['factor'])}, every DFPT dynamical "
-        "matrix kept)"
+        f"sum rules: {acoustic}; Born-Huang residual {record['born_huang_before']:.2e} -> "
+        f"{record['born_huang_after']:.1e} Ry/bohr, Huang {record['huang_before']:.2e} -> {record['huang_after']:.1e} "
+        f"Ry, largest IFC change {record['max_change_ry_bohr2']:.1e} Ry/bohr^2 (unfolding x{tuple(record['factor'])}, "
+        f"every DFPT dynamical matrix kept{fitted})"
     )
 
 
@@ -111,8 +120,12 @@ def quality_lines(record: dict | None, data: dict) -> list[str]:
     return lines
 
 
-def direct_check_lines(summary: dict, table: dict) -> list[str]:
-    """The model against direct DFPT at q points off the DFPT mesh (a ``direct_dfpt_check``'s outputs)."""
+def direct_check_lines(
+    summary: dict, table: dict, held_out: list[int] | None = None, failed: list[str] | None = None
+) -> list[str]:
+    """The model against direct DFPT at q points off the DFPT mesh (a ``direct_dfpt_check``'s outputs);
+    ``held_out``: the points the model did not fit (None: all), ``failed``: the criteria it misses there."""
+    held_out = list(range(len(table["qpoints"]))) if held_out is None else held_out
     lines = [
         f"model vs direct DFPT (ph.x at q off the DFPT mesh, on-site ASR from the raw Gamma matrix; raw Gamma "
         f"acoustic {', '.join(f'{f:.1f}' for f in table['gamma_asr_violation_cm'])} cm^-1):"
@@ -123,7 +136,7 @@ def direct_check_lines(summary: dict, table: dict) -> list[str]:
             f"  q = {np.round(q, 3).tolist()}: acoustic model {', '.join(f'{f:.2f}' for f in model[:3])} / direct "
             f"{', '.join(f'{f:.2f}' for f in direct[:3])} cm^-1; largest deviation "
             f"{summary['per_q_max_deviation_cm'][i]:.2f} cm^-1; TA splitting {table['model_ta_splitting_cm'][i]:.2f} / "
-            f"{table['direct_ta_splitting_cm'][i]:.2f} cm^-1"
+            f"{table['direct_ta_splitting_cm'][i]:.2f} cm^-1" + ("" if i in held_out else " (fitted)")
         )
     lines.append(
         f"  modes above {summary['optical_threshold_cm']:.0f} cm^-1 within "
@@ -132,4 +145,11 @@ def direct_check_lines(summary: dict, table: dict) -> list[str]:
         f"matrix), acoustic within {summary['max_acoustic_deviation_cm']:.2f} cm^-1, l^z within "
         f"{summary['max_l_z_deviation']:.3f} hbar, mu^z within {summary['max_mu_z_deviation']:.4f} mu_N"
     )
+    if failed is not None:
+        where = "at the points it did not fit" if len(held_out) < len(table["qpoints"]) else "at every point"
+        lines.append(
+            f"  criteria (acoustic {CRITERIA['max_acoustic_deviation_cm']}, above 100 cm^-1 "
+            f"{CRITERIA['max_deviation_above_threshold_cm']} cm^-1, TA splitting {CRITERIA['ta_splitting']:.0%}) "
+            f"{where}: " + ("met" if not failed else "missed: " + "; ".join(failed))
+        )
     return lines

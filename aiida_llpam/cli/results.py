@@ -143,6 +143,7 @@ def trust_lines(node) -> list[str]:
     """The latest direct-DFPT check and error budget made for the run, where there are any."""
     from aiida_llpam.calculations.functions.error_budget import budget_from_node
     from aiida_llpam.calculations.nodes import read_output
+    from aiida_llpam.cli.trust import held_out_verdict
     from aiida_llpam.queries import direct_dfpt_checks, error_budgets
     from aiida_llpam.report import direct_check_lines
 
@@ -150,7 +151,10 @@ def trust_lines(node) -> list[str]:
     checks = direct_dfpt_checks(node)
     if checks:
         check = checks[-1]
-        lines += direct_check_lines(check.outputs.summary.get_dict(), read_output(check.outputs.table))
+        held_out, _, failed = held_out_verdict(node, check)
+        lines += direct_check_lines(
+            check.outputs.summary.get_dict(), read_output(check.outputs.table), held_out, failed
+        )
     budgets = error_budgets(node)
     if budgets:
         budget = budgets[-1]

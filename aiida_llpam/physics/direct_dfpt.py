@@ -30,10 +30,15 @@ from .modes import PhononModes, compute_modes, modes_from_eigensystem, mu_kernel
 from .units import THZ_TO_CM
 
 __all__ = [
+    "CRITERIA",
     "DEFAULT_VALIDATION_QPOINTS",
     "compare_with_model",
+    "failed_criteria",
+    "select",
     "direct_modes",
     "onsite_asr_correction",
+    "phonopy_matrix",
+    "star_matches",
     "summarise",
 ]
 
@@ -55,19 +60,36 @@ def gamma_matrix(dyn: DynamicalMatrixFile) -> np.ndarray:
     return dyn.phi_ry_bohr2[at_gamma[0]]
 
 
+def phonopy_matrix(dyn: DynamicalMatrixFile, index: int, correction: np.ndarray | None) -> np.ndarray:
+    """Phi(q) (3 nat, 3 nat) of the matrix ``index`` of ``dyn`` in Ry/bohr^2 and phonopy's phase convention, not
+    divided by the masses, with the on-site ``correction`` subtracted where given; exactly Hermitian."""
+    phi = np.array(dyn.phi_ry_bohr2[index])
+    nat = len(phi)
+    if correction is not None:
+        phi[np.arange(nat), np.arange(nat)] -= correction
+    phase = np.repeat(np.exp(2j * np.pi * dyn.positions_alat @ dyn.q_2pi_alat[index]), 3)
+    matrix = phi.transpose(0, 2, 1, 3).reshape(3 * nat, 3 * nat)
+    matrix = phase.conj()[:, None] * matrix * phase[None, :]
+    return 0.5 * (matrix + matrix.conj().T)  # ph.x symmetrises to ~1e-8; the eigensolver wants exact Hermiticity
+
+
+def star_matches(gamma: DynamicalMatrixFile, direct: list[DynamicalMatrixFile]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(reduced q, Phi(q)) of every q of every star in ``direct``, on-site corrected with the raw Gamma matrix
+    of ``gamma``: what :func:`aiida_llpam.physics.sum_rules.enforce_rotational_invariance` fits as ``matches``."""
+    correction = onsite_asr_correction(gamma_matrix(gamma))
+    return [
+        (dyn.qpoints_reduced[index], phonopy_matrix(dyn, index, correction))
+        for dyn in direct
+        for index in range(len(dyn.q_2pi_alat))
+    ]
+
+
 def direct_modes(dyn: DynamicalMatrixFile, index: int, phonon: Phonopy, correction: np.ndarray | None) -> PhononModes:
     """Modes of the direct dynamical matrix ``index`` of ``dyn`` (on-site ``correction`` subtracted where given),
     with phonopy's masses, phase convention, unit factor and Born charges of the model ``phonon``."""
-    phi = np.array(dyn.phi_ry_bohr2[index])
-    if correction is not None:
-        nat = len(phi)
-        phi[np.arange(nat), np.arange(nat)] -= correction
-    nat = len(phi)
-    phase = np.repeat(np.exp(2j * np.pi * dyn.positions_alat @ dyn.q_2pi_alat[index]), 3)
+    nat = len(dyn.phi_ry_bohr2[index])
     masses = np.repeat(phonon.primitive.masses, 3)
-    matrix = phi.transpose(0, 2, 1, 3).reshape(3 * nat, 3 * nat)
-    matrix = phase.conj()[:, None] * matrix * phase[None, :] / np.sqrt(masses[:, None] * masses[None, :])
-    matrix = 0.5 * (matrix + matrix.conj().T)  # ph.x symmetrises to ~1e-8; the eigensolver wants exact Hermiticity
+    matrix = phonopy_matrix(dyn, index, correction) / np.sqrt(masses[:, None] * masses[None, :])
     eigenvalues, eigenvectors = np.linalg.eigh(matrix)
     factor = phonon.unit_conversion_factor
     frequencies = np.sign(eigenvalues) * np.sqrt(np.abs(eigenvalues)) * factor
@@ -141,3 +163,27 @@ def summarise(table: dict, optical_threshold_cm: float = 100.0) -> dict:
         "max_l_z_deviation": float(np.abs(table["model_l_z"] - table["direct_l_z"]).max()),
         "max_mu_z_deviation": float(np.nanmax(np.abs(table["model_mu_z"] - table["direct_mu_z"]))),
     }
+
+
+#: what a model must meet at held-out direct points (issue 18): acoustic and optical (above 100 cm^-1)
+#: frequencies in cm^-1, the TA splitting relative to ph.x's
+CRITERIA = {"max_acoustic_deviation_cm": 1.5, "max_deviation_above_threshold_cm": 2.5, "ta_splitting": 0.25}
+
+
+def select(table: dict, rows) -> dict:
+    """The comparison ``table`` restricted to the q points ``rows`` (e.g. those a fitted model did not see)."""
+    rows = list(rows)
+    return {key: value if key == "gamma_asr_violation_cm" else np.asarray(value)[rows] for key, value in table.items()}
+
+
+def failed_criteria(summary: dict) -> list[str]:
+    """The :data:`CRITERIA` a :func:`summarise` result misses, as text (empty: the model passes)."""
+    failed = [
+        f"{key} {summary[key]:.2f} > {limit}"
+        for key, limit in CRITERIA.items()
+        if key != "ta_splitting" and summary[key] > limit
+    ]
+    splitting = np.asarray(summary["ta_splitting_relative_deviation"], dtype=float)
+    if np.any(splitting > CRITERIA["ta_splitting"]):
+        failed.append(f"TA splitting {np.nanmax(splitting):.0%} > {CRITERIA['ta_splitting']:.0%}")
+    return failed

@@ -24,6 +24,17 @@ keeps every image sum, so **every DFPT dynamical matrix of the q mesh, Gamma
 included, is unchanged exactly**, and zeroes the Born-Huang and Huang residuals.
 Only the Fourier interpolation between the DFPT q points changes.
 
+Two further model choices (the sum-rule models of the error budget, docs/theory.md):
+
+* :func:`onsite_acoustic_sum_rule` moves the acoustic sum rule from phonopy's projection at Gamma to the
+  on-site correction derived from the raw Gamma matrix, the same correction the direct check applies to ph.x's
+  matrices off the mesh (:mod:`aiida_llpam.physics.direct_dfpt`); every grid matrix then equals ph.x's minus
+  that correction.
+* ``matches`` of :func:`enforce_rotational_invariance`: dynamical matrices of ph.x at q points off the mesh
+  that the redistribution among the images should also reproduce (least squares, after the invariance
+  conditions, which stay exact), so that direct DFPT near Gamma enters the model and other direct points
+  check it.
+
 Units: those of the phonopy object, for the project ``calculator='qe'``: force
 constants Ry/bohr^2, lengths bohr, masses AMU; first moments Ry/bohr, second Ry.
 """
@@ -35,8 +46,15 @@ import dataclasses
 import numpy as np
 from phonopy import Phonopy
 from phonopy.harmonic.dynamical_matrix import DynamicalMatrixGL, get_dynamical_matrices_at_qpoints
+from scipy import sparse
 
-__all__ = ["SumRuleReport", "enforce_rotational_invariance", "invariance_residuals", "total_moments"]
+__all__ = [
+    "SumRuleReport",
+    "enforce_rotational_invariance",
+    "invariance_residuals",
+    "onsite_acoustic_sum_rule",
+    "total_moments",
+]
 
 #: central-difference step of :func:`total_moments` (1/bohr, no 2 pi): 1e-4 and 1e-5 agree to 1e-5 on
 #: quartz; 1e-3 leaves a -0.01 cm^-1 pocket
@@ -54,11 +72,15 @@ class SumRuleReport:
     huang_after: float
     max_change_ry_bohr2: float
     max_force_constant_ry_bohr2: float
+    #: reduced q points whose direct matrices the redistribution fitted, and the largest misfit left (Ry/bohr^2)
+    matched_qpoints: tuple[tuple[float, float, float], ...] = ()
+    match_residual_ry_bohr2: float = 0.0
 
     def as_dict(self) -> dict:
-        return {
-            key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()
-        }
+        record = dataclasses.asdict(self)
+        record["factor"] = list(self.factor)
+        record["matched_qpoints"] = [list(q) for q in self.matched_qpoints]
+        return record
 
 
 def _short_range(phonon: Phonopy) -> np.ndarray:
@@ -236,8 +258,83 @@ def _embed(phonon: Phonopy, factor) -> tuple[Phonopy, np.ndarray]:
     return big, fold
 
 
+def onsite_acoustic_sum_rule(phonon: Phonopy, phi_gamma_ry_bohr2: np.ndarray) -> Phonopy:
+    """The model with the acoustic sum rule of the direct check: every grid matrix is ph.x's minus the on-site term.
+
+    ``phonon``: compact force constants that reproduce ph.x's matrices at the mesh points away from Gamma and
+    carry phonopy's ASR projection at Gamma (what :func:`aiida_llpam.physics.build_phonopy` makes from q2r.x);
+    ``phi_gamma_ry_bohr2``: ph.x's raw Phi(Gamma) (nat, nat, 3, 3), the analytic part. Adding
+    (Phi_raw(Gamma) - Phi_model(Gamma)) / N to every pair of the N-cell supercell changes the model at Gamma
+    only, among the mesh points; removing sum_k Re Phi_raw(Gamma)_{ik} from each on-site block then shifts every
+    mesh point alike. The optical modes move by the same on-site term at every q (about 2 cm^-1 on the
+    production quartz), instead of only at Gamma.
+    """
+    force_constants = np.array(phonon.force_constants)
+    n_p, n_s = force_constants.shape[:2]
+    if n_p != len(phonon.primitive):
+        raise ValueError("compact force constants (n_primitive, n_supercell, 3, 3) expected")
+    raw = np.asarray(phi_gamma_ry_bohr2).real
+    if raw.shape != (n_p, n_p, 3, 3):
+        raise ValueError(f"Phi(Gamma): expected shape {(n_p, n_p, 3, 3)}, got {raw.shape}")
+    p2p = phonon.primitive.p2p_map
+    owner = np.array([p2p[s] for s in phonon.primitive.s2p_map])  # primitive atom of each supercell atom
+    model = np.stack([force_constants[:, owner == j].sum(axis=1) for j in range(n_p)], axis=1)
+    force_constants += ((raw - model) / (n_s // n_p))[:, owner]
+    home = np.asarray(phonon.primitive.p2s_map)
+    force_constants[np.arange(n_p), home] -= raw.sum(axis=1)
+    result = Phonopy(
+        phonon.unitcell,
+        supercell_matrix=phonon.supercell_matrix,
+        primitive_matrix=phonon.primitive_matrix,
+        calculator=phonon.calculator,
+        log_level=0,
+    )
+    result.force_constants = force_constants
+    if phonon.nac_params is not None:
+        result.nac_params = phonon.nac_params
+    return result
+
+
+def _phase_rows(phonon: Phonopy, q_reduced: np.ndarray) -> np.ndarray:
+    """(n_p, n_s) complex: Phi_{pa,jb}(q) = sum_{s of atom j} fc[p, s, a, b] phase[p, s] in phonopy's convention
+    (image-averaged e^{2 pi i q.(r_s - r_p)}), the linear map from compact IFCs to the matrix at q."""
+    vectors, multiplicity = phonon.primitive.get_smallest_vectors()
+    count, start = multiplicity[..., 0].T, multiplicity[..., 1].T
+    phase = np.zeros(count.shape, dtype=complex)
+    for n in np.unique(count):
+        p, s = np.nonzero(count == n)
+        images = vectors[start[p, s][:, None] + np.arange(n)]  # (pairs, n, 3) reduced
+        phase[p, s] = np.exp(2j * np.pi * images @ np.asarray(q_reduced, dtype=float)).mean(axis=1)
+    return phase
+
+
+def _independent(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices of the real parts on and above the diagonal and the imaginary parts above it of an (n, n)
+    Hermitian matrix: everything else follows from them."""
+    upper_real = np.flatnonzero(np.triu(np.ones((n, n), dtype=bool)).ravel())
+    upper_imag = np.flatnonzero(np.triu(np.ones((n, n), dtype=bool), k=1).ravel())
+    return upper_real, upper_imag
+
+
+def _match_columns(phonon: Phonopy, q_reduced, orbit: np.ndarray, n_orbits: int) -> np.ndarray:
+    """(orbits, independent elements of Phi(q)): the linear map from the orbit values of the compact IFCs to the
+    real and imaginary parts of Phi(q) in the order of :func:`_as_real`."""
+    n_p, n_s = len(phonon.primitive), len(phonon.supercell)
+    p2p = phonon.primitive.p2p_map
+    owner = np.array([p2p[s] for s in phonon.primitive.s2p_map])
+    phase = _phase_rows(phonon, q_reduced)
+    p, s, a, b = (index.ravel() for index in np.indices((n_p, n_s, 3, 3)))
+    element = np.ravel_multi_index((p, a, owner[s], b), (n_p, 3, n_p, 3))
+    size = (3 * n_p) ** 2
+    full = np.zeros((n_orbits, 2 * size))
+    np.add.at(full, (orbit, element), phase[p, s].real)
+    np.add.at(full, (orbit, element + size), phase[p, s].imag)
+    upper_real, upper_imag = _independent(3 * n_p)
+    return full[:, np.concatenate([upper_real, size + upper_imag])]
+
+
 def enforce_rotational_invariance(
-    phonon: Phonopy, factor=(2, 2, 2), step_bohr: float = MOMENT_STEP_BOHR
+    phonon: Phonopy, factor=(2, 2, 2), step_bohr: float = MOMENT_STEP_BOHR, matches=()
 ) -> tuple[Phonopy, SumRuleReport]:
     """A phonopy object on the ``factor`` times larger supercell that obeys Born-Huang and Huang invariance.
 
@@ -249,12 +346,17 @@ def enforce_rotational_invariance(
     because the change is index-symmetric and its image sums vanish. A factor of 2
     along every axis is needed on quartz: unfolding only along c leaves the in-plane
     pocket.
+
+    ``matches``: pairs (reduced q, Phi(q)), Phi (3 n_p, 3 n_p) complex in Ry/bohr^2 and phonopy's phase
+    convention, not divided by the masses (:func:`aiida_llpam.physics.direct_dfpt.phonopy_matrix`), every
+    member of each star for a symmetric model. Within the changes that keep the mesh and make the model
+    invariant, the one of smallest norm that fits them in the least-squares sense is added.
     """
     factor = tuple(int(n) for n in factor)
     if len(factor) != 3 or min(factor) < 1:
         raise ValueError(f"factor: three positive integers, got {factor}")
     force_constants = np.asarray(phonon.force_constants)
-    n_p, n_s_small = force_constants.shape[:2]
+    n_p = force_constants.shape[0]
     if n_p != len(phonon.primitive):
         raise ValueError("compact force constants (n_primitive, n_supercell, 3, 3) expected")
     bh, huang = _residuals(*total_moments(phonon, step_bohr))
@@ -278,19 +380,40 @@ def enforce_rotational_invariance(
     u = np.sqrt(size)
     u /= np.sqrt(np.bincount(group, weights=size))[group]
 
-    def project(v):  # onto u_g . z = 0 for every group g; v: (orbits, k)
-        weight = np.zeros((group.max() + 1, v.shape[1]))
-        np.add.at(weight, group, u[:, None] * v)
-        return v - u[:, None] * weight[group]
+    # onto u_g . z = 0 for every group g; v: (orbits, k); sparse, as the fit projects thousands of columns
+    groups = sparse.csr_matrix((u, (group, np.arange(n_orbits))), shape=(group.max() + 1, n_orbits))
+
+    def project(v):
+        return v - groups.T @ (groups @ v)
 
     r1, r2 = _pair_moments(big)
     rows = _sum_by_orbit(_constraint_rows(r1, r2), orbit, n_orbits) / np.sqrt(size)[:, None]  # (orbits, constraints)
     projected = project(rows)
-    multipliers = np.linalg.lstsq(rows.T @ projected, target, rcond=1e-12)[0]
-    change = ((projected @ multipliers) / np.sqrt(size))[orbit].reshape(n_p, n_s, 3, 3)
+    solve = np.linalg.pinv(rows.T @ projected, rcond=1e-12)
+    z = projected @ (solve @ target)
+
+    if len(matches):
+        # least squares in what is left: changes that keep the mesh and the invariance conditions exactly
+        def keep(v):
+            v = project(v)
+            return v - projected @ (solve @ (projected.T @ v))
+
+        fitted = _without_time_reversed(matches)
+        qpoints = np.array([q for q, _ in fitted])
+        columns = np.concatenate([_match_columns(big, q, orbit, n_orbits) for q in qpoints], axis=1)
+        columns /= np.sqrt(size)[:, None]
+        misfit = np.concatenate([_as_real(phi - model) for (_, phi), model in zip(fitted, _matrices(big, qpoints))])
+        misfit -= columns.T @ z
+        kept = keep(columns)
+        z = z + kept @ np.linalg.lstsq(columns.T @ kept, misfit, rcond=1e-10)[0]
+    change = (z / np.sqrt(size))[orbit].reshape(n_p, n_s, 3, 3)
     big.force_constants = np.asarray(big.force_constants) + change
 
     bh_after, huang_after = invariance_residuals(big, step_bohr)
+    residual = 0.0
+    if len(matches):
+        after = _matrices(big, np.array([q for q, _ in matches], dtype=float))
+        residual = max(float(np.abs(np.asarray(phi) - model).max()) for (_, phi), model in zip(matches, after))
     report = SumRuleReport(
         factor=factor,
         born_huang_before=float(np.abs(bh).max()),
@@ -299,5 +422,29 @@ def enforce_rotational_invariance(
         huang_after=huang_after,
         max_change_ry_bohr2=float(np.abs(change).max()),
         max_force_constant_ry_bohr2=float(np.abs(force_constants).max()),
+        matched_qpoints=tuple(tuple(float(x) for x in q) for q, _ in matches),
+        match_residual_ry_bohr2=residual,
     )
     return big, report
+
+
+def _matrices(phonon: Phonopy, qpoints_reduced: np.ndarray) -> np.ndarray:
+    """Phi(q) (q, 3 n_p, 3 n_p) of the model in Ry/bohr^2, phonopy's phase convention, not mass-weighted."""
+    dm = get_dynamical_matrices_at_qpoints(phonon.dynamical_matrix, qpoints_reduced)
+    sqrt_m = np.repeat(np.sqrt(phonon.primitive.masses), 3)
+    return np.asarray(dm) * np.outer(sqrt_m, sqrt_m)[None]
+
+
+def _as_real(matrix: np.ndarray) -> np.ndarray:
+    """The independent real and imaginary parts of a Hermitian matrix, in the order of :func:`_match_columns`."""
+    upper_real, upper_imag = _independent(len(matrix))
+    return np.concatenate([matrix.real.ravel()[upper_real], matrix.imag.ravel()[upper_imag]])
+
+
+def _without_time_reversed(matches) -> list:
+    """The matches less each -q whose q is already there: real IFCs give Phi(-q) = Phi(q)* anyway."""
+    kept = []
+    for q, phi in matches:
+        if not any(np.allclose(-np.asarray(q), other, atol=1e-8) for other, _ in kept):
+            kept.append((np.asarray(q, dtype=float), np.asarray(phi)))
+    return kept

@@ -121,6 +121,15 @@ class PamWorkChain(PamChecks, ScfStep, RelaunchesLostJobs, ProtocolMixin, WorkCh
             validator=pam_inputs.validate_sum_rules_input,
             help="Sum rules on the force constants (phonopy_force_constants.SUM_RULE_KEYS; THEORY.md section 8).",
         )
+        spec.input_namespace(
+            "fit_direct",
+            valid_type=orm.FolderData,
+            dynamic=True,
+            required=False,
+            help="Retrieved folders of single-q ph.x runs at this DFPT's settings (labels q1, q2, ...), e.g. of a "
+            "DirectDfptWorkChain: the sum rules also fit their matrices (needs sum_rules.acoustic onsite; THEORY.md "
+            "section 8, docs/theory.md).",
+        )
         spec.input(
             "equilibrium",
             valid_type=orm.Dict,
@@ -392,7 +401,10 @@ class PamWorkChain(PamChecks, ScfStep, RelaunchesLostJobs, ProtocolMixin, WorkCh
     def run_force_constants(self):
         fc_file = self.ctx.workchain_q2r.outputs.force_constants
         nac_file = self.ctx.workchain_q2r_nac.outputs.force_constants
-        self.ctx.force_constants = node = phonopy_force_constants(fc_file, nac_file, self.inputs.sum_rules)
+        extra = dict(self.inputs.get("fit_direct", {}))
+        if self.inputs.sum_rules.get("acoustic", "crystal") == "onsite":
+            extra["dfpt"] = self.ctx.dfpt_retrieved  # its raw Gamma matrix
+        self.ctx.force_constants = node = phonopy_force_constants(fc_file, nac_file, self.inputs.sum_rules, **extra)
         lattice_angstrom = np.asarray(node.cell)
         if not np.allclose(lattice_angstrom, self.ctx.structure.cell, atol=1e-3):
             return self.exit_codes.ERROR_DFPT_STRUCTURE_MISMATCH.format(

@@ -11,7 +11,7 @@ from aiida_quantumespresso.common.types import ElectronicType, RelaxType
 from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
 
 from aiida_llpam.calculations.functions.pam_figure_data import validate_figure_parameters
-from aiida_llpam.calculations.functions.phonopy_force_constants import validate_sum_rules
+from aiida_llpam.calculations.functions.phonopy_force_constants import validate_fit_inputs, validate_sum_rules
 from aiida_llpam.configure import python_code
 from aiida_llpam.physics.equilibrium import validate_thresholds
 
@@ -36,7 +36,12 @@ def validate_equilibrium(node: orm.Dict, _) -> str | None:
 
 
 def validate_inputs(inputs, _) -> str | None:
-    """Cross-checks: DFPT inputs or a finished DFPT, a pseudo for every kind, a q mesh (not a list) for ph.x."""
+    """Cross-checks: DFPT inputs or a finished DFPT, a pseudo for every kind, a q mesh (not a list) for ph.x,
+    direct ph.x runs to fit only with the sum rules that fit them."""
+    if "sum_rules" in inputs:
+        fit = validate_fit_inputs(inputs["sum_rules"].get_dict(), True, len(inputs.get("fit_direct", {})))
+        if fit:
+            return fit
     if "dfpt" in inputs:
         given = sorted(key for key in ("relax", "scf", "ph_main") if key in inputs)
         if given:

@@ -176,7 +176,7 @@ def test_list_and_show_print_stored_values(imported):
     assert "T = 300 K" in out.stdout
     # issue 8: no imaginary mode (the rotational sum rules), and the k sums with their convergence
     assert "WARNING" not in out.stdout
-    assert ", 0 imaginary modes" in out.stdout and "sum rules: Born-Huang residual" in out.stdout
+    assert ", 0 imaginary modes" in out.stdout and "sum rules: ASR; Born-Huang residual" in out.stdout
     table = imported.outputs.convergence
     assert "k-mesh convergence: converged (tolerance 1.0%)" in out.stdout
     gamma = table.get_array("convergence_gamma_nl_zz")

@@ -6,7 +6,11 @@ from phonopy.harmonic.dynamical_matrix import get_dynamical_matrices_at_qpoints
 
 from aiida_llpam.physics.acoustic import IMAGINARY_TOLERANCE_THZ, acoustic_region, near_gamma_qpoints, sound_velocities
 from aiida_llpam.physics.path import dispersion_along_path
-from aiida_llpam.physics.sum_rules import enforce_rotational_invariance, invariance_residuals
+from aiida_llpam.physics.sum_rules import (
+    enforce_rotational_invariance,
+    invariance_residuals,
+    onsite_acoustic_sum_rule,
+)
 from aiida_llpam.physics.units import THZ_TO_CM
 
 
@@ -73,3 +77,76 @@ def test_sound_velocity_is_the_slope(corrected):
 def test_bad_factor_is_refused(quartz):
     with pytest.raises(ValueError, match="factor"):
         enforce_rotational_invariance(quartz, factor=(2, 2))
+
+
+def _dyn(index):
+    from aiida_llpam.physics.dynmat import read_dynamical_matrices
+
+    from .conftest import QUARTZ
+
+    return read_dynamical_matrices((QUARTZ / f"quartz.dyn{index}").read_text())
+
+
+def test_onsite_rule_gives_every_mesh_matrix_minus_the_gamma_on_site_term(quartz):
+    from aiida_llpam.physics.direct_dfpt import direct_modes, gamma_matrix, onsite_asr_correction
+
+    gamma = _dyn(1)
+    onsite = onsite_acoustic_sum_rule(quartz, gamma_matrix(gamma))
+    correction = onsite_asr_correction(gamma_matrix(gamma))
+    moved = 0.0
+    for index in (1, 2, 3, 4):
+        star = _dyn(index)
+        for k, q in enumerate(star.qpoints_reduced):
+            direct = direct_modes(star, k, quartz, correction).frequencies_thz[0] * THZ_TO_CM
+            np.testing.assert_allclose(frequencies_cm(onsite, q)[0], direct, atol=1e-5)  # cm^-1
+            moved = max(moved, np.abs(frequencies_cm(quartz, q)[0] - direct)[3:].max())
+    assert moved > 0.5  # the crystal rule keeps ph.x's optical modes off Gamma; the on-site rule moves them
+    row_sums = np.asarray(onsite.force_constants).sum(axis=1)
+    assert np.abs(row_sums).max() < 1e-10 * np.abs(onsite.force_constants).max()  # the ASR holds
+
+
+def _star_matrices(phonon, q):
+    """Phi(q) and Phi(-q) = Phi(q)* (Ry/bohr^2, not mass-weighted) of a model: the matches of a star {q, -q}."""
+    sqrt_m = np.repeat(np.sqrt(phonon.primitive.masses), 3)
+    phi = get_dynamical_matrices_at_qpoints(phonon.dynamical_matrix, np.array([q]))[0] * np.outer(sqrt_m, sqrt_m)
+    return [(np.asarray(q, dtype=float), phi), (-np.asarray(q, dtype=float), phi.conj())]
+
+
+def test_fit_reproduces_a_reachable_off_mesh_matrix_and_keeps_the_mesh_and_the_invariance(quartz, corrected):
+    """Model A: the sum rules fitted to a perturbed matrix at q1 (a model the fit can reach). Fitting the plain
+    model to A's matrices at another q2 must then give A's matrices there, with the mesh and invariance kept."""
+    plain, _ = corrected
+    rng = np.random.default_rng(7)
+    q1, q2 = (0.0, 0.0, 0.1), (0.13, 0.0, 0.07)
+    (_, phi1), _ = _star_matrices(plain, q1)
+    noise = rng.normal(size=phi1.shape) + 1j * rng.normal(size=phi1.shape)
+    phi1 = phi1 + 1e-3 * np.abs(phi1).max() * (noise + noise.conj().T)
+    model_a, _ = enforce_rotational_invariance(quartz, matches=[(np.array(q1), phi1), (-np.array(q1), phi1.conj())])
+    targets = _star_matrices(model_a, q2)
+    fitted, report = enforce_rotational_invariance(quartz, matches=targets)
+
+    before = np.abs(frequencies_cm(plain, q2) - frequencies_cm(model_a, q2)).max()
+    after = np.abs(frequencies_cm(fitted, q2) - frequencies_cm(model_a, q2)).max()
+    assert before > 0.05 and after < 1e-3 * before  # cm^-1
+    assert report.match_residual_ry_bohr2 < 1e-6 * np.abs(targets[0][1]).max()
+    assert report.matched_qpoints == (q2, tuple(-x for x in q2))
+    dfpt_mesh = np.array(list(np.ndindex(2, 2, 2))) / 2.0
+    np.testing.assert_allclose(frequencies_cm(fitted, dfpt_mesh), frequencies_cm(quartz, dfpt_mesh), atol=1e-6)
+    assert report.born_huang_after < 1e-4 * report.born_huang_before
+    # the Huang brackets come from finite differences of Phi(q), which a fitted model's far images make noisier
+    assert report.huang_after < 5e-3 * report.huang_before  # measured 2.1e-3
+
+
+def test_the_fit_map_is_the_change_of_the_dynamical_matrix(quartz):
+    """The linear map of :func:`_match_columns` (IFC orbit values -> Phi(q)) against phonopy's own Phi(q)."""
+    from aiida_llpam.physics import sum_rules
+
+    big, _ = sum_rules._embed(quartz, (1, 1, 1))
+    orbit = sum_rules._permutation_orbits(big)
+    values = np.random.default_rng(3).normal(size=orbit.max() + 1) * 1e-3  # Ry/bohr^2
+    q = np.array([0.03, 0.07, 0.11])
+    predicted = sum_rules._match_columns(big, q, orbit, orbit.max() + 1).T @ values
+    before = sum_rules._matrices(big, q[None])[0]
+    big.force_constants = np.asarray(big.force_constants) + values[orbit].reshape(np.shape(big.force_constants))
+    change = sum_rules._as_real(sum_rules._matrices(big, q[None])[0] - before)
+    np.testing.assert_allclose(predicted, change, atol=1e-10 * np.abs(change).max())

@@ -7,7 +7,7 @@ from aiida.engine import calcfunction
 from aiida_llpam.physics.direct_dfpt import compare_with_model, summarise
 from aiida_llpam.physics.dynmat import read_dynamical_matrices
 
-from .dyn_mat_folder import PREFIX, read_dyn_files
+from .dyn_mat_folder import PREFIX, only_dyn_file, read_dyn_files
 from .phonopy_force_constants import phonopy_from_node
 
 #: units of the arrays of the output ``table``
@@ -26,16 +26,6 @@ UNITS = {
 }
 
 
-def _only_dyn_file(folder: orm.FolderData):
-    """The dyn file of a single-q ph.x run (``ldisp = .false.``: one file, the star of q)."""
-    files = read_dyn_files(folder)
-    if len(files) != 1:
-        raise ValueError(
-            f"FolderData<{folder.pk}>: expected the one dyn file of a single-q ph.x run, got {sorted(files)}"
-        )
-    return read_dynamical_matrices(next(iter(files.values())))
-
-
 @calcfunction
 def direct_dfpt_check(force_constants: orm.Data, dfpt: orm.FolderData, **direct: orm.FolderData) -> dict:
     """Outputs ``table`` (ArrayData, units in the attribute ``units``) and ``summary`` (Dict).
@@ -46,7 +36,7 @@ def direct_dfpt_check(force_constants: orm.Data, dfpt: orm.FolderData, **direct:
     """
     gamma = read_dynamical_matrices(read_dyn_files(dfpt)[f"{PREFIX}1"])
     keys = sorted(direct, key=lambda key: int(key.lstrip("q")))
-    table = compare_with_model(phonopy_from_node(force_constants), gamma, [_only_dyn_file(direct[key]) for key in keys])
+    table = compare_with_model(phonopy_from_node(force_constants), gamma, [only_dyn_file(direct[key]) for key in keys])
     node = orm.ArrayData()
     for name, value in table.items():
         node.set_array(name, np.asarray(value))

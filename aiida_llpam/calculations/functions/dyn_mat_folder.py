@@ -5,6 +5,8 @@ from collections.abc import Callable
 
 from aiida import orm
 
+from aiida_llpam.physics.dynmat import DynamicalMatrixFile, read_dynamical_matrices
+
 DYN_MAT = "DYN_MAT"  # PhCalculation._FOLDER_DYNAMICAL_MATRIX, which Q2rCalculation copies from a FolderData
 PREFIX = "dynamical-matrix-"  # PhCalculation's fildyn: "-0" lists the q points, "-<i>" is q point i
 
@@ -26,3 +28,13 @@ def dyn_folder(files: dict[str, str], transform: Callable[[str], str] = lambda t
     for name, text in files.items():
         folder.base.repository.put_object_from_bytes(transform(text).encode(), f"{DYN_MAT}/{name}")
     return folder
+
+
+def only_dyn_file(folder: orm.FolderData) -> DynamicalMatrixFile:
+    """The dynamical matrices of a single-q ph.x run (``ldisp = .false.``: one dyn file, the star of q)."""
+    files = read_dyn_files(folder)
+    if len(files) != 1:
+        raise ValueError(
+            f"FolderData<{folder.pk}>: expected the one dyn file of a single-q ph.x run, got {sorted(files)}"
+        )
+    return read_dynamical_matrices(next(iter(files.values())))

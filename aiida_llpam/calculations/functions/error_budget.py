@@ -27,7 +27,8 @@ def error_budget(measured: orm.Dict, **kwargs) -> orm.ArrayData:
     """One row per source of uncertainty of the ``reference_*`` run's headline numbers.
 
     * ``k sums``: the last k-mesh step of the run's own convergence table;
-    * ``sum-rule model``: the largest change over the runs ``model_<label>_*`` (other sum-rule models on the same DFPT);
+    * ``sum-rule model``: the largest change over the runs ``model_<label>_*`` (other sum-rule models on the same DFPT),
+      with ``model_selection`` (Str) saying which models count and why;
     * ``q mesh``: the change to the run ``qmesh_*`` (the same crystal on another ph.x q mesh);
     * ``direct DFPT``: the sound velocities from the model's acoustic frequencies against ph.x at the probe q
       points of ``direct_table`` (a ``direct_dfpt_check`` table), as relative deviations;
@@ -52,9 +53,10 @@ def error_budget(measured: orm.Dict, **kwargs) -> orm.ArrayData:
     )
     if models:
         spread = relative_spread(reference, [_values(kwargs, f"model_{label}") for label in models])
-        rows.append(
-            BudgetRow("sum-rule model", f"largest change over the models {', '.join(models)} on the same DFPT", spread)
-        )
+        method = f"largest change over the models {', '.join(models)} on the same DFPT"
+        if "model_selection" in kwargs:
+            method += f" ({kwargs['model_selection'].value})"
+        rows.append(BudgetRow("sum-rule model", method, spread))
     if "qmesh_convergence" in kwargs:
         spread = relative_spread(reference, [_values(kwargs, "qmesh")])
         rows.append(BudgetRow("q mesh", "change to the run on the other ph.x q mesh (one step: not a bound)", spread))

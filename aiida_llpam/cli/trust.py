@@ -16,6 +16,7 @@ from aiida import orm
 #: the sum-rule models compared with the run's own (THEORY.md section 8, docs/theory.md): other unfolding
 #: supercells, and the on-site acoustic rule of the direct check
 DEFAULT_MODELS = {
+    "u222": {"rotational_invariance": True, "unfolding_factor": [2, 2, 2], "acoustic": "crystal"},
     "u223": {"rotational_invariance": True, "unfolding_factor": [2, 2, 3], "acoustic": "crystal"},
     "u332": {"rotational_invariance": True, "unfolding_factor": [3, 3, 2], "acoustic": "crystal"},
     "u333": {"rotational_invariance": True, "unfolding_factor": [3, 3, 3], "acoustic": "crystal"},
@@ -57,16 +58,19 @@ def sum_rule_models(
     from aiida_llpam.queries import dfpt_retrieved, dfpt_structure
     from aiida_llpam.workflows.pam import PamWorkChain
 
-    existing = {}
-    for other in _same_dfpt_runs(run):
-        if other.pk != run.pk:
-            fitted = dict(other.inputs.fit_direct) if "fit_direct" in other.inputs else {}
-            existing[_model_key(other.inputs.sum_rules.get_dict(), fitted)] = other
+    def key_of(node):
+        fitted = dict(node.inputs.fit_direct) if "fit_direct" in node.inputs else {}
+        return _model_key(node.inputs.sum_rules.get_dict(), fitted)
+
+    existing = {key_of(other): other for other in _same_dfpt_runs(run) if other.pk != run.pk}
+    own = key_of(run)
     found = {}
     codes = [orm.load_code(f"{name}@{computer}") for name in ("pw", "ph", "q2r")]
     retrieved = dfpt_retrieved(run)
     for label, (sum_rules, fitted) in models.items():
         key = _model_key(sum_rules, fitted)
+        if key == own:  # the run itself
+            continue
         if key in existing:
             print(f"sum-rule model {label}: PamWorkChain<{existing[key].pk}> (found)")
             found[label] = existing[key]

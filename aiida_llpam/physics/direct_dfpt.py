@@ -185,5 +185,5 @@ def failed_criteria(summary: dict) -> list[str]:
     ]
     splitting = np.asarray(summary["ta_splitting_relative_deviation"], dtype=float)
     if np.any(splitting > CRITERIA["ta_splitting"]):
-        failed.append(f"TA splitting {np.nanmax(splitting):.0%} > {CRITERIA['ta_splitting']:.0%}")
+        failed.append(f"TA splitting {np.nanmax(splitting):.1%} > {CRITERIA['ta_splitting']:.0%}")
     return failed

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiida import orm
 from aiida.common.links import LinkType
+from aiida.schedulers.datastructures import JobState
 
 from aiida_llpam.calculations.ph import PH_PROCESS_TYPES
 from aiida_llpam.parsers.ph_progress import (
@@ -147,7 +148,9 @@ class ProgressReporter:
         return ProgressLine(clock, f"{where}: {describe_ph(progress)}", times)
 
 
-RUNNING, FAILED = "running", "failed"
+RUNNING, FAILED, QUEUED = "running", "failed", "queued"
+#: scheduler states of a job that has not started: its q point is queued, not running
+_NOT_STARTED = (JobState.QUEUED, JobState.QUEUED_HELD)
 PH_INIT_LABEL = "ph_init"  # PhQpointsWorkChain's ph.x that only lists the q points
 _PH_Q_LABEL = re.compile(r"^ph_q(\d+)$")  # its ph.x runs of one q point each, by ph.x's q index
 
@@ -158,7 +161,8 @@ class DfptNotStarted(ValueError):
 
 @dataclass(frozen=True)
 class QpointRow:
-    """One q point of the DFPT: ``state`` is done, running, pending or failed; times in seconds, None if unknown."""
+    """One q point of the DFPT: ``state`` is done, running, queued (its job waits for the scheduler), pending (no job
+    yet) or failed; times in seconds, None if unknown."""
 
     index: int
     q_point: tuple[float, float, float] | None
@@ -226,12 +230,24 @@ def _row(
     state = RUNNING if status.state == PARTIAL else status.state
     if state != DONE and base.is_finished_ok:
         state = DONE
-    elif state == RUNNING and base.is_terminated:
+    elif state in (RUNNING, QUEUED) and base.is_terminated:
         state = FAILED
-    elapsed = _elapsed_s(base) if state in (RUNNING, FAILED) or (per_q and state == DONE) else None
+    elapsed = _elapsed_s(base) if state in (RUNNING, QUEUED, FAILED) or (per_q and state == DONE) else None
     remaining = remaining_seconds(progress.fraction_done(*range_q), elapsed) if state == RUNNING and progress else None
     irreps_done = status.n_irreps if state == DONE and status.n_irreps is not None else status.irreps_done
     return QpointRow(status.index, status.q_point, state, irreps_done, status.n_irreps, elapsed, remaining)
+
+
+def _waits_for_scheduler(base: orm.WorkChainNode) -> bool:
+    """Whether the newest ph.x job of ``base`` has not started: none made yet, not yet with the scheduler, or
+    with it but queued (the scheduler state the daemon last polled)."""
+    calcs = [n for n in base.called_descendants if n.process_type in PH_PROCESS_TYPES]
+    if not calcs:
+        return True
+    newest = max(calcs, key=lambda n: n.ctime)
+    if newest.is_terminated:
+        return False
+    return newest.get_scheduler_state() in (None, *_NOT_STARTED)
 
 
 def dfpt_progress(workchain: orm.WorkChainNode, read=read_calculation_output) -> DfptProgress:
@@ -268,10 +284,17 @@ def dfpt_progress(workchain: orm.WorkChainNode, read=read_calculation_output) ->
     }
     for only_q, base in runs.items() if per_q else [(None, ph)]:
         statuses, progress, range_q = _ph_run_statuses(base, read, only_q)
-        if only_q and not statuses:  # submitted, its ph.x not started yet (e.g. queued by the scheduler)
+        if only_q and not statuses:  # submitted, no ph.x output yet: queued, or started where it cannot be read
             q_point = mesh[only_q - 1] if only_q <= len(mesh) else None
-            statuses = {only_q: QStatus(only_q, q_point, PARTIAL, 0 if n_irreps.get(only_q) else None, None)}
+            state = QUEUED if _waits_for_scheduler(base) else PARTIAL
+            statuses = {only_q: QStatus(only_q, q_point, state, 0 if n_irreps.get(only_q) else None, None)}
         for index, status in statuses.items():
+            if only_q and status.state == PENDING and not base.is_terminated:  # its job exists: where is it?
+                state = QUEUED if _waits_for_scheduler(base) else PARTIAL
+                status = QStatus(index, status.q_point, state, status.irreps_done, status.n_irreps)
+            if status.q_point is None and index <= len(mesh) and mesh[index - 1] is not None:
+                # a recovered ph.x does not print the coordinates of the q point it resumes: the listing has them
+                status = QStatus(index, mesh[index - 1], status.state, status.irreps_done, status.n_irreps)
             if status.n_irreps is None and n_irreps.get(index):
                 status = QStatus(index, status.q_point, status.state, status.irreps_done, n_irreps[index])
             rows[index] = _row(status, base, progress, range_q, per_q)

@@ -118,17 +118,40 @@ def test_per_q_route(pam, tmp_path):
 
 
 def test_per_q_route_with_a_job_still_queued(pam, tmp_path):
-    """ph_q3 submitted but its ph.x not started (waiting for the scheduler): running, nothing known yet."""
+    """ph_q2's job waits in the scheduler's queue, ph_q3's is not made yet: both queued, nothing known; a job the
+    scheduler runs but whose output cannot be read yet is running."""
+    from aiida.schedulers.datastructures import JobState
+
     ph = _workchain(pam, "ph", "waiting", "PhQpointsWorkChain", "aiida.workflows:llpam.ph_qpoints")
     ph_init = _workchain(ph, "ph_init", "finished", "PhBaseWorkChain", "aiida.workflows:quantumespresso.ph.base")
     _ph_calculation(ph_init, "finished", _text(HEADER, JOB_DONE), tmp_path)
+    ph_q2 = _workchain(ph, "ph_q2", "waiting", "PhBaseWorkChain", "aiida.workflows:quantumespresso.ph.base")
+    calc = _ph_calculation(ph_q2, "waiting", "", tmp_path, start_q=2)
+    calc.set_scheduler_state(JobState.QUEUED)
     _workchain(ph, "ph_q3", "waiting", "PhBaseWorkChain", "aiida.workflows:quantumespresso.ph.base")
     assert [(r.state, r.irreps_done) for r in dfpt_progress(pam).rows] == [
         ("pending", None),
-        ("pending", None),
-        ("running", None),
+        ("queued", None),
+        ("queued", None),
     ]
-    assert re.fullmatch(r"  q 3/3 \(0, -1, 0\): running, elapsed \d+:\d\d, time left unknown", _rows(pam)[2])
+    assert re.fullmatch(r"  q 3/3 \(0, -1, 0\): queued, elapsed \d+:\d\d", _rows(pam)[2]), _rows(pam)[2]
+    calc.set_scheduler_state(JobState.RUNNING)
+    assert dfpt_progress(pam).rows[1].state == "running"
+
+
+def test_a_recovered_q_point_is_named_from_the_listing(pam, tmp_path):
+    """A recovered ph.x prints no coordinates of the q point it resumes; the row takes them from ph_init's list."""
+    ph = _workchain(pam, "ph", "waiting", "PhQpointsWorkChain", "aiida.workflows:llpam.ph_qpoints")
+    ph_init = _workchain(ph, "ph_init", "finished", "PhBaseWorkChain", "aiida.workflows:quantumespresso.ph.base")
+    _ph_calculation(ph_init, "finished", _text(HEADER, JOB_DONE), tmp_path)
+    ph_q2 = _workchain(ph, "ph_q2", "waiting", "PhBaseWorkChain", "aiida.workflows:quantumespresso.ph.base")
+    # the restarted job has just begun: its output stops before the mesh list that would name the q point
+    from aiida.schedulers.datastructures import JobState
+
+    calc = _ph_calculation(ph_q2, "running", _text(HEADER[:20]), tmp_path, start_q=2)
+    calc.set_scheduler_state(JobState.RUNNING)
+    row = _rows(pam)[1]
+    assert re.fullmatch(r"  q 2/3 \(0\.5, -0\.5, 0\.5\): running, elapsed \d+:\d\d, time left unknown", row), row
 
 
 def test_single_run_that_failed(pam, tmp_path):

@@ -6,8 +6,13 @@ from aiida.plugins import CalculationFactory
 
 QePhCalculation = CalculationFactory("quantumespresso.ph")
 
-#: process types of ph.x calculations: this project's (``llpam.ph``) and aiida-quantumespresso's (older runs)
-PH_PROCESS_TYPES = ("aiida.calculations:llpam.ph", "aiida.calculations:quantumespresso.ph")
+#: process types of ph.x calculations: this project's (``llpam.ph``, and ``llpam.ph_gather`` that assembles a q point
+#: split by representation) and aiida-quantumespresso's (older runs)
+PH_PROCESS_TYPES = (
+    "aiida.calculations:llpam.ph",
+    "aiida.calculations:llpam.ph_gather",
+    "aiida.calculations:quantumespresso.ph",
+)
 
 
 class PhCalculation(QePhCalculation):

@@ -108,6 +108,14 @@ class PamWorkChain(PamChecks, ScfStep, RelaunchesLostJobs, ProtocolMixin, WorkCh
             "worth it where a daemon runs the jobs side by side; the launcher decides (aiida_llpam.cli.launch).",
         )
         spec.input(
+            "representations_per_job",
+            valid_type=orm.Int,
+            required=False,
+            help="With parallelize_qpoints: split each q point into ph.x jobs of this many irreducible "
+            "representations, after a setup job and before a gathering one (PhQpointsWorkChain's "
+            "split_representations; docs/scaleout.md).",
+        )
+        spec.input(
             "dfpt",
             valid_type=orm.FolderData,
             required=False,
@@ -345,10 +353,12 @@ class PamWorkChain(PamChecks, ScfStep, RelaunchesLostJobs, ProtocolMixin, WorkCh
 
     def submit_ph(self):
         parallel = self.inputs.parallelize_qpoints.value
+        per_job = self.inputs.representations_per_job.value if "representations_per_job" in self.inputs else None
         process, inputs = pam_inputs.dfpt_inputs(
             self.exposed_inputs(PhBaseWorkChain, namespace="ph_main"),
             self.ctx.workchain_scf.outputs.remote_folder,
             parallel,
+            per_job,
         )
         inputs.metadata.call_link_label = "ph"
         return self.submit(process, **inputs)

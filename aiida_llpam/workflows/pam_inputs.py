@@ -42,6 +42,12 @@ def validate_inputs(inputs, _) -> str | None:
         fit = validate_fit_inputs(inputs["sum_rules"].get_dict(), True, len(inputs.get("fit_direct", {})))
         if fit:
             return fit
+    if "representations_per_job" in inputs:
+        per_job = inputs["representations_per_job"].value
+        if per_job < 1:
+            return f"representations_per_job: must be at least 1, not {per_job}"
+        if not inputs["parallelize_qpoints"].value:
+            return "representations_per_job: splits the per-q-point route; set parallelize_qpoints too"
     if "dfpt" in inputs:
         given = sorted(key for key in ("relax", "scf", "ph_main") if key in inputs)
         if given:
@@ -95,9 +101,12 @@ def family_cutoffs(inputs: dict, structure: orm.StructureData, overrides: dict) 
     return {key: inputs[key] if key in overrides else value for key, value in recommended.items()}
 
 
-def dfpt_inputs(ph_main, parent_folder: orm.RemoteData, parallelize_qpoints: bool) -> tuple[type, AttributeDict]:
+def dfpt_inputs(
+    ph_main, parent_folder: orm.RemoteData, parallelize_qpoints: bool, representations_per_job: int | None = None
+) -> tuple[type, AttributeDict]:
     """The DFPT process and its inputs, as PamWorkChain runs it: ``ph_main`` (its namespace's inputs) on the scf
-    ``parent_folder``, with eps and Z*; PhQpointsWorkChain if ``parallelize_qpoints``, else PhBaseWorkChain."""
+    ``parent_folder``, with eps and Z*; PhQpointsWorkChain if ``parallelize_qpoints`` (split by representation,
+    ``representations_per_job`` to a job, where that is given), else PhBaseWorkChain."""
     inputs = AttributeDict({key: value for key, value in ph_main.items() if key != "metadata"})
     inputs.ph = AttributeDict(inputs.ph)
     inputs.ph.parent_folder = parent_folder
@@ -108,6 +117,9 @@ def dfpt_inputs(ph_main, parent_folder: orm.RemoteData, parallelize_qpoints: boo
     if not parallelize_qpoints:
         return PhBaseWorkChain, inputs
     inputs.pop("only_initialization", None)
+    if representations_per_job is not None:
+        inputs.split_representations = orm.Bool(True)
+        inputs.representations_per_job = orm.Int(representations_per_job)
     return PhQpointsWorkChain, inputs
 
 

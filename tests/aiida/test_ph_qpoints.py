@@ -132,3 +132,154 @@ def test_progress_lists_every_q_job_as_done_with_its_irreps(silicon_parallel_run
         (n_irreps,) = {int(n) for n in re.findall(r"There are\s+(\d+) irreducible representations", text)}
         assert (row.state, row.irreps_done, row.n_irreps) == ("done", n_irreps, n_irreps)
         assert row.elapsed_s > 0
+
+
+@pytest.fixture(scope="module")
+def silicon_split_run(codes, silicon_run):
+    """PhQpointsWorkChain with split_representations on silicon_run's scf and ph.x inputs, two representations per
+    job, the jobs side by side in this process.
+
+    The ph.x jobs keep the single job's MPI layout: run serially instead, the pieces gave matrix elements up to
+    3e-6 of the largest away from the 2-rank single job's (another distribution of the G vectors, another path
+    to tr2_ph), which would hide a real difference of that size."""
+    from aiida import orm
+    from aiida.engine import run_get_node
+
+    from aiida_llpam.workflows.ph_qpoints import PhQpointsWorkChain
+
+    ph = called(silicon_run, "ph")
+    calc = called(ph, "iteration_01")
+    options = {key: calc.get_option(key) for key in ("resources", "withmpi", "max_wallclock_seconds")}
+    inputs = {
+        "ph": {
+            "code": ph.inputs.ph.code,
+            "parameters": ph.inputs.ph.parameters,
+            "parent_folder": ph.inputs.ph.parent_folder,
+            "metadata": {"options": {key: value for key, value in options.items() if value is not None}},
+        },
+        "qpoints": ph.inputs.qpoints,
+        "split_representations": orm.Bool(True),
+        "representations_per_job": orm.Int(2),
+    }
+    _, node = run_get_node(PhQpointsWorkChain, **inputs)
+    return node
+
+
+def _ph_output(job) -> str:
+    return job.outputs.retrieved.base.repository.get_object_content("aiida.out", mode="r")
+
+
+@pytest.mark.extended  # the split route: 16 ph.x jobs, 296 s on 2 shared cores (measured)
+def test_split_route_runs_each_group_of_representations_as_its_own_ph_job(silicon_split_run, silicon_run):
+    import re
+
+    from aiida import orm
+
+    from aiida_llpam.calculations.ph_gather import PhGatherCalculation, piece_range
+
+    assert silicon_split_run.is_finished_ok, silicon_split_run.exit_message
+    n_qpoints = _n_qpoints(silicon_run)
+    labels = {link.link_label: link.node for link in silicon_split_run.base.links.get_outgoing()}
+    pieces = sorted((piece_range(label), node) for label, node in labels.items() if "_irr" in label)
+    ph_jobs = set()
+    for index in range(1, n_qpoints + 1):
+        setup = called(called(silicon_split_run, f"q{index}_setup"), "iteration_01")
+        (n_irreps,) = {int(n) for n in re.findall(r"There are\s+(\d+) irreducible representations", _ph_output(setup))}
+        # the electric field is solved once, in Gamma's setup
+        assert ("Electric Fields Calculation" in _ph_output(setup)) == (index == 1)
+        ranges = [(first, last) for (iq, first, last), _ in pieces if iq == index]
+        expected = [(first, min(first + 1, n_irreps)) for first in range(1, n_irreps + 1, 2)]
+        assert ranges == expected  # every representation once, in groups of two
+        for (iq, first, last), node in pieces:
+            if iq != index:
+                continue
+            assert node.process_label == "PhBaseWorkChain" and node.is_finished_ok
+            jobs = [n for n in node.called_descendants if isinstance(n, orm.CalcJobNode)]
+            assert len(jobs) == 1  # nothing failed: one ph.x run per piece
+            inputph = jobs[0].inputs.parameters["INPUTPH"]
+            assert (inputph["start_q"], inputph["last_q"], inputph["start_irr"], inputph["last_irr"]) == (
+                index,
+                index,
+                first,
+                last,
+            )
+            text = _ph_output(jobs[0])
+            # the pieces reuse the setup's bands and eps/Z*, they only solve for their representations
+            assert "Band Structure Calculation" not in text and "Electric Fields Calculation" not in text
+            ph_jobs.add(jobs[0].pk)
+        gather = called(silicon_split_run, f"q{index}_gather")
+        assert isinstance(gather.process_class, type) and issubclass(gather.process_class, PhGatherCalculation)
+        assert sorted(gather.inputs.pieces) == sorted(f"q{index}_irr{a}_{b}" for a, b in expected)
+        assert PhGatherCalculation.computed_nothing(_ph_output(gather))  # all representations came from the pieces
+    assert len(ph_jobs) == len(pieces)  # every piece its own ph.x CalcJob
+
+
+@pytest.mark.extended  # the split route: 16 ph.x jobs, 296 s on 2 shared cores (measured)
+def test_split_route_gives_the_single_jobs_dynamical_matrices(silicon_split_run, silicon_run):
+    from aiida_llpam.physics.dynmat import read_dynamical_matrices
+
+    assert silicon_split_run.is_finished_ok, silicon_split_run.exit_message
+    single = called(silicon_run, "ph").outputs.retrieved
+    split = silicon_split_run.outputs.retrieved
+    names = single.base.repository.list_object_names("DYN_MAT")
+    assert sorted(split.base.repository.list_object_names("DYN_MAT")) == sorted(names)  # the same folder for q2r.x
+
+    def content(folder, name):
+        return folder.base.repository.get_object_content(f"DYN_MAT/{name}", mode="r")
+
+    assert content(split, "dynamical-matrix-0") == content(single, "dynamical-matrix-0")  # the same q list
+    for name in names:
+        if name.endswith("-0"):
+            continue
+        # matched by q point: ph.x may list the points of a star in another order
+        a, b = (read_dynamical_matrices(content(folder, name)) for folder in (single, split))
+        assert len(a.q_2pi_alat) == len(b.q_2pi_alat)
+        scale = np.abs(a.phi_ry_bohr2).max()
+        for q, phi in zip(a.q_2pi_alat, a.phi_ry_bohr2, strict=True):
+            (match,) = np.flatnonzero(np.abs(b.q_2pi_alat - q).max(axis=1) < 1e-6)
+            # the same DFPT problems, solved to tr2_ph = 1e-16: equal to far below the printed 1e-8 relative
+            np.testing.assert_allclose(b.phi_ry_bohr2[match], phi, rtol=0, atol=1e-6 * scale, err_msg=name)
+    # eps and Z*, in the Gamma file after its one matrix
+    gamma = [dyn_numbers(folder)["dynamical-matrix-1"] for folder in (single, split)]
+    np.testing.assert_allclose(gamma[1], gamma[0], rtol=0, atol=1e-6 * np.abs(gamma[0]).max())
+
+
+def test_split_inputs_refuse_groups_of_no_representation(codes, silicon_run):
+    from aiida import orm
+
+    from aiida_llpam.workflows.ph_pieces import representation_groups
+    from aiida_llpam.workflows.ph_qpoints import PhQpointsWorkChain
+
+    ph = called(silicon_run, "ph")
+    mesh = orm.KpointsData()
+    mesh.set_kpoints_mesh([2, 2, 2])
+    inputs = {
+        "ph": {
+            "code": codes[1],
+            "parent_folder": ph.inputs.ph.parent_folder,
+            "parameters": orm.Dict({"INPUTPH": {"tr2_ph": 1e-16}}),
+        },
+        "qpoints": mesh,
+        "split_representations": orm.Bool(True),
+    }
+    validate = PhQpointsWorkChain.validate_inputs
+    for per_job in (0, -2):
+        message = validate({**inputs, "representations_per_job": orm.Int(per_job)}, None)
+        assert message == f"representations_per_job: must be at least 1, not {per_job}"
+    assert validate({**inputs, "representations_per_job": orm.Int(3)}, None) is None
+    inputs["ph"]["parameters"] = orm.Dict({"INPUTPH": {"lqdir": True}})
+    assert "lqdir are set by PhQpointsWorkChain" in validate(inputs, None)
+    with pytest.raises(ValueError, match="at least 1"):
+        representation_groups(5, 0)
+    assert representation_groups(5, 2) == [(1, 2), (3, 4), (5, 5)]
+
+
+def test_pam_workchain_splits_only_the_per_q_route(bare_profile):
+    from aiida import orm
+
+    from aiida_llpam.workflows.pam_inputs import validate_inputs
+
+    serial = {"parallelize_qpoints": orm.Bool(False), "representations_per_job": orm.Int(2)}
+    assert "set parallelize_qpoints too" in validate_inputs(serial, None)
+    empty = {"parallelize_qpoints": orm.Bool(True), "representations_per_job": orm.Int(0)}
+    assert validate_inputs(empty, None) == "representations_per_job: must be at least 1, not 0"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 from aiida import orm
 from aiida.engine import run_get_node
 
@@ -56,10 +57,15 @@ def print_table(table: orm.ArrayData) -> None:
     for i, label in enumerate(data["labels"]):
         ph_s = dfpt_wall_time_s(dfpt_retrieved(orm.load_node(data["workchains"][i])))
         print(f"{label:12s} workchain {data['wall_time_s'][i]:7.0f}  ph.x {ph_s:7.0f}")
-    print("Gamma frequencies (cm^-1, TO, ascending) and the lowest frequency next to Gamma:")
+    print("Gamma frequencies (cm^-1, TO, ascending), the lowest frequency next to Gamma, and the raw acoustic")
+    print("frequencies at Gamma before any sum rule (the DFPT's ASR violation):")
     for i, label in enumerate(data["labels"]):
         freqs = " ".join(f"{f:.1f}" for f in data["gamma_frequencies_cm"][i])
-        print(f"{label:12s} near Gamma {data['near_gamma_lowest_frequency_cm'][i]:7.2f}  Gamma {freqs}")
+        violation = ", ".join(f"{f:.1f}" for f in data.get("gamma_asr_violation_cm", np.full((i + 1, 3), np.nan))[i])
+        print(
+            f"{label:12s} near Gamma {data['near_gamma_lowest_frequency_cm'][i]:7.2f}  raw acoustic {violation}  "
+            f"Gamma {freqs}"
+        )
 
 
 def parse_reuse(items: list[str]) -> dict[str, orm.WorkChainNode]:

@@ -38,6 +38,7 @@ __all__ = [
     "direct_modes",
     "onsite_asr_correction",
     "phonopy_matrix",
+    "raw_gamma_acoustic_cm",
     "star_matches",
     "summarise",
 ]
@@ -130,12 +131,13 @@ def compare_with_model(phonon: Phonopy, gamma: DynamicalMatrixFile, direct: list
     }
     table["model_ta_splitting_cm"] = np.array([_ta_splitting_cm(f) for f in table["model_frequencies_cm"]])
     table["direct_ta_splitting_cm"] = np.array([_ta_splitting_cm(f) for f in table["direct_frequencies_cm"]])
-    table["gamma_asr_violation_cm"] = _gamma_acoustic_cm(gamma, phonon)
+    table["gamma_asr_violation_cm"] = raw_gamma_acoustic_cm(gamma, phonon)
     return table
 
 
-def _gamma_acoustic_cm(gamma: DynamicalMatrixFile, phonon: Phonopy) -> np.ndarray:
-    """The three lowest raw frequencies at Gamma (cm^-1, negative for imaginary): the ASR violation of the DFPT."""
+def raw_gamma_acoustic_cm(gamma: DynamicalMatrixFile, phonon: Phonopy) -> np.ndarray:
+    """The three lowest raw frequencies at Gamma (cm^-1, negative for imaginary) of the DFPT's Gamma dyn file, with
+    the masses of ``phonon``: the ASR violation of the DFPT, a convergence measure of its acoustic region."""
     index = int(np.flatnonzero(np.abs(gamma.q_2pi_alat).max(axis=1) < 1e-10)[0])
     return direct_modes(gamma, index, phonon, None).frequencies_thz[0, :3] * THZ_TO_CM
 

@@ -190,6 +190,7 @@ class DfptConvergenceWorkChain(WorkChain):
                 }
             )
             nodes.update({f"{kind}_{i}": node.outputs[kind] for kind in ROW_NODES})
+            nodes[f"dfpt_{i}"] = dfpt_retrieved(node)  # its raw Gamma matrix: the ASR violation of the point
         self.ctx.table = dfpt_convergence_table(orm.Dict({"rows": rows}), **nodes)
         self.out("table", self.ctx.table)
         return None

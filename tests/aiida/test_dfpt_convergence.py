@@ -159,6 +159,9 @@ def test_gamma_frequencies_are_quartz_tos(convergence_run):
     assert 115.0 < freqs[3] < 145.0 and freqs[4] == pytest.approx(freqs[3], abs=0.1)  # doubly degenerate E
     assert 1000.0 < freqs[-1] < 1300.0
     assert table["near_gamma_lowest_frequency_cm"][0] > -20.0
+    # the raw DFPT before any sum rule breaks the ASR at Gamma (the fast archive: about 10 cm^-1, measured by hand)
+    violation = table["gamma_asr_violation_cm"][0]
+    assert violation.shape == (3,) and np.all(np.isfinite(violation)) and np.abs(violation).max() > 1.0
 
 
 def test_figures_are_drawn_from_the_stored_arrays(convergence_run, tmp_path):

@@ -9,8 +9,12 @@ from aiida.engine import calcfunction
 from aiida_llpam.calculations.functions.phonopy_force_constants import phonopy_from_node
 from aiida_llpam.calculations.nodes import read_output
 from aiida_llpam.physics.convergence_table import TRACKED, gamma_frequencies_cm, reference_values
+from aiida_llpam.physics.direct_dfpt import raw_gamma_acoustic_cm
+from aiida_llpam.physics.dynmat import read_dynamical_matrices
 from aiida_llpam.physics.units import THZ_TO_CM
 from aiida_llpam.quantities import QUANTITIES
+
+from .dyn_mat_folder import PREFIX, read_dyn_files
 
 #: the per-row settings the caller passes in ``rows`` (read from provenance by the workchain)
 SETTINGS_UNITS = {
@@ -36,6 +40,7 @@ def table_units() -> dict[str, str]:
         response_mesh="1",
         gamma_frequencies_cm="cm^-1",
         near_gamma_lowest_frequency_cm="cm^-1",
+        gamma_asr_violation_cm="cm^-1",
     )
     return units
 
@@ -49,7 +54,9 @@ def dfpt_convergence_table(rows: orm.Dict, **nodes) -> orm.ArrayData:
     PamWorkChain). Arrays (units in the ``units`` attribute): the settings; temperature_k (the reference
     temperature of the k-mesh table); gamma_nl_zz, chi_diagonal, chi_offdiagonal_interband,
     chi_offdiagonal_pair, gamma_m on the response's last k mesh (response_mesh) with ``<name>_kmesh_uncertainty``
-    (|last change|); gamma_frequencies_cm (row, branch), ascending, TO at Gamma; near_gamma_lowest_frequency_cm.
+    (|last change|); gamma_frequencies_cm (row, branch), ascending, TO at Gamma; near_gamma_lowest_frequency_cm;
+    with ``dfpt_i`` (the row's retrieved dyn files) gamma_asr_violation_cm (row, 3): the raw acoustic frequencies at
+    Gamma before any sum rule (NaN without it).
     """
     settings = rows.get_dict()["rows"]
     columns: dict[str, list] = {name: [] for name in table_units()}
@@ -61,6 +68,11 @@ def dfpt_convergence_table(rows: orm.Dict, **nodes) -> orm.ArrayData:
         values["gamma_frequencies_cm"] = gamma_frequencies_cm(phonopy_from_node(nodes[f"force_constants_{i}"]))
         acoustic = read_output(nodes[f"acoustic_{i}"])
         values["near_gamma_lowest_frequency_cm"] = float(acoustic["near_gamma_lowest_frequency_thz"]) * THZ_TO_CM
+        values["gamma_asr_violation_cm"] = np.full(3, np.nan)
+        if f"dfpt_{i}" in nodes:
+            gamma = read_dynamical_matrices(read_dyn_files(nodes[f"dfpt_{i}"])[f"{PREFIX}1"])
+            phonon = phonopy_from_node(nodes[f"force_constants_{i}"])
+            values["gamma_asr_violation_cm"] = raw_gamma_acoustic_cm(gamma, phonon)
         for name in columns:
             columns[name].append(values[name])
     table = orm.ArrayData()

@@ -250,7 +250,9 @@ def check_computer(label: str) -> list[str]:
     """What `verdi computer test` checks, through AiiDA's API: open the transport, no spurious output from the login
     shell, the scheduler's job list, the remote user name, a file written and deleted in the work directory.
 
-    Returns the checks' messages; raises SetupError naming the computer, its host and the cause when one fails.
+    Returns the checks' messages; raises SetupError naming the computer, its host and the cause when one fails. The
+    checks are aiida-core's own (the ``_computer_*`` functions of ``aiida.cmdline.commands.cmd_computer``, private
+    in 2.9): `verdi computer test` only prints its verdict.
     """
     from aiida import orm
     from aiida.cmdline.commands import cmd_computer

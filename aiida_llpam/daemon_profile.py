@@ -190,11 +190,14 @@ def ensure_slurm_computer(label: str = SLURM_COMPUTER) -> Step:
         computer = new_local_computer(label, "core.slurm", "this machine's one-node SLURM cluster", "llpam-slurm-work")
         computer.set_default_mpiprocs_per_machine(os.cpu_count() or 1)
         return Step(f"computer {label} (core.local, core.slurm, mpirun: {' '.join(mpirun_command())})", CREATED)
+    changed = []
     if ensure_mpirun_command(computer, mpirun_command()):
-        return Step(f"computer {label}: mpirun command set to {' '.join(mpirun_command())}", CHANGED)
+        changed.append(f"mpirun command set to {' '.join(mpirun_command())}")
     if computer.get_minimum_job_poll_interval() != MINIMUM_JOB_POLL_INTERVAL:
         computer.set_minimum_job_poll_interval(MINIMUM_JOB_POLL_INTERVAL)
-        return Step(f"computer {label}: minimum job poll interval set to {MINIMUM_JOB_POLL_INTERVAL} s", CHANGED)
+        changed.append(f"minimum job poll interval set to {MINIMUM_JOB_POLL_INTERVAL} s")
+    if changed:
+        return Step(f"computer {label}: {', '.join(changed)}", CHANGED)
     return Step(f"computer {label}: exists", EXISTS)
 
 

@@ -79,6 +79,13 @@ def test_slurm_conf_describes_this_host():
     assert "CommunicationParameters=NoCtldInAddrAny,NoInAddrAny" in conf
 
 
+def test_status_does_not_start_epmd_when_rabbitmq_is_down(monkeypatch):
+    """`deploy/services.py status` after `down`: rabbitmqctl would start an epmd that stays; it is not run."""
+    monkeypatch.setattr(rabbitmq, "broker_start_time", lambda: None)
+    monkeypatch.setattr(rabbitmq, "rabbitmq_up", lambda: pytest.fail("rabbitmqctl ran with no RabbitMQ node"))
+    assert rabbitmq.status().status == NOT_RUNNING
+
+
 def test_sshd_config_listens_on_loopback_only_and_takes_keys_only():
     conf = dict(line.split(None, 1) for line in sshd.sshd_config().splitlines() if line and line[0] != "#")
     assert conf["ListenAddress"] == "127.0.0.1" and conf["Port"] == str(configure.SSHD_PORT)

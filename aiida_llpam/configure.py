@@ -65,6 +65,10 @@ CODE_DESCRIPTIONS = {
 CREATED, CHANGED, EXISTS = "created", "changed", "exists"
 #: and for services and daemons (here and in deploy/): found running, stopped by the step, found not running
 RUNNING, STOPPED, NOT_RUNNING = "running", "stopped", "not running"
+#: Open MPI 4.1 (Debian 12) MCA parameters of the codes' mpirun, all ranks on one node: the ranks talk through shared
+#: memory (``vader``) and ``self`` only, so no rank opens the ``tcp`` BTL's listening socket; mpirun's out-of-band
+#: channel uses loopback. mpirun still binds its out-of-band listener to every address (docs/scaleout.md)
+MPI_ONE_NODE_MCA = (("btl", "self,vader"), ("oob_tcp_if_include", "lo"))
 #: seconds; at 0.1 s the engine takes a core from ph.x on a 2-core machine (measured 1.5x slower)
 MINIMUM_JOB_POLL_INTERVAL = 5.0
 #: seconds; without a broker a parent learns that a child finished only by polling (default 60 s per level)
@@ -112,9 +116,22 @@ def ensure_profile(name: str = PROFILE) -> tuple[str, str]:
     return name, status
 
 
-def mpirun_command(nprocs_placeholder: str = "{tot_num_mpiprocs}") -> list[str]:
-    root = hasattr(os, "geteuid") and os.geteuid() == 0
-    return ["mpirun", *(["--allow-run-as-root"] if root else []), "-np", nprocs_placeholder]
+def mpirun_command(nprocs_placeholder: str = "{tot_num_mpiprocs}", as_root: bool | None = None) -> list[str]:
+    """Open MPI's mpirun for one node (:data:`MPI_ONE_NODE_MCA`); ``--allow-run-as-root`` when the jobs run as root
+    (default: when this process does, as the jobs of a local computer do)."""
+    if as_root is None:
+        as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    mca = [arg for name, value in MPI_ONE_NODE_MCA for arg in ("--mca", name, value)]
+    return ["mpirun", *(["--allow-run-as-root"] if as_root else []), *mca, "-np", nprocs_placeholder]
+
+
+def ensure_mpirun_command(computer, command: list[str]) -> bool:
+    """Give the stored ``computer`` the mpirun ``command`` (an older set-up's lacks the MCA parameters); whether it
+    changed."""
+    if list(computer.get_mpirun_command()) == command:
+        return False
+    computer.set_mpirun_command(command)
+    return True
 
 
 def ensure_computer(label: str = COMPUTER, mpiprocs: int | None = None):
@@ -135,10 +152,11 @@ def ensure_computer(label: str = COMPUTER, mpiprocs: int | None = None):
                 f"computer {label} exists with {computer.transport_type} + {computer.scheduler_type}, not core.local + "
                 "core.direct: use another profile (-p) or remove it (verdi computer delete)"
             )
+        changed = ensure_mpirun_command(computer, mpirun_command())
         if mpiprocs is not None and computer.get_default_mpiprocs_per_machine() != mpiprocs:
             computer.set_default_mpiprocs_per_machine(mpiprocs)
-            return computer, CHANGED
-        return computer, EXISTS
+            changed = True
+        return computer, CHANGED if changed else EXISTS
     computer = new_local_computer(label, "core.direct", "this machine (aiida-llpam set-up)", "llpam-work")
     computer.set_default_mpiprocs_per_machine(mpiprocs or min(os.cpu_count() or 1, 2))
     return computer, CREATED
@@ -163,8 +181,9 @@ def new_local_computer(label: str, scheduler_type: str, description: str, workdi
     return computer
 
 
-def ensure_codes(computer) -> dict[str, tuple[object, str]]:
-    """InstalledCode for pw.x, ph.x, q2r.x, the response job and phonopy on ``computer``; label ``<name>@<computer>``.
+def ensure_codes(computer, names=None) -> dict[str, tuple[object, str]]:
+    """InstalledCode for pw.x, ph.x, q2r.x, the response job and phonopy (or the ``names`` of :data:`CODES`) on
+    ``computer``; label ``<name>@<computer>``.
 
     An existing code must run the same executable with the same plugin (codes cannot be changed once stored).
     """
@@ -173,6 +192,8 @@ def ensure_codes(computer) -> dict[str, tuple[object, str]]:
 
     result = {}
     for name, (program, plugin) in CODES.items():
+        if names is not None and name not in names:
+            continue
         label = f"{name}@{computer.label}"
         executable = shutil.which(program)
         if executable is None:

@@ -31,6 +31,7 @@ from .configure import (
     SetupError,
     Step,
     ensure_codes,
+    ensure_mpirun_command,
     ensure_pseudo_family,
     mpirun_command,
     new_local_computer,
@@ -43,6 +44,14 @@ STATE_DIR = Path("/var/lib/aiida-llpam")
 DB_USER = BROKER_USER = "aiida_llpam"
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 BROKER_HOST, BROKER_PORT = "127.0.0.1", 5672
+#: the stand-in remote cluster (deploy/sshd.py): an unprivileged account reached over SSH on loopback, jobs in SLURM
+CLUSTER_COMPUTER = "cluster-ssh"
+CLUSTER_USER = "llpam-cluster"
+#: the ``Host`` of root's ~/.ssh/config that ``core.ssh_async`` connects to (it reads host, port, user, key there)
+SSH_HOST_ALIAS = "llpam-cluster"
+SSHD_HOST, SSHD_PORT = "127.0.0.1", 2222
+#: the codes of the cluster computer: QE only (the response job's Python is not installed for the account)
+CLUSTER_CODES = ("pw", "ph", "q2r")
 #: seconds for the daemon's calls, stopping included (``daemon.timeout``): with AiiDA's 2 s `verdi daemon stop`
 #: prints FAILED while workers busy with jobs on a loaded 2-core machine are still shutting down
 DAEMON_TIMEOUT_S = 180
@@ -181,10 +190,99 @@ def ensure_slurm_computer(label: str = SLURM_COMPUTER) -> Step:
         computer = new_local_computer(label, "core.slurm", "this machine's one-node SLURM cluster", "llpam-slurm-work")
         computer.set_default_mpiprocs_per_machine(os.cpu_count() or 1)
         return Step(f"computer {label} (core.local, core.slurm, mpirun: {' '.join(mpirun_command())})", CREATED)
+    changed = []
+    if ensure_mpirun_command(computer, mpirun_command()):
+        changed.append(f"mpirun command set to {' '.join(mpirun_command())}")
     if computer.get_minimum_job_poll_interval() != MINIMUM_JOB_POLL_INTERVAL:
         computer.set_minimum_job_poll_interval(MINIMUM_JOB_POLL_INTERVAL)
-        return Step(f"computer {label}: minimum job poll interval set to {MINIMUM_JOB_POLL_INTERVAL} s", CHANGED)
+        changed.append(f"minimum job poll interval set to {MINIMUM_JOB_POLL_INTERVAL} s")
+    if changed:
+        return Step(f"computer {label}: {', '.join(changed)}", CHANGED)
     return Step(f"computer {label}: exists", EXISTS)
+
+
+def cluster_workdir(user: str = CLUSTER_USER) -> str:
+    """The work directory of the cluster computer: in the account's home (``/home/<user>`` before it exists)."""
+    import pwd
+
+    try:
+        home = pwd.getpwnam(user).pw_dir
+    except KeyError:
+        home = f"/home/{user}"
+    return f"{home}/aiida-work"
+
+
+def ensure_cluster_computer(label: str = CLUSTER_COMPUTER, host: str = SSH_HOST_ALIAS, user: str = CLUSTER_USER):
+    """A ``core.ssh_async`` + ``core.slurm`` computer that logs in to ``host`` (a ``Host`` of ~/.ssh/config) as
+    ``user``; its jobs run as that account, not as root (no ``--allow-run-as-root``). Returns (computer, Step).
+
+    Only configures AiiDA; whether the login works is :func:`check_computer`'s question.
+    """
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    what = f"computer {label} (core.ssh_async to {host} as {user}, core.slurm)"
+    command = mpirun_command(as_root=False)
+    try:
+        computer = orm.load_computer(label)
+    except NotExistent:
+        computer = orm.Computer(
+            label=label,
+            hostname=host,
+            description=f"this machine's SLURM cluster reached over SSH as {user} (deploy/sshd.py)",
+            transport_type="core.ssh_async",
+            scheduler_type="core.slurm",
+            workdir=cluster_workdir(user),
+        ).store()
+        computer.set_mpirun_command(command)
+        computer.set_default_mpiprocs_per_machine(os.cpu_count() or 1)
+        computer.set_minimum_job_poll_interval(MINIMUM_JOB_POLL_INTERVAL)
+        computer.configure(host=host, backend="asyncssh", safe_interval=1.0)
+        return computer, Step(f"{what}: created", CREATED)
+    if (computer.transport_type, computer.scheduler_type) != ("core.ssh_async", "core.slurm"):
+        raise SetupError(
+            f"computer {label} exists with {computer.transport_type} + {computer.scheduler_type}, not core.ssh_async + "
+            "core.slurm: remove it (verdi computer delete) or use another profile (-p)"
+        )
+    if ensure_mpirun_command(computer, command):
+        return computer, Step(f"{what}: mpirun command set to {' '.join(command)}", CHANGED)
+    return computer, Step(f"{what}: exists", EXISTS)
+
+
+def check_computer(label: str) -> list[str]:
+    """What `verdi computer test` checks, through AiiDA's API: open the transport, no spurious output from the login
+    shell, the scheduler's job list, the remote user name, a file written and deleted in the work directory.
+
+    Returns the checks' messages; raises SetupError naming the computer, its host and the cause when one fails. The
+    checks are aiida-core's own (the ``_computer_*`` functions of ``aiida.cmdline.commands.cmd_computer``, private
+    in 2.9): `verdi computer test` only prints its verdict.
+    """
+    from aiida import orm
+    from aiida.cmdline.commands import cmd_computer
+
+    computer = orm.load_computer(label)
+    authinfo = computer.get_authinfo(orm.User.collection.get_default())
+    host = authinfo.get_auth_params().get("host", computer.hostname)
+    checks = {
+        "spurious output": cmd_computer._computer_test_no_unexpected_output,
+        "scheduler's job list": cmd_computer._computer_test_get_jobs,
+        "remote user name": cmd_computer._computer_get_remote_username,
+        "temporary file in the work directory": cmd_computer._computer_create_temp_file,
+    }
+    scheduler, transport = computer.get_scheduler(), authinfo.get_transport()
+    messages = []
+    try:
+        with transport:
+            scheduler.set_transport(transport)
+            for what, check in checks.items():
+                success, message = check(transport=transport, scheduler=scheduler, authinfo=authinfo, computer=computer)
+                if not success:
+                    raise SetupError(f"computer {label} ({host}): {what} failed: {message}")
+                messages.append(f"{what}: {message or 'ok'}")
+    except OSError as exc:
+        cause = str(exc).removeprefix("Error while opening the transport: ")
+        raise SetupError(f"computer {label} cannot reach {host} ({computer.transport_type}): {cause}") from None
+    return messages
 
 
 def broker_start_time() -> float | None:
@@ -246,7 +344,10 @@ def ensure_daemon_profile(name: str = DAEMON_PROFILE, workers: int = 2) -> list[
         steps = [_ensure_daemon_profile_entry(name, storage, broker), ensure_daemon_options(name, workers)]
         load_profile(name, allow_switch=True)
         steps.append(ensure_slurm_computer(SLURM_COMPUTER))
-        codes = ensure_codes(orm.load_computer(SLURM_COMPUTER)).values()
+        codes = list(ensure_codes(orm.load_computer(SLURM_COMPUTER)).values())
+        cluster, step = ensure_cluster_computer()
+        steps.append(step)
+        codes += ensure_codes(cluster, CLUSTER_CODES).values()
         steps.extend(Step(f"code {code.full_label} -> {code.filepath_executable}", status) for code, status in codes)
         for label in PSEUDO_FAMILIES:
             family, status = ensure_pseudo_family(label)

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from aiida_llpam.configure import CHANGED, CREATED, EXISTS, NOT_RUNNING, RUNNING, STOPPED, Step
-from aiida_llpam.daemon_profile import BROKER_USER, ensure_daemon, stop_daemon
+from aiida_llpam.daemon_profile import BROKER_USER, broker_start_time, ensure_daemon, stop_daemon
 
 from .host import (
     ServiceError,
@@ -170,6 +170,7 @@ def stop_rabbitmq() -> list[Step]:
 
 
 def status() -> Step:
-    """Whether the node answers (read only)."""
-    up = bool(shutil.which("rabbitmqctl")) and rabbitmq_up()
+    """Whether the node answers (read only: rabbitmqctl, an Erlang node itself, would start an epmd that outlives it,
+    so it is asked only when a RabbitMQ node runs)."""
+    up = broker_start_time() is not None and bool(shutil.which("rabbitmqctl")) and rabbitmq_up()
     return Step(f"rabbitmq {RABBITMQ_NODE}: {'running' if up else 'not running'}", RUNNING if up else NOT_RUNNING)

@@ -5,12 +5,13 @@ aiida-llpam's virtualenv (`source .venv/bin/activate`):
     python deploy/services.py down [--daemon-profile NAME]
     python deploy/services.py status
 
-``up`` installs (apt) and starts PostgreSQL, RabbitMQ, munge and SLURM, then configures AiiDA for them in the
+``up`` installs (apt) and starts PostgreSQL, RabbitMQ, munge and SLURM, and sshd on 127.0.0.1:2222 for the stand-in
+cluster account (deploy/sshd.py), then configures AiiDA for them in the
 current config directory (``AIIDA_PATH``) with ``aiida_llpam.daemon_profile.ensure_daemon_profile``, the step
 `aiida-llpam setup --daemon-profile` runs alone, and last deletes RabbitMQ's ``guest`` user. With ``--no-profile``
 it stops after the services and prints that command. Every step is idempotent and printed as ``<status> <what>``; a
 second ``up`` reports only ``exists``/``running``. ``down`` stops the daemon of the profile, the SLURM jobs and
-daemons, RabbitMQ with epmd, and PostgreSQL. Two set-ups at once: the second fails at once ("another set-up is
+daemons, sshd, RabbitMQ with epmd, and PostgreSQL. Two set-ups at once: the second fails at once ("another set-up is
 running")."""
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ if __package__ in (None, ""):  # run as a script: import deploy/ as the package 
 
 from aiida_llpam.configure import DAEMON_PROFILE, EXISTS, PROFILE, RUNNING, SetupError, Step
 from aiida_llpam.daemon_profile import database_name, ensure_daemon_profile, stop_daemon
-from deploy import postgresql, rabbitmq, slurm
+from deploy import postgresql, rabbitmq, slurm, sshd
 from deploy.host import ServiceError, host_lock, unavailable_reason
 
 
@@ -41,6 +42,7 @@ def up(profile: str | None = DAEMON_PROFILE, workers: int = 2) -> Iterator[Step]
         yield from postgresql.ensure_postgresql(database=database_name(profile or DAEMON_PROFILE))
         yield from rabbitmq.ensure_rabbitmq()
         yield from slurm.ensure_slurm()
+        yield from sshd.ensure_sshd()
         if profile is not None:
             yield from ensure_daemon_profile(profile, workers=workers)
             yield rabbitmq.remove_guest()  # after the profile's broker settings name the new user
@@ -51,6 +53,7 @@ def down(profile: str | None = DAEMON_PROFILE) -> Iterator[Step]:
     with host_lock():
         if profile is not None:
             yield stop_daemon(profile)
+        yield sshd.stop_sshd()
         yield from slurm.stop_slurm()
         yield from rabbitmq.stop_rabbitmq()
         yield postgresql.stop_postgresql()
@@ -61,6 +64,7 @@ def status() -> Iterator[Step]:
     yield postgresql.status()
     yield rabbitmq.status()
     yield from slurm.status()
+    yield sshd.status()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,7 +53,9 @@ def slurm_conf(host: str | None = None, cpus: int | None = None, memory_mb: int 
 # written by deploy/slurm.py: one-node cluster of this host
 ClusterName=llpam
 SlurmctldHost={host}(127.0.0.1)
-# root daemons: jobs submitted by root (the AiiDA daemon here) run as root
+# slurmctld, slurmd, slurmstepd and the clients bind the address the host name resolves to, not every address
+CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
+# root daemons: a job runs as the user who submitted it (root's AiiDA daemon, or the account of deploy/sshd.py)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from aiida_llpam import daemon_profile as configure
-from deploy import postgresql, rabbitmq, slurm
+from deploy import postgresql, rabbitmq, slurm, sshd
 from deploy.host import host_lock, unavailable_reason
 
 TEST_PROFILE = "llpam-daemon-test"
@@ -53,7 +53,8 @@ def _timed(name: str, call: int, function, *args, **kwargs) -> list:
 
 @pytest.fixture(scope="session")
 def system_services(request):
-    """PostgreSQL, RabbitMQ and SLURM, each ensured twice (under deploy/'s lock, as `deploy/services.py up`).
+    """PostgreSQL, RabbitMQ, SLURM and the stand-in cluster's sshd, each ensured twice (under deploy/'s lock, as
+    `deploy/services.py up`).
 
     Yields {"database": the test profile's database, "steps": {name: (first call's steps, second call's steps)}}.
     """
@@ -68,6 +69,7 @@ def system_services(request):
             ("ensure_postgresql", postgresql.ensure_postgresql, {"database": database}),
             ("ensure_rabbitmq", rabbitmq.ensure_rabbitmq, {}),
             ("ensure_slurm", slurm.ensure_slurm, {}),
+            ("ensure_sshd", sshd.ensure_sshd, {}),
         ):
             steps[name] = (_timed(name, 1, function, **kwargs), _timed(name, 2, function, **kwargs))
     yield {"database": database, "steps": steps}

@@ -15,7 +15,7 @@ import pytest
 
 from aiida_llpam import daemon_profile as configure
 from aiida_llpam.configure import CHANGED, CREATED, EXISTS, NOT_RUNNING, RUNNING, STOPPED, SetupError, Step
-from deploy import host, postgresql, rabbitmq, services, slurm
+from deploy import host, postgresql, rabbitmq, services, slurm, sshd
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,6 +75,34 @@ def test_slurm_conf_describes_this_host():
     # no cgroups here, and the job history must come from the scheduler's own file
     assert "ProctrackType=proctrack/linuxproc" in conf and "TaskPlugin=task/none" in conf
     assert f"JobCompType=jobcomp/filetxt\nJobCompLoc={slurm.SLURM_JOBCOMP_FILE}" in conf
+    # slurmctld and slurmd bind the host's address (127.0.0.1 here), not every address
+    assert "CommunicationParameters=NoCtldInAddrAny,NoInAddrAny" in conf
+
+
+def test_status_does_not_start_epmd_when_rabbitmq_is_down(monkeypatch):
+    """`deploy/services.py status` after `down`: rabbitmqctl would start an epmd that stays; it is not run."""
+    monkeypatch.setattr(rabbitmq, "broker_start_time", lambda: None)
+    monkeypatch.setattr(rabbitmq, "rabbitmq_up", lambda: pytest.fail("rabbitmqctl ran with no RabbitMQ node"))
+    assert rabbitmq.status().status == NOT_RUNNING
+
+
+def test_sshd_config_listens_on_loopback_only_and_takes_keys_only():
+    conf = dict(line.split(None, 1) for line in sshd.sshd_config().splitlines() if line and line[0] != "#")
+    assert conf["ListenAddress"] == "127.0.0.1" and conf["Port"] == str(configure.SSHD_PORT)
+    assert conf["PasswordAuthentication"] == "no" and conf["KbdInteractiveAuthentication"] == "no"
+    assert conf["PubkeyAuthentication"] == "yes" and conf["PermitRootLogin"] == "no"
+    assert conf["AllowUsers"] == configure.CLUSTER_USER and conf["HostKey"] == str(sshd.HOST_KEY)
+
+
+def test_the_ssh_client_block_replaces_itself_and_keeps_other_hosts(tmp_path):
+    config = tmp_path / "config"
+    config.write_text("Host other\n    User me\n")
+    assert sshd._ensure_client_config(config).status == CHANGED
+    assert sshd._ensure_client_config(config).status == EXISTS
+    text = config.read_text()
+    assert text.startswith(sshd.BEGIN) and text.count(f"Host {configure.SSH_HOST_ALIAS}\n") == 1
+    assert text.endswith("Host other\n    User me\n")
+    assert f"IdentityFile {sshd.CLIENT_KEY}" in text and f"UserKnownHostsFile {sshd.KNOWN_HOSTS}" in text
 
 
 def test_real_memory_is_below_the_machine_memory():
@@ -201,15 +229,21 @@ def test_up_removes_guest_only_after_the_profile_names_the_new_user(monkeypatch,
     order = []
     monkeypatch.setattr(host, "LOCK_FILE", tmp_path / "lock")
     monkeypatch.setattr(services, "database_name", lambda profile: "db")
-    for module, name in ((postgresql, "ensure_postgresql"), (rabbitmq, "ensure_rabbitmq"), (slurm, "ensure_slurm")):
+    for module, name in (
+        (postgresql, "ensure_postgresql"),
+        (rabbitmq, "ensure_rabbitmq"),
+        (slurm, "ensure_slurm"),
+        (sshd, "ensure_sshd"),
+    ):
         monkeypatch.setattr(module, name, lambda name=name, **kwargs: order.append(name) or [Step(name, EXISTS)])
     monkeypatch.setattr(services, "ensure_daemon_profile", lambda p, workers: order.append(p) or [Step(p, EXISTS)])
     monkeypatch.setattr(rabbitmq, "remove_guest", lambda: order.append("remove_guest") or Step("guest", EXISTS))
-    assert len(list(services.up("llpam-x", 3))) == 5
-    assert order == ["ensure_postgresql", "ensure_rabbitmq", "ensure_slurm", "llpam-x", "remove_guest"]
+    assert len(list(services.up("llpam-x", 3))) == 6
+    # sshd before the profile: the profile's computer cluster-ssh logs in through it
+    assert order == ["ensure_postgresql", "ensure_rabbitmq", "ensure_slurm", "ensure_sshd", "llpam-x", "remove_guest"]
     order.clear()
     list(services.up(None))
-    assert order == ["ensure_postgresql", "ensure_rabbitmq", "ensure_slurm"]
+    assert order == ["ensure_postgresql", "ensure_rabbitmq", "ensure_slurm", "ensure_sshd"]
 
 
 # --------------------------------------------------------------------------- fault 3: epmd and slurmstepd stop
@@ -366,12 +400,13 @@ def test_down_stops_the_profile_daemon_first(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(host, "LOCK_FILE", tmp_path / "lock")
     order = []
     monkeypatch.setattr(services, "stop_daemon", lambda p: order.append(p) or Step(f"daemon of {p}: stopped", STOPPED))
+    monkeypatch.setattr(sshd, "stop_sshd", lambda: order.append("sshd") or Step("sshd", STOPPED))
     monkeypatch.setattr(slurm, "stop_slurm", lambda: order.append("slurm") or [])
     monkeypatch.setattr(rabbitmq, "stop_rabbitmq", lambda: order.append("rabbitmq") or [])
     monkeypatch.setattr(postgresql, "stop_postgresql", lambda: order.append("postgresql") or Step("pg", STOPPED))
     code, out, _ = _main(monkeypatch, capsys, "down", "--daemon-profile", "llpam-big")
-    assert out.splitlines() == ["stopped  daemon of llpam-big: stopped", "stopped  pg"]
-    assert code == 0 and order == ["llpam-big", "slurm", "rabbitmq", "postgresql"]
+    assert out.splitlines() == ["stopped  daemon of llpam-big: stopped", "stopped  sshd", "stopped  pg"]
+    assert code == 0 and order == ["llpam-big", "sshd", "slurm", "rabbitmq", "postgresql"]
 
 
 def test_the_command_runs_as_a_script_from_anywhere(tmp_path):

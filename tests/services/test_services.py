@@ -157,6 +157,24 @@ def test_slurm_computer_and_codes(daemon_profile):
 
 
 @pytest.mark.services
+def test_the_computers_run_mpi_on_one_node_and_an_old_command_is_replaced(daemon_profile):
+    """Shared memory between ranks and mpirun's out-of-band channel on loopback (docs/scaleout.md, "MPI on one node");
+    a computer made by an older set-up, whose command lacks them, gets them from the next set-up."""
+    from aiida import orm
+
+    mca = ["--mca", "btl", "self,vader", "--mca", "oob_tcp_if_include", "lo"]
+    for label in (configure.SLURM_COMPUTER, configure.CLUSTER_COMPUTER):
+        command = orm.load_computer(label).get_mpirun_command()
+        assert command[-2:] == ["-np", "{tot_num_mpiprocs}"] and command[-8:-2] == mca, (label, command)
+    computer = orm.load_computer(configure.SLURM_COMPUTER)
+    computer.set_mpirun_command(["mpirun", "--allow-run-as-root", "-np", "{tot_num_mpiprocs}"])
+    step = configure.ensure_slurm_computer(configure.SLURM_COMPUTER)
+    assert step.status == configure.CHANGED and "--mca btl self,vader" in step.description
+    assert computer.get_mpirun_command()[-8:-2] == mca
+    assert configure.ensure_slurm_computer(configure.SLURM_COMPUTER).status == configure.EXISTS
+
+
+@pytest.mark.services
 def test_arithmetic_add_calcjob_runs_through_the_daemon_on_slurm(daemon_profile):
     from aiida import orm
     from aiida.engine import submit

@@ -145,6 +145,27 @@ def assert_ran_through_slurm(node) -> dict:
     return records[0]
 
 
+def silicon_scf_builder(code_label: str):
+    """A tiny Si scf (pz-vbc, 12 Ry, k 2x2x2, one MPI process) with the code ``code_label``: -212.48 eV."""
+    from aiida import orm
+    from aiida.plugins import CalculationFactory, DataFactory
+    from ase.build import bulk
+
+    with open("/usr/share/espresso/pseudo/Si.pz-vbc.UPF", "rb") as handle:
+        pseudo = DataFactory("pseudo.upf")(handle, filename="Si.pz-vbc.UPF")
+    kpoints = orm.KpointsData()
+    kpoints.set_kpoints_mesh([2, 2, 2])
+    builder = CalculationFactory("quantumespresso.pw").get_builder()
+    builder.code = orm.load_code(code_label)
+    builder.structure = orm.StructureData(ase=bulk("Si", "diamond", a=5.43))
+    builder.parameters = orm.Dict({"CONTROL": {"calculation": "scf"}, "SYSTEM": {"ecutwfc": 12}})
+    builder.kpoints = kpoints
+    builder.pseudos = {"Si": pseudo}
+    builder.metadata.options.resources = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+    builder.metadata.options.max_wallclock_seconds = 300
+    return builder
+
+
 def finished_through_slurm(node, timeout: float):
     """Wait for a submitted CalcJob; check it finished ok and completed in SLURM."""
     wait_until_terminated(node, timeout)

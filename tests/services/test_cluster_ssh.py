@@ -11,7 +11,7 @@ import pytest
 from aiida_llpam import daemon_profile as configure
 from deploy import sshd
 
-from .conftest import finished_through_slurm
+from .conftest import finished_through_slurm, silicon_scf_builder
 
 
 @pytest.mark.services
@@ -66,23 +66,9 @@ def test_the_cluster_computer_passes_the_computer_test(daemon_profile):
 @pytest.mark.qe
 def test_pw_scf_over_ssh_runs_in_slurm_as_the_account(daemon_profile):
     """Upload over SFTP, sbatch through SSH, the job in SLURM as the account, retrieval over SFTP, parsing."""
-    from aiida import orm
     from aiida.engine import submit
-    from aiida.plugins import CalculationFactory, DataFactory
-    from ase.build import bulk
 
-    with open("/usr/share/espresso/pseudo/Si.pz-vbc.UPF", "rb") as handle:
-        pseudo = DataFactory("pseudo.upf")(handle, filename="Si.pz-vbc.UPF")
-    kpoints = orm.KpointsData()
-    kpoints.set_kpoints_mesh([2, 2, 2])
-    builder = CalculationFactory("quantumespresso.pw").get_builder()
-    builder.code = orm.load_code(f"pw@{configure.CLUSTER_COMPUTER}")
-    builder.structure = orm.StructureData(ase=bulk("Si", "diamond", a=5.43))
-    builder.parameters = orm.Dict({"CONTROL": {"calculation": "scf"}, "SYSTEM": {"ecutwfc": 12}})
-    builder.kpoints = kpoints
-    builder.pseudos = {"Si": pseudo}
-    builder.metadata.options.resources = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-    builder.metadata.options.max_wallclock_seconds = 300
+    builder = silicon_scf_builder(f"pw@{configure.CLUSTER_COMPUTER}")
     node = finished_through_slurm(submit(builder), timeout=300)
     assert node.outputs.output_parameters["energy"] == pytest.approx(-212.48, abs=0.05)  # eV, Si pz-vbc at 12 Ry
     from deploy import slurm

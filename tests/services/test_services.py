@@ -14,7 +14,7 @@ import pytest
 from aiida_llpam import daemon_profile as configure
 from deploy import postgresql, rabbitmq, slurm
 
-from .conftest import finished_through_slurm
+from .conftest import finished_through_slurm, silicon_scf_builder
 
 IDLE_STATUSES = {configure.EXISTS, configure.RUNNING}
 
@@ -196,23 +196,9 @@ def test_arithmetic_add_calcjob_runs_through_the_daemon_on_slurm(daemon_profile)
 @pytest.mark.qe
 def test_pw_scf_runs_through_the_daemon_on_slurm_with_mpirun(daemon_profile):
     """A tiny Si SCF (0.05 s of pw.x) exercises the QE code and mpirun inside a SLURM allocation."""
-    from aiida import orm
     from aiida.engine import submit
-    from aiida.plugins import CalculationFactory, DataFactory
-    from ase.build import bulk
 
-    with open("/usr/share/espresso/pseudo/Si.pz-vbc.UPF", "rb") as handle:
-        pseudo = DataFactory("pseudo.upf")(handle, filename="Si.pz-vbc.UPF")
-    kpoints = orm.KpointsData()
-    kpoints.set_kpoints_mesh([2, 2, 2])
-    builder = CalculationFactory("quantumespresso.pw").get_builder()
-    builder.code = orm.load_code(f"pw@{configure.SLURM_COMPUTER}")
-    builder.structure = orm.StructureData(ase=bulk("Si", "diamond", a=5.43))
-    builder.parameters = orm.Dict({"CONTROL": {"calculation": "scf"}, "SYSTEM": {"ecutwfc": 12}})
-    builder.kpoints = kpoints
-    builder.pseudos = {"Si": pseudo}
-    builder.metadata.options.resources = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-    builder.metadata.options.max_wallclock_seconds = 300
+    builder = silicon_scf_builder(f"pw@{configure.SLURM_COMPUTER}")
     node = finished_through_slurm(submit(builder), timeout=240)
     assert node.outputs.output_parameters["energy"] == pytest.approx(-212.48, abs=0.05)  # eV, Si pz-vbc at 12 Ry
 

@@ -23,7 +23,7 @@ DEFAULT_MODELS = {
     "o222": {"rotational_invariance": True, "unfolding_factor": [2, 2, 2], "acoustic": "onsite"},
 }
 #: the model fitted to direct points (``--fit``): the on-site rule on the default unfolding
-FIT_SUM_RULES = {"rotational_invariance": True, "unfolding_factor": [2, 2, 2], "acoustic": "onsite"}
+FIT_SUM_RULES = DEFAULT_MODELS["o222"]
 
 
 def _same_dfpt_runs(run: orm.WorkChainNode) -> list[orm.WorkChainNode]:
@@ -130,11 +130,12 @@ def check_against_direct(run: orm.WorkChainNode, folders: dict[str, orm.FolderDa
 def held_out_verdict(run: orm.WorkChainNode, check: orm.CalcFunctionNode) -> tuple[list[int], dict, list[str]]:
     """The q points (indices into the check) the run's model did not fit, the summary there, the criteria it
     misses there (aiida_llpam.physics.direct_dfpt.CRITERIA)."""
+    from aiida_llpam.calculations.functions.dyn_mat_folder import qpoint_labels
     from aiida_llpam.calculations.nodes import read_output
     from aiida_llpam.physics.direct_dfpt import failed_criteria, select, summarise
 
     fitted = {node.pk for node in run.inputs.fit_direct.values()} if "fit_direct" in run.inputs else set()
-    labels = sorted((key for key in check.inputs if key.startswith("q")), key=lambda key: int(key[1:]))
+    labels = qpoint_labels(key for key in check.inputs if key.startswith("q"))
     held_out = [i for i, key in enumerate(labels) if check.inputs[key].pk not in fitted]
     summary = summarise(select(read_output(check.outputs.table), held_out))
     return held_out, summary, failed_criteria(summary)

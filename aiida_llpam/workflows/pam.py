@@ -411,9 +411,7 @@ class PamWorkChain(PamChecks, ScfStep, RelaunchesLostJobs, ProtocolMixin, WorkCh
     def run_force_constants(self):
         fc_file = self.ctx.workchain_q2r.outputs.force_constants
         nac_file = self.ctx.workchain_q2r_nac.outputs.force_constants
-        extra = dict(self.inputs.get("fit_direct", {}))
-        if self.inputs.sum_rules.get("acoustic", "crystal") == "onsite":
-            extra["dfpt"] = self.ctx.dfpt_retrieved  # its raw Gamma matrix
+        extra = pam_inputs.sum_rule_data(self.inputs, self.ctx.dfpt_retrieved)
         self.ctx.force_constants = node = phonopy_force_constants(fc_file, nac_file, self.inputs.sum_rules, **extra)
         lattice_angstrom = np.asarray(node.cell)
         if not np.allclose(lattice_angstrom, self.ctx.structure.cell, atol=1e-3):

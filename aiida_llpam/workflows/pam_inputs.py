@@ -101,6 +101,15 @@ def family_cutoffs(inputs: dict, structure: orm.StructureData, overrides: dict) 
     return {key: inputs[key] if key in overrides else value for key, value in recommended.items()}
 
 
+def sum_rule_data(inputs, dfpt_retrieved: orm.FolderData) -> dict:
+    """The data nodes ``phonopy_force_constants`` needs beside its files: the direct ph.x folders to fit, and for
+    the on-site rule the DFPT's dyn files (its raw Gamma matrix)."""
+    data = dict(inputs.get("fit_direct", {}))
+    if inputs["sum_rules"].get("acoustic", "crystal") == "onsite":
+        data["dfpt"] = dfpt_retrieved
+    return data
+
+
 def dfpt_inputs(
     ph_main, parent_folder: orm.RemoteData, parallelize_qpoints: bool, representations_per_job: int | None = None
 ) -> tuple[type, AttributeDict]:

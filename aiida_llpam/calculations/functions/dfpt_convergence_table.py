@@ -10,11 +10,10 @@ from aiida_llpam.calculations.functions.phonopy_force_constants import phonopy_f
 from aiida_llpam.calculations.nodes import read_output
 from aiida_llpam.physics.convergence_table import TRACKED, gamma_frequencies_cm, reference_values
 from aiida_llpam.physics.direct_dfpt import raw_gamma_acoustic_cm
-from aiida_llpam.physics.dynmat import read_dynamical_matrices
 from aiida_llpam.physics.units import THZ_TO_CM
 from aiida_llpam.quantities import QUANTITIES
 
-from .dyn_mat_folder import PREFIX, read_dyn_files
+from .dyn_mat_folder import gamma_dyn_file
 
 #: the per-row settings the caller passes in ``rows`` (read from provenance by the workchain)
 SETTINGS_UNITS = {
@@ -70,9 +69,8 @@ def dfpt_convergence_table(rows: orm.Dict, **nodes) -> orm.ArrayData:
         values["near_gamma_lowest_frequency_cm"] = float(acoustic["near_gamma_lowest_frequency_thz"]) * THZ_TO_CM
         values["gamma_asr_violation_cm"] = np.full(3, np.nan)
         if f"dfpt_{i}" in nodes:
-            gamma = read_dynamical_matrices(read_dyn_files(nodes[f"dfpt_{i}"])[f"{PREFIX}1"])
             phonon = phonopy_from_node(nodes[f"force_constants_{i}"])
-            values["gamma_asr_violation_cm"] = raw_gamma_acoustic_cm(gamma, phonon)
+            values["gamma_asr_violation_cm"] = raw_gamma_acoustic_cm(gamma_dyn_file(nodes[f"dfpt_{i}"]), phonon)
         for name in columns:
             columns[name].append(values[name])
     table = orm.ArrayData()

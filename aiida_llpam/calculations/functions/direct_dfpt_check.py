@@ -5,9 +5,8 @@ from aiida import orm
 from aiida.engine import calcfunction
 
 from aiida_llpam.physics.direct_dfpt import compare_with_model, summarise
-from aiida_llpam.physics.dynmat import read_dynamical_matrices
 
-from .dyn_mat_folder import PREFIX, only_dyn_file, read_dyn_files
+from .dyn_mat_folder import direct_dyn_files, gamma_dyn_file
 from .phonopy_force_constants import phonopy_from_node
 
 #: units of the arrays of the output ``table``
@@ -34,9 +33,7 @@ def direct_dfpt_check(force_constants: orm.Data, dfpt: orm.FolderData, **direct:
     the DFPT it was made from (its raw Gamma matrix gives the on-site ASR correction); ``direct``: one retrieved
     folder per q point (link labels ``q<i>``), each of a single-q ph.x run.
     """
-    gamma = read_dynamical_matrices(read_dyn_files(dfpt)[f"{PREFIX}1"])
-    keys = sorted(direct, key=lambda key: int(key.lstrip("q")))
-    table = compare_with_model(phonopy_from_node(force_constants), gamma, [only_dyn_file(direct[key]) for key in keys])
+    table = compare_with_model(phonopy_from_node(force_constants), gamma_dyn_file(dfpt), direct_dyn_files(direct))
     node = orm.ArrayData()
     for name, value in table.items():
         node.set_array(name, np.asarray(value))

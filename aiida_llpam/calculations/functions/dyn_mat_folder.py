@@ -38,3 +38,18 @@ def only_dyn_file(folder: orm.FolderData) -> DynamicalMatrixFile:
             f"FolderData<{folder.pk}>: expected the one dyn file of a single-q ph.x run, got {sorted(files)}"
         )
     return read_dynamical_matrices(next(iter(files.values())))
+
+
+def gamma_dyn_file(retrieved: orm.FolderData) -> DynamicalMatrixFile:
+    """The Gamma dyn file (the first of the mesh) of a ph.x mesh run's retrieved folder: its raw Gamma matrix."""
+    return read_dynamical_matrices(read_dyn_files(retrieved)[f"{PREFIX}1"])
+
+
+def qpoint_labels(labels) -> list[str]:
+    """Link labels ``q<i>`` in the order of i."""
+    return sorted(labels, key=lambda label: int(label[1:]))
+
+
+def direct_dyn_files(direct: dict[str, orm.FolderData]) -> list[DynamicalMatrixFile]:
+    """The dyn files of single-q ph.x runs keyed ``q<i>``, in the order of i."""
+    return [only_dyn_file(direct[label]) for label in qpoint_labels(direct)]

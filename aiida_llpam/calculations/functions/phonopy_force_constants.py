@@ -14,12 +14,11 @@ from phonopy.structure.atoms import PhonopyAtoms
 
 from aiida_llpam.physics import build_phonopy
 from aiida_llpam.physics.direct_dfpt import gamma_matrix, star_matches
-from aiida_llpam.physics.dynmat import read_dynamical_matrices
 from aiida_llpam.physics.q2r import parse_q2r
 from aiida_llpam.physics.sum_rules import enforce_rotational_invariance, onsite_acoustic_sum_rule
 from aiida_llpam.physics.units import BOHR_ANGSTROM, RY_BOHR2_IN_EV_ANGSTROM2
 
-from .dyn_mat_folder import PREFIX, only_dyn_file, read_dyn_files
+from .dyn_mat_folder import direct_dyn_files, gamma_dyn_file
 
 #: the arrays aiida-llpam reads (QE units), as stored on the ArrayData of earlier runs
 UNITS = {
@@ -102,10 +101,9 @@ def phonopy_force_constants(
     record = dict(settings)
     matches = []
     if settings.get("acoustic", "crystal") == "onsite":
-        gamma = read_dynamical_matrices(read_dyn_files(dfpt)[f"{PREFIX}1"])
+        gamma = gamma_dyn_file(dfpt)
         phonon = onsite_acoustic_sum_rule(phonon, gamma_matrix(gamma))
-        keys = sorted(direct, key=lambda key: int(key.lstrip("q")))
-        matches = star_matches(gamma, [only_dyn_file(direct[key]) for key in keys])
+        matches = star_matches(gamma, direct_dyn_files(direct))
     if settings["rotational_invariance"]:
         phonon, report = enforce_rotational_invariance(phonon, settings["unfolding_factor"], matches=matches)
         record.update(report.as_dict())

@@ -181,9 +181,22 @@ def new_local_computer(label: str, scheduler_type: str, description: str, workdi
     return computer
 
 
-def ensure_codes(computer, names=None) -> dict[str, tuple[object, str]]:
+def same_program(stored: str, found: str) -> bool:
+    """Whether two executable paths run the same program: equal, or two names in one directory for one file (a
+    venv's ``python`` and ``python3``; resolving the links would leave the venv, so the directory must match)."""
+    if stored == found:
+        return True
+    try:
+        return Path(stored).parent == Path(found).parent and os.path.samefile(stored, found)
+    except OSError:
+        return False
+
+
+def ensure_codes(computer, names=None, remote: dict[str, str] | None = None) -> dict[str, tuple[object, str]]:
     """InstalledCode for pw.x, ph.x, q2r.x, the response job and phonopy (or the ``names`` of :data:`CODES`) on
-    ``computer``; label ``<name>@<computer>``.
+    ``computer``; label ``<name>@<computer>``. ``remote`` maps a name to its executable's absolute path on the
+    computer, for programs that are not this machine's (e.g. the Python of a venv on a cluster); it is not checked
+    here (the job finds out, or ``verdi code test``).
 
     An existing code must run the same executable with the same plugin (codes cannot be changed once stored).
     """
@@ -195,7 +208,8 @@ def ensure_codes(computer, names=None) -> dict[str, tuple[object, str]]:
         if names is not None and name not in names:
             continue
         label = f"{name}@{computer.label}"
-        executable = shutil.which(program)
+        on_computer = (remote or {}).get(name)  # a path on the computer: compared as written, never looked up here
+        executable = on_computer or shutil.which(program)
         if executable is None:
             raise SetupError(
                 f"{program} is not on PATH: install Debian's quantum-espresso and aiida-llpam's Python "
@@ -207,7 +221,8 @@ def ensure_codes(computer, names=None) -> dict[str, tuple[object, str]]:
             code = None
         if code is not None:
             found = (str(code.filepath_executable), code.default_calc_job_plugin)
-            if found != (executable, plugin):
+            same = found[0] == executable if on_computer else same_program(found[0], executable)
+            if found[1] != plugin or not same:
                 raise SetupError(
                     f"code {label} runs {found[0]} ({found[1]}), not {executable} ({plugin}): "
                     "remove it (verdi code delete) or use another profile (-p)"

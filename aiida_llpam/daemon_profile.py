@@ -50,8 +50,8 @@ CLUSTER_USER = "llpam-cluster"
 #: the ``Host`` of root's ~/.ssh/config that ``core.ssh_async`` connects to (it reads host, port, user, key there)
 SSH_HOST_ALIAS = "llpam-cluster"
 SSHD_HOST, SSHD_PORT = "127.0.0.1", 2222
-#: the codes of the cluster computer: QE only (the response job's Python is not installed for the account)
-CLUSTER_CODES = ("pw", "ph", "q2r")
+#: the codes of the cluster computer: QE and the account's own Python for the response and phono3py jobs
+CLUSTER_CODES = ("pw", "ph", "q2r", "llpam-response")
 #: seconds for the daemon's calls, stopping included (``daemon.timeout``): with AiiDA's 2 s `verdi daemon stop`
 #: prints FAILED while workers busy with jobs on a loaded 2-core machine are still shutting down
 DAEMON_TIMEOUT_S = 180
@@ -201,15 +201,25 @@ def ensure_slurm_computer(label: str = SLURM_COMPUTER) -> Step:
     return Step(f"computer {label}: exists", EXISTS)
 
 
-def cluster_workdir(user: str = CLUSTER_USER) -> str:
-    """The work directory of the cluster computer: in the account's home (``/home/<user>`` before it exists)."""
+def cluster_home(user: str = CLUSTER_USER) -> str:
+    """The account's home directory (``/home/<user>`` before the account exists)."""
     import pwd
 
     try:
-        home = pwd.getpwnam(user).pw_dir
+        return pwd.getpwnam(user).pw_dir
     except KeyError:
-        home = f"/home/{user}"
-    return f"{home}/aiida-work"
+        return f"/home/{user}"
+
+
+def cluster_workdir(user: str = CLUSTER_USER) -> str:
+    """The work directory of the cluster computer, in the account's home."""
+    return f"{cluster_home(user)}/aiida-work"
+
+
+def cluster_python(user: str = CLUSTER_USER) -> str:
+    """The Python of the account's own venv with aiida-llpam (deploy/cluster_env.py), run by the response and
+    phono3py jobs on the cluster computer."""
+    return f"{cluster_home(user)}/llpam-venv/bin/python"
 
 
 def ensure_cluster_computer(label: str = CLUSTER_COMPUTER, host: str = SSH_HOST_ALIAS, user: str = CLUSTER_USER):
@@ -347,7 +357,7 @@ def ensure_daemon_profile(name: str = DAEMON_PROFILE, workers: int = 2) -> list[
         codes = list(ensure_codes(orm.load_computer(SLURM_COMPUTER)).values())
         cluster, step = ensure_cluster_computer()
         steps.append(step)
-        codes += ensure_codes(cluster, CLUSTER_CODES).values()
+        codes += ensure_codes(cluster, CLUSTER_CODES, remote={"llpam-response": cluster_python()}).values()
         steps.extend(Step(f"code {code.full_label} -> {code.filepath_executable}", status) for code, status in codes)
         for label in PSEUDO_FAMILIES:
             family, status = ensure_pseudo_family(label)

@@ -19,6 +19,7 @@ from aiida.common.links import LinkType
 from aiida.schedulers.datastructures import JobState
 
 from aiida_llpam.calculations.ph import PH_PROCESS_TYPES
+from aiida_llpam.calculations.ph_gather import single_q_progress, split_job
 from aiida_llpam.parsers.ph_progress import (
     DONE,
     PARTIAL,
@@ -171,6 +172,19 @@ class QpointRow:
     n_irreps: int | None
     elapsed_s: float | None
     remaining_s: float | None
+    pieces: tuple[PieceRow, ...] = ()  # the q point's jobs when it is split by representation
+
+
+@dataclass(frozen=True)
+class PieceRow:
+    """One job of a q point split by representation: ``name`` is "setup", "irr 4-6" or "gather"; for a group of
+    representations how many of its ``n_irreps`` are converged (from its output while it runs), else None."""
+
+    name: str
+    state: str
+    elapsed_s: float
+    irreps_done: int | None = None
+    n_irreps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -238,10 +252,11 @@ def _row(
     return QpointRow(status.index, status.q_point, state, irreps_done, status.n_irreps, elapsed, remaining)
 
 
-def _waits_for_scheduler(base: orm.WorkChainNode) -> bool:
-    """Whether the newest ph.x job of ``base`` has not started: none made yet, not yet with the scheduler, or
-    with it but queued (the scheduler state the daemon last polled)."""
-    calcs = [n for n in base.called_descendants if n.process_type in PH_PROCESS_TYPES]
+def _waits_for_scheduler(base: orm.ProcessNode) -> bool:
+    """Whether the newest ph.x job of ``base`` (a workchain, or the job itself) has not started: none made yet, not
+    yet with the scheduler, or with it but queued (the scheduler state the daemon last polled)."""
+    calcs = [base] if isinstance(base, orm.CalcJobNode) else base.called_descendants
+    calcs = [n for n in calcs if n.process_type in PH_PROCESS_TYPES]
     if not calcs:
         return True
     newest = max(calcs, key=lambda n: n.ctime)
@@ -250,11 +265,74 @@ def _waits_for_scheduler(base: orm.WorkChainNode) -> bool:
     return newest.get_scheduler_state() in (None, *_NOT_STARTED)
 
 
+def _job_state(node: orm.ProcessNode) -> str:
+    """done, failed, queued (its job not started in the scheduler) or running, for one job of the split route."""
+    if node.is_finished_ok:
+        return DONE
+    if node.is_terminated:
+        return FAILED
+    return QUEUED if _waits_for_scheduler(node) else RUNNING
+
+
+#: what ph.x prints when one representation (or the electric field, which a group never computes) has converged
+_CONVERGED = "Convergence has been achieved"
+
+
+def _piece_row(kind: str, first: int | None, last: int | None, node: orm.ProcessNode, read) -> PieceRow:
+    """The row of one job; a running group's converged representations are counted in its newest ph.x output."""
+    state = _job_state(node)
+    if kind != "irr":
+        return PieceRow(kind, state, _elapsed_s(node))
+    size = last - first + 1
+    done = size if state == DONE else 0
+    if state in (RUNNING, QUEUED):
+        calcs = [n for n in node.called_descendants if n.process_type in PH_PROCESS_TYPES]
+        text = read(max(calcs, key=lambda n: n.ctime)) if calcs else None
+        if text:  # it writes its output, so it runs, whatever the scheduler said at the daemon's last poll
+            state, done = RUNNING, min(text.count(_CONVERGED), size)
+    return PieceRow(f"irr {first}-{last}", state, _elapsed_s(node), done, size)
+
+
+def _split_rows(children: dict, mesh: list, n_irreps: dict[int, int], read) -> dict[int, QpointRow]:
+    """Rows of the q points split by representation that have jobs, from those jobs (``children``: call label ->
+    process): done when gathered, failed, running or queued as its jobs are; the representations counted are those
+    converged in its groups (finished ones, and in the output of running ones, read with ``read``); their number
+    from the listing or else the setup's output; elapsed from its first job's creation."""
+    jobs: dict[int, list] = {}
+    for label, node in children.items():
+        if (job := split_job(label)) is not None:
+            index, kind, first, last = job
+            order = {"setup": -1, "gather": 10**6}.get(kind, first)  # setup, the groups in order, gather
+            jobs.setdefault(index, []).append((order, kind, first, last, node))
+    rows = {}
+    for index, parts in jobs.items():
+        parts.sort(key=lambda item: item[0])
+        pieces = tuple(_piece_row(kind, first, last, node, read) for _, kind, first, last, node in parts)
+        states = {piece.state for piece in pieces}
+        gathered = parts[-1][1] == "gather" and pieces[-1].state == DONE
+        state = DONE if gathered else next(s for s in (FAILED, RUNNING, QUEUED, DONE) if s in states)
+        if state == DONE and not gathered:
+            state = RUNNING  # between jobs: the next ones are being submitted
+        start = min(node.ctime for *_, node in parts)
+        end = max(node.mtime for *_, node in parts) if gathered else datetime.now(timezone.utc)
+        total = n_irreps.get(index)
+        if total is None and parts[0][1] == "setup":
+            outputs = [read(calc) for calc in parts[0][-1].called_descendants if calc.process_type in PH_PROCESS_TYPES]
+            setups = [single_q_progress(text) for text in outputs if text]
+            total = next((q.n_irreps for q in setups if q is not None and q.n_irreps), None)
+        done = total if gathered else sum(piece.irreps_done or 0 for piece in pieces)
+        q_point = mesh[index - 1] if index <= len(mesh) else None
+        rows[index] = QpointRow(index, q_point, state, done, total, (end - start).total_seconds(), None, pieces)
+    return rows
+
+
 def dfpt_progress(workchain: orm.WorkChainNode, read=read_calculation_output) -> DfptProgress:
     """Per q point of ``workchain``'s DFPT, what is done; ``read(calc)`` gives a ph.x calculation's output text.
 
-    Two routes: ``ph`` is one PhBaseWorkChain whose ph.x goes through all q points in turn, or a
-    PhQpointsWorkChain that lists them (``ph_init``) and runs one PhBaseWorkChain per q point (``ph_q<i>``).
+    Three routes: ``ph`` is one PhBaseWorkChain whose ph.x goes through all q points in turn, or a
+    PhQpointsWorkChain that lists them (``ph_init``) and runs one PhBaseWorkChain per q point (``ph_q<i>``) or,
+    split by representation, per q point a setup, groups of representations and a gathering run (each a row of
+    its q point's ``pieces``).
     Raises DfptNotStarted when there is no DFPT to show.
     """
     step = current_step(workchain)
@@ -267,7 +345,8 @@ def dfpt_progress(workchain: orm.WorkChainNode, read=read_calculation_output) ->
             )
         raise DfptNotStarted(f"the DFPT of PamWorkChain<{workchain.pk}> has not started yet: current step {step}")
 
-    children = {_call_label(n): n for n in ph.called}
+    # by creation, so that a job launched again under its label (lost by a stopping daemon worker) is the one shown
+    children = {_call_label(n): n for n in sorted(ph.called, key=lambda n: n.ctime)}
     per_q = ph.process_label == "PhQpointsWorkChain"
     runs = {int(m.group(1)): n for label, n in children.items() if (m := _PH_Q_LABEL.match(label))}
     ph_init = children.get(PH_INIT_LABEL)
@@ -282,6 +361,7 @@ def dfpt_progress(workchain: orm.WorkChainNode, read=read_calculation_output) ->
         i: QpointRow(i, q_point, PENDING, 0 if n_irreps.get(i) else None, n_irreps.get(i), None, None)
         for i, q_point in enumerate(mesh, start=1)
     }
+    rows.update(_split_rows(children, mesh, n_irreps, read))
     for only_q, base in runs.items() if per_q else [(None, ph)]:
         statuses, progress, range_q = _ph_run_statuses(base, read, only_q)
         if only_q and not statuses:  # submitted, no ph.x output yet: queued, or started where it cannot be read
@@ -323,9 +403,12 @@ def format_dfpt_progress(report: DfptProgress) -> list[str]:
             parts.append(f"irrep {row.irreps_done if row.irreps_done is not None else '?'}/{row.n_irreps}")
         if row.elapsed_s is not None:
             parts.append(f"elapsed {format_duration(row.elapsed_s)}")
-        if row.state == RUNNING:
+        if row.state == RUNNING and not row.pieces:
             parts.append(format_remaining(row.remaining_s))
         lines.append(", ".join(parts))
+        for piece in row.pieces:
+            done = f", {piece.irreps_done}/{piece.n_irreps}" if piece.n_irreps is not None else ""
+            lines.append(f"      {piece.name}: {piece.state}{done}, elapsed {format_duration(piece.elapsed_s)}")
     if report.note:
         lines.append(f"  ({report.note})")
     return lines

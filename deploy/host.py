@@ -35,9 +35,17 @@ class ServiceError(RuntimeError):
     """A service could not be installed, configured, started or stopped; the message names the command."""
 
 
-def run(cmd: list[str], *, check: bool = True, timeout: float = 120, env: dict | None = None, stdin: str | None = None):
-    """Run ``cmd`` (``stdin`` piped to it) and return the CompletedProcess; with ``check`` raise ServiceError on
-    failure.
+def run(
+    cmd: list[str],
+    *,
+    check: bool = True,
+    timeout: float = 120,
+    env: dict | None = None,
+    stdin: str | None = None,
+    cwd: str | None = None,
+):
+    """Run ``cmd`` (``stdin`` piped to it, in ``cwd``) and return the CompletedProcess; with ``check`` raise
+    ServiceError on failure.
 
     Secrets go through ``stdin``, never ``cmd``: a command line is readable by every user in /proc/<pid>/cmdline.
     """
@@ -49,6 +57,7 @@ def run(cmd: list[str], *, check: bool = True, timeout: float = 120, env: dict |
             text=True,
             timeout=timeout,
             input=stdin,
+            cwd=cwd,
             env={**os.environ, **(env or {})},
         )
     except FileNotFoundError as exc:

@@ -6,9 +6,10 @@ aiida-llpam's virtualenv (`source .venv/bin/activate`):
     python deploy/services.py status
 
 ``up`` installs (apt) and starts PostgreSQL, RabbitMQ, munge and SLURM, and sshd on 127.0.0.1:2222 for the stand-in
-cluster account (deploy/sshd.py), then configures AiiDA for them in the
-current config directory (``AIIDA_PATH``) with ``aiida_llpam.daemon_profile.ensure_daemon_profile``, the step
-`aiida-llpam setup --daemon-profile` runs alone, and last deletes RabbitMQ's ``guest`` user. With ``--no-profile``
+cluster account (deploy/sshd.py) with that account's venv for the response job (deploy/cluster_env.py), then
+configures AiiDA for them in the current config directory (``AIIDA_PATH``) with
+``aiida_llpam.daemon_profile.ensure_daemon_profile``, the step `aiida-llpam setup --daemon-profile` runs alone, and
+last deletes RabbitMQ's ``guest`` user. With ``--no-profile``
 it stops after the services and prints that command. Every step is idempotent and printed as ``<status> <what>``; a
 second ``up`` reports only ``exists``/``running``. ``down`` stops the daemon of the profile, the SLURM jobs and
 daemons, sshd, RabbitMQ with epmd, and PostgreSQL. Two set-ups at once: the second fails at once ("another set-up is
@@ -26,7 +27,7 @@ if __package__ in (None, ""):  # run as a script: import deploy/ as the package 
 
 from aiida_llpam.configure import DAEMON_PROFILE, EXISTS, PROFILE, RUNNING, SetupError, Step
 from aiida_llpam.daemon_profile import database_name, ensure_daemon_profile, stop_daemon
-from deploy import postgresql, rabbitmq, slurm, sshd
+from deploy import cluster_env, postgresql, rabbitmq, slurm, sshd
 from deploy.host import ServiceError, host_lock, unavailable_reason
 
 
@@ -43,6 +44,7 @@ def up(profile: str | None = DAEMON_PROFILE, workers: int = 2) -> Iterator[Step]
         yield from rabbitmq.ensure_rabbitmq()
         yield from slurm.ensure_slurm()
         yield from sshd.ensure_sshd()
+        yield from cluster_env.ensure_cluster_venv()
         if profile is not None:
             yield from ensure_daemon_profile(profile, workers=workers)
             yield rabbitmq.remove_guest()  # after the profile's broker settings name the new user

@@ -21,7 +21,7 @@ localhost-slurm where the profile has it, one ph.x job per q point side by side)
 import argparse
 from pathlib import Path
 
-from aiida_llpam.cli.runs import CRYSTAL_ENANTIOMERS, run_crystal
+from aiida_llpam.cli.runs import CRYSTAL_ENANTIOMERS, add_job_arguments, run_crystal
 from aiida_llpam.configure import SLURM_COMPUTER
 
 
@@ -42,6 +42,7 @@ def main(argv=None):
         "--dry-run", action="store_true", help="check, print the symmetry, make the builder; no storing"
     )
     parser.add_argument("--submit", action="store_true", help="hand the workchain to the daemon and return at once")
+    add_job_arguments(parser)
     return run_crystal(**vars(parser.parse_args(argv)))
 
 

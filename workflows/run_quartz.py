@@ -18,7 +18,7 @@ each q point of the DFPT is its own ph.x job, the daemon running them side by si
 import argparse
 from pathlib import Path
 
-from aiida_llpam.cli.runs import QUARTZ_ENANTIOMERS, run_quartz
+from aiida_llpam.cli.runs import QUARTZ_ENANTIOMERS, add_job_arguments, run_quartz
 from aiida_llpam.configure import SLURM_COMPUTER
 
 
@@ -31,6 +31,7 @@ def main(argv=None):
     parser.add_argument("--figures", type=Path, help="write the paper's figure panels here (aiida-llpam figures)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines while the workchain runs")
     parser.add_argument("--submit", action="store_true", help="hand the workchain to the daemon and return at once")
+    add_job_arguments(parser)
     return run_quartz(**vars(parser.parse_args(argv)))
 
 

@@ -10,9 +10,13 @@ from aiida_llpam.parsers.ph_progress import parse_ph_output
 
 from .ph import PhCalculation
 
-#: call link label (and context key) of the ph.x job computing representations first..last of q point iq
+#: call link labels (and context keys) of the split route's jobs of q point iq: its setup (bands, eps/Z* at Gamma),
+#: the ph.x job computing representations first..last, and the gathering run
+SETUP_LABEL = "q{iq}_setup"
 PIECE_LABEL = "q{iq}_irr{first}_{last}"
+GATHER_LABEL = "q{iq}_gather"
 _PIECE = re.compile(r"^q(\d+)_irr(\d+)_(\d+)$")
+_SPLIT_JOB = re.compile(r"^q(\d+)_(setup|gather|irr(\d+)_(\d+))$")
 
 
 def piece_range(label: str) -> tuple[int, int, int]:
@@ -21,6 +25,17 @@ def piece_range(label: str) -> tuple[int, int, int]:
     if match is None:
         raise ValueError(f"{label!r} is not a piece label like {PIECE_LABEL.format(iq=2, first=1, last=3)!r}")
     return tuple(int(group) for group in match.groups())
+
+
+def split_job(label: str) -> tuple[int, str, int | None, int | None] | None:
+    """(iq, kind, first, last) of a split-route job's call label: kind "setup", "irr" (with the representations
+    first..last) or "gather"; None for any other label."""
+    match = _SPLIT_JOB.match(label)
+    if match is None:
+        return None
+    kind = "irr" if match.group(3) else match.group(2)
+    first, last = (int(match.group(3)), int(match.group(4))) if match.group(3) else (None, None)
+    return int(match.group(1)), kind, first, last
 
 
 def single_q_progress(text: str):

@@ -93,6 +93,55 @@ def daemon_qpoint_jobs() -> bool:
     return parallel
 
 
+def add_job_arguments(parser) -> None:
+    """The flags that fit a run's jobs to a cluster: resources per job, the partition and account, the split."""
+    group = parser.add_argument_group("jobs (each pw.x, ph.x, q2r.x and response job)")
+    group.add_argument("--mpiprocs", type=int, help="MPI processes per job, on one node (default: the computer's)")
+    group.add_argument("--queue", help="the scheduler's queue (SLURM partition)")
+    group.add_argument("--account", help="the scheduler's account to charge (SLURM --account)")
+    group.add_argument("--walltime-min", type=float, help="wall-time limit of each job, minutes")
+    group.add_argument(
+        "--representations-per-job",
+        type=int,
+        help="with --submit: split each q point into ph.x jobs of this many irreducible representations",
+    )
+
+
+def job_options(
+    mpiprocs: int | None = None, queue: str | None = None, account: str | None = None, walltime_min: float | None = None
+) -> dict | None:
+    """The CalcJob options the flags of :func:`add_job_arguments` ask for (None: the protocol's)."""
+    options = {}
+    if mpiprocs is not None:
+        if mpiprocs < 1:
+            sys.exit(f"--mpiprocs must be at least 1, got {mpiprocs}")
+        options["resources"] = {"num_machines": 1, "num_mpiprocs_per_machine": mpiprocs}
+    if queue:
+        options["queue_name"] = queue
+    if account:
+        options["account"] = account
+    if walltime_min is not None:
+        if walltime_min <= 0:
+            sys.exit(f"--walltime-min must be positive, got {walltime_min}")
+        options["max_wallclock_seconds"] = int(walltime_min * 60)
+    return options or None
+
+
+def split_representations(builder, parallel: bool, representations_per_job: int | None) -> None:
+    """Set the split of each q point into jobs of ``representations_per_job`` representations; exits when the run
+    has no per-q-point route to split (not submitted to a daemon)."""
+    if representations_per_job is None:
+        return
+    if representations_per_job < 1:
+        sys.exit(f"--representations-per-job must be at least 1, got {representations_per_job}")
+    if not parallel:
+        sys.exit(
+            "--representations-per-job splits the jobs of the per-q-point route: it needs --submit to a profile "
+            "with a daemon (python deploy/services.py up)"
+        )
+    builder.representations_per_job = orm.Int(representations_per_job)
+
+
 def check_submission(submit: bool, figures: Path | None) -> None:
     """Exit before anything is stored when a submission cannot go ahead (figures asked for, no daemon)."""
     if submit and figures:
@@ -116,18 +165,24 @@ def run_quartz(
     figures: Path | None = None,
     quiet: bool = False,
     submit: bool = False,
+    representations_per_job: int | None = None,
+    **jobs,
 ) -> orm.ProcessNode:
     """PamWorkChain on alpha-quartz (``enantiomer`` right: P3_221, left: P3_121) with ``protocol``: run here with
     progress lines (then its outputs, the figures), or ``submit`` it to the daemon and return at once.
 
-    ``computer`` defaults to :func:`default_computer`. Exits with the reason when refused or when the run failed.
+    ``computer`` defaults to :func:`default_computer`; ``jobs``: the keywords of :func:`job_options`. Exits with the
+    reason when refused or when the run failed.
     """
     check_submission(submit, figures)
     check_protocol(protocol)
     structure = orm.StructureData(ase=read(STRUCTURES / QUARTZ_ENANTIOMERS[enantiomer]))
     codes = load_codes(computer or default_computer(submit))
     parallel = daemon_qpoint_jobs() if submit else False
-    builder = PamWorkChain.get_builder_from_protocol(*codes, structure, protocol=protocol, parallelize_qpoints=parallel)
+    builder = PamWorkChain.get_builder_from_protocol(
+        *codes, structure, protocol=protocol, parallelize_qpoints=parallel, options=job_options(**jobs)
+    )
+    split_representations(builder, parallel, representations_per_job)
     builder.metadata.label = f"alpha-quartz {enantiomer} {protocol}"
     node = launch(builder, submit=submit, quiet=quiet, pk_file=pk_file)
     if submit:
@@ -201,13 +256,16 @@ def run_crystal(
     quiet: bool = False,
     dry_run: bool = False,
     submit: bool = False,
+    representations_per_job: int | None = None,
+    **jobs,
 ):
     """PamWorkChain on any crystal: ``structure`` is a file ASE reads or a StructureData PK/UUID.
 
     Checked, oriented and (``enantiomer`` "other") mirrored as aiida_llpam.structures does, with its symmetry
     printed. ``dry_run``: returns the builder, nothing stored. Otherwise runs it here like :func:`run_quartz` or
     ``submit`` s it to the daemon (``computer`` then defaults to the SLURM computer where the profile has it);
-    returns the process node. A mirror image's run carries the extra ``enantiomer_of``. Exits when refused.
+    returns the process node. A mirror image's run carries the extra ``enantiomer_of``. ``jobs``: the keywords of
+    :func:`job_options`. Exits when refused.
     """
     check_submission(submit and not dry_run, figures)
     check_protocol(protocol)
@@ -222,13 +280,23 @@ def run_crystal(
     except NotExistent as exc:
         sys.exit(f"{exc}: run `aiida-llpam setup` (or give --computer)")
     builder = pam_builder(
-        codes, orm.StructureData(ase=run_atoms), info, enantiomer, protocol, family, symprec, source, original
+        codes,
+        orm.StructureData(ase=run_atoms),
+        info,
+        enantiomer,
+        protocol,
+        family,
+        symprec,
+        source,
+        original,
+        options=job_options(**jobs),
     )
     print(f"pseudo family {family}, protocol {protocol}, computer {computer}")
     if note := unphysical_note(protocol):
         print(note)
     if submit:
         builder.parallelize_qpoints = orm.Bool(daemon_qpoint_jobs())
+    split_representations(builder, submit and builder.parallelize_qpoints.value, representations_per_job)
     if dry_run:
         print("dry run: structure checked and builder made; nothing stored, nothing run")
         return builder

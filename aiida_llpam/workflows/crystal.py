@@ -15,14 +15,17 @@ def pam_builder(
     symprec: float,
     source: str,
     original=None,
+    options: dict | None = None,
 ):
     """The builder of one run, labelled "<formula> <space group> <enantiomer> <protocol>" and described by its
     source; ``info``: ``symmetry_of`` of ``structure``; ``original``: the stored StructureData that ``structure``
-    is the mirror image of (None for an as-is run), named in both descriptions."""
+    is the mirror image of (None for an as-is run), named in both descriptions; ``options``: of every CalcJob."""
     from aiida_llpam.workflows.pam import PamWorkChain
 
     overrides = {"symprec": symprec, "pseudo_family": family}
-    builder = PamWorkChain.get_builder_from_protocol(*codes, structure, protocol=protocol, overrides=overrides)
+    builder = PamWorkChain.get_builder_from_protocol(
+        *codes, structure, protocol=protocol, overrides=overrides, options=options
+    )
     builder.metadata.label = f"{info['formula']} {info['space_group']} {enantiomer} {protocol}"
     description = f"{info['formula']} {info['space_group']} (No. {info['space_group_number']}) from {source}"
     if original is not None:

@@ -20,6 +20,8 @@ from .ph_qpoints import PhQpointsWorkChain
 
 PwBaseWorkChain = WorkflowFactory("quantumespresso.pw.base")
 PwRelaxWorkChain = WorkflowFactory("quantumespresso.pw.relax")
+#: the CalcJob options of a run's jobs that also reach its response job (a serial Python job of its own layout)
+SITE_OPTIONS = ("queue_name", "account", "qos", "max_wallclock_seconds")
 
 
 def validate_figures(node: orm.Dict, _) -> str | None:
@@ -187,10 +189,14 @@ def fill_builder(
 
     builder.q2r.q2r.code = q2r_code
     builder.q2r.q2r.parameters = orm.Dict(inputs["q2r"]["q2r"]["parameters"])
-    resources = {"num_machines": 1} if options else {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+    # q2r.x is a seconds-long serial step: one process unless the options set the processes
+    resources = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
     builder.q2r.q2r.metadata.options = recursive_merge({"resources": resources}, options or {})
 
     builder.response.code = python_code(pw_code.computer.label, response_code, "the response job")
+    for key in SITE_OPTIONS:  # one Python process: the site's queue, account and time limit, not the MPI layout
+        if key in (options or {}):
+            builder.response.metadata.options[key] = options[key]
     builder.response.parameters = orm.Dict(inputs["response"])
     builder.sum_rules = orm.Dict(inputs["sum_rules"])
     builder.equilibrium = orm.Dict(inputs["equilibrium"])

@@ -16,9 +16,24 @@ What ph.x of Quantum ESPRESSO 6.7 does with ``ldisp`` (checked by running it on 
   degenerate modes, which the dyn file prints after the matrices and q2r.x does not read, may differ).
 """
 
-from aiida_llpam.calculations.ph_gather import PIECE_LABEL, piece_range, single_q_progress
+from aiida_llpam.calculations.ph_gather import (
+    GATHER_LABEL,
+    PIECE_LABEL,
+    SETUP_LABEL,
+    piece_range,
+    single_q_progress,
+    split_job,
+)
 
-__all__ = ["PIECE_LABEL", "piece_range", "representation_groups", "single_q_progress"]
+__all__ = [
+    "GATHER_LABEL",
+    "PIECE_LABEL",
+    "SETUP_LABEL",
+    "piece_range",
+    "representation_groups",
+    "single_q_progress",
+    "split_job",
+]
 
 
 def representation_groups(n_irreps: int, per_job: int) -> list[tuple[int, int]]:

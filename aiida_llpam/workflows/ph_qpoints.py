@@ -8,7 +8,7 @@ from aiida_llpam.calculations.functions.collect_dynamical_matrices import collec
 from aiida_llpam.calculations.ph_gather import PhGatherCalculation
 
 from .ph_base import PhBaseWorkChain
-from .ph_pieces import PIECE_LABEL, piece_range, representation_groups, single_q_progress
+from .ph_pieces import GATHER_LABEL, PIECE_LABEL, SETUP_LABEL, piece_range, representation_groups, single_q_progress
 from .relaunch import RelaunchesLostJobs
 
 #: INPUTPH keys this workchain sets per job; given by the user they would break the split
@@ -163,19 +163,19 @@ class PhQpointsWorkChain(RelaunchesLostJobs, WorkChain):
         for index in range(1, self.ctx.n_qpoints + 1):
             # only_init needs lqdir in QE 6.7; the bands of q then stay in its own folder for the pieces to reuse
             inputph = {"start_q": index, "last_q": index, "only_init": True, "lqdir": True}
-            key = f"q{index}_setup"
+            key = SETUP_LABEL.format(iq=index)
             futures[key] = self.launch_job(key, "submit_ph", key, inputph, "workchain_init")
         self.report(f"launching {len(futures)} PhBaseWorkChain, the setup of each irreducible q point")
         return ToContext(**futures)
 
     def inspect_setups(self):
-        keys = [f"q{index}_setup" for index in range(1, self.ctx.n_qpoints + 1)]
+        keys = [SETUP_LABEL.format(iq=index) for index in range(1, self.ctx.n_qpoints + 1)]
         if exit_code := self._failed(keys, self.exit_codes.ERROR_SETUP_FAILED, "qpoints"):
             return exit_code
         self.ctx.pieces = {}  # q index (str: context keys are serialised) -> labels of its pieces
         per_job = self.inputs.representations_per_job.value
         for index in range(1, self.ctx.n_qpoints + 1):
-            node = self.ctx[f"q{index}_setup"]
+            node = self.ctx[SETUP_LABEL.format(iq=index)]
             progress = single_q_progress(node.outputs.retrieved.base.repository.get_object_content("aiida.out", "r"))
             if progress is None or not progress.n_irreps:
                 self.report(f"{node.process_label}<{node.pk}>: no number of irreducible representations in its output")
@@ -189,7 +189,7 @@ class PhQpointsWorkChain(RelaunchesLostJobs, WorkChain):
         for label in self._piece_keys():
             index, first, last = piece_range(label)
             inputph = {"start_q": index, "last_q": index, "start_irr": first, "last_irr": last, "lqdir": True}
-            futures[label] = self.launch_job(label, "submit_ph", label, inputph, f"q{index}_setup")
+            futures[label] = self.launch_job(label, "submit_ph", label, inputph, SETUP_LABEL.format(iq=index))
         self.report(f"launching {len(futures)} PhBaseWorkChain, one per group of irreducible representations")
         return ToContext(**futures)
 
@@ -213,7 +213,7 @@ class PhQpointsWorkChain(RelaunchesLostJobs, WorkChain):
         inputs = AttributeDict({key: value for key, value in ph.items() if key not in ("parameters", "metadata")})
         inputs.parameters = orm.Dict(parameters)
         inputs.qpoints = self.inputs.qpoints
-        inputs.parent_folder = self.ctx[f"q{index}_setup"].outputs.remote_folder
+        inputs.parent_folder = self.ctx[SETUP_LABEL.format(iq=index)].outputs.remote_folder
         inputs.pieces = {key: self.ctx[key].outputs.remote_folder for key in self.ctx.pieces[str(index)]}
         inputs.metadata = AttributeDict({"options": dict(ph.metadata.get("options", {})), "call_link_label": label})
         return self.submit(PhGatherCalculation, **inputs)
@@ -221,14 +221,13 @@ class PhQpointsWorkChain(RelaunchesLostJobs, WorkChain):
     def run_gathers(self):
         futures = {}
         for index in range(1, self.ctx.n_qpoints + 1):
-            futures[f"q{index}_gather"] = self.launch_job(
-                f"q{index}_gather", "submit_gather", f"q{index}_gather", index
-            )
+            label = GATHER_LABEL.format(iq=index)
+            futures[label] = self.launch_job(label, "submit_gather", label, index)
         self.report(f"launching {len(futures)} PhGatherCalculation, one per irreducible q point")
         return ToContext(**futures)
 
     def inspect_gathers(self):
-        keys = [f"q{index}_gather" for index in range(1, self.ctx.n_qpoints + 1)]
+        keys = [GATHER_LABEL.format(iq=index) for index in range(1, self.ctx.n_qpoints + 1)]
         if exit_code := self._failed(keys, self.exit_codes.ERROR_GATHERING_FAILED, "qpoints"):
             return exit_code
         for index, key in enumerate(keys, start=1):

@@ -1,4 +1,4 @@
-"""`aiida_llpam.monitor.dfpt_progress` on both DFPT routes, on provenance graphs built by hand.
+"""`aiida_llpam.monitor.dfpt_progress` on the DFPT routes, on provenance graphs built by hand.
 
 The graphs are what PamWorkChain leaves behind: ``ph`` a PhQpointsWorkChain that lists the q points (``ph_init``)
 and runs one PhBaseWorkChain per q point (``ph_q<i>``), each with its PhCalculations (restarts). Their ph.x outputs
@@ -137,6 +137,61 @@ def test_per_q_route_with_a_job_still_queued(pam, tmp_path):
     assert re.fullmatch(r"  q 3/3 \(0, -1, 0\): queued, elapsed \d+:\d\d", _rows(pam)[2]), _rows(pam)[2]
     calc.set_scheduler_state(JobState.RUNNING)
     assert dfpt_progress(pam).rows[1].state == "running"
+
+
+def _gather(ph, label, state):
+    calc = orm.CalcJobNode(computer=orm.load_computer("localhost"), process_type="aiida.calculations:llpam.ph_gather")
+    calc.set_process_state(ProcessState(state))
+    calc.base.attributes.set("process_label", "PhGatherCalculation")
+    calc.base.links.add_incoming(ph, LinkType.CALL_CALC, label)
+    if state == "finished":
+        calc.set_exit_status(0)
+    return calc.store()
+
+
+def test_split_route_lists_each_q_points_jobs(pam, tmp_path):
+    """Split by representation (two to a job): q 1 set up, its one group done and gathered; q 2 set up, group 1-2
+    done, group 3-4 running, not gathered; q 3's setup waits in the queue."""
+    from aiida.schedulers.datastructures import JobState
+
+    base = ("PhBaseWorkChain", "aiida.workflows:quantumespresso.ph.base")
+    ph = _workchain(pam, "ph", "waiting", "PhQpointsWorkChain", "aiida.workflows:llpam.ph_qpoints")
+    ph_init = _workchain(ph, "ph_init", "finished", *base)
+    _ph_calculation(ph_init, "finished", _text(HEADER, JOB_DONE), tmp_path)
+    # a setup's output: the q point and its number of representations (the listing here does not say it)
+    setups = {"q1_setup": _text(HEADER, Q1[:70], JOB_DONE), "q2_setup": _text(HEADER, Q2[:455], JOB_DONE)}
+    for label in ("q1_setup", "q1_irr1_2", "q2_setup"):
+        text = setups.get(label, _text(HEADER, JOB_DONE))
+        _ph_calculation(_workchain(ph, label, "finished", *base), "finished", text, tmp_path)
+    _gather(ph, "q1_gather", "finished")
+    _ph_calculation(_workchain(ph, "q2_irr1_2", "finished", *base), "finished", _text(HEADER, JOB_DONE), tmp_path)
+    # the running group has converged its first representation (its output read from its remote folder)
+    converged = [
+        "     Representation #   3 mode #   4",
+        "     Convergence has been achieved ",
+        "     Representation #   4",
+    ]
+    running = _workchain(ph, "q2_irr3_4", "waiting", *base)
+    running = _ph_calculation(running, "running", _text(HEADER, converged), tmp_path)
+    running.set_scheduler_state(JobState.RUNNING)
+    queued = _ph_calculation(_workchain(ph, "q3_setup", "waiting", *base), "waiting", "", tmp_path)
+    queued.set_scheduler_state(JobState.QUEUED)
+
+    report = dfpt_progress(pam)
+    assert [(r.index, r.state, r.irreps_done, r.n_irreps) for r in report.rows] == [
+        (1, "done", 2, 2),
+        (2, "running", 3, 4),
+        (3, "queued", 0, None),
+    ]
+    assert [[(piece.name, piece.state, piece.irreps_done) for piece in row.pieces] for row in report.rows] == [
+        [("setup", "done", None), ("irr 1-2", "done", 2), ("gather", "done", None)],
+        [("setup", "done", None), ("irr 1-2", "done", 2), ("irr 3-4", "running", 1)],
+        [("setup", "queued", None)],
+    ]
+    lines = _rows(pam)
+    assert re.fullmatch(r"  q 2/3 \(0\.5, -0\.5, 0\.5\): running, irrep 3/4, elapsed \d+:\d\d", lines[4]), lines
+    assert re.fullmatch(r"      irr 3-4: running, 1/2, elapsed \d+:\d\d", lines[7]), lines
+    assert lines[8].startswith("  q 3/3 (0, -1, 0): queued") and lines[9].startswith("      setup: queued"), lines
 
 
 def test_a_recovered_q_point_is_named_from_the_listing(pam, tmp_path):

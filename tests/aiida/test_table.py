@@ -166,6 +166,37 @@ def test_dry_run_on_cristobalite_prints_the_chirality_and_stores_nothing(llpam_p
     assert sorted(builder.scf.pw.pseudos) == ["O", "Si"] and "mirror" not in builder.metadata.description
 
 
+@pytest.mark.qe  # the dry runs build with the set-up's codes, which need the QE binaries
+def test_job_flags_reach_every_job_and_the_split_needs_a_daemon(llpam_profile, capsys):
+    """--mpiprocs, --queue, --account and --walltime-min set the options of every QE job; the response job takes
+    the queue, account and time limit but stays one process; --representations-per-job is refused without the
+    per-q-point route of a submitted run."""
+    jobs = {"mpiprocs": 8, "queue": "short", "account": "phys123", "walltime_min": 90}
+    builder = run_crystal(str(CRISTOBALITE), protocol="smoke", dry_run=True, **jobs)
+    for options in (
+        builder.scf.pw.metadata.options,
+        builder.ph_main.ph.metadata.options,
+        builder.q2r.q2r.metadata.options,
+    ):
+        assert options["resources"] == {"num_machines": 1, "num_mpiprocs_per_machine": 8}
+        assert (options["queue_name"], options["account"], options["max_wallclock_seconds"]) == (
+            "short",
+            "phys123",
+            5400,
+        )
+    response = builder.response.metadata.options
+    assert (response["queue_name"], response["account"], response["max_wallclock_seconds"]) == (
+        "short",
+        "phys123",
+        5400,
+    )
+    assert "resources" not in response or response["resources"].get("num_mpiprocs_per_machine", 1) == 1
+    with pytest.raises(SystemExit, match="--representations-per-job splits the jobs of the per-q-point route"):
+        run_crystal(str(CRISTOBALITE), protocol="smoke", dry_run=True, representations_per_job=3)
+    with pytest.raises(SystemExit, match="--mpiprocs must be at least 1, got 0"):
+        run_crystal(str(CRISTOBALITE), protocol="smoke", dry_run=True, mpiprocs=0)
+
+
 @pytest.mark.qe
 def test_dry_run_other_enantiomer_records_the_original(llpam_profile, capsys):
     from aiida import orm

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from aiida_llpam import daemon_profile as configure
-from deploy import postgresql, rabbitmq, slurm, sshd
+from deploy import cluster_env, postgresql, rabbitmq, slurm, sshd
 from deploy.host import host_lock, unavailable_reason
 
 TEST_PROFILE = "llpam-daemon-test"
@@ -75,6 +75,17 @@ def system_services(request):
     yield {"database": database, "steps": steps}
     # normally gone with the profile (daemon_profile); left behind when the session stopped before that
     postgresql.drop_database(database)
+
+
+@pytest.fixture(scope="session")
+def cluster_venv(system_services):
+    """The stand-in cluster account's own venv with aiida-llpam (deploy/cluster_env.py, as `up` runs it), ensured
+    twice: (first call's steps, second call's steps). Its own fixture: pip needs the package index, which only the
+    tests of the response job on the cluster computer need."""
+    with host_lock():
+        return _timed("ensure_cluster_venv", 1, cluster_env.ensure_cluster_venv), _timed(
+            "ensure_cluster_venv", 2, cluster_env.ensure_cluster_venv
+        )
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ unprivileged account of deploy/sshd.py, whose jobs run as that account."""
 import pwd
 import socket
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,32 @@ def test_the_cluster_computer_passes_the_computer_test(daemon_profile):
     assert f"remote user name: {configure.CLUSTER_USER}" in messages
     assert "temporary file in the work directory: ok" in messages
     for name in configure.CLUSTER_CODES:
-        assert orm.load_code(f"{name}@{configure.CLUSTER_COMPUTER}").filepath_executable.name == f"{name}.x"
+        executable = orm.load_code(f"{name}@{configure.CLUSTER_COMPUTER}").filepath_executable
+        assert (
+            str(executable) == configure.cluster_python()
+            if name == "llpam-response"
+            else executable.name == f"{name}.x"
+        )
+
+
+@pytest.mark.services
+def test_the_response_jobs_python_is_the_accounts_own_venv(cluster_venv):
+    """deploy/cluster_env.py: a venv in the account's home, made and owned by it, that imports the response job with
+    its own numpy and phonopy; a second set-up finds it as it is."""
+    _, second = cluster_venv
+    assert [step.status for step in second] == [configure.EXISTS], second
+    python = Path(configure.cluster_python())
+    venv = python.parents[1]
+    assert venv.owner() == configure.CLUSTER_USER and venv.parent == Path(configure.cluster_home())
+    probe = "import aiida_llpam.calculations.response_job, numpy, phonopy; print(numpy.__file__, phonopy.__file__)"
+    result = subprocess.run(
+        ["runuser", "-u", configure.CLUSTER_USER, "--", str(python), "-c", probe],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert all(path.startswith(f"{venv}/") for path in result.stdout.split()), result.stdout
 
 
 @pytest.mark.services

@@ -207,3 +207,21 @@ def test_detect_services_connects_with_the_stored_passwords(state_dir, monkeypat
     monkeypatch.setattr(psycopg, "connect", refused)
     with pytest.raises(SetupError, match=r'on 127.0.0.1:5432: FATAL:  database "x" does not exist: run `python deploy'):
         configure.detect_services("llpam-daemon")
+
+
+def test_a_venvs_python_and_python3_are_one_program_another_venvs_is_not(tmp_path):
+    """A code made with the venv's ``python3`` is the same program as its ``python`` (one interpreter, two names in
+    one bin directory), so a second set-up run by the other name finds it; the same interpreter linked from
+    another venv is another program (another site-packages)."""
+    from aiida_llpam.configure import same_program
+
+    interpreter = tmp_path / "python3.11"
+    interpreter.write_text("")
+    ours, theirs = tmp_path / "venv" / "bin", tmp_path / "other" / "bin"
+    for folder in (ours, theirs):
+        folder.mkdir(parents=True)
+        for name in ("python", "python3"):
+            (folder / name).symlink_to(interpreter)
+    assert same_program(str(ours / "python3"), str(ours / "python"))
+    assert not same_program(str(ours / "python3"), str(theirs / "python"))
+    assert not same_program(str(ours / "python3"), str(ours / "missing"))

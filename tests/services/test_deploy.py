@@ -15,7 +15,7 @@ import pytest
 
 from aiida_llpam import daemon_profile as configure
 from aiida_llpam.configure import CHANGED, CREATED, EXISTS, NOT_RUNNING, RUNNING, STOPPED, SetupError, Step
-from deploy import host, postgresql, rabbitmq, services, slurm, sshd
+from deploy import cluster_env, host, postgresql, rabbitmq, services, slurm, sshd
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -234,16 +234,18 @@ def test_up_removes_guest_only_after_the_profile_names_the_new_user(monkeypatch,
         (rabbitmq, "ensure_rabbitmq"),
         (slurm, "ensure_slurm"),
         (sshd, "ensure_sshd"),
+        (cluster_env, "ensure_cluster_venv"),
     ):
         monkeypatch.setattr(module, name, lambda name=name, **kwargs: order.append(name) or [Step(name, EXISTS)])
     monkeypatch.setattr(services, "ensure_daemon_profile", lambda p, workers: order.append(p) or [Step(p, EXISTS)])
     monkeypatch.setattr(rabbitmq, "remove_guest", lambda: order.append("remove_guest") or Step("guest", EXISTS))
-    assert len(list(services.up("llpam-x", 3))) == 6
-    # sshd before the profile: the profile's computer cluster-ssh logs in through it
-    assert order == ["ensure_postgresql", "ensure_rabbitmq", "ensure_slurm", "ensure_sshd", "llpam-x", "remove_guest"]
+    assert len(list(services.up("llpam-x", 3))) == 7
+    # sshd and the account's venv before the profile: its computer cluster-ssh logs in through one and runs the other
+    hosts = ["ensure_postgresql", "ensure_rabbitmq", "ensure_slurm", "ensure_sshd", "ensure_cluster_venv"]
+    assert order == [*hosts, "llpam-x", "remove_guest"]
     order.clear()
     list(services.up(None))
-    assert order == ["ensure_postgresql", "ensure_rabbitmq", "ensure_slurm", "ensure_sshd"]
+    assert order == hosts
 
 
 # --------------------------------------------------------------------------- fault 3: epmd and slurmstepd stop
@@ -423,3 +425,22 @@ def test_the_command_runs_as_a_script_from_anywhere(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "up,down,status" in result.stdout
+
+
+def test_the_cluster_venv_is_reinstalled_exactly_when_the_package_source_changes(tmp_path):
+    """The digest that decides whether the account's venv gets this checkout again: a changed module or pyproject
+    changes it; compiled caches and files outside the package do not."""
+    (tmp_path / "aiida_llpam" / "physics").mkdir(parents=True)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'aiida-llpam'\n")
+    module = tmp_path / "aiida_llpam" / "physics" / "response.py"
+    module.write_text("X = 1\n")
+    digest = cluster_env.source_digest(tmp_path)
+    (tmp_path / "aiida_llpam" / "physics" / "__pycache__").mkdir()
+    (tmp_path / "aiida_llpam" / "physics" / "__pycache__" / "response.cpython-311.pyc").write_bytes(b"\0")
+    (tmp_path / "README.md").write_text("docs\n")
+    assert cluster_env.source_digest(tmp_path) == digest
+    module.write_text("X = 2\n")
+    changed = cluster_env.source_digest(tmp_path)
+    assert changed != digest
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'aiida-llpam'\nversion = '2'\n")
+    assert cluster_env.source_digest(tmp_path) not in (digest, changed)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+from aiida.common.links import LinkType
 
 from aiida_llpam import daemon_profile as configure
 from aiida_llpam.workflows.relaunch import lost_to_worker_shutdown
@@ -36,16 +37,21 @@ OPTIONS = {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1}, "max
 SILICON = {"kpoints": [4, 4, 4], "ph_main": {"qpoints": [2, 2, 2]}}
 
 
-def _builder(overrides):
+def _codes(computer=configure.SLURM_COMPUTER):
+    from aiida import orm
+
+    return [orm.load_code(f"{name}@{computer}") for name in ("pw", "ph", "q2r")]
+
+
+def _builder(overrides, computer=configure.SLURM_COMPUTER):
     from aiida import orm
     from ase.io import read
 
     from aiida_llpam.workflows.pam import PamWorkChain
 
     structure = orm.StructureData(ase=read(REPO / "fixtures" / "structures" / "Si_diamond.cif"))
-    codes = [orm.load_code(f"{name}@{configure.SLURM_COMPUTER}") for name in ("pw", "ph", "q2r")]
     return PamWorkChain.get_builder_from_protocol(
-        *codes, structure, protocol="smoke", overrides=overrides, options=OPTIONS
+        *_codes(computer), structure, protocol="smoke", overrides=overrides, options=OPTIONS
     )
 
 
@@ -189,6 +195,126 @@ def test_progress_follows_the_submitted_run(submitted_run):
     assert sum(": done, irrep " in row for row in text.splitlines()) == n_qpoints, text
 
 
+# ------------------------------------------------------------------------------ the same run over SSH, split
+
+
+@pytest.fixture(scope="module")
+def ssh_run(daemon_profile, cluster_venv, submitted_run):
+    """submitted_run's inputs on the computer cluster-ssh (core.ssh_async as the account, its SLURM jobs, its own
+    venv for the response job), each q point split into groups of two representations. While a group writes its
+    output, the progress report is made in this process with a read that records what it fetched over the
+    transport, and `aiida-llpam progress` runs in its own process."""
+    from aiida import orm
+    from aiida.engine import submit
+
+    from aiida_llpam.monitor import dfpt_progress, read_calculation_output
+
+    builder = _builder(SILICON, computer=configure.CLUSTER_COMPUTER)
+    builder.parallelize_qpoints = orm.Bool(True)
+    builder.representations_per_job = orm.Int(2)
+    node = submit(builder)
+    _wait_for(lambda: _piece_writing_output(node), "a group of representations of the SSH run running", 900)
+    fetched = []
+
+    def read(calc):
+        text = read_calculation_output(calc, through_transport=True)
+        if text is not None and not calc.is_terminated:
+            fetched.append((calc.computer.label, text))
+        return text
+
+    report = dfpt_progress(node, read=read)
+    while_running = _progress_cli(node)
+    return wait_until_terminated(node, timeout=1800), report, fetched, while_running
+
+
+def _piece_writing_output(node):
+    """A ph.x job of a group of representations of ``node`` whose output exists and is not finished (read on this
+    machine's disk, where the stand-in cluster's work directories are), or None."""
+    from aiida import orm
+
+    from aiida_llpam.calculations.ph_gather import split_job
+
+    dfpt = [link.node for link in node.base.links.get_outgoing(link_label_filter="ph").all()]
+    for link in dfpt[0].base.links.get_outgoing(link_type=LinkType.CALL_WORK).all() if dfpt else []:
+        job = split_job(link.link_label)
+        if job is None or job[1] != "irr" or link.node.is_terminated:
+            continue
+        for calc in link.node.called:
+            if isinstance(calc, orm.CalcJobNode) and not calc.is_terminated and "remote_folder" in calc.outputs:
+                output = Path(calc.get_remote_workdir()) / "aiida.out"
+                if output.exists() and "JOB DONE" not in output.read_text(errors="replace"):
+                    return calc
+    return None
+
+
+def test_pam_workchain_over_ssh_matches_the_local_run(ssh_run, submitted_run):
+    """Every job over core.ssh_async in SLURM as the account, scf to response; the split route's force constants
+    and every response sum equal the local per-q-point run's (same inputs, one MPI process per job in both)."""
+    from aiida import orm
+
+    from aiida_llpam.quantities import OUTPUTS
+
+    node = ssh_run[0]
+    local = submitted_run[0]
+    assert node.is_finished_ok, node.exit_message
+    calcjobs = [n for n in node.called_descendants if isinstance(n, orm.CalcJobNode)]
+    assert {n.computer.label for n in calcjobs} == {configure.CLUSTER_COMPUTER}
+    kinds = {n.process_type.rsplit(".", 1)[-1] for n in calcjobs}
+    assert {"pw", "ph", "ph_gather", "q2r", "response"} <= kinds, kinds
+    for calc in calcjobs:
+        record = assert_ran_through_slurm(calc)
+        assert record["JobState"] == "COMPLETED" and record["UserId"].startswith(f"{configure.CLUSTER_USER}(")
+    response = next(n for n in calcjobs if n.process_type.endswith("response"))
+    assert response.inputs.code.filepath_executable.as_posix() == configure.cluster_python()
+    dfpt = called(node, "ph")
+    assert any(link.link_label.endswith("_gather") for link in dfpt.base.links.get_outgoing().all())
+
+    fc, fc_local = (run.outputs.force_constants.force_constants for run in (node, local))
+    # the same DFPT problems in the same MPI layout; only the representations' grouping into jobs differs
+    np.testing.assert_allclose(fc, fc_local, rtol=0, atol=1e-6 * np.abs(fc_local).max())
+    # Si is centrosymmetric: gamma^NL and gamma^M vanish by symmetry and their arrays hold only rounding noise,
+    # which no tolerance relative to themselves can compare
+    symmetry = local.outputs.symmetry.get_dict()
+    assert not symmetry["gamma_nl_allowed"] and not symmetry["gamma_m_allowed"]
+    noise = {"gamma_nl", "pam_density", "magnetization"}
+    compared = 0
+    for name in OUTPUTS:
+        if name in noise or name not in local.outputs or not isinstance(local.outputs[name], orm.ArrayData):
+            continue
+        for array in local.outputs[name].get_arraynames():
+            theirs, ours = local.outputs[name].get_array(array), node.outputs[name].get_array(array)
+            scale = np.abs(theirs).max() if theirs.size else 0.0
+            np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6 * scale, err_msg=f"{name}/{array}")
+            compared += 1
+    assert compared > 10
+    assert any(out.source == "figures" and name in node.outputs for name, out in OUTPUTS.items())
+
+
+def test_progress_reads_the_pieces_over_ssh(ssh_run):
+    """While a group of representations ran on the SSH computer, the progress report read its output through the
+    transport and listed it as running under its q point; `aiida-llpam progress` in another process listed the
+    pieces; at the end every q point is done with all its representations, its setup, groups and gathering run."""
+    node, report, fetched, (returncode, text) = ssh_run
+    assert fetched and {label for label, _ in fetched} == {configure.CLUSTER_COMPUTER}
+    assert any("Representation #" in output for _, output in fetched)
+    running = [piece for row in report.rows for piece in row.pieces if piece.state == "running"]
+    assert any(piece.name.startswith("irr ") for piece in running), report.rows
+    assert returncode == 0, text
+    assert text.splitlines()[0].startswith(f"PamWorkChain<{node.pk}>") and "PhQpointsWorkChain<" in text, text
+    assert any(line.startswith("      irr ") for line in text.splitlines()), text
+
+    returncode, text = _progress_cli(node)
+    assert returncode == 0, text
+    rows = [line for line in text.splitlines() if line.startswith("  q ")]
+    assert rows and all(": done, irrep " in row for row in rows), text
+    for row in rows:
+        done, total = row.split("irrep ")[1].split(",")[0].split("/")
+        assert done == total
+    pieces = [line.strip() for line in text.splitlines() if line.startswith("      ")]
+    assert sum(line.startswith("setup: done") for line in pieces) == len(rows), text
+    assert sum(line.startswith("gather: done") for line in pieces) == len(rows), text
+
+
 def test_run_quartz_submit_returns_at_once(daemon_profile, tmp_path):
     """`verdi run workflows/run_quartz.py --submit` hands the workchain to the daemon and returns (then it is killed:
     the quartz DFPT itself is not what this test is for)."""
@@ -275,6 +401,17 @@ def _running_q_jobs(node):
     return running
 
 
+def _kill_ph(calc):
+    """SIGKILL the ph.x processes of ``calc``'s job (found by their working directory), as a node failure would."""
+    workdir = calc.get_remote_workdir()
+    ph_processes = [
+        p for p in psutil.process_iter(["name", "cwd"]) if p.info["name"] == "ph.x" and p.info["cwd"] == workdir
+    ]
+    assert ph_processes, f"no ph.x process in {workdir}: the job ended before it could be killed"
+    for process in ph_processes:
+        os.kill(process.pid, signal.SIGKILL)
+
+
 def _wait_for(predicate, what, timeout=600, interval=0.2):
     deadline = time.monotonic() + timeout
     while not (result := predicate()):
@@ -295,13 +432,7 @@ def test_killed_ph_resumes_from_its_recover_files(fault_inputs, reference):
         ]
 
     label, calc = _wait_for(second_representation_started, "a q job past its first representation")[0]
-    workdir = calc.get_remote_workdir()
-    ph_processes = [
-        p for p in psutil.process_iter(["name", "cwd"]) if p.info["name"] == "ph.x" and p.info["cwd"] == workdir
-    ]
-    assert ph_processes, f"no ph.x process in {workdir}"
-    for process in ph_processes:
-        os.kill(process.pid, signal.SIGKILL)
+    _kill_ph(calc)
 
     wait_until_terminated(node, timeout=900)
     assert node.is_finished_ok, node.exit_message
@@ -317,6 +448,49 @@ def test_killed_ph_resumes_from_its_recover_files(fault_inputs, reference):
     ), "the restarted ph.x recomputed representation 1"
     assert assert_ran_through_slurm(resumed)["JobState"] == "COMPLETED"
     _assert_same_dynamical_matrices(node, reference)
+
+
+def test_show_and_figures_follow_a_killed_and_recovered_gamma_job(daemon_profile, fault_inputs, reference, tmp_path):
+    """The Gamma job (electric field and phonons) killed while it runs: its restart's parent folder is the killed
+    ph.x, not the scf. A PamWorkChain on that DFPT (q2r.x and the response from its retrieved folder) finds the scf
+    through the chain of restarts, and `aiida-llpam show` and `figures` on it work (they raised KeyError 'SYSTEM'
+    before)."""
+    from aiida.engine import submit
+
+    from aiida_llpam.queries import dfpt_scf_calculation, dfpt_structure
+    from aiida_llpam.workflows.pam import PamWorkChain
+
+    node = _submit_dfpt(fault_inputs)
+
+    def gamma_running():
+        return [calc for label, calc, out in _running_q_jobs(node) if label == "ph_q1" and "JOB DONE" not in out]
+
+    (calc,) = _wait_for(gamma_running, "the Gamma job running")
+    _kill_ph(calc)
+    wait_until_terminated(node, timeout=900)
+    assert node.is_finished_ok, f"{node.exit_message}\n{_history(node)}"
+    killed, resumed = _ph_jobs(node)["ph_q1"]
+    assert resumed.inputs.parent_folder.creator.uuid == killed.uuid
+    _assert_same_dynamical_matrices(node, reference)
+    assert dfpt_scf_calculation(node.outputs.retrieved).process_type.endswith("quantumespresso.pw")
+
+    retrieved = node.outputs.retrieved
+    builder = PamWorkChain.get_builder_from_protocol(
+        *_codes(), dfpt_structure(retrieved), protocol="smoke", dfpt=retrieved, options=OPTIONS
+    )
+    pam = wait_until_terminated(submit(builder), timeout=600)
+    assert pam.is_finished_ok, pam.exit_message
+    for command in (["show", str(pam.pk)], ["figures", str(pam.pk), "-o", str(tmp_path)]):
+        result = subprocess.run(
+            [sys.executable, "-c", "from aiida_llpam.cli import main; main()", *command, "-p", daemon_profile[0]],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+    assert any(tmp_path.iterdir())
 
 
 def test_daemon_stopped_and_restarted_mid_run_loses_nothing(daemon_profile, fault_inputs, reference):
@@ -353,4 +527,25 @@ def test_rabbitmq_restarted_mid_run_loses_nothing(daemon_profile, fault_inputs, 
     wait_until_terminated(node, timeout=900)
     assert node.is_finished_ok, f"{node.exit_message}\n{_history(node)}"
     _assert_each_q_point_ran_once(node)
+    _assert_same_dynamical_matrices(node, reference)
+
+
+@pytest.mark.broker_restart
+def test_a_run_survives_rabbitmq_restarted_outside_the_set_up(daemon_profile, fault_inputs, reference):
+    """RabbitMQ stopped under a running workchain and started again by hand (`rabbitmq-server -detached`, the
+    daemon left running, as an operator or a reboot script would), then the AiiDA set-up run as the docs say: it
+    finds the workers older than the broker and restarts them, and the run ends with an undisturbed run's dynamical
+    matrices. Workers that reconnect by themselves can hand a task out twice before the set-up runs (aiida-core
+    #4595): a q point run twice is wasted time, and the test only requires it to change nothing."""
+    name = daemon_profile[0]
+    node = _submit_dfpt(fault_inputs)
+    _wait_for(lambda: _running_q_jobs(node), "a q job running in SLURM")
+    subprocess.run(["rabbitmqctl", "stop"], check=True, capture_output=True, timeout=120)
+    time.sleep(10)  # the workers lose the broker; the jobs go on in SLURM
+    subprocess.run(["rabbitmq-server", "-detached"], check=True, capture_output=True, timeout=60)
+    subprocess.run(["rabbitmqctl", "await_startup", "--timeout", "120"], check=True, capture_output=True, timeout=150)
+    steps = configure.ensure_daemon_profile(name, workers=2)
+    assert "workers restarted (RabbitMQ restarted under them" in steps[-1].description, steps[-1]
+    wait_until_terminated(node, timeout=900)
+    assert node.is_finished_ok, f"{node.exit_message}\n{_history(node)}"
     _assert_same_dynamical_matrices(node, reference)

@@ -312,9 +312,35 @@ def broker_restarted_under(worker_start_times: list[float], broker_started: floa
     return broker_started is not None and any(started < broker_started for started in worker_start_times)
 
 
+def repair_process_tasks() -> tuple[list[int], list[int]]:
+    """What `verdi process repair` does, for the loaded profile with its daemon stopped: drop (acknowledge) the
+    broker's tasks of processes that are no longer active and every second task of one process, and send a task
+    again for each active process whose task the broker lost. Returns (the pks sent again, the pks dropped)."""
+    from aiida.engine.processes.control import get_active_processes, iterate_process_tasks
+    from aiida.manage import get_manager
+
+    manager = get_manager()
+    active = set(get_active_processes(project="id"))
+    kept, dropped = set(), []
+    for task in iterate_process_tasks(manager.get_broker()):
+        pid = task.body.get("args", {}).get("pid")
+        if pid in active and pid not in kept:
+            kept.add(pid)  # left in the queue for the workers that start next
+            continue
+        with task.processing() as outcome:
+            outcome.set_result(False)
+        dropped.append(pid)
+    revived = sorted(active - kept)
+    controller = manager.get_process_controller()
+    for pid in revived:
+        controller.continue_process(pid, nowait=True, no_reply=True)
+    return revived, dropped
+
+
 def ensure_daemon(name: str, workers: int, restart_because: str | None = None) -> Step:
     """The daemon of ``name`` running with ``workers`` workers; running workers are restarted (AiiDA's own
-    ``restart_daemon``) when ``restart_because`` says so or when the broker restarted under them."""
+    ``restart_daemon``) when ``restart_because`` says so. When the broker restarted under them the daemon is stopped,
+    the broker's tasks are repaired (:func:`repair_process_tasks`) and the daemon started again."""
     from aiida.engine.daemon.client import get_daemon_client
 
     client = get_daemon_client(name)
@@ -323,7 +349,16 @@ def ensure_daemon(name: str, workers: int, restart_because: str | None = None) -
         return Step(f"daemon of {name}: started with {workers} workers", CHANGED)
     started = [info["create_time"] for info in client.get_worker_info().get("info", {}).values()]
     if restart_because is None and broker_restarted_under(started, broker_start_time()):
-        restart_because = "RabbitMQ restarted under them: aiida-core #4595, a process could run twice"
+        # the workers reconnected by themselves: a task can have been handed out twice (aiida-core #4595) or lost
+        # with a worker's channel, so the queue is put right while no worker holds a task
+        client.stop_daemon(wait=True)
+        revived, dropped = repair_process_tasks()
+        client.start_daemon(number_workers=workers)
+        return Step(
+            f"daemon of {name}: workers restarted (RabbitMQ restarted under them: aiida-core #4595), "
+            f"{workers} workers; tasks sent again for {revived or 'none'}, dropped for {dropped or 'none'}",
+            CHANGED,
+        )
     if restart_because:
         client.restart_daemon(wait=True)
     current = client.get_number_of_workers()

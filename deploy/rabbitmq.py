@@ -163,6 +163,9 @@ def stop_rabbitmq() -> list[Step]:
     """Stop the RabbitMQ node if it runs, then epmd."""
     if shutil.which("rabbitmqctl") and rabbitmq_up():
         run(["rabbitmqctl", "stop"], timeout=120)
+        # `rabbitmqctl stop` (no pid file) can return before the VM has exited and left epmd's list, and epmd refuses
+        # to stop while a node is listed
+        wait_until(lambda: broker_start_time() is None, 60, f"RabbitMQ node {RABBITMQ_NODE} to exit", interval=0.5)
         steps = [Step("rabbitmq: stopped", STOPPED)]
     else:
         steps = [Step("rabbitmq: not running", NOT_RUNNING)]

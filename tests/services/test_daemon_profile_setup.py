@@ -112,6 +112,10 @@ class FakeDaemon:
 
     def start_daemon(self, number_workers):
         self.calls.append(f"start {number_workers}")
+        self.started = [1000.0] * number_workers
+
+    def stop_daemon(self, wait):
+        self.calls.append("stop")
 
     def increase_workers(self, n, wait):
         self.calls.append(f"+{n}")
@@ -133,11 +137,48 @@ def test_a_daemon_older_than_the_broker_is_left_alone(daemon, monkeypatch):
 
 
 def test_workers_older_than_the_broker_are_restarted_and_it_is_said(daemon, monkeypatch):
+    """The daemon is stopped, the broker's tasks put right while no worker holds one, the daemon started again."""
     monkeypatch.setattr(configure, "broker_start_time", lambda: 100.5)
+    monkeypatch.setattr(configure, "repair_process_tasks", lambda: daemon.calls.append("repair") or ([7, 9], [3]))
     step = configure.ensure_daemon("p", 2)
     assert step.status == CHANGED and "workers restarted (RabbitMQ restarted under them" in step.description
-    assert daemon.calls == ["restart"]
+    assert "tasks sent again for [7, 9], dropped for [3]" in step.description
+    assert daemon.calls == ["stop", "repair", "start 2"]
     assert configure.ensure_daemon("p", 2).status == RUNNING  # the new workers are younger than the broker
+
+
+class FakeTask:
+    def __init__(self, pid, acknowledged):
+        self.body, self.acknowledged = {"args": {"pid": pid}}, acknowledged
+
+    def processing(self):
+        import contextlib
+
+        @contextlib.contextmanager
+        def outcome():
+            yield SimpleNamespace(set_result=lambda value: self.acknowledged.append(self.body["args"]["pid"]))
+
+        return outcome()
+
+
+def test_repair_drops_stale_and_duplicate_tasks_and_sends_lost_ones_again(monkeypatch):
+    """Active 4, 5, 6; the queue holds 4 twice, 5 and the finished 2: one task of 4 and 2's are dropped, 5 kept,
+    6 (lost) sent again."""
+    import aiida.manage
+    from aiida.engine.processes import control
+
+    acknowledged, continued = [], []
+    tasks = [FakeTask(pid, acknowledged) for pid in (4, 2, 4, 5)]
+    broker = SimpleNamespace()
+    fake = SimpleNamespace(
+        get_broker=lambda: broker,
+        get_process_controller=lambda: SimpleNamespace(continue_process=lambda pid, **kw: continued.append(pid)),
+    )
+    monkeypatch.setattr(aiida.manage, "get_manager", lambda: fake)
+    monkeypatch.setattr(control, "get_active_processes", lambda project: [4, 5, 6])
+    monkeypatch.setattr(control, "iterate_process_tasks", lambda given: iter(tasks) if given is broker else iter(()))
+    assert configure.repair_process_tasks() == ([6], [2, 4])
+    assert acknowledged == [2, 4] and continued == [6]
 
 
 def test_new_credentials_restart_the_workers_and_missing_workers_are_added(daemon, monkeypatch):

@@ -257,13 +257,18 @@ def test_stop_rabbitmq_stops_epmd_too(monkeypatch):
     monkeypatch.setattr(rabbitmq, "run", commands)
     monkeypatch.setattr(rabbitmq.shutil, "which", lambda name: "/usr/sbin/" + name)
     monkeypatch.setattr(rabbitmq, "processes", lambda name: running.get(name, []))
+    # the node's VM outlives `rabbitmqctl stop` for a moment: epmd is asked only once it has gone
+    vm_polls = iter([1.0e9, 1.0e9, None])
+    monkeypatch.setattr(rabbitmq, "broker_start_time", lambda: next(vm_polls))
 
     def epmd_kill(cmd, **kwargs):
         if cmd[0] == "epmd":
+            assert next(vm_polls, "gone") == "gone", "epmd asked to stop while the RabbitMQ VM still ran"
             running["epmd"] = []
         return commands(cmd, **kwargs)
 
     monkeypatch.setattr(rabbitmq, "run", epmd_kill)
+    monkeypatch.setattr(rabbitmq, "wait_until", host.wait_until)
     assert rabbitmq.stop_rabbitmq() == [Step("rabbitmq: stopped", STOPPED), Step("epmd: stopped", STOPPED)]
     assert commands.argv()[-2:] == ["rabbitmqctl stop", "epmd -kill"]
     assert rabbitmq.stop_epmd() == Step("epmd: not running", NOT_RUNNING)

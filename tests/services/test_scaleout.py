@@ -463,7 +463,10 @@ def test_show_and_figures_follow_a_killed_and_recovered_gamma_job(daemon_profile
     node = _submit_dfpt(fault_inputs)
 
     def gamma_running():
-        return [calc for label, calc, out in _running_q_jobs(node) if label == "ph_q1" and "JOB DONE" not in out]
+        # ph.x itself has started (the shell creates the output file before it), the phonons are still to do
+        started = "Electric Fields Calculation"
+        running = _running_q_jobs(node)
+        return [calc for label, calc, out in running if label == "ph_q1" and started in out and "JOB DONE" not in out]
 
     (calc,) = _wait_for(gamma_running, "the Gamma job running")
     _kill_ph(calc)
@@ -543,6 +546,7 @@ def test_a_run_survives_rabbitmq_restarted_outside_the_set_up(daemon_profile, fa
     subprocess.run(["rabbitmqctl", "stop"], check=True, capture_output=True, timeout=120)
     time.sleep(10)  # the workers lose the broker; the jobs go on in SLURM
     subprocess.run(["rabbitmq-server", "-detached"], check=True, capture_output=True, timeout=60)
+    _wait_for(rabbitmq.rabbitmq_up, "RabbitMQ to answer ping", timeout=120, interval=2)  # -detached returns at once
     subprocess.run(["rabbitmqctl", "await_startup", "--timeout", "120"], check=True, capture_output=True, timeout=150)
     steps = configure.ensure_daemon_profile(name, workers=2)
     assert "workers restarted (RabbitMQ restarted under them" in steps[-1].description, steps[-1]

@@ -432,7 +432,7 @@ def test_the_command_runs_as_a_script_from_anywhere(tmp_path):
     assert "up,down,status" in result.stdout
 
 
-def test_the_cluster_venv_is_reinstalled_exactly_when_the_package_source_changes(tmp_path):
+def test_the_cluster_venvs_source_digest_changes_exactly_with_the_package_source(tmp_path):
     """The digest that decides whether the account's venv gets this checkout again: a changed module or pyproject
     changes it; compiled caches and files outside the package do not."""
     (tmp_path / "aiida_llpam" / "physics").mkdir(parents=True)

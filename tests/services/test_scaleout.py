@@ -21,6 +21,7 @@ import pytest
 from aiida.common.links import LinkType
 
 from aiida_llpam import daemon_profile as configure
+from aiida_llpam.cli.runs import load_codes
 from aiida_llpam.workflows.relaunch import lost_to_worker_shutdown
 from deploy import rabbitmq, slurm
 from tests.provenance import called, dyn_numbers
@@ -37,12 +38,6 @@ OPTIONS = {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1}, "max
 SILICON = {"kpoints": [4, 4, 4], "ph_main": {"qpoints": [2, 2, 2]}}
 
 
-def _codes(computer=configure.SLURM_COMPUTER):
-    from aiida import orm
-
-    return [orm.load_code(f"{name}@{computer}") for name in ("pw", "ph", "q2r")]
-
-
 def _builder(overrides, computer=configure.SLURM_COMPUTER):
     from aiida import orm
     from ase.io import read
@@ -51,7 +46,7 @@ def _builder(overrides, computer=configure.SLURM_COMPUTER):
 
     structure = orm.StructureData(ase=read(REPO / "fixtures" / "structures" / "Si_diamond.cif"))
     return PamWorkChain.get_builder_from_protocol(
-        *_codes(computer), structure, protocol="smoke", overrides=overrides, options=OPTIONS
+        *load_codes(computer), structure, protocol="smoke", overrides=overrides, options=OPTIONS
     )
 
 
@@ -479,7 +474,11 @@ def test_show_and_figures_follow_a_killed_and_recovered_gamma_job(daemon_profile
 
     retrieved = node.outputs.retrieved
     builder = PamWorkChain.get_builder_from_protocol(
-        *_codes(), dfpt_structure(retrieved), protocol="smoke", dfpt=retrieved, options=OPTIONS
+        *load_codes(configure.SLURM_COMPUTER),
+        dfpt_structure(retrieved),
+        protocol="smoke",
+        dfpt=retrieved,
+        options=OPTIONS,
     )
     pam = wait_until_terminated(submit(builder), timeout=600)
     assert pam.is_finished_ok, pam.exit_message

@@ -136,14 +136,20 @@ def qe_seconds(text: str) -> float:
     return sum(float(value) * units[unit] for value, unit in re.findall(r"([\d.]+)\s*([dhms])", text))
 
 
+#: what a ph.x that stops after its set-up (the listing job, a setup) prints last of its clock
+CPU_SO_FAR = re.compile(r"total cpu time spent up to now is\s+([\d.]+) secs")
+
+
 def ph_cpu_s(calc) -> float:
-    """ph.x's own CPU seconds of one process (its last PHONON line): the job's length on cores it has to itself.
-    Unlike its wall time it does not grow when other programs share the cores, as they did here."""
+    """ph.x's own CPU seconds of one process: the job's length on cores it has to itself, which, unlike its wall
+    time, does not grow when other programs share the cores (as they did here). From its last PHONON line; a ph.x
+    that stops after its set-up prints none, then its last "cpu time spent up to now", else SLURM's run time."""
     text = calc.outputs.retrieved.base.repository.get_object_content(calc.get_option("output_filename"), mode="r")
-    clocks = PHONON_CLOCKS.findall(text)
-    if not clocks:
-        raise SystemExit(f"{calc.process_label}<{calc.pk}>: no PHONON timing line in its output")
-    return qe_seconds(clocks[-1][0])
+    if clocks := PHONON_CLOCKS.findall(text):
+        return qe_seconds(clocks[-1][0])
+    if so_far := CPU_SO_FAR.findall(text):
+        return float(so_far[-1])
+    return slurm_run_s(calc)
 
 
 def route_jobs(dfpt) -> dict[str, tuple[float, int]]:

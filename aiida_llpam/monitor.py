@@ -252,14 +252,18 @@ def _row(
     return QpointRow(status.index, status.q_point, state, irreps_done, status.n_irreps, elapsed, remaining)
 
 
+def _newest_ph_job(base: orm.ProcessNode) -> orm.CalcJobNode | None:
+    """The newest ph.x job of ``base`` (a workchain, or the job itself), None if it has made none yet."""
+    calcs = [base] if isinstance(base, orm.CalcJobNode) else base.called_descendants
+    return max((n for n in calcs if n.process_type in PH_PROCESS_TYPES), key=lambda n: n.ctime, default=None)
+
+
 def _waits_for_scheduler(base: orm.ProcessNode) -> bool:
     """Whether the newest ph.x job of ``base`` (a workchain, or the job itself) has not started: none made yet, not
     yet with the scheduler, or with it but queued (the scheduler state the daemon last polled)."""
-    calcs = [base] if isinstance(base, orm.CalcJobNode) else base.called_descendants
-    calcs = [n for n in calcs if n.process_type in PH_PROCESS_TYPES]
-    if not calcs:
+    newest = _newest_ph_job(base)
+    if newest is None:
         return True
-    newest = max(calcs, key=lambda n: n.ctime)
     if newest.is_terminated:
         return False
     return newest.get_scheduler_state() in (None, *_NOT_STARTED)
@@ -286,8 +290,8 @@ def _piece_row(kind: str, first: int | None, last: int | None, node: orm.Process
     size = last - first + 1
     done = size if state == DONE else 0
     if state in (RUNNING, QUEUED):
-        calcs = [n for n in node.called_descendants if n.process_type in PH_PROCESS_TYPES]
-        text = read(max(calcs, key=lambda n: n.ctime)) if calcs else None
+        newest = _newest_ph_job(node)
+        text = read(newest) if newest is not None else None
         if text:  # it writes its output, so it runs, whatever the scheduler said at the daemon's last poll
             state, done = RUNNING, min(text.count(_CONVERGED), size)
     return PieceRow(f"irr {first}-{last}", state, _elapsed_s(node), done, size)

@@ -320,6 +320,9 @@ def repair_process_tasks() -> tuple[list[int], list[int]]:
     from aiida.manage import get_manager
 
     manager = get_manager()
+    # a connection this process opened before the broker restarted is dead (aio_pika: "Connection was not opened")
+    manager.reset_runner()
+    manager.reset_broker()
     active = set(get_active_processes(project="id"))
     kept, dropped = set(), []
     for task in iterate_process_tasks(manager.get_broker()):
@@ -337,13 +340,21 @@ def repair_process_tasks() -> tuple[list[int], list[int]]:
     return revived, dropped
 
 
+def daemon_client(name: str):
+    """AiiDA's daemon client of profile ``name``, with a stale PID file removed first: a daemon that died with its
+    machine or session leaves one behind, and every call to it then waits out circus' timeout and raises."""
+    from aiida.engine.daemon.client import get_daemon_client
+
+    client = get_daemon_client(name)
+    client._clean_potentially_stale_pid_file()  # what `verdi daemon start` does first; AiiDA has no public name
+    return client
+
+
 def ensure_daemon(name: str, workers: int, restart_because: str | None = None) -> Step:
     """The daemon of ``name`` running with ``workers`` workers; running workers are restarted (AiiDA's own
     ``restart_daemon``) when ``restart_because`` says so. When the broker restarted under them the daemon is stopped,
     the broker's tasks are repaired (:func:`repair_process_tasks`) and the daemon started again."""
-    from aiida.engine.daemon.client import get_daemon_client
-
-    client = get_daemon_client(name)
+    client = daemon_client(name)
     if not client.is_daemon_running:
         client.start_daemon(number_workers=workers)
         return Step(f"daemon of {name}: started with {workers} workers", CHANGED)
@@ -403,12 +414,11 @@ def ensure_daemon_profile(name: str = DAEMON_PROFILE, workers: int = 2) -> list[
 
 def stop_daemon(name: str = DAEMON_PROFILE) -> Step:
     """Stop the daemon of profile ``name`` in the current AiiDA config directory, if it has one running."""
-    from aiida.engine.daemon.client import get_daemon_client
     from aiida.manage.configuration import get_config
 
     if name not in get_config(create=True).profile_names:
         return Step(f"daemon of {name}: no such profile", NOT_RUNNING)
-    client = get_daemon_client(name)
+    client = daemon_client(name)
     if not client.is_daemon_running:
         return Step(f"daemon of {name}: not running", NOT_RUNNING)
     client.stop_daemon(wait=True, timeout=DAEMON_TIMEOUT_S)

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from aiida_llpam.configure import CHANGED, CREATED, EXISTS, NOT_RUNNING, RUNNING, STOPPED, Step
-from aiida_llpam.daemon_profile import BROKER_USER, broker_start_time, ensure_daemon, stop_daemon
+from aiida_llpam.daemon_profile import BROKER_USER, broker_start_time, daemon_client, ensure_daemon, stop_daemon
 
 from .host import (
     ServiceError,
@@ -78,10 +78,9 @@ def _start() -> None:
 
 def running_daemons() -> dict[str, int]:
     """{profile: number of workers} of the running daemons in the current AiiDA config directory."""
-    from aiida.engine.daemon.client import get_daemon_client
     from aiida.manage.configuration import get_config
 
-    clients = [get_daemon_client(p.name) for p in get_config(create=True).profiles if p.process_control_backend]
+    clients = [daemon_client(p.name) for p in get_config(create=True).profiles if p.process_control_backend]
     return {c.profile.name: c.get_number_of_workers() for c in clients if c.is_daemon_running}
 
 

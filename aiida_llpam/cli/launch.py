@@ -85,11 +85,10 @@ def run_with_progress(
 
 def daemon_unavailable_reason() -> str | None:
     """Why a process cannot be submitted to the daemon of the loaded profile (no broker, no daemon), or None."""
-    from aiida.engine.daemon.client import get_daemon_client
     from aiida.manage import get_manager
 
     from aiida_llpam.configure import DAEMON_PROFILE
-    from aiida_llpam.daemon_profile import DEPLOY_COMMAND
+    from aiida_llpam.daemon_profile import DEPLOY_COMMAND, daemon_client
 
     profile = get_manager().get_profile()
     fix = (
@@ -98,7 +97,7 @@ def daemon_unavailable_reason() -> str | None:
     )
     if not profile_has_broker(profile):
         return f"profile {profile.name} has no broker (an embedded profile runs in-process only): {fix}"
-    if not get_daemon_client(profile.name).is_daemon_running:
+    if not daemon_client(profile.name).is_daemon_running:
         return f"no daemon runs for profile {profile.name}: {fix} (or `verdi -p {profile.name} daemon start`)"
     return None
 

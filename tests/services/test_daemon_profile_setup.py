@@ -97,8 +97,13 @@ def test_broker_restarted_under_the_workers(workers, broker, restarted):
 
 
 class FakeDaemon:
-    def __init__(self, running=True, started=(100.0, 101.0)):
-        self.is_daemon_running, self.started, self.calls = running, list(started), []
+    def __init__(self, running=True, started=(100.0, 101.0), stale=False):
+        self.is_daemon_running, self.started, self.calls, self.stale = running, list(started), [], stale
+
+    def _clean_potentially_stale_pid_file(self):
+        if self.stale:  # the PID file of a daemon that died with its machine: AiiDA deletes it
+            self.is_daemon_running, self.stale = False, False
+            self.calls.append("stale PID file removed")
 
     def get_worker_info(self):
         return {"info": {str(i): {"create_time": t} for i, t in enumerate(self.started)}}
@@ -128,6 +133,15 @@ def daemon(monkeypatch):
     fake = FakeDaemon()
     monkeypatch.setattr(client, "get_daemon_client", lambda name: fake)
     return fake
+
+
+def test_a_daemon_that_died_with_its_machine_is_started_again(daemon, monkeypatch):
+    """Its PID file is still there; asking the dead daemon for its workers would wait out circus' timeout and raise
+    DaemonStalePidException (seen on the first set-up of a new session)."""
+    monkeypatch.setattr(configure, "broker_start_time", lambda: 50.0)
+    daemon.stale = True
+    assert configure.ensure_daemon("p", 2) == Step("daemon of p: started with 2 workers", CHANGED)
+    assert daemon.calls == ["stale PID file removed", "start 2"]
 
 
 def test_a_daemon_older_than_the_broker_is_left_alone(daemon, monkeypatch):
@@ -163,15 +177,17 @@ class FakeTask:
 
 def test_repair_drops_stale_and_duplicate_tasks_and_sends_lost_ones_again(monkeypatch):
     """Active 4, 5, 6; the queue holds 4 twice, 5 and the finished 2: one task of 4 and 2's are dropped, 5 kept,
-    6 (lost) sent again."""
+    6 (lost) sent again; the queue is read over a new connection, since the old one died with the broker."""
     import aiida.manage
     from aiida.engine.processes import control
 
-    acknowledged, continued = [], []
+    acknowledged, continued, resets = [], [], []
     tasks = [FakeTask(pid, acknowledged) for pid in (4, 2, 4, 5)]
     broker = SimpleNamespace()
     fake = SimpleNamespace(
-        get_broker=lambda: broker,
+        reset_runner=lambda: resets.append("runner"),
+        reset_broker=lambda: resets.append("broker"),
+        get_broker=lambda: broker if resets == ["runner", "broker"] else None,  # a fresh connection only
         get_process_controller=lambda: SimpleNamespace(continue_process=lambda pid, **kw: continued.append(pid)),
     )
     monkeypatch.setattr(aiida.manage, "get_manager", lambda: fake)

@@ -57,10 +57,11 @@ def ensure_cluster_venv(user: str = CLUSTER_USER) -> list[Step]:
     account = pwd.getpwnam(user)
     new = not stamp.is_file()
 
-    def as_account(*cmd: str, timeout: float = 120):
+    def as_account(*cmd: str, timeout: float = 120, check: bool = True):
         # a login-like environment of the account's own: nothing of root's PATH, PYTHONPATH or PIP_* settings
         env = ["env", "-i", f"HOME={account.pw_dir}", f"USER={user}", "PATH=/usr/bin:/bin", "PIP_NO_INPUT=1"]
-        return run(as_user(user, [*env, "PIP_DISABLE_PIP_VERSION_CHECK=1", *cmd]), timeout=timeout, cwd=account.pw_dir)
+        command = as_user(user, [*env, "PIP_DISABLE_PIP_VERSION_CHECK=1", *cmd])
+        return run(command, timeout=timeout, cwd=account.pw_dir, check=check)
 
     as_account("/usr/bin/python3", "-m", "venv", str(venv))  # idempotent: completes an interrupted one
     wheels = Path(account.pw_dir) / "llpam-wheels"
@@ -77,7 +78,7 @@ def ensure_cluster_venv(user: str = CLUSTER_USER) -> list[Step]:
     # the first resolves the dependencies; the second replaces the package when only its code changed (same version)
     as_account(*pip, str(target), timeout=PIP_TIMEOUT_S)
     as_account(*pip, "--force-reinstall", "--no-deps", str(target), timeout=PIP_TIMEOUT_S)
-    check = run(as_user(user, ["env", "-i", str(python), "-c", IMPORT_CHECK]), check=False, cwd=account.pw_dir)
+    check = as_account(str(python), "-c", IMPORT_CHECK, check=False)
     if check.returncode != 0:
         raise ServiceError(f"aiida-llpam installed in {venv} does not import: {check.stderr.strip()[-500:]}")
     as_account("/bin/sh", "-c", f"echo {digest} > {stamp}")

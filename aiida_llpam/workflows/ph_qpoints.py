@@ -240,8 +240,10 @@ class PhQpointsWorkChain(RelaunchesLostJobs, WorkChain):
         return None
 
     def collect(self):
-        suffix = "_gather" if self.split() else ""
-        retrieved = {key: self.ctx[f"{key}{suffix}"].outputs.retrieved for key in self._qpoint_keys()}
+        # a split q point's dynamical matrix is its gathering run's; the link labels stay q1, q2, ... either way
+        source = GATHER_LABEL if self.split() else "q{iq}"
+        indices = range(1, self.ctx.n_qpoints + 1)
+        retrieved = {f"q{iq}": self.ctx[source.format(iq=iq)].outputs.retrieved for iq in indices}
         try:
             folder = collect_dynamical_matrices(**retrieved, metadata={"call_link_label": "collect"})
         except ValueError as exc:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 MESH = [4, 4, 4]
-#: the fc3 supercell of the random and finite routes compared (the DFPT's fc2 supercell of silicon_run too)
+#: the fc3 supercell of the random and finite routes compared (silicon_run's fc2 is on 4x4x4)
 SUPERCELL = [2, 2, 2]
 TEMPERATURES = [100.0, 300.0, 600.0]
 
@@ -342,6 +342,18 @@ def _kappa_300(node) -> np.ndarray:
         return kappa["kappa"][index][:3]
 
 
+def _measured(node) -> str:
+    """The costs of a LifetimesWorkChain: supercells, wall seconds per pw.x (with AiiDA's overhead), fc3 and RTA."""
+    forces = [c for c in node.called if c.process_label == "PwBaseWorkChain"]
+    seconds = [(c.mtime - c.ctime).total_seconds() for c in forces]
+    summary = next(c for c in node.called if c.process_type == "aiida.calculations:llpam.rta").outputs.summary
+    return (
+        f"{len(forces)} supercells, {np.mean(seconds):.1f} s each (wall, min {min(seconds):.1f}, max "
+        f"{max(seconds):.1f}), fc3 {summary['seconds_fc3']} s, RTA {summary['seconds_rta']} s, kappa(300 K) "
+        f"{_kappa_300(node)} W/m K"
+    )
+
+
 def _supercell_run(silicon_run, **parameters):
     from aiida.engine import run_get_node
 
@@ -355,7 +367,7 @@ def _supercell_run(silicon_run, **parameters):
 
 @pytest.fixture(scope="module")
 def random_run(silicon_run):
-    """Random snapshots in the 16-atom 2x2x2 supercell (the DFPT's fc2 supercell too), two directions, each with its
+    """Random snapshots in the 16-atom 2x2x2 supercell (the DFPT's fc2 is on 4x4x4), two directions, each with its
     opposite: four pw.x runs, 4 x 48 equations for the 57 unknowns of fc2 + fc3."""
     return _supercell_run(
         silicon_run, fc3_method="random", number_of_snapshots=2, random_seed=20261203, max_concurrent=1
@@ -384,7 +396,10 @@ def test_random_snapshots_give_fc3_in_the_supercell(random_run, silicon_run):
     (rta,) = [c for c in node.called if c.process_type == "aiida.calculations:llpam.rta"]
     summary = rta.outputs.summary.get_dict()
     assert summary["fc3_method"] == "random" and summary["snapshots_left_out"] == []
-    assert summary["phonon_supercell_matrix"] == np.diag(SUPERCELL).tolist() and summary["supercells_with_forces"] == 4
+    assert summary["supercells_with_forces"] == 4 and summary["supercell_matrix"] == np.diag(SUPERCELL).tolist()
+    # fc2 stays the DFPT's on its own supercell (q 2x2x2 unfolded by the sum rules: 4x4x4), fc3 on 2x2x2
+    fc2_supercell = silicon_run.outputs.force_constants.get_array("supercell_matrix").tolist()
+    assert summary["phonon_supercell_matrix"] == fc2_supercell == np.diag([4, 4, 4]).tolist()
     with node.outputs.fc3.open(mode="rb") as handle, h5py.File(handle) as fc3:
         assert fc3["fc3"].shape == (2, 16, 16, 3, 3, 3)
         values = fc3["fc3"][:]
@@ -392,6 +407,7 @@ def test_random_snapshots_give_fc3_in_the_supercell(random_run, silicon_run):
     scale = np.abs(values).max()
     assert 1.0 < scale < 100.0  # eV/A^3: the Si-Si bond's anharmonicity
     np.testing.assert_allclose(values.sum(axis=2), 0.0, atol=1e-8 * scale)
+    print(f"random route: {_measured(node)}")
     kappa = _kappa_300(node)
     np.testing.assert_allclose(kappa, kappa.mean(), rtol=1e-6)  # cubic
     assert 20.0 < kappa.mean() < 2000.0, kappa
@@ -449,5 +465,5 @@ def test_random_and_finite_routes_agree_on_kappa(random_run, silicon_run):
     assert finite.is_finished_ok, finite.exit_message
     assert len([c for c in finite.called if c.process_label == "PwBaseWorkChain"]) == 57
     kappa_finite, kappa_random = _kappa_300(finite), _kappa_300(random_run)
-    print(f"kappa(300 K) finite {kappa_finite} random {kappa_random} W/m K")
+    print(f"finite route: {_measured(finite)}\nrandom route: {_measured(random_run)}")
     np.testing.assert_allclose(kappa_random, kappa_finite, rtol=0.05)

@@ -313,15 +313,14 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
         labels = [label for label in self.ctx.supercells if label in self.ctx and label not in self.ctx.pending]
         failed = [label for label in labels if not self.ctx[label].is_finished_ok]
         if failed and self.ctx.settings["fc3_method"] == "random":  # never fitted; the rest may determine the fit
-            self.report(f"pw.x failed for snapshot(s) {', '.join(failed)}: left out of the fit")
-            every = [label for label in self.ctx.supercells if label not in self.ctx.pending]
-            return self._refuse_too_few(len(self.ctx.supercells) - len(self._failed(every)), self._failed(every))
+            new = [label for label in failed if label not in self.ctx.get("left_out", [])]
+            self.ctx.left_out = failed
+            if new:
+                self.report(f"pw.x failed for snapshot(s) {', '.join(new)}: left out of the fit")
+            return self._refuse_too_few(len(self.ctx.supercells) - len(failed), failed)
         if failed:
             return self.exit_codes.ERROR_FORCES.format(labels=", ".join(failed))
         return None
-
-    def _failed(self, labels) -> list[str]:
-        return sorted(label for label in labels if label in self.ctx and not self.ctx[label].is_finished_ok)
 
     def submit_rta(self) -> orm.CalcJobNode:
         """Submit the fc3 + RTA job on the forces of every supercell (the node; it goes to ``ctx.rta``)."""

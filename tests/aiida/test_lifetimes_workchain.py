@@ -14,6 +14,8 @@ import pytest
 MESH = [4, 4, 4]
 #: the fc3 supercell of the random and finite routes compared (silicon_run's fc2 is on 4x4x4)
 SUPERCELL = [2, 2, 2]
+#: kappa(300 K) of symfc's fit to random snapshots against phono3py's finite differences, same cell and pw.x
+RTOL_ROUTES = 0.02  # measured in the primitive cell: 2.2e-3 (27.39 finite, 27.45 random W/m K)
 TEMPERATURES = [100.0, 300.0, 600.0]
 
 
@@ -376,6 +378,8 @@ def random_run(silicon_run):
 
 @pytest.mark.qe
 def test_random_snapshots_give_fc3_in_the_supercell(random_run, silicon_run):
+    from aiida_llpam.calculations.functions.phonopy_force_constants import stored_arrays
+
     node = random_run
     assert node.is_finished_ok, node.exit_message
     dataset = node.outputs.dataset.get_dict()
@@ -398,7 +402,7 @@ def test_random_snapshots_give_fc3_in_the_supercell(random_run, silicon_run):
     assert summary["fc3_method"] == "random" and summary["snapshots_left_out"] == []
     assert summary["supercells_with_forces"] == 4 and summary["supercell_matrix"] == np.diag(SUPERCELL).tolist()
     # fc2 stays the DFPT's on its own supercell (q 2x2x2 unfolded by the sum rules: 4x4x4), fc3 on 2x2x2
-    fc2_supercell = silicon_run.outputs.force_constants.get_array("supercell_matrix").tolist()
+    fc2_supercell = stored_arrays(silicon_run.outputs.force_constants)["supercell_matrix"].tolist()
     assert summary["phonon_supercell_matrix"] == fc2_supercell == np.diag([4, 4, 4]).tolist()
     with node.outputs.fc3.open(mode="rb") as handle, h5py.File(handle) as fc3:
         assert fc3["fc3"].shape == (2, 16, 16, 3, 3, 3)
@@ -410,7 +414,8 @@ def test_random_snapshots_give_fc3_in_the_supercell(random_run, silicon_run):
     print(f"random route: {_measured(node)}")
     kappa = _kappa_300(node)
     np.testing.assert_allclose(kappa, kappa.mean(), rtol=1e-6)  # cubic
-    assert 20.0 < kappa.mean() < 2000.0, kappa
+    # measured 23.7 W/m K on 4x4x4: smoke settings, whose fc2 has imaginary TA modes at X and L (docs/lifetimes.md)
+    assert 10.0 < kappa.mean() < 100.0, kappa
 
 
 @pytest.mark.qe
@@ -440,7 +445,7 @@ def test_a_failed_snapshot_is_left_out_or_refused(random_run, silicon_run):
     assert node.outputs.summary["snapshots_left_out"] == ["supercell_0001"]
     node = job(["supercell_0004"])
     assert node.exit_status == Phono3pyRtaCalculation.exit_codes.ERROR_INPUTS_REFUSED.status
-    assert "1 snapshots with forces (of 4) give 48 equations for 57 unknowns" in node.exit_message
+    assert "1 snapshots with forces (of 4) give 48 equations (48 each) for 57 unknowns" in node.exit_message
     assert "at least 2 needed" in node.exit_message
     assert not {"fc3", "kappa", "summary"} & set(node.outputs)
 
@@ -466,4 +471,24 @@ def test_random_and_finite_routes_agree_on_kappa(random_run, silicon_run):
     assert len([c for c in finite.called if c.process_label == "PwBaseWorkChain"]) == 57
     kappa_finite, kappa_random = _kappa_300(finite), _kappa_300(random_run)
     print(f"finite route: {_measured(finite)}\nrandom route: {_measured(random_run)}")
-    np.testing.assert_allclose(kappa_random, kappa_finite, rtol=0.05)
+    np.testing.assert_allclose(kappa_random, kappa_finite, rtol=RTOL_ROUTES)
+
+
+@pytest.mark.qe
+def test_random_and_finite_routes_agree_in_the_primitive_cell(lifetimes_run, silicon_run):
+    """The same (primitive) fc3 cell and pw.x settings as lifetimes_run's finite differences (9 supercells): symfc's
+    fit to two random snapshots and their opposites (4 pw.x runs of 2 atoms, 24 equations for 2 unknowns). The
+    kappa(300 K) of the two routes agree to RTOL_ROUTES (measured: see docs/lifetimes.md)."""
+    random = _supercell_run(
+        silicon_run,
+        supercell_matrix=[1, 1, 1],
+        fc3_method="random",
+        number_of_snapshots=2,
+        random_seed=7,
+        max_concurrent=1,
+    )
+    assert random.is_finished_ok, random.exit_message
+    print(
+        f"primitive cell, finite route: {_measured(lifetimes_run)}\nprimitive cell, random route: {_measured(random)}"
+    )
+    np.testing.assert_allclose(_kappa_300(random), _kappa_300(lifetimes_run), rtol=RTOL_ROUTES)

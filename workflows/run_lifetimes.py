@@ -1,6 +1,7 @@
 """Mode-resolved lifetimes for a finished run, and its response with them (THEORY.md section 4).
 
     verdi run workflows/run_lifetimes.py PK [--supercell 1 1 1] [--cutoff-pair-angstrom 2.0] [--mesh 8 8 6]
+        [--fc3-method random --snapshots 4 [--seed 7]] [--supercell-kpoints 1 1 1]
         [--max-concurrent 2 --mpiprocs 1] [--computer localhost] [--protocol production] [--pk-file F]
         [--figure F.png]
 
@@ -26,6 +27,10 @@ def main(argv=None):
     parser.add_argument("pk", help="PK or UUID of a finished PamWorkChain")
     parser.add_argument("--supercell", type=int, nargs=3, default=[1, 1, 1], help="fc3 supercell (diagonal)")
     parser.add_argument("--cutoff-pair-angstrom", type=float, help="no second displacement beyond this pair distance")
+    parser.add_argument("--fc3-method", choices=("finite", "random"), default="finite", help="fc3 from")
+    parser.add_argument("--snapshots", type=int, help="random snapshots (each also with its opposite)")
+    parser.add_argument("--seed", type=int, help="random seed (default drawn, stored)")
+    parser.add_argument("--supercell-kpoints", type=int, nargs=3, help="k mesh of the supercells' scf")
     parser.add_argument("--mesh", type=int, nargs=3, default=[8, 8, 6], help="RTA and response k mesh")
     parser.add_argument("--max-concurrent", type=int, default=2, help="force jobs running at once")
     parser.add_argument("--mpiprocs", type=int, default=1, help="MPI processes of each force job")

@@ -8,8 +8,11 @@ Plain numpy, phono3py and the physics package: no AiiDA profile is needed where 
   job reads them (:func:`aiida_llpam.calculations.functions.phonopy_force_constants.write_force_constants`).
 * ``dataset.json``: phono3py's displacement dataset (Angstrom; ``phono3py_supercells``).
 * ``forces.npz``: one array per computed supercell, ``supercell_0001``, ... numbered as the dataset (the pairs
-  beyond a cut-off missing), (atoms, 3) in eV/Angstrom.
-* ``parameters.json``: ``supercell_matrix`` (fc3), ``mesh`` and ``temperatures_k`` (:func:`rta_settings`).
+  beyond a cut-off missing), (atoms, 3) in eV/Angstrom. For random snapshots, those whose forces are missing (their
+  scf failed) are left out of the fit, which is refused if the rest cannot determine it.
+* ``parameters.json``: ``supercell_matrix`` (fc3), ``mesh`` and ``temperatures_k``, optionally ``fc3_method``
+  (``finite``: phono3py's finite differences; ``random``: symfc's fit) and ``cutoff_pair_distance_angstrom``
+  (symfc's fc3 cut-off; the finite dataset holds its own) (:func:`rta_settings`).
 
 It writes, in the working directory, ``fc3.hdf5`` (phono3py's layout, eV/Angstrom^3, compact),
 ``kappa-m<mesh>.hdf5`` (phono3py's RTA on the Gamma-centred mesh, irreducible points) and ``rta.json`` (what was
@@ -28,7 +31,7 @@ import traceback
 
 import numpy as np
 
-from aiida_llpam.physics.third_order import build_phono3py, kappa_rta, produce_fc3
+from aiida_llpam.physics.third_order import build_phono3py, fit_size, kappa_rta, produce_fc3, produce_fc3_symfc
 
 #: the line that tells the parser the inputs were refused (a missing force, a bad mesh, ...)
 REFUSED = "REFUSED: "
@@ -38,6 +41,10 @@ FC3_FILE = "fc3.hdf5"
 SUMMARY_FILE = "rta.json"
 #: the keys of parameters.json
 KEYS = ("supercell_matrix", "mesh", "temperatures_k")
+#: its optional keys
+OPTIONAL_KEYS = ("fc3_method", "cutoff_pair_distance_angstrom")
+#: how fc3 is made from the forces: phono3py's finite differences, or symfc's fit to random snapshots
+FC3_METHODS = ("finite", "random")
 
 
 class Phono3pyError(RuntimeError):
@@ -52,9 +59,9 @@ def kappa_filename(mesh) -> str:
 def rta_settings(parameters: dict) -> dict:
     """The RTA settings checked and normalised (3x3 fc3 supercell matrix, mesh, temperatures in K); ValueError
     naming the first bad key."""
-    unknown = sorted(set(parameters) - set(KEYS))
+    unknown = sorted(set(parameters) - set(KEYS) - set(OPTIONAL_KEYS))
     if unknown:
-        raise ValueError(f"{', '.join(unknown)}: unknown; known: {', '.join(KEYS)}")
+        raise ValueError(f"{', '.join(unknown)}: unknown; known: {', '.join(KEYS + OPTIONAL_KEYS)}")
     missing = [key for key in KEYS if key not in parameters]
     if missing:
         raise ValueError(f"{', '.join(missing)}: missing")
@@ -76,7 +83,17 @@ def rta_settings(parameters: dict) -> dict:
     temperatures = np.asarray(parameters["temperatures_k"], dtype=float).ravel()
     if temperatures.size == 0 or not np.all(np.isfinite(temperatures)) or np.any(temperatures <= 0):
         raise ValueError(f"temperatures_k: positive temperatures, got {parameters['temperatures_k']!r}")
-    return {"supercell_matrix": matrix.tolist(), "mesh": list(mesh), "temperatures_k": temperatures.tolist()}
+    settings = {"supercell_matrix": matrix.tolist(), "mesh": list(mesh), "temperatures_k": temperatures.tolist()}
+    method = parameters.get("fc3_method", "finite")
+    if method not in FC3_METHODS:
+        raise ValueError(f"fc3_method: one of {', '.join(FC3_METHODS)}, got {method!r}")
+    settings["fc3_method"] = method
+    cutoff = parameters.get("cutoff_pair_distance_angstrom")
+    if cutoff is not None:
+        if isinstance(cutoff, bool) or not isinstance(cutoff, (int, float)) or not (np.isfinite(cutoff) and cutoff > 0):
+            raise ValueError(f"cutoff_pair_distance_angstrom: a positive number of Angstrom, got {cutoff!r}")
+        settings["cutoff_pair_distance_angstrom"] = float(cutoff)
+    return settings
 
 
 @contextlib.contextmanager
@@ -108,6 +125,34 @@ def forces_table(cells: list, natom: int, forces) -> np.ndarray:
     return table
 
 
+def snapshots_table(displacements, natom: int, forces) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The random snapshots that have forces: their labels, displacements and forces, each (n, natom, 3) in
+    Angstrom and eV/Angstrom; ValueError for a label outside the dataset or a misshapen array."""
+    displacements = np.asarray(displacements, dtype=float)
+    known = {f"supercell_{i:04d}": i - 1 for i in range(1, len(displacements) + 1)}
+    extra = sorted(set(forces) - set(known))
+    if extra:
+        raise ValueError(f"forces: {', '.join(extra)} not in the dataset")
+    labels = sorted(forces)
+    for label in labels:
+        if np.shape(forces[label]) != (natom, 3):
+            raise ValueError(f"forces: {label} has shape {np.shape(forces[label])}, the supercell has {natom} atoms")
+    table = np.array([np.asarray(forces[label], dtype=float) for label in labels]).reshape(-1, natom, 3)
+    return labels, displacements[[known[label] for label in labels]].reshape(-1, natom, 3), table
+
+
+def check_fit_size(size: dict, snapshots: int, total: int, cutoff) -> None:
+    """ValueError unless ``snapshots`` (of ``total`` in the dataset) determine symfc's fit (:func:`fit_size`)."""
+    unknowns = size["basis_fc2"] + size["basis_fc3"]
+    if snapshots < size["snapshots_needed"]:
+        within = "all triplets" if cutoff is None else f"triplets within {cutoff} Angstrom"
+        raise ValueError(
+            f"forces: {snapshots} snapshots with forces (of {total}) give {snapshots * size['equations_per_snapshot']} "
+            f"equations ({size['equations_per_snapshot']} each) for {unknowns} unknowns (symfc basis: fc2 "
+            f"{size['basis_fc2']}, fc3 {size['basis_fc3']} for {within}): at least {size['snapshots_needed']} needed"
+        )
+
+
 def run(force_constants_path: str, dataset_path: str, forces_path: str, parameters_path: str) -> dict:
     """fc3.hdf5, kappa-m<mesh>.hdf5 and rta.json in the working directory; returns the summary (rta.json)."""
     from phono3py import __version__ as phono3py_version
@@ -120,17 +165,34 @@ def run(force_constants_path: str, dataset_path: str, forces_path: str, paramete
     data = np.load(force_constants_path)
     with np.load(forces_path) as handle:
         forces = {label: handle[label] for label in handle.files}
+    random = settings["fc3_method"] == "random"
+    cutoff = settings.get("cutoff_pair_distance_angstrom")
+    if random and "displacements" not in dataset:
+        raise ValueError("dataset: fc3_method random needs a dataset of random snapshots ('displacements')")
+    if not random and "first_atoms" not in dataset:
+        raise ValueError("dataset: fc3_method finite needs phono3py's finite-displacement dataset ('first_atoms')")
     with phono3py_step("the phono3py model (fc2, eps/Z*, dataset)"):
         ph3 = build_phono3py(data, [str(s) for s in data["symbols"]], settings["supercell_matrix"])
-        ph3.dataset = dataset
-        cells = list(ph3.supercells_with_displacements)
         natom = len(ph3.supercell)
-    table = forces_table(cells, natom, forces)
+        if not random:
+            ph3.dataset = dataset
+            cells = list(ph3.supercells_with_displacements)
+    fit = {}
+    if random:
+        labels, displacements, table = snapshots_table(dataset["displacements"], natom, forces)
+        with phono3py_step("symfc's basis size"):
+            fit = fit_size(ph3, cutoff)
+        check_fit_size(fit, len(labels), len(dataset["displacements"]), cutoff)
+        every = {f"supercell_{i:04d}" for i in range(1, len(dataset["displacements"]) + 1)}
+        fit["snapshots_left_out"] = sorted(every - set(labels))  # their scf failed: never fitted
+        cells = dataset["displacements"]
+    else:
+        table = forces_table(cells, natom, forces)
     start = time.perf_counter()
     with phono3py_step("fc3"):
-        fc3 = produce_fc3(ph3, table)
+        fc3 = produce_fc3_symfc(ph3, displacements, table, cutoff) if random else produce_fc3(ph3, table)
         write_fc3_to_hdf5(fc3, filename=FC3_FILE, p2s_map=ph3.primitive.p2s_map)
-    print(f"fc3 {fc3.shape} from {len(forces)} supercells", flush=True)
+    print(f"fc3 {fc3.shape} from {len(forces)} supercells ({settings['fc3_method']})", flush=True)
     middle = time.perf_counter()
     with phono3py_step("RTA"):
         kappa = kappa_rta(ph3, settings["mesh"], settings["temperatures_k"])
@@ -145,6 +207,7 @@ def run(force_constants_path: str, dataset_path: str, forces_path: str, paramete
         "supercells_with_forces": len(forces),
         "supercells_in_dataset": len(cells),
         "fc3_shape": list(fc3.shape),
+        **fit,
         "fc3_file": FC3_FILE,
         "kappa_file": kappa_file,
         "seconds_fc3": round(middle - start, 3),

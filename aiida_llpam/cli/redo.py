@@ -171,6 +171,10 @@ def run_lifetimes(
     pk: str,
     supercell=(1, 1, 1),
     cutoff_pair_angstrom: float | None = None,
+    fc3_method: str = "finite",
+    snapshots: int | None = None,
+    seed: int | None = None,
+    supercell_kpoints=None,
     mesh=(8, 8, 6),
     max_concurrent: int = 2,
     mpiprocs: int = 1,
@@ -181,9 +185,12 @@ def run_lifetimes(
 ) -> tuple[orm.WorkChainNode, orm.WorkChainNode]:
     """Mode-resolved lifetimes of the finished PamWorkChain ``pk`` and its response with them (THEORY.md section 4).
 
-    1. LifetimesWorkChain: phono3py's displaced supercells of the unit cell x ``supercell`` (pairs beyond
-       ``cutoff_pair_angstrom`` left out), one pw.x force job each (``max_concurrent`` at a time, ``mpiprocs``
-       each), fc3 and the RTA on ``mesh`` at ``protocol``'s temperatures.
+    1. LifetimesWorkChain: the displaced supercells of the unit cell x ``supercell`` (``fc3_method`` finite:
+       phono3py's pairs, those beyond ``cutoff_pair_angstrom`` left out; random: ``snapshots`` random snapshots
+       and their opposites drawn with ``seed``, fitted by symfc with that cut-off), on a k mesh
+       ``supercell_kpoints`` (default the DFPT's divided by the supercell), one pw.x force job each
+       (``max_concurrent`` at a time, ``mpiprocs`` each), fc3 and the RTA on ``mesh`` at ``protocol``'s
+       temperatures.
     2. A PamWorkChain on the same DFPT whose response on ``mesh`` takes the lifetimes.
 
     Returns (lifetimes, response run); exits when either failed. ``figure``: the lifetimes figure.
@@ -204,6 +211,12 @@ def run_lifetimes(
     }
     if cutoff_pair_angstrom:
         parameters["cutoff_pair_distance_angstrom"] = cutoff_pair_angstrom
+    if fc3_method == "random":
+        parameters |= {"fc3_method": "random", "number_of_snapshots": snapshots}
+        if seed is not None:
+            parameters["random_seed"] = seed
+    if supercell_kpoints:
+        parameters["supercell_kpoints"] = list(supercell_kpoints)
     # small jobs: two single-process ones side by side hide each other's AiiDA overhead (upload, poll, retrieve)
     options = {
         "resources": {"num_machines": 1, "num_mpiprocs_per_machine": mpiprocs},

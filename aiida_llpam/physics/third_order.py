@@ -10,12 +10,18 @@ or its unfolding), fc3 on its own, usually smaller, supercell: phono3py's ``phon
 
 The displacements are phono3py's own finite-difference set (``generate_displacements``), reduced by the
 crystal's symmetry; ``cutoff_pair_distance`` (Angstrom) leaves out the second displacements of pairs
-farther apart, whose fc3 elements are then zero (phono3py's standard truncation).
+farther apart, whose fc3 elements are then zero (phono3py's standard truncation). Or random displacements
+(every atom of every snapshot moved by the same distance in a random direction, optionally each snapshot also with
+the opposite displacements), from which symfc fits fc2 and fc3 together by least squares in the symmetry-adapted
+basis of the fc3 supercell; its ``cutoff`` zeroes the fc3 of every triplet with a pair farther apart. The fitted fc2
+is discarded: the RTA keeps the DFPT fc2 on its own supercell (``phonon_supercell_matrix``). Each snapshot gives
+3 N_atoms equations, so the fit needs at least (fc2 + fc3 basis size) / (3 N_atoms) of them (:func:`fit_size`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import tempfile
 from pathlib import Path
 
@@ -26,7 +32,15 @@ from phonopy.structure.atoms import PhonopyAtoms
 
 from .units import BOHR_ANGSTROM, RY_BOHR2_IN_EV_ANGSTROM2
 
-__all__ = ["build_phono3py", "displaced_supercells", "kappa_rta", "produce_fc3"]
+__all__ = [
+    "build_phono3py",
+    "displaced_supercells",
+    "fit_size",
+    "kappa_rta",
+    "produce_fc3",
+    "produce_fc3_symfc",
+    "random_supercells",
+]
 
 
 def build_phono3py(arrays, symbols, fc3_supercell_matrix) -> Phono3py:
@@ -66,6 +80,61 @@ def displaced_supercells(ph3: Phono3py, distance_angstrom: float, cutoff_pair_di
         path = Path(folder) / "phono3py_disp.yaml"
         ph3.save(path)
         return path.read_text(), list(ph3.supercells_with_displacements)
+
+
+def random_supercells(
+    ph3: Phono3py, number_of_snapshots: int, distance_angstrom: float, random_seed: int, plus_minus: bool
+):
+    """phono3py's random displacements: ``number_of_snapshots`` supercells in which every atom moves by
+    ``distance_angstrom`` in a random direction (and with ``plus_minus`` each one's opposite too, which cancels the
+    even orders in the fc3 fit), drawn with ``random_seed``. Returns what :func:`displaced_supercells` returns."""
+    ph3.generate_displacements(
+        distance=distance_angstrom,
+        number_of_snapshots=int(number_of_snapshots),
+        random_seed=int(random_seed),
+        is_plusminus=bool(plus_minus),
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "phono3py_disp.yaml"
+        ph3.save(path)
+        return path.read_text(), list(ph3.supercells_with_displacements)
+
+
+def fit_size(ph3: Phono3py, cutoff_angstrom: float | None) -> dict:
+    """The unknowns of symfc's joint fit of fc2 and fc3 in the fc3 supercell (fc3 of triplets within
+    ``cutoff_angstrom``; None: all) against the equations one snapshot gives (3 N_atoms forces): ``basis_fc2``,
+    ``basis_fc3``, ``equations_per_snapshot`` and ``snapshots_needed`` (the smallest number that determines the
+    fit; noise wants several times more). Builds symfc's basis: seconds for tens of atoms."""
+    from phonopy.interface.symfc import SymfcFCSolver
+
+    options = None if cutoff_angstrom is None else {"cutoff": {3: float(cutoff_angstrom)}}
+    solver = SymfcFCSolver(ph3.supercell, symmetry=ph3.symmetry, options=options)
+    # the basis itself, not symfc's estimate_basis_size (Si 2x2x2: estimated 3 + 48, built 8 + 49)
+    sizes = {order: basis.basis_set.shape[1] for order, basis in solver.compute_basis_set(orders=[2, 3]).items()}
+    equations = 3 * len(ph3.supercell)
+    return {
+        "basis_fc2": int(sizes[2]),
+        "basis_fc3": int(sizes[3]),
+        "equations_per_snapshot": equations,
+        "snapshots_needed": math.ceil((sizes[2] + sizes[3]) / equations),
+    }
+
+
+def produce_fc3_symfc(
+    ph3: Phono3py, displacements_angstrom: np.ndarray, forces_ev_angstrom: np.ndarray, cutoff_angstrom: float | None
+) -> np.ndarray:
+    """fc3 (eV/Angstrom^3, compact) fitted by symfc to snapshots ((n, n_atoms, 3) displacements and forces), fc2 and
+    fc3 together, fc3 of triplets within ``cutoff_angstrom`` only. The DFPT fc2 of ``ph3`` stays (its
+    ``phonon_supercell_matrix`` is set, so phono3py does not replace it with the fitted one)."""
+    fc2 = ph3.fc2
+    ph3.dataset = {
+        "displacements": np.asarray(displacements_angstrom, dtype=float),
+        "forces": np.asarray(forces_ev_angstrom, dtype=float),
+    }
+    options = None if cutoff_angstrom is None else f"cutoff={float(cutoff_angstrom)}"
+    ph3.produce_fc3(fc_calculator="symfc", fc_calculator_options=options)
+    assert ph3.fc2 is fc2, "phono3py replaced the DFPT fc2"
+    return ph3.fc3
 
 
 def produce_fc3(ph3: Phono3py, forces_ev_angstrom: np.ndarray) -> np.ndarray:

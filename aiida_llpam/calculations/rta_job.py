@@ -31,7 +31,14 @@ import traceback
 
 import numpy as np
 
-from aiida_llpam.physics.third_order import build_phono3py, fit_size, kappa_rta, produce_fc3, produce_fc3_symfc
+from aiida_llpam.physics.third_order import (
+    build_phono3py,
+    fit_shortfall,
+    fit_size,
+    kappa_rta,
+    produce_fc3,
+    produce_fc3_symfc,
+)
 
 #: the line that tells the parser the inputs were refused (a missing force, a bad mesh, ...)
 REFUSED = "REFUSED: "
@@ -141,18 +148,6 @@ def snapshots_table(displacements, natom: int, forces) -> tuple[list[str], np.nd
     return labels, displacements[[known[label] for label in labels]].reshape(-1, natom, 3), table
 
 
-def check_fit_size(size: dict, snapshots: int, total: int, cutoff) -> None:
-    """ValueError unless ``snapshots`` (of ``total`` in the dataset) determine symfc's fit (:func:`fit_size`)."""
-    unknowns = size["basis_fc2"] + size["basis_fc3"]
-    if snapshots < size["snapshots_needed"]:
-        within = "all triplets" if cutoff is None else f"triplets within {cutoff} Angstrom"
-        raise ValueError(
-            f"forces: {snapshots} snapshots with forces (of {total}) give {snapshots * size['equations_per_snapshot']} "
-            f"equations ({size['equations_per_snapshot']} each) for {unknowns} unknowns (symfc basis: fc2 "
-            f"{size['basis_fc2']}, fc3 {size['basis_fc3']} for {within}): at least {size['snapshots_needed']} needed"
-        )
-
-
 def run(force_constants_path: str, dataset_path: str, forces_path: str, parameters_path: str) -> dict:
     """fc3.hdf5, kappa-m<mesh>.hdf5 and rta.json in the working directory; returns the summary (rta.json)."""
     from phono3py import __version__ as phono3py_version
@@ -182,7 +177,9 @@ def run(force_constants_path: str, dataset_path: str, forces_path: str, paramete
         labels, displacements, table = snapshots_table(dataset["displacements"], natom, forces)
         with phono3py_step("symfc's basis size"):
             fit = fit_size(ph3, cutoff)
-        check_fit_size(fit, len(labels), len(dataset["displacements"]), cutoff)
+        detail = f" with forces (of {len(dataset['displacements'])})"
+        if shortfall := fit_shortfall(fit, len(labels), cutoff, detail):
+            raise ValueError(f"forces: {shortfall}")
         every = {f"supercell_{i:04d}" for i in range(1, len(dataset["displacements"]) + 1)}
         fit["snapshots_left_out"] = sorted(every - set(labels))  # their scf failed: never fitted
         cells = dataset["displacements"]

@@ -35,6 +35,7 @@ from .units import BOHR_ANGSTROM, RY_BOHR2_IN_EV_ANGSTROM2
 __all__ = [
     "build_phono3py",
     "displaced_supercells",
+    "fit_shortfall",
     "fit_size",
     "kappa_rta",
     "produce_fc3",
@@ -118,6 +119,20 @@ def fit_size(ph3: Phono3py, cutoff_angstrom: float | None) -> dict:
         "equations_per_snapshot": equations,
         "snapshots_needed": math.ceil((sizes[2] + sizes[3]) / equations),
     }
+
+
+def fit_shortfall(size: dict, snapshots: int, cutoff_angstrom: float | None, detail: str = "") -> str | None:
+    """Why ``snapshots`` random snapshots cannot determine symfc's fit of :func:`fit_size` ``size``, with the
+    counts (``detail`` follows "N snapshots", e.g. which ones failed), or None when they can."""
+    if snapshots >= size["snapshots_needed"]:
+        return None
+    within = "all triplets" if cutoff_angstrom is None else f"triplets within {cutoff_angstrom} Angstrom"
+    each = size["equations_per_snapshot"]
+    return (
+        f"{snapshots} snapshots{detail} give {snapshots * each} equations ({each} each) for "
+        f"{size['basis_fc2'] + size['basis_fc3']} unknowns (symfc basis: fc2 {size['basis_fc2']}, fc3 "
+        f"{size['basis_fc3']} for {within}): at least {size['snapshots_needed']} needed"
+    )
 
 
 def produce_fc3_symfc(

@@ -17,6 +17,7 @@ from aiida_llpam.calculations.rta_job import KEYS as RTA_KEYS
 from aiida_llpam.calculations.rta_job import OPTIONAL_KEYS as RTA_OPTIONAL_KEYS
 from aiida_llpam.calculations.rta_job import rta_settings
 from aiida_llpam.physics.settings import grid
+from aiida_llpam.physics.third_order import fit_shortfall
 
 from .relaunch import RelaunchesLostJobs
 
@@ -260,18 +261,11 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
 
     def _refuse_too_few(self, usable: int, failed: list):
         """ERROR_TOO_FEW_SNAPSHOTS unless ``usable`` snapshots determine symfc's fit (the job checks again)."""
-        size = self.outputs["fit_size"].get_dict()
-        if usable >= size["snapshots_needed"]:
-            return None
+        detail = f" ({len(failed)} failed: {', '.join(failed)})" if failed else ""
         cutoff = self.ctx.settings.get("cutoff_pair_distance_angstrom")
-        within = "all triplets" if cutoff is None else f"triplets within {cutoff} Angstrom"
-        lost = f" ({len(failed)} failed: {', '.join(failed)})" if failed else ""
-        message = (
-            f"{usable} snapshots{lost} give {usable * size['equations_per_snapshot']} equations for "
-            f"{size['basis_fc2'] + size['basis_fc3']} unknowns (symfc basis: fc2 {size['basis_fc2']}, fc3 "
-            f"{size['basis_fc3']} for {within}): at least {size['snapshots_needed']} needed"
-        )
-        return self.exit_codes.ERROR_TOO_FEW_SNAPSHOTS.format(message=message)
+        if shortfall := fit_shortfall(self.outputs["fit_size"].get_dict(), usable, cutoff, detail):
+            return self.exit_codes.ERROR_TOO_FEW_SNAPSHOTS.format(message=shortfall)
+        return None
 
     def forces_to_run(self) -> bool:
         return bool(self.ctx.pending)

@@ -456,7 +456,7 @@ def test_too_few_snapshots_are_refused_before_any_pw_run(silicon_run):
 
     node = _supercell_run(silicon_run, fc3_method="random", number_of_snapshots=1, plus_minus=False, random_seed=1)
     assert node.exit_status == LifetimesWorkChain.exit_codes.ERROR_TOO_FEW_SNAPSHOTS.status
-    assert "1 snapshots give 48 equations for 57 unknowns" in node.exit_message
+    assert "1 snapshots give 48 equations (48 each) for 57 unknowns" in node.exit_message
     assert "at least 2 needed" in node.exit_message
     assert not [c for c in node.called if c.process_label == "PwBaseWorkChain"]
 

@@ -9,7 +9,8 @@ Plain numpy, phono3py and the physics package: no AiiDA profile is needed where 
 * ``dataset.json``: phono3py's displacement dataset (Angstrom; ``phono3py_supercells``).
 * ``forces.npz``: one array per computed supercell, ``supercell_0001``, ... numbered as the dataset (the pairs
   beyond a cut-off missing), (atoms, 3) in eV/Angstrom. For random snapshots, those whose forces are missing (their
-  scf failed) are left out of the fit, which is refused if the rest cannot determine it.
+  scf failed) are left out of the fit, which is refused if the rest cannot determine it; ``supercell_0000``, the
+  forces of the undisplaced supercell, is subtracted from every snapshot before the fit (:data:`REFERENCE`).
 * ``parameters.json``: ``supercell_matrix`` (fc3), ``mesh`` and ``temperatures_k``, optionally ``fc3_method``
   (``finite``: phono3py's finite differences; ``random``: symfc's fit) and ``cutoff_pair_distance_angstrom``
   (symfc's fc3 cut-off; the finite dataset holds its own) (:func:`rta_settings`).
@@ -46,6 +47,10 @@ REFUSED = "REFUSED: "
 FAILED = "PHONO3PY FAILED: "
 FC3_FILE = "fc3.hdf5"
 SUMMARY_FILE = "rta.json"
+#: the undisplaced supercell of a random dataset, whose forces are subtracted from every snapshot's: on another k
+#: mesh than the relaxation's, or a loosely relaxed cell, they are not zero unless inversion puts them there, and
+#: symfc's fit, which has no constant term, would read them as fc3 (of order 1e-2 eV/A in a 0.03 A snapshot)
+REFERENCE = "supercell_0000"
 #: the keys of parameters.json
 KEYS = ("supercell_matrix", "mesh", "temperatures_k")
 #: its optional keys
@@ -132,20 +137,26 @@ def forces_table(cells: list, natom: int, forces) -> np.ndarray:
     return table
 
 
-def snapshots_table(displacements, natom: int, forces) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The random snapshots that have forces: their labels, displacements and forces, each (n, natom, 3) in
-    Angstrom and eV/Angstrom; ValueError for a label outside the dataset or a misshapen array."""
+def snapshots_table(displacements, natom: int, forces) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """The random snapshots that have forces: their labels, displacements and forces less the undisplaced
+    supercell's (:data:`REFERENCE`), each (n, natom, 3) in Angstrom and eV/Angstrom, and those residual forces
+    (natom, 3); ValueError for a label outside the dataset, a misshapen array or no reference."""
     displacements = np.asarray(displacements, dtype=float)
     known = {f"supercell_{i:04d}": i - 1 for i in range(1, len(displacements) + 1)}
-    extra = sorted(set(forces) - set(known))
+    extra = sorted(set(forces) - set(known) - {REFERENCE})
     if extra:
         raise ValueError(f"forces: {', '.join(extra)} not in the dataset")
-    labels = sorted(forces)
-    for label in labels:
+    for label in forces:
         if np.shape(forces[label]) != (natom, 3):
             raise ValueError(f"forces: {label} has shape {np.shape(forces[label])}, the supercell has {natom} atoms")
+    if REFERENCE not in forces:
+        raise ValueError(
+            f"forces: none for {REFERENCE}, the undisplaced supercell (its residual forces are subtracted)"
+        )
+    residual = np.asarray(forces[REFERENCE], dtype=float)
+    labels = sorted(set(forces) - {REFERENCE})
     table = np.array([np.asarray(forces[label], dtype=float) for label in labels]).reshape(-1, natom, 3)
-    return labels, displacements[[known[label] for label in labels]].reshape(-1, natom, 3), table
+    return labels, displacements[[known[label] for label in labels]].reshape(-1, natom, 3), table - residual, residual
 
 
 def run(force_constants_path: str, dataset_path: str, forces_path: str, parameters_path: str) -> dict:
@@ -174,7 +185,7 @@ def run(force_constants_path: str, dataset_path: str, forces_path: str, paramete
             cells = list(ph3.supercells_with_displacements)
     fit = {}
     if random:
-        labels, displacements, table = snapshots_table(dataset["displacements"], natom, forces)
+        labels, displacements, table, residual = snapshots_table(dataset["displacements"], natom, forces)
         with phono3py_step("symfc's basis size"):
             fit = fit_size(ph3, cutoff)
         detail = f" with forces (of {len(dataset['displacements'])})"
@@ -182,14 +193,19 @@ def run(force_constants_path: str, dataset_path: str, forces_path: str, paramete
             raise ValueError(f"forces: {shortfall}")
         every = {f"supercell_{i:04d}" for i in range(1, len(dataset["displacements"]) + 1)}
         fit["snapshots_left_out"] = sorted(every - set(labels))  # their scf failed: never fitted
+        # how much was subtracted (eV/Angstrom per atom)
+        norms = np.linalg.norm(residual, axis=1)
+        fit["residual_force_max_ev_angstrom"] = float(norms.max())
+        fit["residual_force_rms_ev_angstrom"] = float(np.sqrt(np.mean(norms**2)))
         cells = dataset["displacements"]
     else:
         table = forces_table(cells, natom, forces)
+        labels = sorted(forces)
     start = time.perf_counter()
     with phono3py_step("fc3"):
         fc3 = produce_fc3_symfc(ph3, displacements, table, cutoff) if random else produce_fc3(ph3, table)
         write_fc3_to_hdf5(fc3, filename=FC3_FILE, p2s_map=ph3.primitive.p2s_map)
-    print(f"fc3 {fc3.shape} from {len(forces)} supercells ({settings['fc3_method']})", flush=True)
+    print(f"fc3 {fc3.shape} from {len(labels)} supercells ({settings['fc3_method']})", flush=True)
     middle = time.perf_counter()
     with phono3py_step("RTA"):
         kappa = kappa_rta(ph3, settings["mesh"], settings["temperatures_k"])
@@ -201,7 +217,7 @@ def run(force_constants_path: str, dataset_path: str, forces_path: str, paramete
     summary = {
         **settings,
         "phonon_supercell_matrix": np.asarray(data["supercell_matrix"], dtype=int).tolist(),
-        "supercells_with_forces": len(forces),
+        "supercells_with_forces": len(labels),
         "supercells_in_dataset": len(cells),
         "fc3_shape": list(fc3.shape),
         **fit,

@@ -15,7 +15,7 @@ from aiida_llpam.calculations.functions.phono3py_supercells import phono3py_supe
 from aiida_llpam.calculations.rta import Phono3pyRtaCalculation
 from aiida_llpam.calculations.rta_job import KEYS as RTA_KEYS
 from aiida_llpam.calculations.rta_job import OPTIONAL_KEYS as RTA_OPTIONAL_KEYS
-from aiida_llpam.calculations.rta_job import rta_settings
+from aiida_llpam.calculations.rta_job import REFERENCE, rta_settings
 from aiida_llpam.physics.settings import grid
 from aiida_llpam.physics.third_order import fit_shortfall
 
@@ -59,7 +59,8 @@ def normalised_parameters(parameters: dict) -> dict:
     * ``number_of_snapshots`` (random, required), ``random_seed`` (random; default drawn and stored),
       ``plus_minus`` (random, default true: each snapshot also with the opposite displacements, twice the pw.x runs);
     * ``supercell_kpoints``: the k mesh of the supercells' scf (three positive integers; default the DFPT scf's
-      mesh divided by the diagonal of ``supercell_matrix``, rounded up: the same k density);
+      mesh divided by the diagonal of ``supercell_matrix``, rounded up: the same k density; ``[1, 1, 1]`` runs
+      with pw.x's Gamma tricks);
     * ``max_concurrent`` (force jobs running at once; default all).
     """
     known = {
@@ -120,6 +121,15 @@ def normalised_parameters(parameters: dict) -> dict:
     return settings
 
 
+def _gamma_only(kpoints: orm.KpointsData) -> bool:
+    """Whether a k mesh is Gamma alone."""
+    try:
+        mesh, offset = kpoints.get_kpoints_mesh()
+    except AttributeError:  # a list of k points, not a mesh
+        return False
+    return list(mesh) == [1, 1, 1] and not any(offset)
+
+
 class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
     """phono3py's lifetimes tau_ks(T) = 1/(4 pi Gamma_ks) on the response mesh, from QE, for the PAM sums.
 
@@ -127,8 +137,9 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
        ``phono3py_disp.yaml``: phono3py's finite displacements (symmetry-reduced, optional pair cut-off) or random
        snapshots (then also the size of symfc's fit; too few snapshots to determine it end the run here).
     2. One aiida-quantumespresso PwBaseWorkChain per supercell (forces; its own restarts), all submitted at
-       once or ``max_concurrent`` at a time. A failed finite displacement ends the run; a failed random snapshot
-       is left out of the fit (reported), as long as the others determine it.
+       once or ``max_concurrent`` at a time; random snapshots also the undisplaced supercell, whose residual
+       forces the fit subtracts. A failed finite displacement (or undisplaced supercell) ends the run; a failed
+       random snapshot is left out of the fit (reported), as long as the others determine it.
     3. ``Phono3pyRtaCalculation`` (a job, ``llpam.rta``): fc3 from the forces (finite differences, or symfc's
        fit), then phono3py's RTA on the DFPT fc2 (on its own supercell) with eps/Z* (the response's own harmonic
        model) on ``mesh``: ``fc3.hdf5`` and ``kappa-m*.hdf5``.
@@ -245,11 +256,13 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
         self.ctx.supercells = {label: node.uuid for label, node in outputs.items()}
         self.ctx.pending = sorted(self.ctx.supercells)
         if random:
+            snapshots = len(self.ctx.supercells) - 1
             self.report(
-                f"{len(self.ctx.supercells)} random snapshots to compute (seed {self.ctx.settings['random_seed']}); "
-                f"the fit needs at least {self.outputs['fit_size']['snapshots_needed']}"
+                f"{snapshots} random snapshots and the undisplaced supercell ({REFERENCE}, its residual forces are "
+                f"subtracted) to compute (seed {self.ctx.settings['random_seed']}); the fit needs at least "
+                f"{self.outputs['fit_size']['snapshots_needed']}"
             )
-            return self._refuse_too_few(len(self.ctx.supercells), [])
+            return self._refuse_too_few(snapshots, [])
         total = len(self.outputs["dataset"]["first_atoms"]) + sum(
             len(first.get("second_atoms", [])) for first in self.outputs["dataset"]["first_atoms"]
         )
@@ -289,6 +302,9 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
             kpoints = orm.KpointsData()
             kpoints.set_kpoints_mesh([max(1, math.ceil(m / n)) for m, n in zip(mesh, diagonal)], offset)
             inputs.kpoints = kpoints
+        if "kpoints" in inputs and _gamma_only(inputs.kpoints):  # real wavefunctions: half the cost, same forces
+            settings = inputs.pw.settings.get_dict() if "settings" in inputs.pw else {}
+            inputs.pw.settings = orm.Dict(settings | {"GAMMA_ONLY": True})
         inputs.metadata.call_link_label = label
         return inputs
 
@@ -306,12 +322,13 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
     def inspect_forces(self):
         labels = [label for label in self.ctx.supercells if label in self.ctx and label not in self.ctx.pending]
         failed = [label for label in labels if not self.ctx[label].is_finished_ok]
-        if failed and self.ctx.settings["fc3_method"] == "random":  # never fitted; the rest may determine the fit
+        if failed and self.ctx.settings["fc3_method"] == "random" and REFERENCE not in failed:
+            # a failed snapshot is never fitted; the rest may determine the fit
             new = [label for label in failed if label not in self.ctx.get("left_out", [])]
             self.ctx.left_out = failed
             if new:
                 self.report(f"pw.x failed for snapshot(s) {', '.join(new)}: left out of the fit")
-            return self._refuse_too_few(len(self.ctx.supercells) - len(failed), failed)
+            return self._refuse_too_few(len(self.ctx.supercells) - 1 - len(failed), failed)
         if failed:
             return self.exit_codes.ERROR_FORCES.format(labels=", ".join(failed))
         return None

@@ -299,7 +299,7 @@ def _synthetic_random_inputs(folder, snapshots: int, with_forces: int):
     random_supercells(ph3, snapshots, 0.03, random_seed=3, plus_minus=False)
     np.savez(folder / "force_constants.npz", symbols=np.array(["Si", "Si"]), **arrays)
     (folder / "dataset.json").write_text(json.dumps(ph3.dataset, default=lambda a: np.asarray(a).tolist()))
-    labels = [f"supercell_{i:04d}" for i in range(1, with_forces + 1)]
+    labels = [f"supercell_{i:04d}" for i in range(0, with_forces + 1)]  # supercell_0000: undisplaced
     np.savez(folder / "forces.npz", **{label: np.zeros((16, 3)) for label in labels})
 
 
@@ -391,16 +391,23 @@ def test_random_snapshots_give_fc3_in_the_supercell(random_run, silicon_run):
     size = node.outputs.fit_size.get_dict()
     assert size["equations_per_snapshot"] == 48 and size["snapshots_needed"] == 2
     forces = [c for c in node.called if c.process_label == "PwBaseWorkChain"]
-    assert len(forces) == 4 and all(c.is_finished_ok for c in forces)
-    # the snapshots are the dataset's, in Angstrom; the supercell scf's k mesh is the DFPT's divided by 2
+    assert len(forces) == 5 and all(c.is_finished_ok for c in forces)  # and the undisplaced supercell
+    # the snapshots are the dataset's, in Angstrom; the supercell scf's k mesh is the DFPT's divided by 2: Gamma,
+    # with pw.x's Gamma tricks
     (supercells,) = [c for c in node.called if c.process_label == "phono3py_supercells"]
     assert supercells.inputs.parameters["random_seed"] == 20261203
+    undisplaced = supercells.outputs.supercell_0000.get_ase().get_positions()
+    np.testing.assert_allclose(
+        supercells.outputs.supercell_0001.get_ase().get_positions() - undisplaced, displacements[0], atol=1e-10
+    )
     mesh, _ = forces[0].inputs.kpoints.get_kpoints_mesh()
-    assert mesh == [1, 1, 1]
+    assert mesh == [1, 1, 1] and all(c.inputs.pw.settings["GAMMA_ONLY"] for c in forces)
     (rta,) = [c for c in node.called if c.process_type == "aiida.calculations:llpam.rta"]
     summary = rta.outputs.summary.get_dict()
     assert summary["fc3_method"] == "random" and summary["snapshots_left_out"] == []
     assert summary["supercells_with_forces"] == 4 and summary["supercell_matrix"] == np.diag(SUPERCELL).tolist()
+    # no force on an atom of diamond Si at rest (site symmetry -43m): the subtracted field is pw.x's noise
+    assert summary["residual_force_max_ev_angstrom"] < 1e-3
     # fc2 stays the DFPT's on its own supercell (q 2x2x2 unfolded by the sum rules: 4x4x4), fc3 on 2x2x2
     fc2_supercell = stored_arrays(silicon_run.outputs.force_constants)["supercell_matrix"].tolist()
     assert summary["phonon_supercell_matrix"] == fc2_supercell == np.diag([4, 4, 4]).tolist()
@@ -440,10 +447,14 @@ def test_a_failed_snapshot_is_left_out_or_refused(random_run, silicon_run):
             forces={label: forces[label] for label in labels},
         )[1]
 
-    node = job(["supercell_0002", "supercell_0003", "supercell_0004"])
+    node = job(["supercell_0000", "supercell_0002", "supercell_0003", "supercell_0004"])
     assert node.is_finished_ok, node.exit_message
     assert node.outputs.summary["snapshots_left_out"] == ["supercell_0001"]
-    node = job(["supercell_0004"])
+    # without the undisplaced supercell its residual forces would be fitted as fc3
+    node = job(["supercell_0001", "supercell_0002", "supercell_0003", "supercell_0004"])
+    assert node.exit_status == Phono3pyRtaCalculation.exit_codes.ERROR_INPUTS_REFUSED.status
+    assert "none for supercell_0000, the undisplaced supercell" in node.exit_message
+    node = job(["supercell_0000", "supercell_0004"])
     assert node.exit_status == Phono3pyRtaCalculation.exit_codes.ERROR_INPUTS_REFUSED.status
     assert "1 snapshots with forces (of 4) give 48 equations (48 each) for 57 unknowns" in node.exit_message
     assert "at least 2 needed" in node.exit_message

@@ -235,3 +235,17 @@ def error_budgets(node: orm.WorkChainNode) -> list[orm.ArrayData]:
     return [
         calc.outputs.result for calc in _created_by("error_budget", "reference_convergence", node.outputs.convergence)
     ]
+
+
+def run_lifetimes(node: orm.WorkChainNode) -> tuple[orm.ArrayData, orm.SinglefileData] | None:
+    """The lifetimes node a run's response took and the kappa file they were read from, or None (constant tau)."""
+    incoming = node.base.links.get_incoming(link_label_filter="response__lifetimes").all_nodes()
+    if not incoming:
+        return None
+    (lifetimes,) = incoming
+    return lifetimes, lifetimes.creator.inputs.kappa
+
+
+def kappa_comparisons(kappa: orm.SinglefileData) -> list[orm.Dict]:
+    """The comparisons of a kappa file with measured values (``kappa_comparison``), oldest first."""
+    return [calc.outputs.result for calc in _created_by("kappa_comparison", "kappa", kappa)]

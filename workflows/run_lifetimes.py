@@ -3,7 +3,7 @@
     verdi run workflows/run_lifetimes.py PK [--supercell 1 1 1] [--cutoff-pair-angstrom 2.0] [--mesh 8 8 6]
         [--fc3-method random --snapshots 4 [--seed 7]] [--supercell-kpoints 1 1 1]
         [--max-concurrent 2 --mpiprocs 1] [--computer localhost] [--protocol production] [--pk-file F]
-        [--figure F.png]
+        [--figure F.png] [--measured MEASURED.json]
 
 PK: a finished PamWorkChain (e.g. imported: `verdi archive import fixtures/reference/quartz_production.aiida`).
 
@@ -14,6 +14,7 @@ PK: a finished PamWorkChain (e.g. imported: `verdi archive import fixtures/refer
 2. A PamWorkChain on the same DFPT (its dynamical matrices, as run_from_dfpt.py: same force constants) whose
    response takes the lifetimes, on --mesh: `aiida-llpam show` then prints gamma^NL with the constant and the
    mode-resolved tau.
+3. With --measured, the RTA's kappa against measured values (workflows/compare_kappa.py), stored beside it.
 """
 
 import argparse
@@ -38,6 +39,7 @@ def main(argv=None):
     parser.add_argument("--protocol", default="production", help="settings of q2r, sum rules, response, figures")
     parser.add_argument("--pk-file", type=Path, help="write the two PKs (lifetimes, response run) here")
     parser.add_argument("--figure", type=Path, help="gamma^NL and gamma^M with both taus, cumulative gamma^NL")
+    parser.add_argument("--measured", type=Path, help="JSON of measured kappa to compare with (compare_kappa.py)")
     return run_lifetimes(**vars(parser.parse_args(argv)))
 
 

@@ -39,6 +39,7 @@ from aiida_llpam.physics.third_order import (
     kappa_rta,
     produce_fc3,
     produce_fc3_symfc,
+    snapshot_force_parts,
 )
 
 #: the line that tells the parser the inputs were refused (a missing force, a bad mesh, ...)
@@ -197,6 +198,8 @@ def run(force_constants_path: str, dataset_path: str, forces_path: str, paramete
         norms = np.linalg.norm(residual, axis=1)
         fit["residual_force_max_ev_angstrom"] = float(norms.max())
         fit["residual_force_rms_ev_angstrom"] = float(np.sqrt(np.mean(norms**2)))
+        with phono3py_step("the snapshots' harmonic and anharmonic parts"):
+            fit |= snapshot_force_parts(ph3, displacements, table)
         cells = dataset["displacements"]
     else:
         table = forces_table(cells, natom, forces)

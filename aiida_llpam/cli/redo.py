@@ -3,7 +3,8 @@
 
 :func:`run_from_dfpt` redoes q2r.x onwards from a run's DFPT (optionally mirrored to the other enantiomer),
 :func:`recompute_response` the response alone from its force constants, :func:`run_lifetimes` phono3py's
-mode-resolved lifetimes and the response with them. The new nodes link back to the stored ones. Each runs in this
+mode-resolved lifetimes and the response with them, :func:`compare_kappa` their thermal conductivity against
+measured values. The new nodes link back to the stored ones. Each runs in this
 interpreter and ends the process with the reason (``sys.exit``) when refused or when the run failed.
 """
 
@@ -17,7 +18,7 @@ from aiida import orm
 from aiida.common.exceptions import MultipleObjectsError, NotExistent
 from aiida.engine import run_get_node
 
-from aiida_llpam.calculations.functions import mirror_dfpt_z
+from aiida_llpam.calculations.functions import kappa_comparison, mirror_dfpt_z
 from aiida_llpam.calculations.response import PamResponseCalculation, validate_parameters
 from aiida_llpam.physics.settings import RESPONSE_KEYS, ResponseSettings
 from aiida_llpam.queries import dfpt_retrieved, dfpt_structure
@@ -27,6 +28,9 @@ from aiida_llpam.workflows.pam import PamWorkChain
 
 from .figures import write_lifetimes_figure
 from .runs import load_codes, print_figures
+
+#: the keys of a JSON file of measured thermal conductivity
+MEASURED_KEYS = ("source", "temperatures_k", "perpendicular_w_mk", "parallel_w_mk")
 
 
 def _pam_workchain(identifier: str, finished: bool = False) -> orm.WorkChainNode:
@@ -182,6 +186,7 @@ def run_lifetimes(
     protocol: str = "production",
     pk_file: Path | None = None,
     figure: Path | None = None,
+    measured: Path | None = None,
 ) -> tuple[orm.WorkChainNode, orm.WorkChainNode]:
     """Mode-resolved lifetimes of the finished PamWorkChain ``pk`` and its response with them (THEORY.md section 4).
 
@@ -193,8 +198,10 @@ def run_lifetimes(
        temperatures.
     2. A PamWorkChain on the same DFPT whose response on ``mesh`` takes the lifetimes.
 
-    Returns (lifetimes, response run); exits when either failed. ``figure``: the lifetimes figure.
+    Returns (lifetimes, response run); exits when either failed. ``figure``: the lifetimes figure. ``measured``: a
+    JSON file of measured kappa (:func:`compare_kappa`), compared with the RTA's as soon as it has run.
     """
+    measured_values = _measured(measured) if measured else None
     pam = _pam_workchain(pk, finished=True)
     codes = load_codes(computer)
     retrieved = dfpt_retrieved(pam)
@@ -228,6 +235,8 @@ def run_lifetimes(
     print(_state(lifetimes))
     if not lifetimes.is_finished_ok:
         sys.exit(f"the lifetimes failed: {lifetimes.exit_message}")
+    if measured_values is not None:
+        _compare(lifetimes.outputs.kappa, measured_values)
 
     # the response on the lifetimes' mesh: one mesh, no convergence sequence (the constant-tau k-mesh error of
     # this mesh is the original run's convergence table)
@@ -259,3 +268,50 @@ def run_lifetimes(
         write_lifetimes_figure(node, figure)
         print(f"  figure {figure}")
     return lifetimes, node
+
+
+def _measured(path: Path) -> orm.Dict:
+    """The measured kappa of a JSON file, checked (exits naming what is wrong)."""
+    import json
+
+    try:
+        values = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        sys.exit(f"{path}: {exc}")
+    missing = [key for key in MEASURED_KEYS if key not in values]
+    if missing:
+        sys.exit(f"{path}: no {', '.join(missing)} (needs {', '.join(MEASURED_KEYS)})")
+    return orm.Dict({key: values[key] for key in MEASURED_KEYS})
+
+
+def _compare(kappa: orm.SinglefileData, measured: orm.Dict) -> orm.Dict:
+    comparison, calc = kappa_comparison.run_get_node(kappa, measured)
+    if not calc.is_finished_ok:
+        sys.exit(f"kappa_comparison<{calc.pk}>: {calc.exit_message}")
+    c = comparison.get_dict()
+    print(f"kappa of {kappa.filename} against {c['source']} (Dict<{comparison.pk}>):")
+    for index, temperature in enumerate(c["temperatures_k"]):
+        print(
+            f"  {temperature:g} K: perpendicular to c {c['computed_perpendicular_w_mk'][index]:.3g} against "
+            f"{c['measured_perpendicular_w_mk'][index]:.3g} W/(m K) (ratio {c['ratio_perpendicular'][index]:.2f}), "
+            f"along c {c['computed_parallel_w_mk'][index]:.3g} against {c['measured_parallel_w_mk'][index]:.3g} "
+            f"(ratio {c['ratio_parallel'][index]:.2f})"
+        )
+    return comparison
+
+
+def compare_kappa(pk: str, measured: Path) -> orm.Dict:
+    """The thermal conductivity of the lifetimes that the finished run ``pk`` (a PamWorkChain whose response took
+    mode-resolved lifetimes, or a LifetimesWorkChain) computed, against the measured values of the JSON file
+    ``measured``: ``source`` (the literature), ``temperatures_k``, ``perpendicular_w_mk`` and ``parallel_w_mk``
+    (to the c axis, which is z). Stored as a Dict (``kappa_comparison``) that ``aiida-llpam show`` prints."""
+    from aiida_llpam.queries import run_lifetimes as lifetimes_of
+
+    node = orm.load_node(pk)
+    if isinstance(node, orm.WorkChainNode) and node.process_label == "LifetimesWorkChain" and node.is_finished_ok:
+        kappa = node.outputs.kappa
+    elif isinstance(node, orm.WorkChainNode) and node.process_label == "PamWorkChain" and lifetimes_of(node):
+        _, kappa = lifetimes_of(node)
+    else:
+        sys.exit(f"{pk}: neither a finished LifetimesWorkChain nor a PamWorkChain whose response took lifetimes")
+    return _compare(kappa, _measured(measured))

@@ -86,6 +86,8 @@ def show_command(identifier, profile, temperature, radius_nm):
         click.echo(line)
     for line in trust_lines(node):
         click.echo(line)
+    for line in lifetimes_lines(node, response, it):
+        click.echo(line)
     click.echo(f"at T = {response['temperatures_k'][it]:g} K, r = {response['radii_m'][ir] * 1e9:.4g} nm:")
     for line in summary_lines(response, it, ir):
         click.echo(line)
@@ -163,4 +165,46 @@ def trust_lines(node) -> list[str]:
             f"ErrorBudget ArrayData<{budget.pk}>):"
         )
         lines += budget_from_node(budget).lines()
+    return lines
+
+
+def lifetimes_lines(node, response: dict, it: int) -> list[str]:
+    """With mode-resolved lifetimes: the thermal conductivity of their RTA beside the effective tau at temperature
+    index ``it``, and every comparison of that kappa with measured values."""
+    import numpy as np
+
+    from aiida_llpam.physics.lifetimes import thermal_conductivity, uniaxial_kappa
+    from aiida_llpam.queries import kappa_comparisons, run_lifetimes
+
+    found = run_lifetimes(node)
+    if found is None:
+        return []
+    _, kappa_file = found
+    temperature = response["temperatures_k"][it]
+    with kappa_file.open(mode="rb") as handle:
+        temperatures, kappa = thermal_conductivity(handle)
+    if not temperatures[0] <= temperature <= temperatures[-1]:
+        return [f"lifetimes: the RTA of {kappa_file.filename} ran at {temperatures[0]:g}-{temperatures[-1]:g} K"]
+    perpendicular, parallel = (np.interp(temperature, temperatures, k) for k in uniaxial_kappa(kappa))
+    lines = [
+        f"lifetimes (RTA kappa of {kappa_file.filename}, SinglefileData<{kappa_file.pk}>) at {temperature:g} K: "
+        f"kappa {perpendicular:.3g} W/(m K) perpendicular to c, {parallel:.3g} along c; effective tau "
+        f"{response['tau_effective_nl_s'][it] * 1e12:.3g} ps (gamma^NL_zz), "
+        f"{response['tau_effective_m_s'][it] * 1e12:.3g} ps (gamma^M)"
+    ]
+    for comparison in kappa_comparisons(kappa_file):
+        c = comparison.get_dict()
+        rows = ", ".join(
+            f"{t:g} K: {cp:.3g}/{mp:.3g} perpendicular ({rp:.2f}), {cz:.3g}/{mz:.3g} along c ({rz:.2f})"
+            for t, cp, mp, rp, cz, mz, rz in zip(
+                c["temperatures_k"],
+                c["computed_perpendicular_w_mk"],
+                c["measured_perpendicular_w_mk"],
+                c["ratio_perpendicular"],
+                c["computed_parallel_w_mk"],
+                c["measured_parallel_w_mk"],
+                c["ratio_parallel"],
+            )
+        )
+        lines.append(f"  kappa computed/measured W/(m K) (ratio), Dict<{comparison.pk}>, {c['source']}: {rows}")
     return lines

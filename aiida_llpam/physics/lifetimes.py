@@ -21,7 +21,14 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["FREQUENCY_MATCH_THZ", "Lifetimes", "tau_s_from_linewidth"]
+__all__ = [
+    "FREQUENCY_MATCH_THZ",
+    "Lifetimes",
+    "kappa_against_measured",
+    "tau_s_from_linewidth",
+    "thermal_conductivity",
+    "uniaxial_kappa",
+]
 
 #: largest frequency difference (THz) between the lifetimes' modes and the response's at the same k point;
 #: the same force constants through phono3py and through the response differ by rounding (1e-6 THz)
@@ -182,3 +189,48 @@ class Lifetimes:
 
 def _mesh_text(mesh) -> str:
     return "x".join(str(int(n)) for n in mesh)
+
+
+def thermal_conductivity(source) -> tuple[np.ndarray, np.ndarray]:
+    """Temperatures (K) and phono3py's RTA thermal conductivity (T, 6): xx, yy, zz, yz, xz, xy in W/(m K), of a
+    ``kappa-m*.hdf5`` (a path or an open binary file)."""
+    import h5py
+
+    with h5py.File(source, "r") as handle:
+        missing = [key for key in ("temperature", "kappa") if key not in handle]
+        if missing:
+            raise ValueError(f"kappa file: no {', '.join(missing)} (an RTA run of phono3py writes them)")
+        return np.asarray(handle["temperature"], dtype=float), np.asarray(handle["kappa"], dtype=float)
+
+
+def uniaxial_kappa(kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(perpendicular, parallel) to the c axis, which is z in the project's cells: the mean of xx and yy, and zz,
+    of kappa (..., 6) in phono3py's order."""
+    kappa = np.asarray(kappa, dtype=float)
+    return 0.5 * (kappa[..., 0] + kappa[..., 1]), kappa[..., 2]
+
+
+def kappa_against_measured(temperatures_k: np.ndarray, kappa: np.ndarray, measured: dict) -> dict:
+    """The RTA kappa of a uniaxial crystal against measured values.
+
+    ``measured``: ``temperatures_k`` and ``perpendicular_w_mk`` and ``parallel_w_mk`` (to c; one value per
+    temperature), ``source`` (the literature). The computed kappa is interpolated linearly in T between the RTA's
+    temperatures, never extrapolated (ValueError). Returns those plus ``computed_perpendicular_w_mk``,
+    ``computed_parallel_w_mk`` and ``ratio_perpendicular``, ``ratio_parallel`` (computed / measured).
+    """
+    temperatures = np.asarray(measured["temperatures_k"], dtype=float)
+    values = {key: np.asarray(measured[key], dtype=float) for key in ("perpendicular_w_mk", "parallel_w_mk")}
+    if any(v.shape != temperatures.shape for v in values.values()) or temperatures.ndim != 1:
+        raise ValueError("measured: one perpendicular and one parallel value per temperature")
+    if temperatures.min() < temperatures_k[0] or temperatures.max() > temperatures_k[-1]:
+        raise ValueError(
+            f"measured: temperatures {temperatures.min():g}-{temperatures.max():g} K outside the RTA's "
+            f"{temperatures_k[0]:g}-{temperatures_k[-1]:g} K"
+        )
+    result = {"source": str(measured["source"]), "temperatures_k": temperatures.tolist()}
+    for direction, computed in zip(("perpendicular", "parallel"), uniaxial_kappa(kappa)):
+        at = np.interp(temperatures, temperatures_k, computed)
+        result[f"measured_{direction}_w_mk"] = values[f"{direction}_w_mk"].tolist()
+        result[f"computed_{direction}_w_mk"] = at.tolist()
+        result[f"ratio_{direction}"] = (at / values[f"{direction}_w_mk"]).tolist()
+    return result

@@ -25,6 +25,7 @@ import math
 import tempfile
 from pathlib import Path
 
+import h5py
 import numpy as np
 from phono3py import Phono3py
 from phonopy.physical_units import get_calculator_physical_units
@@ -34,6 +35,7 @@ from .units import BOHR_ANGSTROM, RY_BOHR2_IN_EV_ANGSTROM2
 
 __all__ = [
     "build_phono3py",
+    "dfpt_harmonic_forces",
     "displaced_supercells",
     "fit_shortfall",
     "fit_size",
@@ -41,6 +43,7 @@ __all__ = [
     "produce_fc3",
     "produce_fc3_symfc",
     "random_supercells",
+    "snapshot_force_parts",
 ]
 
 
@@ -152,6 +155,83 @@ def produce_fc3_symfc(
     return ph3.fc3
 
 
+def dfpt_harmonic_forces(ph3: Phono3py, displacements_angstrom: np.ndarray) -> np.ndarray:
+    """The forces (eV/Angstrom, (n, atoms, 3)) that the DFPT fc2 of ``ph3`` gives for displacements of its fc3
+    supercell: fc2 (on the phonon supercell, a multiple of the fc3 one) folded onto the fc3 supercell, every image
+    of an atom moving as the atom does. Against the odd part of the snapshots' forces it measures how well the
+    supercell's pw.x (its k mesh above all) reproduces the DFPT's harmonic forces. ValueError when the phonon
+    supercell is not a multiple of the fc3 supercell."""
+    supercell, phonon = ph3.supercell, ph3.phonon_supercell
+    # the phonon supercell's lattice vectors must be fc3-supercell lattice vectors, or its images do not fold
+    multiple = np.asarray(ph3.phonon_supercell_matrix) @ np.linalg.inv(ph3.supercell_matrix)
+    if not np.allclose(multiple, np.rint(multiple), rtol=0, atol=1e-8):
+        raise ValueError(
+            f"the phonon supercell of fc2 ({np.asarray(ph3.phonon_supercell_matrix).tolist()}) is not a multiple of "
+            f"the fc3 supercell ({np.asarray(ph3.supercell_matrix).tolist()})"
+        )
+    lattice = np.asarray(supercell.cell)
+    reduced = np.asarray(supercell.scaled_positions)
+
+    def indices(positions):  # the fc3-supercell atom at each Cartesian position, modulo its lattice
+        offset = (positions @ np.linalg.inv(lattice))[:, None, :] - reduced[None]
+        offset -= np.rint(offset)
+        return np.linalg.norm(offset @ lattice, axis=-1).argmin(axis=1)
+
+    fc2 = np.asarray(ph3.fc2)
+    if fc2.shape[0] == len(phonon):  # full fc2: the rows of the primitive atoms
+        fc2 = fc2[ph3.phonon_primitive.p2s_map]
+    displacements = np.asarray(displacements_angstrom, dtype=float)
+    positions = np.asarray(supercell.positions)
+    phonon_positions = np.asarray(phonon.positions)
+    representative = ph3.primitive.s2p_map  # supercell index of each atom's primitive-cell atom
+    row = {int(atom): k for k, atom in enumerate(ph3.primitive.p2s_map)}
+    forces = np.zeros_like(displacements)
+    for i in range(len(supercell)):
+        # atom i is its primitive atom translated by this lattice vector; so are the partners of its fc2 row
+        translation = positions[i] - positions[representative[i]]
+        partners = indices(phonon_positions + translation)
+        forces[:, i] = -np.einsum("jab,njb->na", fc2[row[int(representative[i])]], displacements[:, partners])
+    return forces
+
+
+def snapshot_force_parts(ph3: Phono3py, displacements_angstrom: np.ndarray, forces_ev_angstrom: np.ndarray) -> dict:
+    """How the snapshots' forces (residual forces already subtracted) split, for the record of a fit.
+
+    Snapshots whose opposite is among them give the odd part (F(u) - F(-u)) / 2, harmonic to O(u^3), and the even
+    part (F(u) + F(-u)) / 2, the fc3 signal to O(u^4); without opposites the whole force stands for the odd part.
+    Returns ``pairs``, ``harmonic_misfit`` (rms of odd part minus :func:`dfpt_harmonic_forces` over rms of the odd
+    part: the supercell pw.x against the DFPT, k mesh and cut-off alike; None where the phonon supercell is not a
+    multiple of the fc3 one) and ``even_to_odd`` (rms of the even part over rms of the odd part; None without
+    pairs)."""
+    displacements = np.asarray(displacements_angstrom, dtype=float)
+    forces = np.asarray(forces_ev_angstrom, dtype=float)
+    flat = displacements.reshape(len(displacements), -1)
+    scale = np.abs(flat).max()
+    pairs = [
+        (i, j)
+        for i in range(len(flat))
+        for j in range(i + 1, len(flat))
+        if np.abs(flat[i] + flat[j]).max() < 1e-8 * scale
+    ]
+    try:
+        harmonic = dfpt_harmonic_forces(ph3, displacements)
+    except ValueError:  # the DFPT's supercell does not fold onto this one: no comparison
+        harmonic = None
+
+    def rms(values):
+        return float(np.sqrt(np.mean(np.sum(np.asarray(values) ** 2, axis=-1))))
+
+    def misfit(odd, index):
+        return None if harmonic is None else rms(odd - harmonic[index]) / rms(odd)
+
+    if pairs:
+        first, second = (list(index) for index in zip(*pairs))
+        odd = 0.5 * (forces[first] - forces[second])
+        even = 0.5 * (forces[first] + forces[second])
+        return {"pairs": len(pairs), "harmonic_misfit": misfit(odd, first), "even_to_odd": rms(even) / rms(odd)}
+    return {"pairs": 0, "harmonic_misfit": misfit(forces, slice(None)), "even_to_odd": None}
+
+
 def produce_fc3(ph3: Phono3py, forces_ev_angstrom: np.ndarray) -> np.ndarray:
     """fc3 (eV/Angstrom^3) from the forces of every supercell of the dataset ((n_all, n_atoms, 3); zeros for the
     skipped ones, which phono3py does not read), symmetrised as phono3py does by default."""
@@ -164,7 +244,10 @@ def kappa_rta(
     ph3: Phono3py, mesh, temperatures_k, every_grid_point: bool = False, sigma_thz: float | None = None
 ) -> bytes:
     """phono3py's RTA on a Gamma-centred ``mesh``: the bytes of the ``kappa-m*.hdf5`` it writes (linewidths per
-    mode, Gamma in THz, on the irreducible grid points or, with ``every_grid_point``, on all of them).
+    mode, Gamma in THz, on the irreducible grid points or, with ``every_grid_point``, on all of them), without its
+    ``mode_kappa``: that is the product heat_capacity x gv_by_gv x tau per mode (over the cell volume and the mesh
+    size), whose factors are all kept, and two thirds of the file (quartz on 12x12x8 at 61 temperatures: 9.6 MB
+    with it, 3.6 MB without).
 
     The energy conservation is phono3py's tetrahedron method, or a Gaussian of width ``sigma_thz``. The
     tetrahedra of a grid point are not mapped onto each other by the point group, so on a coarse mesh the
@@ -180,4 +263,9 @@ def kappa_rta(
             temperatures=np.asarray(temperatures_k, dtype=float), is_kappa_star=not every_grid_point, write_kappa=True
         )
         (path,) = Path(folder).glob("kappa-m*.hdf5")
-        return path.read_bytes()
+        kept = path.with_suffix(".kept.hdf5")
+        with h5py.File(path, "r") as source, h5py.File(kept, "w") as target:
+            for name in source:
+                if name != "mode_kappa":
+                    source.copy(source[name], target, name=name)  # as phono3py wrote it (gzip)
+        return kept.read_bytes()

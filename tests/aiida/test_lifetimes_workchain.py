@@ -122,6 +122,8 @@ def test_irreducible_linewidths_unfold_onto_a_full_mesh_rta(lifetimes_run, silic
     # and the stored file is phono3py's tetrahedron run on the irreducible points, read as the response reads it
     stored = Lifetimes.from_kappa_hdf5(io.BytesIO(lifetimes_run.outputs.kappa.get_content(mode="rb")))
     np.testing.assert_allclose(stored.qpoints, irreducible.qpoints)
+    with lifetimes_run.outputs.kappa.open(mode="rb") as handle, h5py.File(handle) as kappa:
+        assert "mode_kappa" not in kappa and {"kappa", "gamma", "heat_capacity", "gv_by_gv"} <= set(kappa)
     np.testing.assert_allclose(stored.frequencies_thz, irreducible.frequencies_thz, atol=1e-9)
 
 

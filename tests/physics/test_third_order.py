@@ -127,3 +127,55 @@ def test_residual_forces_of_the_undisplaced_supercell_are_subtracted_before_the_
     raw.fc2 = ph3.fc2
     leaked = produce_fc3_symfc(raw, displacements, np.array(list(forces.values())), None)
     assert np.abs(leaked - fc3_finite).max() > 0.08 * scale
+
+
+def _morse_fc2(ph3, step=1e-3):
+    """Compact fc2 (eV/A^2) of the Morse model on the phonon supercell of ``ph3``, by central differences."""
+    phonon = ph3.phonon_supercell
+    model = MorseBonds(phonon)
+    p2s = ph3.phonon_primitive.p2s_map
+    fc2 = np.zeros((len(p2s), len(phonon), 3, 3))
+    for row, atom in enumerate(p2s):
+        for alpha in range(3):
+            u = np.zeros((len(phonon), 3))
+            u[atom, alpha] = step
+            fc2[row, :, alpha, :] = -(model.forces(u) - model.forces(-u)) / (2 * step)
+    return fc2
+
+
+def test_the_dfpt_fc2_folded_onto_the_fc3_supercell_gives_its_harmonic_forces():
+    """fc2 on a 4x4x4 phonon supercell, displacements of the 2x2x2 fc3 supercell: the folded fc2 gives the model's
+    forces but for their anharmonic part (measured: 5.9 % of their rms at 0.03 A). The odd part of opposite
+    snapshots is harmonic but for the quartic term (measured misfit 2.6e-3), and their even part is that
+    anharmonic signal (measured 6.0 % of the odd part)."""
+    from aiida_llpam.physics.third_order import dfpt_harmonic_forces, snapshot_force_parts
+
+    ph3 = build_phono3py(_arrays((4, 4, 4)), ["Si", "Si"], np.diag([2, 2, 2]))
+    ph3.fc2 = _morse_fc2(ph3)
+    model = MorseBonds(ph3.supercell)
+    random_supercells(ph3, 3, 0.03, random_seed=2, plus_minus=True)
+    displacements = np.asarray(ph3.dataset["displacements"])
+    forces = np.array([model.forces(d) for d in displacements])
+    harmonic = dfpt_harmonic_forces(ph3, displacements)
+    rms = np.sqrt(np.mean(np.sum(forces**2, axis=-1)))
+    misfit = np.sqrt(np.mean(np.sum((harmonic - forces) ** 2, axis=-1))) / rms
+    assert 0.03 < misfit < 0.1
+
+    parts = snapshot_force_parts(ph3, displacements, forces)
+    assert parts["pairs"] == 3 and parts["harmonic_misfit"] < 1e-2
+    assert parts["even_to_odd"] == pytest.approx(misfit, rel=0.05)
+    # a wrong fc2 shows: twice the stiffness is a misfit of 1
+    ph3.fc2 = 2 * ph3.fc2
+    assert snapshot_force_parts(ph3, displacements, forces)["harmonic_misfit"] == pytest.approx(1.0, rel=1e-2)
+
+
+def test_harmonic_forces_need_a_phonon_supercell_that_the_fc3_one_divides():
+    from aiida_llpam.physics.third_order import dfpt_harmonic_forces, snapshot_force_parts
+
+    ph3 = build_phono3py(_arrays((3, 3, 3)), ["Si", "Si"], np.diag([2, 2, 2]))
+    with pytest.raises(ValueError, match="not a multiple of the fc3 supercell"):
+        dfpt_harmonic_forces(ph3, np.zeros((1, 16, 3)))
+    # the record of a fit then says nothing of it, and the fit goes on
+    displacements = np.full((1, 16, 3), 0.01)
+    parts = snapshot_force_parts(ph3, displacements, np.ones((1, 16, 3)))
+    assert parts == {"pairs": 0, "harmonic_misfit": None, "even_to_odd": None}

@@ -2,6 +2,7 @@
 
 from .crystal_symmetry import crystal_symmetry
 from .direct_dfpt_check import direct_dfpt_check
+from .kappa_comparison import kappa_comparison
 from .lifetimes_from_kappa import lifetimes_from_kappa
 from .mirror_dfpt import mirror_dfpt_z
 from .pam_figure_data import pam_figure_data
@@ -11,6 +12,7 @@ from .strip_dielectric import strip_dielectric_block_from_folder
 __all__ = [
     "crystal_symmetry",
     "direct_dfpt_check",
+    "kappa_comparison",
     "lifetimes_from_kappa",
     "mirror_dfpt_z",
     "pam_figure_data",

@@ -2,7 +2,7 @@
 
     verdi run workflows/run_lifetimes.py PK [--supercell 1 1 1] [--cutoff-pair-angstrom 2.0] [--mesh 8 8 6]
         [--fc3-method random --snapshots 4 [--seed 7]] [--supercell-kpoints 1 1 1]
-        [--max-concurrent 2 --mpiprocs 1] [--computer localhost] [--protocol production] [--pk-file F]
+        [--max-concurrent 2 --mpiprocs 1] [--rta-cores 2] [--computer localhost] [--protocol production] [--pk-file F]
         [--figure F.png] [--measured MEASURED.json]
 
 PK: a finished PamWorkChain (e.g. imported: `verdi archive import fixtures/reference/quartz_production.aiida`).
@@ -35,6 +35,7 @@ def main(argv=None):
     parser.add_argument("--mesh", type=int, nargs=3, default=[8, 8, 6], help="RTA and response k mesh")
     parser.add_argument("--max-concurrent", type=int, default=2, help="force jobs running at once")
     parser.add_argument("--mpiprocs", type=int, default=1, help="MPI processes of each force job")
+    parser.add_argument("--rta-cores", type=int, help="OpenMP threads of the RTA job (default: the computer's)")
     parser.add_argument("--computer", default="localhost")
     parser.add_argument("--protocol", default="production", help="settings of q2r, sum rules, response, figures")
     parser.add_argument("--pk-file", type=Path, help="write the two PKs (lifetimes, response run) here")

@@ -22,6 +22,12 @@ def validate_parameters(node: orm.Dict, _) -> str | None:
     return None
 
 
+def openmp_threads(resources: dict) -> int:
+    """The threads of a serial job holding ``resources`` on one machine: its processes times their cores."""
+    processes = resources.get("num_mpiprocs_per_machine") or resources.get("tot_num_mpiprocs") or 1
+    return int(processes) * int(resources.get("num_cores_per_mpiproc") or 1)
+
+
 def validate_forces(forces: dict, _) -> str | None:
     """Every force node must hold an array ``forces`` (steps, atoms, 3), as pw.x's ``output_trajectory`` does."""
     for label, node in (forces or {}).items():
@@ -124,6 +130,9 @@ class Phono3pyRtaCalculation(CalcJob):
         codeinfo.stderr_name = self._STDERR_FILE
         calcinfo = CalcInfo()
         calcinfo.codes_info = [codeinfo]
+        # phono3py's loops are OpenMP: the cores the job holds are its threads. This comes after the code's own
+        # prepend text, which pins a serial job to one thread (the response job's numpy, two jobs side by side)
+        calcinfo.prepend_text = f"export OMP_NUM_THREADS={openmp_threads(self.node.get_option('resources'))}"
         calcinfo.retrieve_list = [
             *self.output_files(self.inputs.parameters.get_dict()),
             self._STDOUT_FILE,

@@ -187,6 +187,7 @@ def run_lifetimes(
     pk_file: Path | None = None,
     figure: Path | None = None,
     measured: Path | None = None,
+    rta_cores: int | None = None,
 ) -> tuple[orm.WorkChainNode, orm.WorkChainNode]:
     """Mode-resolved lifetimes of the finished PamWorkChain ``pk`` and its response with them (THEORY.md section 4).
 
@@ -195,7 +196,7 @@ def run_lifetimes(
        and their opposites drawn with ``seed``, fitted by symfc with that cut-off), on a k mesh
        ``supercell_kpoints`` (default the DFPT's divided by the supercell), one pw.x force job each
        (``max_concurrent`` at a time, ``mpiprocs`` each), fc3 and the RTA on ``mesh`` at ``protocol``'s
-       temperatures.
+       temperatures, with ``rta_cores`` OpenMP threads (default the computer's processes per machine).
     2. A PamWorkChain on the same DFPT whose response on ``mesh`` takes the lifetimes.
 
     Returns (lifetimes, response run); exits when either failed. ``figure``: the lifetimes figure. ``measured``: a
@@ -230,6 +231,8 @@ def run_lifetimes(
         "max_wallclock_seconds": 3600,
     }
     builder = LifetimesWorkChain.get_builder_from_pam(pam, parameters, pw_code=codes[0], options=options)
+    cores = rta_cores or codes[0].computer.get_default_mpiprocs_per_machine() or 1
+    builder.rta.metadata.options.resources = {"num_machines": 1, "num_mpiprocs_per_machine": cores}
     builder.metadata.label = f"lifetimes of PamWorkChain<{pam.uuid}>"
     _, lifetimes = run_get_node(builder)
     print(_state(lifetimes))

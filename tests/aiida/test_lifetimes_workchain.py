@@ -222,6 +222,14 @@ def test_the_job_refuses_bad_inputs_with_a_reason(tmp_path, parameters, forces_o
     assert not {"fc3.hdf5", "kappa-m444.hdf5", "rta.json"} & {path.name for path in tmp_path.iterdir()}
 
 
+def test_the_rta_job_threads_are_its_cores():
+    from aiida_llpam.calculations.rta import openmp_threads
+
+    assert openmp_threads({"num_machines": 1, "num_mpiprocs_per_machine": 2}) == 2
+    assert openmp_threads({"num_machines": 1, "num_mpiprocs_per_machine": 1, "num_cores_per_mpiproc": 8}) == 8
+    assert openmp_threads({"num_machines": 1}) == 1
+
+
 def test_the_rta_job_imports_no_aiida():
     """The entry point runs where no AiiDA profile is: importing it loads no aiida module."""
     code = "import sys, aiida_llpam.calculations.rta_job; print(any(m.split('.')[0] == 'aiida' for m in sys.modules))"
@@ -405,6 +413,9 @@ def test_random_snapshots_give_fc3_in_the_supercell(random_run, silicon_run):
     mesh, _ = forces[0].inputs.kpoints.get_kpoints_mesh()
     assert mesh == [1, 1, 1] and all(c.inputs.pw.settings["GAMMA_ONLY"] for c in forces)
     (rta,) = [c for c in node.called if c.process_type == "aiida.calculations:llpam.rta"]
+    # its one core is its one OpenMP thread, set after the code's own prepend text
+    script = rta.base.repository.get_object_content("_aiidasubmit.sh")
+    assert script.rindex("export OMP_NUM_THREADS=1") > script.index(rta.inputs.code.prepend_text)
     summary = rta.outputs.summary.get_dict()
     assert summary["fc3_method"] == "random" and summary["snapshots_left_out"] == []
     assert summary["supercells_with_forces"] == 4 and summary["supercell_matrix"] == np.diag(SUPERCELL).tolist()

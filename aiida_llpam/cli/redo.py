@@ -4,8 +4,8 @@
 :func:`run_from_dfpt` redoes q2r.x onwards from a run's DFPT (optionally mirrored to the other enantiomer),
 :func:`recompute_response` the response alone from its force constants, :func:`run_lifetimes` phono3py's
 mode-resolved lifetimes and the response with them, :func:`compare_kappa` their thermal conductivity against
-measured values. The new nodes link back to the stored ones. Each runs in this
-interpreter and ends the process with the reason (``sys.exit``) when refused or when the run failed.
+measured values, :func:`rerun_rta` the RTA on another mesh. The new nodes link back to the stored ones. Each runs
+in this interpreter and ends the process with the reason (``sys.exit``) when refused or when the run failed.
 """
 
 from __future__ import annotations
@@ -318,3 +318,38 @@ def compare_kappa(pk: str, measured: Path) -> orm.Dict:
     else:
         sys.exit(f"{pk}: neither a finished LifetimesWorkChain nor a PamWorkChain whose response took lifetimes")
     return _compare(kappa, _measured(measured))
+
+
+def rerun_rta(pk: str, mesh, cores: int | None = None) -> orm.CalcJobNode:
+    """The fc3 + RTA job of the LifetimesWorkChain ``pk`` again, on another ``mesh``: the same forces, fit and
+    temperatures (the convergence of kappa and of the lifetimes in the mesh). ``cores``: its OpenMP threads (default
+    the computer's processes per machine). Returns the job; exits when it failed."""
+    from aiida_llpam.calculations.rta import Phono3pyRtaCalculation
+
+    node = orm.load_node(pk)
+    if not (isinstance(node, orm.WorkChainNode) and node.process_label == "LifetimesWorkChain"):
+        sys.exit(f"{pk}: not a LifetimesWorkChain")
+    jobs = [link.node for link in node.base.links.get_outgoing(link_label_filter="rta").all()]
+    if not jobs:
+        sys.exit(f"{pk}: its fc3 + RTA job has not been submitted yet")
+    rta = jobs[-1]
+    parameters = rta.inputs.parameters.get_dict() | {"mesh": [int(n) for n in mesh]}
+    builder = Phono3pyRtaCalculation.get_builder()
+    builder.code = rta.inputs.code
+    builder.force_constants = rta.inputs.force_constants
+    builder.dataset = rta.inputs.dataset
+    builder.forces = dict(rta.inputs.forces.items())
+    builder.parameters = orm.Dict(parameters)
+    cores = cores or rta.inputs.code.computer.get_default_mpiprocs_per_machine() or 1
+    builder.metadata.options.resources = {"num_machines": 1, "num_mpiprocs_per_machine": cores}
+    builder.metadata.label = f"RTA of LifetimesWorkChain<{node.uuid}> on {'x'.join(map(str, parameters['mesh']))}"
+    _, job = run_get_node(builder)
+    if not job.is_finished_ok:
+        sys.exit(f"{job.process_label}<{job.pk}> failed: {job.exit_message}")
+    summary = job.outputs.summary
+    print(
+        f"{job.process_label}<{job.pk}> on {'x'.join(map(str, parameters['mesh']))}: "
+        f"fc3 {summary['seconds_fc3']:.0f} s, RTA {summary['seconds_rta']:.0f} s, "
+        f"kappa file SinglefileData<{job.outputs.kappa.pk}>"
+    )
+    return job

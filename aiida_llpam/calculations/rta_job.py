@@ -10,7 +10,8 @@ Plain numpy, phono3py and the physics package: no AiiDA profile is needed where 
 * ``forces.npz``: one array per computed supercell, ``supercell_0001``, ... numbered as the dataset (the pairs
   beyond a cut-off missing), (atoms, 3) in eV/Angstrom. For random snapshots, those whose forces are missing (their
   scf failed) are left out of the fit, which is refused if the rest cannot determine it; ``supercell_0000``, the
-  forces of the undisplaced supercell, is subtracted from every snapshot before the fit (:data:`REFERENCE`).
+  forces of the undisplaced supercell, is subtracted from every snapshot before the fit (:data:`REFERENCE`; needed
+  unless symmetry forbids forces on the atoms at rest).
 * ``parameters.json``: ``supercell_matrix`` (fc3), ``mesh`` and ``temperatures_k``, optionally ``fc3_method``
   (``finite``: phono3py's finite differences; ``random``: symfc's fit) and ``cutoff_pair_distance_angstrom``
   (symfc's fc3 cut-off; the finite dataset holds its own) (:func:`rta_settings`).
@@ -39,6 +40,7 @@ from aiida_llpam.physics.third_order import (
     kappa_rta,
     produce_fc3,
     produce_fc3_symfc,
+    residual_forces_allowed,
     snapshot_force_parts,
 )
 
@@ -138,10 +140,13 @@ def forces_table(cells: list, natom: int, forces) -> np.ndarray:
     return table
 
 
-def snapshots_table(displacements, natom: int, forces) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+def snapshots_table(
+    displacements, natom: int, forces, reference_needed: bool = True
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """The random snapshots that have forces: their labels, displacements and forces less the undisplaced
     supercell's (:data:`REFERENCE`), each (n, natom, 3) in Angstrom and eV/Angstrom, and those residual forces
-    (natom, 3); ValueError for a label outside the dataset, a misshapen array or no reference."""
+    (natom, 3; zero where symmetry forbids them: ``reference_needed`` false); ValueError for a label outside the
+    dataset, a misshapen array or a needed reference missing."""
     displacements = np.asarray(displacements, dtype=float)
     known = {f"supercell_{i:04d}": i - 1 for i in range(1, len(displacements) + 1)}
     extra = sorted(set(forces) - set(known) - {REFERENCE})
@@ -150,11 +155,14 @@ def snapshots_table(displacements, natom: int, forces) -> tuple[list[str], np.nd
     for label in forces:
         if np.shape(forces[label]) != (natom, 3):
             raise ValueError(f"forces: {label} has shape {np.shape(forces[label])}, the supercell has {natom} atoms")
-    if REFERENCE not in forces:
+    if REFERENCE in forces:
+        residual = np.asarray(forces[REFERENCE], dtype=float)
+    elif reference_needed:
         raise ValueError(
             f"forces: none for {REFERENCE}, the undisplaced supercell (its residual forces are subtracted)"
         )
-    residual = np.asarray(forces[REFERENCE], dtype=float)
+    else:
+        residual = np.zeros((natom, 3))
     labels = sorted(set(forces) - {REFERENCE})
     table = np.array([np.asarray(forces[label], dtype=float) for label in labels]).reshape(-1, natom, 3)
     return labels, displacements[[known[label] for label in labels]].reshape(-1, natom, 3), table - residual, residual
@@ -186,7 +194,9 @@ def run(force_constants_path: str, dataset_path: str, forces_path: str, paramete
             cells = list(ph3.supercells_with_displacements)
     fit = {}
     if random:
-        labels, displacements, table, residual = snapshots_table(dataset["displacements"], natom, forces)
+        labels, displacements, table, residual = snapshots_table(
+            dataset["displacements"], natom, forces, residual_forces_allowed(ph3)
+        )
         with phono3py_step("symfc's basis size"):
             fit = fit_size(ph3, cutoff)
         detail = f" with forces (of {len(dataset['displacements'])})"

@@ -43,6 +43,7 @@ __all__ = [
     "produce_fc3",
     "produce_fc3_symfc",
     "random_supercells",
+    "residual_forces_allowed",
     "snapshot_force_parts",
 ]
 
@@ -84,6 +85,15 @@ def displaced_supercells(ph3: Phono3py, distance_angstrom: float, cutoff_pair_di
         path = Path(folder) / "phono3py_disp.yaml"
         ph3.save(path)
         return path.read_text(), list(ph3.supercells_with_displacements)
+
+
+def residual_forces_allowed(ph3: Phono3py) -> bool:
+    """Whether symmetry lets an atom of the undisplaced crystal feel a force (then a k mesh or cut-off other than
+    the relaxation's leaves one): some atom's site symmetry leaves a vector invariant, i.e. the mean of its
+    rotations, the projector onto the invariant vectors, is not zero. Diamond Si (-43m): no; quartz (sites 2 and
+    1): yes."""
+    symmetry = ph3.primitive_symmetry
+    return any(np.trace(np.mean(symmetry.get_site_symmetry(atom), axis=0)) > 0.5 for atom in range(len(ph3.primitive)))
 
 
 def random_supercells(

@@ -137,9 +137,10 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
        ``phono3py_disp.yaml``: phono3py's finite displacements (symmetry-reduced, optional pair cut-off) or random
        snapshots (then also the size of symfc's fit; too few snapshots to determine it end the run here).
     2. One aiida-quantumespresso PwBaseWorkChain per supercell (forces; its own restarts), all submitted at
-       once or ``max_concurrent`` at a time; random snapshots also the undisplaced supercell, whose residual
-       forces the fit subtracts. A failed finite displacement (or undisplaced supercell) ends the run; a failed
-       random snapshot is left out of the fit (reported), as long as the others determine it.
+       once or ``max_concurrent`` at a time; random snapshots also the undisplaced supercell (where symmetry allows
+       its atoms a force), whose residual forces the fit subtracts. A failed finite displacement (or undisplaced
+       supercell) ends the run; a failed random snapshot is left out of the fit (reported), as long as the others
+       determine it.
     3. ``Phono3pyRtaCalculation`` (a job, ``llpam.rta``): fc3 from the forces (finite differences, or symfc's
        fit), then phono3py's RTA on the DFPT fc2 (on its own supercell) with eps/Z* (the response's own harmonic
        model) on ``mesh``: ``fc3.hdf5`` and ``kappa-m*.hdf5``.
@@ -256,11 +257,15 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
         self.ctx.supercells = {label: node.uuid for label, node in outputs.items()}
         self.ctx.pending = sorted(self.ctx.supercells)
         if random:
-            snapshots = len(self.ctx.supercells) - 1
+            snapshots = len(self.ctx.supercells) - (REFERENCE in self.ctx.supercells)
+            reference = (
+                f" and the undisplaced supercell ({REFERENCE}, its residual forces are subtracted)"
+                if REFERENCE in self.ctx.supercells
+                else " (no residual force on an atom at rest: symmetry forbids it)"
+            )
             self.report(
-                f"{snapshots} random snapshots and the undisplaced supercell ({REFERENCE}, its residual forces are "
-                f"subtracted) to compute (seed {self.ctx.settings['random_seed']}); the fit needs at least "
-                f"{self.outputs['fit_size']['snapshots_needed']}"
+                f"{snapshots} random snapshots{reference} to compute (seed {self.ctx.settings['random_seed']}); the "
+                f"fit needs at least {self.outputs['fit_size']['snapshots_needed']}"
             )
             return self._refuse_too_few(snapshots, [])
         total = len(self.outputs["dataset"]["first_atoms"]) + sum(
@@ -328,7 +333,8 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
             self.ctx.left_out = failed
             if new:
                 self.report(f"pw.x failed for snapshot(s) {', '.join(new)}: left out of the fit")
-            return self._refuse_too_few(len(self.ctx.supercells) - 1 - len(failed), failed)
+            snapshots = len(self.ctx.supercells) - (REFERENCE in self.ctx.supercells)
+            return self._refuse_too_few(snapshots - len(failed), failed)
         if failed:
             return self.exit_codes.ERROR_FORCES.format(labels=", ".join(failed))
         return None

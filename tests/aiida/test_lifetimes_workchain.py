@@ -309,7 +309,7 @@ def _synthetic_random_inputs(folder, snapshots: int, with_forces: int):
     random_supercells(ph3, snapshots, 0.03, random_seed=3, plus_minus=False)
     np.savez(folder / "force_constants.npz", symbols=np.array(["Si", "Si"]), **arrays)
     (folder / "dataset.json").write_text(json.dumps(ph3.dataset, default=lambda a: np.asarray(a).tolist()))
-    labels = [f"supercell_{i:04d}" for i in range(0, with_forces + 1)]  # supercell_0000: undisplaced
+    labels = [f"supercell_{i:04d}" for i in range(1, with_forces + 1)]
     np.savez(folder / "forces.npz", **{label: np.zeros((16, 3)) for label in labels})
 
 
@@ -347,11 +347,16 @@ def test_the_job_refuses_too_few_random_snapshots(tmp_path):
 # -- the fc3 supercell route: random snapshots fitted by symfc against phono3py's finite differences, Si 2x2x2 ------
 
 
-def _kappa_300(node) -> np.ndarray:
-    """kappa_xx, yy, zz (W/m K) at 300 K of a LifetimesWorkChain's kappa file."""
-    with node.outputs.kappa.open(mode="rb") as handle, h5py.File(handle) as kappa:
+def _kappa_300_of(kappa_file) -> np.ndarray:
+    """kappa_xx, yy, zz (W/m K) at 300 K of a kappa file node."""
+    with kappa_file.open(mode="rb") as handle, h5py.File(handle) as kappa:
         index = int(np.argmin(np.abs(kappa["temperature"][:] - 300.0)))
         return kappa["kappa"][index][:3]
+
+
+def _kappa_300(node) -> np.ndarray:
+    """kappa_xx, yy, zz (W/m K) at 300 K of a LifetimesWorkChain's kappa file."""
+    return _kappa_300_of(node.outputs.kappa)
 
 
 def _measured(node) -> str:
@@ -401,15 +406,12 @@ def test_random_snapshots_give_fc3_in_the_supercell(random_run, silicon_run):
     size = node.outputs.fit_size.get_dict()
     assert size["equations_per_snapshot"] == 48 and size["snapshots_needed"] == 2
     forces = [c for c in node.called if c.process_label == "PwBaseWorkChain"]
-    assert len(forces) == 5 and all(c.is_finished_ok for c in forces)  # and the undisplaced supercell
+    # no undisplaced supercell: symmetry forbids a force on an atom of diamond Si at rest
+    assert len(forces) == 4 and all(c.is_finished_ok for c in forces)
     # the snapshots are the dataset's, in Angstrom; the supercell scf's k mesh is the DFPT's divided by 2: Gamma,
     # with pw.x's Gamma tricks
     (supercells,) = [c for c in node.called if c.process_label == "phono3py_supercells"]
-    assert supercells.inputs.parameters["random_seed"] == 20261203
-    undisplaced = supercells.outputs.supercell_0000.get_ase().get_positions()
-    np.testing.assert_allclose(
-        supercells.outputs.supercell_0001.get_ase().get_positions() - undisplaced, displacements[0], atol=1e-10
-    )
+    assert supercells.inputs.parameters["random_seed"] == 20261203 and "supercell_0000" not in supercells.outputs
     mesh, _ = forces[0].inputs.kpoints.get_kpoints_mesh()
     assert mesh == [1, 1, 1] and all(c.inputs.pw.settings["GAMMA_ONLY"] for c in forces)
     (rta,) = [c for c in node.called if c.process_type == "aiida.calculations:llpam.rta"]
@@ -419,8 +421,10 @@ def test_random_snapshots_give_fc3_in_the_supercell(random_run, silicon_run):
     summary = rta.outputs.summary.get_dict()
     assert summary["fc3_method"] == "random" and summary["snapshots_left_out"] == []
     assert summary["supercells_with_forces"] == 4 and summary["supercell_matrix"] == np.diag(SUPERCELL).tolist()
-    # no force on an atom of diamond Si at rest (site symmetry -43m): the subtracted field is pw.x's noise
-    assert summary["residual_force_max_ev_angstrom"] < 1e-3
+    assert summary["residual_force_max_ev_angstrom"] == 0.0
+    # the odd part of the snapshots' forces is the DFPT's harmonic one to a few % (one k point against 2x2x2 in
+    # the DFPT's scf); the even part, the fc3 signal, is a few % of it at 0.03 A
+    assert summary["pairs"] == 2 and summary["harmonic_misfit"] < 0.2 and 0.005 < summary["even_to_odd"] < 0.2
     # fc2 stays the DFPT's on its own supercell (q 2x2x2 unfolded by the sum rules: 4x4x4), fc3 on 2x2x2
     fc2_supercell = stored_arrays(silicon_run.outputs.force_constants)["supercell_matrix"].tolist()
     assert summary["phonon_supercell_matrix"] == fc2_supercell == np.diag([4, 4, 4]).tolist()
@@ -460,18 +464,37 @@ def test_a_failed_snapshot_is_left_out_or_refused(random_run, silicon_run):
             forces={label: forces[label] for label in labels},
         )[1]
 
-    node = job(["supercell_0000", "supercell_0002", "supercell_0003", "supercell_0004"])
+    node = job(["supercell_0002", "supercell_0003", "supercell_0004"])
     assert node.is_finished_ok, node.exit_message
     assert node.outputs.summary["snapshots_left_out"] == ["supercell_0001"]
-    # without the undisplaced supercell its residual forces would be fitted as fc3
-    node = job(["supercell_0001", "supercell_0002", "supercell_0003", "supercell_0004"])
-    assert node.exit_status == Phono3pyRtaCalculation.exit_codes.ERROR_INPUTS_REFUSED.status
-    assert "none for supercell_0000, the undisplaced supercell" in node.exit_message
-    node = job(["supercell_0000", "supercell_0004"])
+    node = job(["supercell_0004"])
     assert node.exit_status == Phono3pyRtaCalculation.exit_codes.ERROR_INPUTS_REFUSED.status
     assert "1 snapshots with forces (of 4) give 48 equations (48 each) for 57 unknowns" in node.exit_message
     assert "at least 2 needed" in node.exit_message
     assert not {"fc3", "kappa", "summary"} & set(node.outputs)
+
+
+@pytest.mark.qe
+def test_the_rta_runs_again_on_another_mesh(random_run):
+    """workflows/rerun_rta.py: the same forces, fit and temperatures on another mesh, for kappa's mesh convergence."""
+    from aiida_llpam.cli.redo import rerun_rta
+
+    (first,) = [c for c in random_run.called if c.process_type == "aiida.calculations:llpam.rta"]
+    job = rerun_rta(str(random_run.pk), [6, 6, 6], cores=1)
+    assert job.is_finished_ok and job.outputs.kappa.filename == "kappa-m666.hdf5"
+    assert job.inputs.parameters.get_dict() == first.inputs.parameters.get_dict() | {"mesh": [6, 6, 6]}
+    assert {k: v.uuid for k, v in job.inputs.forces.items()} == {k: v.uuid for k, v in first.inputs.forces.items()}
+    with (
+        job.outputs.fc3.open(mode="rb") as a,
+        first.outputs.fc3.open(mode="rb") as b,
+        h5py.File(a) as x,
+        h5py.File(b) as y,
+    ):
+        np.testing.assert_array_equal(x["fc3"][:], y["fc3"][:])  # the same fit
+    # another mesh, another kappa: the 4x4x4 one is not converged
+    assert not np.allclose(_kappa_300(random_run), _kappa_300_of(job.outputs.kappa), rtol=1e-3)
+    with pytest.raises(SystemExit, match="not a LifetimesWorkChain"):
+        rerun_rta(str(first.pk), [6, 6, 6])
 
 
 @pytest.mark.qe

@@ -119,6 +119,8 @@ def test_residual_forces_of_the_undisplaced_supercell_are_subtracted_before_the_
 
     _, fitted_displacements, table, subtracted = snapshots_table(displacements, 16, forces | {REFERENCE: residual})
     np.testing.assert_array_equal(subtracted, residual)
+    with pytest.raises(ValueError, match="none for supercell_0000, the undisplaced supercell"):
+        snapshots_table(displacements, 16, forces)  # needed unless symmetry forbids the field (below)
     fc3 = produce_fc3_symfc(ph3, fitted_displacements, table, None)
     np.testing.assert_allclose(fc3, fc3_finite, rtol=0, atol=1e-2 * scale)
 
@@ -179,3 +181,24 @@ def test_harmonic_forces_need_a_phonon_supercell_that_the_fc3_one_divides():
     displacements = np.full((1, 16, 3), 0.01)
     parts = snapshot_force_parts(ph3, displacements, np.ones((1, 16, 3)))
     assert parts == {"pairs": 0, "harmonic_misfit": None, "even_to_odd": None}
+
+
+def test_residual_forces_are_allowed_where_a_site_symmetry_keeps_a_vector(quartz_fc):
+    """Diamond Si (site symmetry -43m) feels no force at rest, by symmetry, so no undisplaced supercell is computed
+    (its Gamma-only scf need not even converge: a degenerate level at the gap); quartz (sites 2 and 1) does."""
+    from aiida_llpam.calculations.rta_job import snapshots_table
+    from aiida_llpam.physics.third_order import residual_forces_allowed
+
+    assert not residual_forces_allowed(build_phono3py(_arrays(), ["Si", "Si"], np.diag([2, 2, 2])))
+    quartz = {
+        "lattice_bohr": quartz_fc.lattice_bohr,
+        "positions_bohr": quartz_fc.positions_bohr,
+        "masses_amu": quartz_fc.masses_amu,
+        "supercell_matrix": np.eye(3, dtype=int),
+        "force_constants": np.zeros((9, 9, 3, 3)),
+    }
+    assert residual_forces_allowed(build_phono3py(quartz, quartz_fc.symbols, np.eye(3, dtype=int)))
+    # without the field there is nothing to subtract
+    _, _, table, residual = snapshots_table(np.ones((1, 16, 3)), 16, {"supercell_0001": np.ones((16, 3))}, False)
+    np.testing.assert_array_equal(residual, 0.0)
+    np.testing.assert_array_equal(table, 1.0)

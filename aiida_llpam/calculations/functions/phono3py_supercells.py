@@ -7,7 +7,13 @@ from aiida import orm
 from aiida.engine import calcfunction
 
 from aiida_llpam.calculations.rta_job import REFERENCE
-from aiida_llpam.physics.third_order import build_phono3py, displaced_supercells, fit_size, random_supercells
+from aiida_llpam.physics.third_order import (
+    build_phono3py,
+    displaced_supercells,
+    fit_size,
+    random_supercells,
+    residual_forces_allowed,
+)
 
 from .phonopy_force_constants import stored_arrays
 
@@ -27,9 +33,9 @@ def json_ready(value):
 def phono3py_supercells(force_constants: orm.ArrayData, parameters: orm.Dict) -> dict:
     """The supercells to compute for fc3 (``supercell_0001``, ... numbered as phono3py's dataset, the skipped
     pairs missing), phono3py's dataset (``dataset``, Angstrom) and its ``phono3py_disp.yaml`` (``disp_yaml``); for
-    random snapshots also the undisplaced supercell (``supercell_0000``, whose residual forces the fit subtracts:
-    :data:`aiida_llpam.calculations.rta_job.REFERENCE`) and ``fit_size``, the size of symfc's fit
-    (:func:`aiida_llpam.physics.third_order.fit_size`).
+    random snapshots also the undisplaced supercell where symmetry allows its atoms a force (``supercell_0000``,
+    whose residual forces the fit subtracts: :data:`aiida_llpam.calculations.rta_job.REFERENCE`) and
+    ``fit_size``, the size of symfc's fit (:func:`aiida_llpam.physics.third_order.fit_size`).
 
     ``parameters``: ``supercell_matrix`` (3x3), ``fc3_method`` (``finite`` or ``random``),
     ``displacement_distance_angstrom``, ``cutoff_pair_distance_angstrom`` (absent: every pair), and for ``random``
@@ -50,7 +56,8 @@ def phono3py_supercells(force_constants: orm.ArrayData, parameters: orm.Dict) ->
             settings["plus_minus"],
         )
         outputs["fit_size"] = orm.Dict(fit_size(ph3, settings.get("cutoff_pair_distance_angstrom")))
-        outputs[REFERENCE] = _structure(ph3.supercell)
+        if residual_forces_allowed(ph3):  # else its forces are zero by symmetry (and the scf may not converge)
+            outputs[REFERENCE] = _structure(ph3.supercell)
     else:
         yaml_text, cells = displaced_supercells(
             ph3, settings["displacement_distance_angstrom"], settings.get("cutoff_pair_distance_angstrom")

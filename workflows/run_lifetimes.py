@@ -1,7 +1,7 @@
 """Mode-resolved lifetimes for a finished run, and its response with them (THEORY.md section 4).
 
     verdi run workflows/run_lifetimes.py PK [--supercell 1 1 1] [--cutoff-pair-angstrom 2.0] [--mesh 8 8 6]
-        [--fc3-method random --snapshots 4 [--seed 7]] [--supercell-kpoints 1 1 1]
+        [--fc3-method random --snapshots 4 [--seed 7]] [--supercell-kpoints 1 1 1 [--gamma-tricks]]
         [--max-concurrent 2 --mpiprocs 1] [--rta-cores 2] [--computer localhost] [--protocol production] [--pk-file F]
         [--figure F.png] [--measured MEASURED.json]
 
@@ -32,6 +32,7 @@ def main(argv=None):
     parser.add_argument("--snapshots", type=int, help="random snapshots (each also with its opposite)")
     parser.add_argument("--seed", type=int, help="random seed (default drawn, stored)")
     parser.add_argument("--supercell-kpoints", type=int, nargs=3, help="k mesh of the supercells' scf")
+    parser.add_argument("--gamma-tricks", action="store_true", help="pw.x's Gamma tricks (with 1 1 1)")
     parser.add_argument("--mesh", type=int, nargs=3, default=[8, 8, 6], help="RTA and response k mesh")
     parser.add_argument("--max-concurrent", type=int, default=2, help="force jobs running at once")
     parser.add_argument("--mpiprocs", type=int, default=1, help="MPI processes of each force job")

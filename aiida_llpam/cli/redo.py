@@ -179,6 +179,7 @@ def run_lifetimes(
     snapshots: int | None = None,
     seed: int | None = None,
     supercell_kpoints=None,
+    gamma_tricks: bool = False,
     mesh=(8, 8, 6),
     max_concurrent: int = 2,
     mpiprocs: int = 1,
@@ -194,7 +195,8 @@ def run_lifetimes(
     1. LifetimesWorkChain: the displaced supercells of the unit cell x ``supercell`` (``fc3_method`` finite:
        phono3py's pairs, those beyond ``cutoff_pair_angstrom`` left out; random: ``snapshots`` random snapshots
        and their opposites drawn with ``seed``, fitted by symfc with that cut-off), on a k mesh
-       ``supercell_kpoints`` (default the DFPT's divided by the supercell), one pw.x force job each
+       ``supercell_kpoints`` (default the DFPT's divided by the supercell; with ``gamma_tricks`` a Gamma-only
+       one runs with pw.x's Gamma tricks), one pw.x force job each
        (``max_concurrent`` at a time, ``mpiprocs`` each), fc3 and the RTA on ``mesh`` at ``protocol``'s
        temperatures, with ``rta_cores`` OpenMP threads (default the computer's processes per machine).
     2. A PamWorkChain on the same DFPT whose response on ``mesh`` takes the lifetimes.
@@ -225,6 +227,8 @@ def run_lifetimes(
             parameters["random_seed"] = seed
     if supercell_kpoints:
         parameters["supercell_kpoints"] = list(supercell_kpoints)
+    if gamma_tricks:
+        parameters["gamma_tricks"] = True
     # small jobs: two single-process ones side by side hide each other's AiiDA overhead (upload, poll, retrieve)
     options = {
         "resources": {"num_machines": 1, "num_mpiprocs_per_machine": mpiprocs},

@@ -426,9 +426,9 @@ def test_random_snapshots_give_fc3_in_the_supercell(random_run, silicon_run):
     assert summary["fc3_method"] == "random" and summary["snapshots_left_out"] == []
     assert summary["supercells_with_forces"] == 4 and summary["supercell_matrix"] == np.diag(SUPERCELL).tolist()
     assert summary["residual_force_max_ev_angstrom"] == 0.0
-    # the odd part of the snapshots' forces is the DFPT's harmonic one to a few % (one k point against 2x2x2 in
-    # the DFPT's scf); the even part, the fc3 signal, is a few % of it at 0.03 A
-    assert summary["pairs"] == 2 and summary["harmonic_misfit"] < 0.2 and 0.005 < summary["even_to_odd"] < 0.2
+    # the odd part of the snapshots' forces is the DFPT's harmonic one to 1.0 % (measured; one k point in the
+    # supercell against the DFPT's mesh); the even part, the fc3 signal, is 5.4 % of it at 0.03 A (measured)
+    assert summary["pairs"] == 2 and summary["harmonic_misfit"] < 0.03 and 0.02 < summary["even_to_odd"] < 0.1
     # fc2 stays the DFPT's on its own supercell (q 2x2x2 unfolded by the sum rules: 4x4x4), fc3 on 2x2x2
     fc2_supercell = stored_arrays(silicon_run.outputs.force_constants)["supercell_matrix"].tolist()
     assert summary["phonon_supercell_matrix"] == fc2_supercell == np.diag([4, 4, 4]).tolist()

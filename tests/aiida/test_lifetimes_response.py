@@ -105,3 +105,40 @@ def test_a_kappa_file_without_linewidths_is_refused(smoke_run, tmp_path):
     _, node = _lifetimes(_kappa_file(tmp_path / "kappa-m.hdf5", smoke_run, with_gamma=False))
     assert node.exit_status == 300 and "no gamma" in node.exit_message
     assert not node.base.links.get_outgoing().all()  # nothing half-stored
+
+
+def test_kappa_is_compared_with_measured_values_as_a_node(llpam_profile, tmp_path):
+    """kappa_comparison: a Dict from the kappa file and the measured values, linked to both; measured temperatures
+    outside the RTA's end it with exit 300 and nothing stored."""
+    from aiida import orm
+
+    from aiida_llpam.calculations.functions import kappa_comparison
+    from aiida_llpam.queries import kappa_comparisons
+
+    path = tmp_path / "kappa-m444.hdf5"
+    with h5py.File(path, "w") as handle:
+        handle["temperature"] = np.array([100.0, 300.0])
+        handle["kappa"] = np.array([[9.0, 9.0, 20.0, 0, 0, 0], [3.0, 3.0, 8.0, 0, 0, 0]])
+    kappa = orm.SinglefileData(path).store()
+    measured = {"source": "a test", "temperatures_k": [300.0], "perpendicular_w_mk": [6.0], "parallel_w_mk": [10.0]}
+    result, node = kappa_comparison.run_get_node(kappa, orm.Dict(measured))
+    assert node.is_finished_ok
+    assert result["ratio_perpendicular"] == [0.5] and result["ratio_parallel"] == [0.8]
+    assert [c.uuid for c in kappa_comparisons(kappa)] == [result.uuid]
+    _, node = kappa_comparison.run_get_node(kappa, orm.Dict(measured | {"temperatures_k": [600.0]}))
+    assert node.exit_status == 300 and "outside the RTA's 100-300 K" in node.exit_message
+    assert not list(node.outputs) and [c.uuid for c in kappa_comparisons(kappa)] == [result.uuid]
+
+
+def test_compare_kappa_names_what_it_cannot_take(llpam_profile, tmp_path):
+    from aiida import orm
+
+    from aiida_llpam.cli.redo import _measured, compare_kappa
+
+    measured = tmp_path / "measured.json"
+    measured.write_text('{"source": "a test", "temperatures_k": [300.0]}')
+    node = orm.Dict({}).store()
+    with pytest.raises(SystemExit, match="neither a finished LifetimesWorkChain nor a PamWorkChain"):
+        compare_kappa(str(node.pk), measured)
+    with pytest.raises(SystemExit, match="no perpendicular_w_mk, parallel_w_mk"):
+        _measured(measured)

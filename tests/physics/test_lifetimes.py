@@ -168,3 +168,36 @@ def test_lifetimes_refuse_a_convergence_sequence(quartz):
     )
     with pytest.raises(ValueError, match="convergence_meshes: mode-resolved lifetimes are on one mesh"):
         response_from_settings(quartz, settings, lifetimes=_lifetimes(quartz, lambda nu: 0.01 + 0 * nu))
+
+
+def test_kappa_against_measured_values_of_a_uniaxial_crystal(tmp_path):
+    """Perpendicular to c is the mean of xx and yy, along c is zz; the computed kappa is interpolated linearly in T
+    and never extrapolated; the ratio is computed over measured."""
+    import h5py
+
+    from aiida_llpam.physics.lifetimes import kappa_against_measured, thermal_conductivity
+
+    temperatures = np.array([100.0, 200.0, 400.0])
+    kappa = np.zeros((3, 6))
+    kappa[:, 0], kappa[:, 1], kappa[:, 2] = [12.0, 6.0, 3.0], [10.0, 6.0, 3.0], [30.0, 16.0, 8.0]
+    path = tmp_path / "kappa-m444.hdf5"
+    with h5py.File(path, "w") as handle:
+        handle["temperature"], handle["kappa"] = temperatures, kappa
+    read_t, read_kappa = thermal_conductivity(path)
+    np.testing.assert_array_equal(read_kappa, kappa)
+    measured = {"source": "a test", "temperatures_k": [150.0, 300.0], "perpendicular_w_mk": [8.0, 6.0],
+                "parallel_w_mk": [20.0, 10.0]}  # fmt: skip
+    result = kappa_against_measured(read_t, read_kappa, measured)
+    np.testing.assert_allclose(result["computed_perpendicular_w_mk"], [8.5, 4.5], rtol=1e-12)
+    np.testing.assert_allclose(result["computed_parallel_w_mk"], [23.0, 12.0], rtol=1e-12)
+    np.testing.assert_allclose(result["ratio_perpendicular"], [8.5 / 8.0, 4.5 / 6.0], rtol=1e-12)
+    np.testing.assert_allclose(result["ratio_parallel"], [23.0 / 20.0, 1.2], rtol=1e-12)
+    assert result["source"] == "a test" and result["measured_parallel_w_mk"] == [20.0, 10.0]
+    with pytest.raises(ValueError, match="outside the RTA's 100-400 K"):
+        kappa_against_measured(read_t, read_kappa, measured | {"temperatures_k": [50.0, 300.0]})
+    with pytest.raises(ValueError, match="one perpendicular and one parallel value per temperature"):
+        kappa_against_measured(read_t, read_kappa, measured | {"parallel_w_mk": [10.0]})
+    with h5py.File(tmp_path / "empty.hdf5", "w") as handle:
+        handle["temperature"] = temperatures
+    with pytest.raises(ValueError, match="kappa file: no kappa"):
+        thermal_conductivity(tmp_path / "empty.hdf5")

@@ -237,7 +237,7 @@ def error_budgets(node: orm.WorkChainNode) -> list[orm.ArrayData]:
     ]
 
 
-def run_lifetimes(node: orm.WorkChainNode) -> tuple[orm.ArrayData, orm.SinglefileData] | None:
+def response_lifetimes(node: orm.WorkChainNode) -> tuple[orm.ArrayData, orm.SinglefileData] | None:
     """The lifetimes node a run's response took and the kappa file they were read from, or None (constant tau)."""
     incoming = node.base.links.get_incoming(link_label_filter="response__lifetimes").all_nodes()
     if not incoming:

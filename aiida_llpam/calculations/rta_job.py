@@ -105,10 +105,15 @@ def rta_settings(parameters: dict) -> dict:
     settings["fc3_method"] = method
     cutoff = parameters.get("cutoff_pair_distance_angstrom")
     if cutoff is not None:
-        if isinstance(cutoff, bool) or not isinstance(cutoff, (int, float)) or not (np.isfinite(cutoff) and cutoff > 0):
-            raise ValueError(f"cutoff_pair_distance_angstrom: a positive number of Angstrom, got {cutoff!r}")
-        settings["cutoff_pair_distance_angstrom"] = float(cutoff)
+        settings["cutoff_pair_distance_angstrom"] = positive_angstrom(cutoff, "cutoff_pair_distance_angstrom")
     return settings
+
+
+def positive_angstrom(value, key: str) -> float:
+    """``value`` as a length in Angstrom; ValueError naming ``key`` unless it is a positive finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{key}: a positive number of Angstrom, got {value!r}")
+    return float(value)
 
 
 @contextlib.contextmanager

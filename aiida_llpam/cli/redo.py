@@ -312,13 +312,13 @@ def compare_kappa(pk: str, measured: Path) -> orm.Dict:
     mode-resolved lifetimes, or a LifetimesWorkChain) computed, against the measured values of the JSON file
     ``measured``: ``source`` (the literature), ``temperatures_k``, ``perpendicular_w_mk`` and ``parallel_w_mk``
     (to the c axis, which is z). Stored as a Dict (``kappa_comparison``) that ``aiida-llpam show`` prints."""
-    from aiida_llpam.queries import run_lifetimes as lifetimes_of
+    from aiida_llpam.queries import response_lifetimes
 
     node = orm.load_node(pk)
     if isinstance(node, orm.WorkChainNode) and node.process_label == "LifetimesWorkChain" and node.is_finished_ok:
         kappa = node.outputs.kappa
-    elif isinstance(node, orm.WorkChainNode) and node.process_label == "PamWorkChain" and lifetimes_of(node):
-        _, kappa = lifetimes_of(node)
+    elif isinstance(node, orm.WorkChainNode) and node.process_label == "PamWorkChain" and response_lifetimes(node):
+        _, kappa = response_lifetimes(node)
     else:
         sys.exit(f"{pk}: neither a finished LifetimesWorkChain nor a PamWorkChain whose response took lifetimes")
     return _compare(kappa, _measured(measured))

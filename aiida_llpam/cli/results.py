@@ -174,9 +174,9 @@ def lifetimes_lines(node, response: dict, it: int) -> list[str]:
     import numpy as np
 
     from aiida_llpam.physics.lifetimes import thermal_conductivity, uniaxial_kappa
-    from aiida_llpam.queries import kappa_comparisons, run_lifetimes
+    from aiida_llpam.queries import kappa_comparisons, response_lifetimes
 
-    found = run_lifetimes(node)
+    found = response_lifetimes(node)
     if found is None:
         return []
     _, kappa_file = found

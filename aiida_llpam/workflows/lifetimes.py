@@ -15,7 +15,7 @@ from aiida_llpam.calculations.functions.phono3py_supercells import phono3py_supe
 from aiida_llpam.calculations.rta import Phono3pyRtaCalculation
 from aiida_llpam.calculations.rta_job import KEYS as RTA_KEYS
 from aiida_llpam.calculations.rta_job import OPTIONAL_KEYS as RTA_OPTIONAL_KEYS
-from aiida_llpam.calculations.rta_job import REFERENCE, rta_settings
+from aiida_llpam.calculations.rta_job import REFERENCE, positive_angstrom, rta_settings
 from aiida_llpam.physics.settings import grid
 from aiida_llpam.physics.third_order import fit_shortfall
 
@@ -25,15 +25,6 @@ PwBaseWorkChain = WorkflowFactory("quantumespresso.pw.base")
 
 #: phono3py's default displacement (Angstrom)
 DEFAULT_DISPLACEMENT_ANGSTROM = 0.03
-
-
-def _positive_number(parameters: dict, key: str, default=None) -> float | None:
-    value = parameters.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{key}: a positive number of Angstrom, got {value!r}")
-    return float(value)
 
 
 def _positive_integer(parameters: dict, key: str) -> int | None:
@@ -87,8 +78,9 @@ def normalised_parameters(parameters: dict) -> dict:
     if "temperatures_k" in rta:
         rta["temperatures_k"] = grid(rta["temperatures_k"], "temperatures_k").tolist()
     settings = rta_settings(rta)
-    settings["displacement_distance_angstrom"] = _positive_number(
-        parameters, "displacement_distance_angstrom", DEFAULT_DISPLACEMENT_ANGSTROM
+    settings["displacement_distance_angstrom"] = positive_angstrom(
+        parameters.get("displacement_distance_angstrom", DEFAULT_DISPLACEMENT_ANGSTROM),
+        "displacement_distance_angstrom",
     )
     random_keys = ("number_of_snapshots", "random_seed", "plus_minus")
     if settings["fc3_method"] == "random":
@@ -257,7 +249,7 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
         self.ctx.supercells = {label: node.uuid for label, node in outputs.items()}
         self.ctx.pending = sorted(self.ctx.supercells)
         if random:
-            snapshots = len(self.ctx.supercells) - (REFERENCE in self.ctx.supercells)
+            snapshots = self._snapshot_count()
             reference = (
                 f" and the undisplaced supercell ({REFERENCE}, its residual forces are subtracted)"
                 if REFERENCE in self.ctx.supercells
@@ -276,6 +268,10 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
             "pairs beyond the cut-off skipped)"
         )
         return None
+
+    def _snapshot_count(self) -> int:
+        """The random snapshots among the supercells to compute (not the undisplaced one)."""
+        return len(self.ctx.supercells) - (REFERENCE in self.ctx.supercells)
 
     def _refuse_too_few(self, usable: int, failed: list):
         """ERROR_TOO_FEW_SNAPSHOTS unless ``usable`` snapshots determine symfc's fit (the job checks again)."""
@@ -333,8 +329,7 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
             self.ctx.left_out = failed
             if new:
                 self.report(f"pw.x failed for snapshot(s) {', '.join(new)}: left out of the fit")
-            snapshots = len(self.ctx.supercells) - (REFERENCE in self.ctx.supercells)
-            return self._refuse_too_few(snapshots - len(failed), failed)
+            return self._refuse_too_few(self._snapshot_count() - len(failed), failed)
         if failed:
             return self.exit_codes.ERROR_FORCES.format(labels=", ".join(failed))
         return None

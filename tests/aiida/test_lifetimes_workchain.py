@@ -11,6 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
+from tests.physics.test_third_order import si_arrays
+
 MESH = [4, 4, 4]
 #: the fc3 supercell of the random and finite routes compared (silicon_run's fc2 is on 4x4x4)
 SUPERCELL = [2, 2, 2]
@@ -290,25 +292,12 @@ def test_bad_parameters_are_refused_before_anything_runs(silicon_run, parameters
     assert message in str(error.value)
 
 
-def _si_arrays(supercell=(2, 2, 2)):
-    """The arrays of a force-constants node for Si with a zero fc2 on ``supercell`` (no NAC)."""
-    alat = 10.26  # bohr
-    natom = 2 * int(np.prod(supercell))
-    return {
-        "lattice_bohr": alat / 2 * np.array([[-1.0, 0, 1], [0, 1, 1], [-1, 1, 0]]),
-        "positions_bohr": alat / 4 * np.array([[0.0, 0, 0], [1, 1, 1]]),
-        "masses_amu": np.array([28.0855, 28.0855]),
-        "supercell_matrix": np.diag(supercell),
-        "force_constants": np.zeros((natom, natom, 3, 3)),
-    }
-
-
 def _synthetic_random_inputs(folder, snapshots: int, with_forces: int):
     """rta_job's inputs for random snapshots of Si 2x2x2 (zero fc2 and forces), forces for the first
     ``with_forces`` of them (the others' scf failed)."""
     from aiida_llpam.physics.third_order import build_phono3py, random_supercells
 
-    arrays = _si_arrays()
+    arrays = si_arrays()
     ph3 = build_phono3py(arrays, ["Si", "Si"], np.diag(SUPERCELL))
     random_supercells(ph3, snapshots, 0.03, random_seed=3, plus_minus=False)
     np.savez(folder / "force_constants.npz", symbols=np.array(["Si", "Si"]), **arrays)
@@ -330,7 +319,7 @@ def test_the_job_refuses_too_few_random_snapshots(tmp_path):
     from aiida_llpam.calculations.rta_job import REFUSED
     from aiida_llpam.physics.third_order import build_phono3py, fit_size
 
-    arrays = _si_arrays()
+    arrays = si_arrays()
     size = fit_size(build_phono3py(arrays, ["Si", "Si"], np.diag(SUPERCELL)), None)
     assert size == {"basis_fc2": 8, "basis_fc3": 49, "equations_per_snapshot": 48, "snapshots_needed": 2}
     needed = size["snapshots_needed"]

@@ -11,7 +11,8 @@ ALAT_BOHR = 10.26
 DEPTH_EV, RANGE_PER_ANGSTROM = 2.3, 1.5
 
 
-def _arrays(supercell=(2, 2, 2)):
+def si_arrays(supercell=(2, 2, 2)):
+    """The arrays of a force-constants node for diamond Si with a zero fc2 on ``supercell`` (no NAC)."""
     natom = 2 * int(np.prod(supercell))
     return {
         "lattice_bohr": ALAT_BOHR / 2 * np.array([[-1.0, 0, 1], [0, 1, 1], [-1, 1, 0]]),
@@ -54,7 +55,7 @@ class MorseBonds:
 
 @pytest.fixture(scope="module")
 def both_routes():
-    arrays = _arrays()
+    arrays = si_arrays()
     finite = build_phono3py(arrays, ["Si", "Si"], np.diag([2, 2, 2]))
     model = MorseBonds(finite.supercell)
     finite.generate_displacements(distance=0.03)
@@ -93,7 +94,7 @@ def test_the_fit_keeps_the_dfpt_fc2(both_routes):
 def test_fit_size_counts_symfc_basis():
     """Si 2x2x2: 8 fc2 and 49 fc3 basis functions, 48 equations a snapshot, so two snapshots at least; a cut-off of
     3 A (nearest neighbours only) shrinks the fc3 basis."""
-    ph3 = build_phono3py(_arrays(), ["Si", "Si"], np.diag([2, 2, 2]))
+    ph3 = build_phono3py(si_arrays(), ["Si", "Si"], np.diag([2, 2, 2]))
     assert fit_size(ph3, None) == {"basis_fc2": 8, "basis_fc3": 49, "equations_per_snapshot": 48, "snapshots_needed": 2}
     cut = fit_size(ph3, 3.0)
     assert cut["basis_fc2"] == 8 and cut["basis_fc3"] < 49 and cut["snapshots_needed"] == 1
@@ -108,7 +109,7 @@ def test_residual_forces_of_the_undisplaced_supercell_are_subtracted_before_the_
     from aiida_llpam.calculations.rta_job import REFERENCE, snapshots_table
 
     fc3_finite, _, _, _ = both_routes
-    arrays = _arrays()
+    arrays = si_arrays()
     ph3 = build_phono3py(arrays, ["Si", "Si"], np.diag([2, 2, 2]))
     model = MorseBonds(ph3.supercell)
     random_supercells(ph3, 4, 0.03, random_seed=11, plus_minus=True)
@@ -152,7 +153,7 @@ def test_the_dfpt_fc2_folded_onto_the_fc3_supercell_gives_its_harmonic_forces():
     anharmonic signal (measured 6.0 % of the odd part)."""
     from aiida_llpam.physics.third_order import dfpt_harmonic_forces, snapshot_force_parts
 
-    ph3 = build_phono3py(_arrays((4, 4, 4)), ["Si", "Si"], np.diag([2, 2, 2]))
+    ph3 = build_phono3py(si_arrays((4, 4, 4)), ["Si", "Si"], np.diag([2, 2, 2]))
     ph3.fc2 = _morse_fc2(ph3)
     model = MorseBonds(ph3.supercell)
     random_supercells(ph3, 3, 0.03, random_seed=2, plus_minus=True)
@@ -174,7 +175,7 @@ def test_the_dfpt_fc2_folded_onto_the_fc3_supercell_gives_its_harmonic_forces():
 def test_harmonic_forces_need_a_phonon_supercell_that_the_fc3_one_divides():
     from aiida_llpam.physics.third_order import dfpt_harmonic_forces, snapshot_force_parts
 
-    ph3 = build_phono3py(_arrays((3, 3, 3)), ["Si", "Si"], np.diag([2, 2, 2]))
+    ph3 = build_phono3py(si_arrays((3, 3, 3)), ["Si", "Si"], np.diag([2, 2, 2]))
     with pytest.raises(ValueError, match="not a multiple of the fc3 supercell"):
         dfpt_harmonic_forces(ph3, np.zeros((1, 16, 3)))
     # the record of a fit then says nothing of it, and the fit goes on
@@ -189,7 +190,7 @@ def test_residual_forces_are_allowed_where_a_site_symmetry_keeps_a_vector(quartz
     from aiida_llpam.calculations.rta_job import snapshots_table
     from aiida_llpam.physics.third_order import residual_forces_allowed
 
-    assert not residual_forces_allowed(build_phono3py(_arrays(), ["Si", "Si"], np.diag([2, 2, 2])))
+    assert not residual_forces_allowed(build_phono3py(si_arrays(), ["Si", "Si"], np.diag([2, 2, 2])))
     quartz = {
         "lattice_bohr": quartz_fc.lattice_bohr,
         "positions_bohr": quartz_fc.positions_bohr,

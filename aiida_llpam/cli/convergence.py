@@ -66,6 +66,16 @@ def print_table(table: orm.ArrayData) -> None:
             f"{label:12s} near Gamma {data['near_gamma_lowest_frequency_cm'][i]:7.2f}  raw acoustic {violation}  "
             f"Gamma {freqs}"
         )
+    if "sound_velocities_m_s" not in data:
+        return
+    print("cell ph.x ran on (A) and sound velocities (km/s; TA1/TA2/LA) along z, x and y:")
+    for i, label in enumerate(data["labels"]):
+        a, _, c = data["cell_lengths_angstrom"][i]
+        velocities = "  ".join(
+            f"{direction} " + "/".join(f"{v / 1e3:.2f}" for v in data["sound_velocities_m_s"][i][d])
+            for d, direction in enumerate("zxy")
+        )
+        print(f"{label:12s} a {a:.4f} c {c:.4f}  {velocities}")
 
 
 def parse_reuse(items: list[str]) -> dict[str, orm.WorkChainNode]:

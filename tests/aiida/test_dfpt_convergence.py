@@ -164,6 +164,38 @@ def test_gamma_frequencies_are_quartz_tos(convergence_run):
     assert violation.shape == (3,) and np.all(np.isfinite(violation)) and np.abs(violation).max() > 1.0
 
 
+def test_cell_and_sound_velocities_are_those_of_the_point(convergence_run):
+    """The point's cell (the fast archive's vc-relaxed one) and its ``acoustic`` velocities, row by row."""
+    from aiida import orm
+
+    from aiida_llpam.calculations.nodes import read_output
+
+    table = read_output(convergence_run.outputs.table)
+    child = orm.load_node(table["workchains"][0])
+    a, b, c = table["cell_lengths_angstrom"][0]
+    # the fast archive's vc-relax (fixtures/reference/README.md): a = 4.8468 A, c = 5.3684 A
+    assert (
+        a == pytest.approx(4.8468, abs=5e-4)
+        and b == pytest.approx(a, abs=1e-6)
+        and c == pytest.approx(5.3684, abs=5e-4)
+    )
+    velocities = table["sound_velocities_m_s"][0]
+    assert velocities.shape == (3, 3)
+    np.testing.assert_allclose(
+        velocities, read_output(child.outputs.acoustic)["sound_velocities_m_s"], rtol=1e-12, atol=0
+    )
+    # along c: TA pair near 3.7-4.0 km/s, LA near 6.3 km/s (the archive's show, README)
+    assert 3.0e3 < velocities[0, 0] < velocities[0, 1] < 4.5e3 < 5.8e3 < velocities[0, 2] < 6.8e3
+
+
+def test_printed_table_carries_cell_and_velocities(convergence_run, capsys):
+    from aiida_llpam.cli.convergence import print_table
+
+    print_table(convergence_run.outputs.table)
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("fast") and " a " in line)
+    assert "a 4.846" in line and "c 5.368" in line and "z 3.69/3.98/6.26" in line
+
+
 def test_figures_are_drawn_from_the_stored_arrays(convergence_run, tmp_path):
     from aiida import orm
 

@@ -10,7 +10,7 @@ from aiida_llpam.calculations.functions.phonopy_force_constants import phonopy_f
 from aiida_llpam.calculations.nodes import read_output
 from aiida_llpam.physics.convergence_table import TRACKED, gamma_frequencies_cm, reference_values
 from aiida_llpam.physics.direct_dfpt import raw_gamma_acoustic_cm
-from aiida_llpam.physics.units import THZ_TO_CM
+from aiida_llpam.physics.units import BOHR_ANGSTROM, THZ_TO_CM
 from aiida_llpam.quantities import QUANTITIES
 
 from .dyn_mat_folder import gamma_dyn_file
@@ -40,6 +40,8 @@ def table_units() -> dict[str, str]:
         gamma_frequencies_cm="cm^-1",
         near_gamma_lowest_frequency_cm="cm^-1",
         gamma_asr_violation_cm="cm^-1",
+        sound_velocities_m_s="m/s",
+        cell_lengths_angstrom="Angstrom",
     )
     return units
 
@@ -55,7 +57,9 @@ def dfpt_convergence_table(rows: orm.Dict, **nodes) -> orm.ArrayData:
     chi_offdiagonal_pair, gamma_m on the response's last k mesh (response_mesh) with ``<name>_kmesh_uncertainty``
     (|last change|); gamma_frequencies_cm (row, branch), ascending, TO at Gamma; near_gamma_lowest_frequency_cm;
     with ``dfpt_i`` (the row's retrieved dyn files) gamma_asr_violation_cm (row, 3): the raw acoustic frequencies at
-    Gamma before any sum rule (NaN without it).
+    Gamma before any sum rule (NaN without it); sound_velocities_m_s (row, direction z/x/y, branch ascending) of
+    the row's ``acoustic`` output; cell_lengths_angstrom (row, 3): |a1|, |a2|, |a3| of the cell ph.x ran on (each
+    point's own vc-relax, where it ran one).
     """
     settings = rows.get_dict()["rows"]
     columns: dict[str, list] = {name: [] for name in table_units()}
@@ -64,12 +68,14 @@ def dfpt_convergence_table(rows: orm.Dict, **nodes) -> orm.ArrayData:
         values = reference_values(convergence)
         values.update({name: row[name] for name in SETTINGS_UNITS})
         values["response_mesh"] = convergence["convergence_meshes"][-1]
-        values["gamma_frequencies_cm"] = gamma_frequencies_cm(phonopy_from_node(nodes[f"force_constants_{i}"]))
         acoustic = read_output(nodes[f"acoustic_{i}"])
         values["near_gamma_lowest_frequency_cm"] = float(acoustic["near_gamma_lowest_frequency_thz"]) * THZ_TO_CM
+        values["sound_velocities_m_s"] = acoustic["sound_velocities_m_s"]
+        phonon = phonopy_from_node(nodes[f"force_constants_{i}"])
+        values["cell_lengths_angstrom"] = np.linalg.norm(phonon.unitcell.cell, axis=1) * BOHR_ANGSTROM  # QE units: bohr
+        values["gamma_frequencies_cm"] = gamma_frequencies_cm(phonon)
         values["gamma_asr_violation_cm"] = np.full(3, np.nan)
         if f"dfpt_{i}" in nodes:
-            phonon = phonopy_from_node(nodes[f"force_constants_{i}"])
             values["gamma_asr_violation_cm"] = raw_gamma_acoustic_cm(gamma_dyn_file(nodes[f"dfpt_{i}"]), phonon)
         for name in columns:
             columns[name].append(values[name])

@@ -142,3 +142,43 @@ def test_compare_kappa_names_what_it_cannot_take(llpam_profile, tmp_path):
         compare_kappa(str(node.pk), measured)
     with pytest.raises(SystemExit, match="no perpendicular_w_mk, parallel_w_mk"):
         _measured(measured)
+
+
+def test_show_prints_kappa_beside_the_effective_tau(codes, smoke_run, tmp_path):
+    """A PamWorkChain whose response took lifetimes: ``show`` gives the RTA's kappa at the shown temperature (read
+    from the kappa file, interpolated in T), the effective tau of the response, and every stored comparison."""
+    from aiida import orm
+    from aiida.engine import run_get_node
+
+    from aiida_llpam.calculations.functions import kappa_comparison
+    from aiida_llpam.cli.results import lifetimes_lines
+    from aiida_llpam.queries import dfpt_retrieved, dfpt_structure, gather
+    from aiida_llpam.workflows.pam import PamWorkChain
+
+    path = _kappa_file(tmp_path / "kappa-m.hdf5", smoke_run)
+    # T = 1, 100, 2000 K; xx, yy, zz, yz, xz, xy in W/(m K): linear in T (0.04 T perpendicular, 0.09 T along c),
+    # so show's interpolation to the response's temperature is exact
+    with h5py.File(path, "a") as handle:
+        handle["kappa"] = np.array([[0.04 * t, 0.04 * t, 0.09 * t, 0, 0, 0] for t in (1.0, 100.0, 2000.0)])
+    lifetimes, _ = _lifetimes(path)
+    kappa = lifetimes.creator.inputs.kappa
+    measured = {"source": "a test", "temperatures_k": [100.0], "perpendicular_w_mk": [8.0], "parallel_w_mk": [10.0]}
+    comparison, _ = kappa_comparison.run_get_node(kappa, orm.Dict(measured))
+    retrieved = dfpt_retrieved(smoke_run)
+    builder = PamWorkChain.get_builder_from_protocol(
+        *codes, dfpt_structure(retrieved), protocol="smoke", dfpt=retrieved
+    )
+    builder.response.parameters = orm.Dict(_parameters(smoke_run))
+    builder.response.lifetimes = lifetimes
+    _, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    response = gather(node)[0]["response"]  # what show reads
+    it = int(np.argmin(np.abs(np.asarray(response["temperatures_k"]) - 100.0)))
+    t = response["temperatures_k"][it]
+    lines = lifetimes_lines(node, response, it)
+    assert (
+        f"SinglefileData<{kappa.pk}>) at {t:g} K: kappa {0.04 * t:.3g} W/(m K) perpendicular to c, {0.09 * t:.3g}"
+        in lines[0]
+    )
+    assert f"effective tau {TAU_S * 1e12:.3g} ps (gamma^NL_zz)" in lines[0]
+    assert len(lines) == 2 and f"Dict<{comparison.pk}>, a test: 100 K: 4/8 perpendicular (0.50), 9/10" in lines[1]

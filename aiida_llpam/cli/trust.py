@@ -22,8 +22,18 @@ DEFAULT_MODELS = {
     "u333": {"rotational_invariance": True, "unfolding_factor": [3, 3, 3], "acoustic": "crystal"},
     "o222": {"rotational_invariance": True, "unfolding_factor": [2, 2, 2], "acoustic": "onsite"},
 }
-#: the model fitted to direct points (``--fit``): the on-site rule on the default unfolding
+#: the model fitted to direct points (``--fit``): the on-site rule, by default on the default unfolding
 FIT_SUM_RULES = DEFAULT_MODELS["o222"]
+
+
+def fitted_model(fit: tuple[str, ...], unfolding: tuple[int, int, int] | None = None) -> tuple[str, dict]:
+    """Label and sum rules of the model fitted to the direct q points ``fit``, on ``unfolding`` (default that of
+    :data:`FIT_SUM_RULES`): e.g. ``o223_fit_q2_q3``."""
+    factor = list(unfolding or FIT_SUM_RULES["unfolding_factor"])
+    if len(factor) != 3 or min(factor) < 1:
+        raise ValueError(f"fit unfolding: three positive integers, got {factor}")
+    label = "o" + "".join(str(n) for n in factor) + "_fit_" + "_".join(fit)
+    return label, {**FIT_SUM_RULES, "unfolding_factor": factor}
 
 
 def _same_dfpt_runs(run: orm.WorkChainNode) -> list[orm.WorkChainNode]:
@@ -174,11 +184,13 @@ def error_budget_for(
     fit: tuple[str, ...] = (),
     computer: str = "localhost",
     partial: bool = False,
+    fit_unfolding: tuple[int, int, int] | None = None,
 ) -> orm.ArrayData:
     """Everything above for the PamWorkChain ``run_pk``, printed as ``aiida-llpam show`` prints it.
 
     ``direct_pks``: DirectDfptWorkChains at the run's DFPT settings, their q points numbered q1, q2, ... in order;
-    ``fit``: labels among them that a further model (:data:`FIT_SUM_RULES`) fits, the others held out. The
+    ``fit``: labels among them that a further model (:data:`FIT_SUM_RULES`, on ``fit_unfolding`` where given: a
+    longer unfolding along c gives the fit more images there) fits, the others held out. The
     sum-rule row of the budget is the spread over the models that meet the criteria at their held-out points
     (over all of them, and said so, where none does).
     """
@@ -193,7 +205,8 @@ def error_budget_for(
         raise ValueError(f"--fit {', '.join(unknown)}: no such direct q point (have {', '.join(folders) or 'none'})")
     variants = {label: (sum_rules, {}) for label, sum_rules in (DEFAULT_MODELS if models is None else models).items()}
     if fit:
-        variants["o222_fit_" + "_".join(fit)] = (FIT_SUM_RULES, {key: folders[key] for key in fit})
+        label, sum_rules = fitted_model(fit, fit_unfolding)
+        variants[label] = (sum_rules, {key: folders[key] for key in fit})
     made = sum_rule_models(run, variants, computer, protocol)
     check = check_against_direct(run, folders) if folders else None
     passing, selection = list(made), "no direct points: every model"

@@ -64,3 +64,16 @@ def test_inconsistent_sum_rule_models_are_refused(bare_profile, acoustic, with_d
     extra = ({"dfpt": dfpt} if with_dfpt else {}) | ({"q1": direct} if with_direct else {})
     with pytest.raises(ValueError, match=message):
         phonopy_force_constants(fc, nac, _rules(acoustic), **extra)
+
+
+def test_the_budgets_fitted_model_takes_its_unfolding():
+    """``run_error_budget.py --fit q2 q3 --fit-unfolding 2 2 3``: the on-site rule on that unfolding, named by it (a
+    found model is matched on these settings, so the label and the settings must agree)."""
+    from aiida_llpam.cli.trust import FIT_SUM_RULES, fitted_model
+
+    label, rules = fitted_model(("q2", "q3"), (2, 2, 3))
+    assert label == "o223_fit_q2_q3"
+    assert rules == {**FIT_SUM_RULES, "unfolding_factor": [2, 2, 3]} and rules["acoustic"] == "onsite"
+    assert fitted_model(("q1",))[0] == "o222_fit_q1" and FIT_SUM_RULES["unfolding_factor"] == [2, 2, 2]
+    with pytest.raises(ValueError, match="three positive integers"):
+        fitted_model(("q1",), (2, 0, 3))

@@ -1,6 +1,6 @@
 """The error budget of a finished run (docs/comparison.md, "Error budget"): one row per source, stored as a node.
 
-    verdi run workflows/run_error_budget.py PK [--direct PK ...] [--fit q1 q3 [--fit-unfolding 2 2 3]] [--qmesh PK]
+    verdi run workflows/run_error_budget.py PK [--direct PK ...] [--fit q1 q3 [--fit-unfolding 2 2 3 ...]] [--qmesh PK]
         [--measured FILE.json] [--computer localhost] [--partial]
 
 PK: the PamWorkChain whose headline numbers get the budget. Rows: its own k-sum convergence; the sum-rule models
@@ -26,7 +26,12 @@ def main(argv=None):
     parser.add_argument("--direct", action="append", default=[], help="PK of a finished DirectDfptWorkChain")
     parser.add_argument("--fit", nargs="+", default=[], help="direct q points (q1, q2, ...) a further model fits")
     parser.add_argument(
-        "--fit-unfolding", type=int, nargs=3, help="unfolding factor of the fitted model (default 2 2 2)"
+        "--fit-unfolding",
+        type=int,
+        nargs=3,
+        action="append",
+        default=[],
+        help="unfolding factor of a fitted model (repeatable; default 2 2 2)",
     )
     parser.add_argument("--qmesh", help="PK of a PamWorkChain of the same crystal on another q mesh")
     parser.add_argument("--measured", type=Path, help="JSON rows measured elsewhere")

@@ -184,13 +184,14 @@ def error_budget_for(
     fit: tuple[str, ...] = (),
     computer: str = "localhost",
     partial: bool = False,
-    fit_unfolding: tuple[int, int, int] | None = None,
+    fit_unfolding: list[tuple[int, int, int]] | tuple = (),
 ) -> orm.ArrayData:
     """Everything above for the PamWorkChain ``run_pk``, printed as ``aiida-llpam show`` prints it.
 
     ``direct_pks``: DirectDfptWorkChains at the run's DFPT settings, their q points numbered q1, q2, ... in order;
-    ``fit``: labels among them that a further model (:data:`FIT_SUM_RULES`, on ``fit_unfolding`` where given: a
-    longer unfolding along c gives the fit more images there) fits, the others held out. The
+    ``fit``: labels among them that a further model (:data:`FIT_SUM_RULES`) fits, the others held out; one such
+    model per unfolding factor of ``fit_unfolding`` (default: that of :data:`FIT_SUM_RULES`; a longer unfolding
+    along c gives the fit more images there). The
     sum-rule row of the budget is the spread over the models that meet the criteria at their held-out points
     (over all of them, and said so, where none does).
     """
@@ -204,8 +205,8 @@ def error_budget_for(
     if unknown:
         raise ValueError(f"--fit {', '.join(unknown)}: no such direct q point (have {', '.join(folders) or 'none'})")
     variants = {label: (sum_rules, {}) for label, sum_rules in (DEFAULT_MODELS if models is None else models).items()}
-    if fit:
-        label, sum_rules = fitted_model(fit, fit_unfolding)
+    for unfolding in (fit_unfolding or [None]) if fit else ():
+        label, sum_rules = fitted_model(fit, unfolding)
         variants[label] = (sum_rules, {key: folders[key] for key in fit})
     made = sum_rule_models(run, variants, computer, protocol)
     check = check_against_direct(run, folders) if folders else None

@@ -24,7 +24,7 @@ from phonopy import Phonopy
 from .modes import compute_modes
 from .units import BOHR_M
 
-__all__ = ["HEXAGONAL_POINTS", "band_path", "dispersion_along_path", "gamma_a_branch", "mode_trajectory"]
+__all__ = ["HEXAGONAL_POINTS", "at_gamma", "band_path", "dispersion_along_path", "gamma_a_branch", "mode_trajectory"]
 
 HEXAGONAL_POINTS = {
     "Gamma": (0.0, 0.0, 0.0),
@@ -35,7 +35,13 @@ HEXAGONAL_POINTS = {
     "H": (1.0 / 3.0, 1.0 / 3.0, 0.5),
 }
 PAPER_PATH = ("Gamma", "M", "K", "Gamma", "A", "L", "H", "A")
+#: reduced units: the path stands this far off Gamma along each segment, so that the NAC has a direction there
 _GAMMA_STEP = 1.0e-5
+
+
+def at_gamma(qpoints_reduced: np.ndarray) -> np.ndarray:
+    """The rows of :func:`dispersion_along_path`'s q points (reduced) that stand for Gamma (``_GAMMA_STEP`` off it)."""
+    return np.linalg.norm(np.asarray(qpoints_reduced, dtype=float), axis=1) <= 2 * _GAMMA_STEP
 
 
 def _is_hexagonal(cell: np.ndarray) -> bool:

@@ -18,6 +18,7 @@ from matplotlib.colors import LogNorm, TwoSlopeNorm
 
 from aiida_llpam.physics.acoustic import IMAGINARY_TOLERANCE_THZ
 from aiida_llpam.physics.convergence import TRACKED
+from aiida_llpam.physics.path import at_gamma
 from aiida_llpam.physics.units import MU_0, THZ_TO_CM
 
 from .style import WIDTH, new_figure, styled
@@ -67,7 +68,7 @@ def _imaginary(path_data: dict, frequencies_cm: np.ndarray) -> np.ndarray:
     """Modes below the numerical zero (the acoustic region's tolerance), the acoustic triplet at Gamma left out."""
     imaginary = frequencies_cm < -IMAGINARY_TOLERANCE_THZ * THZ_TO_CM
     if "qpoints" in path_data:
-        imaginary[np.linalg.norm(path_data["qpoints"], axis=1) < 1e-8, :3] = False
+        imaginary[at_gamma(path_data["qpoints"]), :3] = False
     return imaginary
 
 

@@ -68,6 +68,24 @@ def test_acoustic_region_of_the_corrected_model(corrected):
     assert velocities[0, 1] - velocities[0, 0] > 50.0
 
 
+def test_the_acoustic_triplet_at_gamma_is_not_counted_as_imaginary(corrected):
+    """Issue 18: a numerical zero of the triplet at Gamma just below the tolerance (the on-site rule leaves
+    -0.06 cm^-1) is no imaginary mode; the same value anywhere else on the path is one."""
+    big, _ = corrected
+    dispersion = dispersion_along_path(big, 20)
+    frequencies, qpoints = np.array(dispersion["frequencies_thz"]), dispersion["qpoints"]
+    at_gamma = np.flatnonzero(np.linalg.norm(qpoints, axis=1) < 1e-4)  # the path stands 1e-5 off Gamma
+    assert len(at_gamma) >= 2
+    frequencies[at_gamma, :3] = -2 * IMAGINARY_TOLERANCE_THZ
+    assert acoustic_region(big, frequencies)["num_imaginary_modes"] == 3 * len(at_gamma)  # without the q points
+    region = acoustic_region(big, frequencies, qpoints)
+    assert region["num_imaginary_modes"] == 0 and region["path_lowest_frequency_thz"] > 0
+    frequencies[at_gamma[0] + 1, 0] = -2 * IMAGINARY_TOLERANCE_THZ  # next to Gamma: counted
+    region = acoustic_region(big, frequencies, qpoints)
+    assert region["num_imaginary_modes"] == 1
+    assert region["path_lowest_frequency_thz"] == pytest.approx(-2 * IMAGINARY_TOLERANCE_THZ, rel=1e-12, abs=0)
+
+
 def test_sound_velocity_is_the_slope(corrected):
     big, _ = corrected
     slope = [sound_velocities(big, [[0, 0, 1]], q)[0] for q in (1e-3, 2e-3)]

@@ -45,7 +45,9 @@ def pam_figure_data(force_constants: orm.ArrayData, parameters: orm.Dict) -> dic
     dispersion = dispersion_along_path(phonon, p["path_points_per_segment"])
     return {
         "dispersion": build_output("dispersion", dispersion),
-        "acoustic": build_output("acoustic", acoustic_region(phonon, dispersion["frequencies_thz"])),
+        "acoustic": build_output(
+            "acoustic", acoustic_region(phonon, dispersion["frequencies_thz"], dispersion["qpoints"])
+        ),
         "gamma_a": build_output("gamma_a", gamma_a_branch(phonon, branch)),
         "trajectory": build_output("trajectory", mode_trajectory(phonon, p["trajectory_q"], branch)),
     }

@@ -15,7 +15,15 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["HEADLINES", "BudgetRow", "ErrorBudget", "headline_values", "relative_spread"]
+__all__ = [
+    "HEADLINES",
+    "PROBE_DIRECTIONS",
+    "BudgetRow",
+    "ErrorBudget",
+    "headline_values",
+    "relative_spread",
+    "velocity_probes",
+]
 
 #: the headline quantities, in table order
 HEADLINES = (
@@ -36,6 +44,23 @@ HEADLINES = (
     "v_la_y",
 )
 _VELOCITIES = tuple(name for name in HEADLINES if name.startswith("v_"))
+#: reduced directions (of a hexagonal cell, like the default validation q points) along which the direct ph.x point
+#: nearest Gamma probes the sound velocities: along c (z); Gamma-K, equivalent to x; Gamma-M, equivalent to y
+PROBE_DIRECTIONS = {"z": (0.0, 0.0, 1.0), "x": (1.0, 1.0, 0.0), "y": (1.0, 0.0, 0.0)}
+
+
+def velocity_probes(qpoints_reduced) -> dict[str, int]:
+    """``{axis: index}`` of the q point nearest Gamma along each of :data:`PROBE_DIRECTIONS` (an axis with no point
+    along it is left out): chosen by direction, not by position in the list, which a user sets."""
+    q = np.asarray(qpoints_reduced, dtype=float).reshape(-1, 3)
+    norms = np.linalg.norm(q, axis=1)
+    probes = {}
+    for axis, direction in PROBE_DIRECTIONS.items():
+        unit = np.asarray(direction) / np.linalg.norm(direction)
+        along = (norms > 0) & (np.linalg.norm(np.cross(q, unit), axis=1) < 1e-6) & (q @ unit > 0)
+        if along.any():
+            probes[axis] = int(np.flatnonzero(along)[np.argmin(norms[along])])
+    return probes
 
 
 def headline_values(convergence: dict, gamma_nl: dict, acoustic: dict) -> dict[str, float]:

@@ -60,3 +60,14 @@ def test_comparison_table_and_summary(quartz):
 def test_gamma_is_refused(quartz):
     with pytest.raises(ValueError, match="Gamma"):
         compare_with_model(quartz, dyn(1), [dyn(1)])
+
+
+def test_the_budgets_velocity_probes_are_chosen_by_direction():
+    """The direct point that checks a sound velocity is the one nearest Gamma along that axis, wherever the user put
+    it in the list (the production reference lists 0.05, 0.1, 0.2 and 0.15 c*: no in-plane point, so no x or y)."""
+    from aiida_llpam.physics.error_budget import velocity_probes
+
+    assert velocity_probes([[0, 0, 0.05], [0, 0, 0.1], [0, 0, 0.2], [0, 0, 0.15]]) == {"z": 0}
+    qpoints = [[0, 0, 0.1], [0.1, 0, 0], [0, 0, 0.05], [0.1, 0.1, 0], [0.05, 0.05, 0], [0.1, 0.2, 0]]
+    assert velocity_probes(qpoints) == {"z": 2, "x": 4, "y": 1}
+    assert velocity_probes([[0, 0, -0.05], [0.1, 0.1, 0.1]]) == {}

@@ -5,12 +5,17 @@ from aiida import orm
 from aiida.engine import calcfunction
 
 from aiida_llpam.calculations.nodes import read_output
-from aiida_llpam.physics.error_budget import HEADLINES, BudgetRow, ErrorBudget, headline_values, relative_spread
+from aiida_llpam.physics.error_budget import (
+    HEADLINES,
+    BudgetRow,
+    ErrorBudget,
+    headline_values,
+    relative_spread,
+    velocity_probes,
+)
 
 #: the outputs of a PamWorkChain the budget reads, as ``<role>_<output>`` inputs
 RUN_OUTPUTS = ("convergence", "gamma_nl", "acoustic")
-#: the direct-DFPT point (index in the check's table) that probes the sound velocities along each direction
-DIRECT_PROBES = {"z": 0, "x": 4, "y": 3}  # 0.05 c*; 0.1 along Gamma-K (equivalent to x); 0.1 along Gamma-M (y)
 
 
 def run_inputs(role: str, node: orm.WorkChainNode) -> dict:
@@ -31,7 +36,8 @@ def error_budget(measured: orm.Dict, **kwargs) -> orm.ArrayData:
       with ``model_selection`` (Str) saying which models count and why;
     * ``q mesh``: the change to the run ``qmesh_*`` (the same crystal on another ph.x q mesh);
     * ``direct DFPT``: the sound velocities from the model's acoustic frequencies against ph.x at the probe q
-      points of ``direct_table`` (a ``direct_dfpt_check`` table), as relative deviations;
+      points of ``direct_table`` (a ``direct_dfpt_check`` table; the point nearest Gamma along c, Gamma-K and Gamma-M,
+      :func:`aiida_llpam.physics.error_budget.velocity_probes`), as relative deviations;
     * ``measured``: rows measured elsewhere, ``{source: {"method": str, "relative": {quantity: size}}}``, e.g. the
       cut-off step or a functional not yet computed (sizes NaN or absent = not measured).
     """
@@ -64,16 +70,15 @@ def error_budget(measured: orm.Dict, **kwargs) -> orm.ArrayData:
         table = read_output(kwargs["direct_table"])
         model, direct = table["model_frequencies_cm"], table["direct_frequencies_cm"]
         sizes = {name: np.nan for name in HEADLINES}
-        for axis, index in DIRECT_PROBES.items():
-            if index < len(model):
-                for branch, name in enumerate((f"v_ta1_{axis}", f"v_ta2_{axis}", f"v_la_{axis}")):
-                    sizes[name] = float(abs(model[index, branch] - direct[index, branch]) / abs(direct[index, branch]))
-        probes = sorted(i for i in set(DIRECT_PROBES.values()) if i < len(model))  # a partial check has fewer points
-        qpoints = "; ".join(str(np.round(table["qpoints"][i], 3).tolist()) for i in probes)
+        probes = velocity_probes(table["qpoints"])
+        for axis, index in probes.items():
+            for branch, name in enumerate((f"v_ta1_{axis}", f"v_ta2_{axis}", f"v_la_{axis}")):
+                sizes[name] = float(abs(model[index, branch] - direct[index, branch]) / abs(direct[index, branch]))
+        qpoints = "; ".join(f"{axis} {np.round(table['qpoints'][i], 3).tolist()}" for axis, i in probes.items())
         rows.append(
             BudgetRow(
                 "direct DFPT",
-                f"acoustic frequencies of the model against ph.x at q = {qpoints} "
+                f"acoustic frequencies of the model against ph.x at the point nearest Gamma along each axis: {qpoints} "
                 "(ASR on-site corrected): omega/q is the velocity",
                 sizes,
             )

@@ -8,10 +8,10 @@ on the same DFPT (PamWorkChains with the unfolding supercells 2x2x3, 3x3x2, 3x3x
 aiida_llpam.cli.trust.DEFAULT_MODELS; made where missing, found where they exist); --direct, finished
 DirectDfptWorkChains (workflows/run_direct_dfpt.py) at this run's DFPT settings, whose q points, numbered q1, q2,
 ... in order, check every model; --fit, labels of those q points that one more model fits (the others are held
-out: the budget's sum-rule row counts the models that pass where they did not fit), on the unfolding supercell
---fit-unfolding (default 2 2 2); --qmesh, a run of the same
-crystal on another q mesh; --measured, rows measured elsewhere ({source: {"method": ..., "relative": {quantity:
-size}}}, e.g. fixtures/reference/measured_production.json). `aiida-llpam show PK` prints the latest budget.
+out: the budget's sum-rule row counts the models that pass where they did not fit), one such model per
+--fit-unfolding (repeatable; default 2 2 2); --qmesh, a run of the same crystal on another q mesh; --measured,
+rows measured elsewhere ({source: {"method": ..., "relative": {quantity: size}}}, e.g.
+fixtures/reference/measured_production.json). `aiida-llpam show PK` prints the latest budget.
 """
 
 import argparse

@@ -29,11 +29,14 @@ FIT_SUM_RULES = DEFAULT_MODELS["o222"]
 def fitted_model(fit: tuple[str, ...], unfolding: tuple[int, int, int] | None = None) -> tuple[str, dict]:
     """Label and sum rules of the model fitted to the direct q points ``fit``, on ``unfolding`` (default that of
     :data:`FIT_SUM_RULES`): e.g. ``o223_fit_q2_q3``."""
+    from aiida_llpam.calculations.functions.phonopy_force_constants import validate_sum_rules
+
     factor = list(unfolding or FIT_SUM_RULES["unfolding_factor"])
-    if len(factor) != 3 or min(factor) < 1:
-        raise ValueError(f"fit unfolding: three positive integers, got {factor}")
-    label = "o" + "".join(str(n) for n in factor) + "_fit_" + "_".join(fit)
-    return label, {**FIT_SUM_RULES, "unfolding_factor": factor}
+    sum_rules = {**FIT_SUM_RULES, "unfolding_factor": factor}
+    error = validate_sum_rules(sum_rules)
+    if error:
+        raise ValueError(error)
+    return "o" + "".join(str(n) for n in factor) + "_fit_" + "_".join(fit), sum_rules
 
 
 def _same_dfpt_runs(run: orm.WorkChainNode) -> list[orm.WorkChainNode]:

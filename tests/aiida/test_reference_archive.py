@@ -341,9 +341,8 @@ def test_the_production_model_against_direct_dfpt():
 def test_the_fitted_model_reproduces_every_direct_point_and_shows_its_budget():
     """The sum-rule model confirmed by direct DFPT (fixtures/reference/quartz_production_fitted.aiida; see
     docs/comparison.md): on-site ASR, unfolding 2x2x3, fitted to ph.x at 0.1 and 0.2 c*, against the held-out 0.05
-    and 0.15 c*. Issue 18's
-    criteria (acoustic 1.5 cm^-1, above 100 cm^-1 2.5 cm^-1, TA splitting 25 %) hold at every point, held out or not;
-    measured, not tuned. `show` prints its error budget."""
+    and 0.15 c*. Issue 18's criteria (acoustic 1.5 cm^-1, above 100 cm^-1 2.5 cm^-1, TA splitting 25 %) hold at
+    every point, held out or not; measured, not tuned. `show` prints its error budget."""
     from aiida_llpam.calculations.nodes import read_output
     from aiida_llpam.cli.trust import held_out_verdict
     from aiida_llpam.physics.direct_dfpt import failed_criteria

@@ -1,12 +1,13 @@
 """Check the force-constant model of a finished run against ph.x run directly at q points off its DFPT mesh.
 
-    verdi run workflows/run_direct_dfpt.py PK [--qpoint Q1 Q2 Q3 ...] [--computer LABEL] [--submit]
+    verdi run workflows/run_direct_dfpt.py PK [--qpoint Q1 Q2 Q3 ...] [--computer LABEL] [--mpiprocs N] [--submit]
 
 PK: a PamWorkChain (e.g. imported from fixtures/reference/quartz_production.aiida). The scf of its DFPT runs
 again with the same inputs, then one ph.x job per q point (default: Gamma-A at 0.05, 0.1, 0.2 c*, 0.1 along
 Gamma-M and Gamma-K), side by side where a daemon runs them (--submit). The table and summary are the
 outputs of the DirectDfptWorkChain; `aiida-llpam show` on the run prints them (docs/theory.md, section on
-the direct check).
+the direct check). ``--mpiprocs N``: MPI processes of each ph.x job (default: those of the DFPT's ph.x); on one
+node give each point its share of the cores (DirectDfptWorkChain.get_builder_from_run says why).
 """
 
 import argparse
@@ -22,11 +23,12 @@ def main(argv=None):
     parser.add_argument("pk", help="PK or UUID of the PamWorkChain whose model is checked")
     parser.add_argument("--qpoint", nargs=3, type=float, action="append", help="reduced q point (repeatable)")
     parser.add_argument("--computer", default="localhost", help="computer of the pw and ph codes")
+    parser.add_argument("--mpiprocs", type=int, help="MPI processes of each ph.x job (default: the DFPT's)")
     parser.add_argument("--submit", action="store_true", help="submit to the daemon instead of running here")
     args = parser.parse_args(argv)
     run = orm.load_node(args.pk)
     codes = [orm.load_code(f"{name}@{args.computer}") for name in ("pw", "ph")]
-    builder = DirectDfptWorkChain.get_builder_from_run(run, *codes, qpoints=args.qpoint)
+    builder = DirectDfptWorkChain.get_builder_from_run(run, *codes, qpoints=args.qpoint, ph_mpiprocs=args.mpiprocs)
     builder.metadata.label = f"direct DFPT check of PamWorkChain<{run.pk}>"
     launch(builder, submit=args.submit)
 

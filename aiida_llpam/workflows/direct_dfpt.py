@@ -100,11 +100,16 @@ class DirectDfptWorkChain(ScfStep, RelaunchesLostJobs, WorkChain):
         spec.exit_code(403, "ERROR_COMPARISON", message="The comparison failed: {message}")
 
     @classmethod
-    def get_builder_from_run(cls, run: orm.WorkChainNode, pw_code, ph_code, qpoints=None, options=None):
+    def get_builder_from_run(
+        cls, run: orm.WorkChainNode, pw_code, ph_code, qpoints=None, options=None, ph_mpiprocs: int | None = None
+    ):
         """A builder for the model of PamWorkChain ``run``, with the scf and ph.x settings of the DFPT it used.
 
         The scf runs again (its remote folder may be gone, or on another machine): the same inputs give the same
-        ground state. ``qpoints``: reduced q points (default :data:`DEFAULT_VALIDATION_QPOINTS`).
+        ground state. ``qpoints``: reduced q points (default :data:`DEFAULT_VALIDATION_QPOINTS`). ``ph_mpiprocs``:
+        MPI processes of each ph.x job on one machine (default: as ``options``, else as the DFPT's ph.x). The q
+        points run side by side, so on one node give each its share of the cores: more ranks than cores share
+        them badly, since an Open MPI rank that waits for a message keeps its core busy.
         """
         from aiida_llpam.queries import dfpt_ph_calculation, dfpt_retrieved, dfpt_scf_calculation
 
@@ -124,6 +129,8 @@ class DirectDfptWorkChain(ScfStep, RelaunchesLostJobs, WorkChain):
         builder.ph.ph.code = ph_code
         builder.ph.ph.parameters = ph.inputs.parameters
         builder.ph.ph.metadata.options = options or _options_like(ph)
+        if ph_mpiprocs is not None:
+            builder.ph.ph.metadata.options.resources = {"num_machines": 1, "num_mpiprocs_per_machine": ph_mpiprocs}
         return builder
 
     def should_run_scf(self):

@@ -66,3 +66,18 @@ def test_off_the_mesh_the_interpolation_is_measured(checked_run):
     assert off > 0.1 and off > 10 * on
     # Si is centrosymmetric: l^z vanishes (the sum over the branches at a point of the line)
     np.testing.assert_allclose(table["model_l_z"][1].sum(), 0.0, atol=1e-6)
+
+
+def test_a_builder_from_the_run_gives_each_ph_job_its_share_of_the_cores(checked_run, codes):
+    from aiida_llpam.queries import dfpt_ph_calculation, dfpt_retrieved
+    from aiida_llpam.workflows.direct_dfpt import DirectDfptWorkChain
+
+    pw, ph = codes[0], codes[1]
+    dfpt_ph = dfpt_ph_calculation(dfpt_retrieved(checked_run))
+    default = DirectDfptWorkChain.get_builder_from_run(checked_run, pw, ph, qpoints=[OFF_MESH])
+    assert default.ph.ph.metadata.options.resources == dfpt_ph.get_options()["resources"]
+    shared = DirectDfptWorkChain.get_builder_from_run(checked_run, pw, ph, qpoints=[OFF_MESH], ph_mpiprocs=1)
+    assert shared.ph.ph.metadata.options.resources == {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+    assert shared.ph.ph.metadata.options.max_wallclock_seconds == dfpt_ph.get_options()["max_wallclock_seconds"]
+    # the scf keeps the DFPT's own resources: it runs alone, before the q points
+    assert shared.scf.pw.metadata.options.resources == default.scf.pw.metadata.options.resources

@@ -5,6 +5,8 @@ The functions docs/queries.md describes. Report text built from what they return
 
 from __future__ import annotations
 
+import re
+
 from aiida import orm
 from aiida.common.exceptions import MultipleObjectsError, NotExistent
 from aiida.common.links import LinkType
@@ -70,10 +72,13 @@ def dfpt_retrieved(node: orm.WorkChainNode) -> orm.FolderData:
 
 def dfpt_ph_calculation(retrieved: orm.FolderData) -> orm.CalcJobNode:
     """The ph.x calculation behind a folder of dynamical matrices; for the per-q-point route its Gamma job, for a
-    mirrored DFPT (``mirror_dfpt_z``) the ph.x run it mirrors."""
+    mirrored DFPT (``mirror_dfpt_z``) the ph.x run it mirrors, for one assembled on a denser mesh
+    (``assemble_dynamical_matrices``) the mesh run it started from."""
     creator = retrieved.creator
     if creator is not None and creator.process_label == "mirror_dfpt_z":
         return dfpt_ph_calculation(creator.inputs.retrieved)
+    if creator is not None and creator.process_label == "assemble_dynamical_matrices":
+        return dfpt_ph_calculation(creator.inputs.dfpt)
     if creator is not None and creator.process_label == "collect_dynamical_matrices":
         creator = creator.inputs.q1.creator
     if creator is None or "qpoints" not in creator.inputs or "parent_folder" not in creator.inputs:
@@ -88,10 +93,14 @@ def _is_ph(calculation: orm.CalcJobNode) -> bool:
 
 
 def dfpt_wall_time_s(retrieved: orm.FolderData) -> float:
-    """Wall time (s) of the ph.x job(s) that wrote a folder of dynamical matrices: first start to last end."""
+    """Wall time (s) of the ph.x job(s) that wrote a folder of dynamical matrices: first start to last end; for a
+    folder assembled on a denser mesh, that of its mesh run plus each single-q job's, which ran at other times."""
     creator = retrieved.creator
     if creator is not None and creator.process_label == "mirror_dfpt_z":
         return dfpt_wall_time_s(creator.inputs.retrieved)
+    if creator is not None and creator.process_label == "assemble_dynamical_matrices":
+        single = [creator.inputs[key].creator for key in creator.inputs if re.fullmatch(r"q\d+", key)]
+        return dfpt_wall_time_s(creator.inputs.dfpt) + sum((j.mtime - j.ctime).total_seconds() for j in single)
     if creator is not None and creator.process_label == "collect_dynamical_matrices":
         jobs = [creator.inputs[key].creator for key in creator.inputs if key.startswith("q")]
     else:
@@ -135,16 +144,20 @@ def dfpt_structure(retrieved: orm.FolderData) -> orm.StructureData:
 def dfpt_settings(retrieved: orm.FolderData) -> dict:
     """Cut-offs (Ry), scf k mesh and ph.x q mesh of a ph.x run, from its provenance (ph.x -> the scf it ran on).
 
-    For a mirrored DFPT (``mirror_dfpt_z``) they are those of the ph.x run it mirrors.
+    For a mirrored DFPT (``mirror_dfpt_z``) they are those of the ph.x run it mirrors; for one assembled on a
+    denser mesh (``assemble_dynamical_matrices``) the q mesh is the assembled one.
     """
     ph = dfpt_ph_calculation(retrieved)
     pw = dfpt_scf_calculation(retrieved)
     system = pw.inputs.parameters["SYSTEM"]
+    creator = retrieved.creator
+    assembled = creator is not None and creator.process_label == "assemble_dynamical_matrices"
+    qpoints = creator.inputs.qpoints if assembled else ph.inputs.qpoints
     return {
         "ecutwfc_ry": system["ecutwfc"],
         "ecutrho_ry": system.get("ecutrho", 4 * system["ecutwfc"]),  # pw.x's default when the input has none
         "kpoints_mesh": list(pw.inputs.kpoints.get_kpoints_mesh()[0]),
-        "qpoints_mesh": list(ph.inputs.qpoints.get_kpoints_mesh()[0]),
+        "qpoints_mesh": list(qpoints.get_kpoints_mesh()[0]),
     }
 
 

@@ -1,7 +1,8 @@
 """Runs that start from what a finished run stored, no ph.x: what ``workflows/run_from_dfpt.py``,
 ``workflows/recompute_response.py`` and ``workflows/run_lifetimes.py`` do.
 
-:func:`run_from_dfpt` redoes q2r.x onwards from a run's DFPT (optionally mirrored to the other enantiomer),
+:func:`run_from_dfpt` redoes q2r.x onwards from a run's DFPT (optionally mirrored to the other enantiomer, or on a
+denser q mesh with single-q ph.x runs at the stars it lacks: :func:`denser_mesh_cover`),
 :func:`recompute_response` the response alone from its force constants, :func:`run_lifetimes` phono3py's
 mode-resolved lifetimes and the response with them, :func:`compare_kappa` their thermal conductivity against
 measured values, :func:`rerun_rta` the RTA on another mesh. The new nodes link back to the stored ones. Each runs
@@ -19,7 +20,10 @@ from aiida.common.exceptions import MultipleObjectsError, NotExistent
 from aiida.engine import run_get_node
 
 from aiida_llpam.calculations.functions import kappa_comparison, mirror_dfpt_z
+from aiida_llpam.calculations.functions.assemble_dynamical_matrices import assemble_dynamical_matrices, dyn_texts
 from aiida_llpam.calculations.response import PamResponseCalculation, validate_parameters
+from aiida_llpam.physics.dynmat import read_dynamical_matrices
+from aiida_llpam.physics.mesh_cover import MeshCover, cover_mesh, irreducible_representatives
 from aiida_llpam.physics.settings import RESPONSE_KEYS, ResponseSettings
 from aiida_llpam.queries import dfpt_retrieved, dfpt_structure
 from aiida_llpam.structures import MIRROR_OPERATION, mark_enantiomer, mirror_z
@@ -48,6 +52,51 @@ def _state(node: orm.ProcessNode) -> str:
     return f"{node.process_label}<{node.pk}> {node.process_state.value}, exit status {node.exit_status}"
 
 
+def single_q_folders(identifiers) -> dict[str, orm.FolderData]:
+    """``q1``, ``q2``, ...: the retrieved folders of every single-q ph.x job that finished ok under the
+    DirectDfptWorkChains ``identifiers`` (one that failed or was killed keeps the jobs it finished)."""
+    folders = []
+    for identifier in identifiers:
+        node = orm.load_node(identifier)
+        if not (isinstance(node, orm.WorkChainNode) and node.process_label == "DirectDfptWorkChain"):
+            sys.exit(f"{identifier}: not a DirectDfptWorkChain")
+        jobs = [n for n in node.called if n.process_label == "PhBaseWorkChain" and n.is_finished_ok]
+        folders.extend(job.outputs.retrieved for job in sorted(jobs, key=lambda n: n.pk))
+    return {f"q{i}": folder for i, folder in enumerate(folders, start=1)}
+
+
+def denser_mesh_cover(
+    retrieved: orm.FolderData, mesh, direct: dict[str, orm.FolderData]
+) -> tuple[MeshCover, np.ndarray]:
+    """How the dyn files of a DFPT and of single-q runs cover the q mesh ``mesh``, and the reduced q of one point
+    of each star they lack (the single-q ph.x runs still to do, in the crystal ph.x ran on)."""
+    cover = cover_mesh(mesh, [read_dynamical_matrices(text) for text in dyn_texts(retrieved, direct)])
+    atoms = dfpt_structure(retrieved).get_ase()
+    missing = irreducible_representatives(
+        cover.missing, mesh, atoms.cell[:], atoms.get_scaled_positions(), atoms.get_atomic_numbers()
+    )
+    return cover, missing
+
+
+def _assembled(retrieved: orm.FolderData, pk: str, qmesh, direct_pks) -> orm.FolderData:
+    """The DFPT of run ``pk`` on the denser mesh ``qmesh``, with the single-q runs of the DirectDfptWorkChains
+    ``direct_pks``; exits naming the q points still to run."""
+    direct = single_q_folders(direct_pks)
+    try:
+        cover, missing = denser_mesh_cover(retrieved, qmesh, direct)
+    except ValueError as exc:
+        sys.exit(f"the dyn files cannot make the {list(qmesh)} q mesh: {exc}")
+    if len(missing):
+        points = " ".join("--qpoint " + " ".join(f"{x:.12g}" for x in q) for q in missing)
+        sys.exit(
+            f"the {list(qmesh)} q mesh lacks {len(missing)} stars ({len(cover.missing)} of its points): run ph.x at "
+            f"them first, e.g. verdi run workflows/run_direct_dfpt.py {pk} {points}"
+        )
+    qpoints = orm.KpointsData()
+    qpoints.set_kpoints_mesh(list(qmesh))
+    return assemble_dynamical_matrices(qpoints, retrieved, **direct)
+
+
 def run_from_dfpt(
     pk: str,
     protocol: str = "production",
@@ -55,12 +104,17 @@ def run_from_dfpt(
     computer: str = "localhost",
     pk_file: Path | None = None,
     figures: Path | None = None,
+    qmesh=None,
+    direct=(),
 ) -> orm.WorkChainNode:
     """A PamWorkChain on the DFPT of the PamWorkChain ``pk`` (its ph.x retrieved files and the structure ph.x ran
     on): q2r.x, the sum rules, the response and the figure data with ``protocol``'s settings and the current code.
 
-    ``enantiomer`` "other": the structure and ph.x's files mirrored z -> -z (calcfunction ``mirror_dfpt_z``), the
-    run marked ``enantiomer_of`` the original structure. Returns the finished node; exits when it failed.
+    ``qmesh``: a denser q mesh that contains the DFPT's, its other stars from the single-q ph.x runs of the
+    DirectDfptWorkChains ``direct`` on the same scf (calcfunction ``assemble_dynamical_matrices``); exits listing
+    the q points still to run. ``enantiomer`` "other": the structure and ph.x's files mirrored z -> -z
+    (calcfunction ``mirror_dfpt_z``), the run marked ``enantiomer_of`` the original structure. Returns the
+    finished node; exits when it failed.
     """
     old = _pam_workchain(pk)
     try:  # a run that failed after its ph.x finished (e.g. in the response) still has a DFPT to reuse
@@ -69,6 +123,9 @@ def run_from_dfpt(
         sys.exit(f"{exc}: its DFPT cannot be reused")
     structure = dfpt_structure(retrieved)  # the structure ph.x ran on (given or relaxed)
     description = f"DFPT of PamWorkChain<{old.uuid}>; q2r.x onwards with the current code"
+    if qmesh:
+        retrieved = _assembled(retrieved, pk, qmesh, direct)
+        description += f"; q mesh {list(qmesh)} with the single-q ph.x runs of DirectDfptWorkChain {list(direct)}"
     if enantiomer == "other":
         original = structure
         structure = orm.StructureData(ase=mirror_z(original.get_ase()))

@@ -81,3 +81,42 @@ def test_a_builder_from_the_run_gives_each_ph_job_its_share_of_the_cores(checked
     assert shared.ph.ph.metadata.options.max_wallclock_seconds == dfpt_ph.get_options()["max_wallclock_seconds"]
     # the scf keeps the DFPT's own resources: it runs alone, before the q points
     assert shared.scf.pw.metadata.options.resources == default.scf.pw.metadata.options.resources
+
+
+def test_a_denser_mesh_takes_the_direct_runs_and_names_what_it_lacks(checked_run):
+    """Si q 2x2x2 -> 4x4x4: the DFPT's stars, the direct run at 0.25 and a duplicate of a mesh star (ON_MESH); the
+    points still missing are named, with the command that runs them, before anything is stored."""
+    from aiida import orm
+
+    from aiida_llpam.cli.redo import denser_mesh_cover, run_from_dfpt, single_q_folders
+    from aiida_llpam.queries import dfpt_retrieved
+
+    direct = [c for c in checked_run.called if c.process_label == "DirectDfptWorkChain"][0]
+    folders = single_q_folders([direct.pk])
+    assert len(folders) == 2
+    retrieved = dfpt_retrieved(checked_run)
+    n_dfpt = len(retrieved.base.repository.list_object_names("DYN_MAT")) - 1
+    cover, missing = denser_mesh_cover(retrieved, [4, 4, 4], folders)
+    on_mesh, off_mesh = sorted(folders, key=lambda label: int(label[1:]))  # the order of validation_qpoints
+    assert cover.duplicates == [n_dfpt] and cover.off_mesh == []  # ON_MESH's star is the DFPT's own
+    assert cover.chosen[0] == 0 and sorted(cover.chosen) == [*range(n_dfpt), n_dfpt + 1]
+    # 64 points: 8 on the 2x2x2 mesh, the star of 0.25 (and of -0.25) from the direct run, the rest missing
+    star = len(read_dyn_star(folders[off_mesh]))
+    assert len(cover.missing) == 64 - 8 - star > 0
+    # every point named is one still missing, each class of the crystal's symmetry once
+    missing_addresses = {tuple(a) for a in cover.missing}
+    assert all(tuple(np.rint(np.mod(q, 1) * 4).astype(int) % 4) in missing_addresses for q in missing)
+    # Si 4x4x4 has 8 classes, 2x2x2's 3 are covered; pw.x keeps fewer symmetries than spglib here (the FFT grid),
+    # so ph.x's star of 0.25 is part of its class, whose rest is named again
+    assert 1 <= len(missing) <= 8 - 3
+    nodes = orm.QueryBuilder().append(orm.Node).count()
+    with pytest.raises(SystemExit, match=rf"lacks {len(missing)} stars .* run_direct_dfpt.py"):
+        run_from_dfpt(str(checked_run.pk), protocol="smoke", qmesh=[4, 4, 4], direct=[direct.pk])
+    assert orm.QueryBuilder().append(orm.Node).count() == nodes
+
+
+def read_dyn_star(folder) -> np.ndarray:
+    """The q points (2 pi/alat) of a single-q run's dyn file."""
+    from aiida_llpam.calculations.functions.dyn_mat_folder import only_dyn_file
+
+    return only_dyn_file(folder).q_2pi_alat

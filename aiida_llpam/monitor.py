@@ -120,7 +120,12 @@ class ProgressReporter:
 
     where ``[ 6:12]`` is the time since the workchain started and elapsed/left are those of the running
     calculation, counted from the creation of its node (upload and scheduler queue included: seconds on
-    the local direct scheduler). ph.x detail is read for calculations on a local computer only.
+    the local direct scheduler). ph.x detail is read for calculations on a local computer only. Where several
+    ph.x jobs run side by side (q points or representations as jobs), the line names each, with the elapsed
+    time of the oldest and the time left of the slowest, e.g.
+
+    ``[ 9:02] ph.x (DirectDfptWorkChain<52>): 2 ph.x jobs: <57> q 1/1 (0.1667, 0, 0), irrep 12/27; <60> q 1/1
+    (0.1667, 0.1667, 0), irrep 21/26, elapsed 8:40, ~11 min left``
     """
 
     def __init__(self, workchain: orm.WorkChainNode):
@@ -137,6 +142,9 @@ class ProgressReporter:
             child = child.caller
         clock = format_duration(_seconds_since(self.workchain))
         where = f"{_step_name(child)} ({child.process_label}<{child.pk}>)"
+        ph_jobs = sorted((n for n in active if n.process_type in PH_PROCESS_TYPES), key=lambda n: n.pk)
+        if len(ph_jobs) > 1:
+            return _side_by_side(clock, where, ph_jobs)
         elapsed = _seconds_since(newest)
         text = read_calculation_output(newest) if newest.process_type in PH_PROCESS_TYPES else None
         if text is None:
@@ -147,6 +155,25 @@ class ProgressReporter:
         if not progress.finished:
             times += f", {format_remaining(remaining_seconds(progress.fraction_done(*q_range(newest)), elapsed))}"
         return ProgressLine(clock, f"{where}: {describe_ph(progress)}", times)
+
+
+def _side_by_side(clock: str, where: str, jobs: list[orm.CalcJobNode]) -> ProgressLine:
+    """One line for ph.x ``jobs`` running at once: where each is, the oldest's elapsed time, the slowest's left."""
+    parts, left = [], []
+    for job in jobs:
+        text = read_calculation_output(job)
+        if text is None:
+            parts.append(f"<{job.pk}> not started")
+            left.append(None)
+            continue
+        progress = parse_ph_output(text)
+        parts.append(f"<{job.pk}> {describe_ph(progress)}")
+        if not progress.finished:
+            left.append(remaining_seconds(progress.fraction_done(*q_range(job)), _seconds_since(job)))
+    times = f"elapsed {format_duration(max(_seconds_since(job) for job in jobs))}"
+    if left:  # one job whose pace is unknown leaves the whole unknown
+        times += f", {format_remaining(None if None in left else max(left))}"
+    return ProgressLine(clock, f"{where}: {len(jobs)} ph.x jobs: " + "; ".join(parts), times)
 
 
 RUNNING, FAILED, QUEUED = "running", "failed", "queued"

@@ -117,6 +117,36 @@ def test_per_q_route(pam, tmp_path):
     assert re.fullmatch(rf"elapsed \d+:\d\d, {TIME_LEFT}", line.times), line.times
 
 
+def test_jobs_side_by_side_each_get_their_part_of_the_line(pam, tmp_path):
+    """q 2 and q 3 run at once: the launch line names both, with the slowest's time left; one whose output cannot
+    be read yet makes the time left unknown."""
+    ph = _workchain(pam, "ph", "waiting", "PhQpointsWorkChain", "aiida.workflows:llpam.ph_qpoints")
+    ph_init = _workchain(ph, "ph_init", "finished", "PhBaseWorkChain", "aiida.workflows:quantumespresso.ph.base")
+    _ph_calculation(ph_init, "finished", _text(HEADER, JOB_DONE), tmp_path)
+    ph_q2 = _workchain(ph, "ph_q2", "waiting", "PhBaseWorkChain", "aiida.workflows:quantumespresso.ph.base")
+    q2 = _ph_calculation(ph_q2, "running", _text(HEADER, Q2[:532]), tmp_path, start_q=2)  # irreps 1, 2 of 4 done
+    ph_q1 = _workchain(ph, "ph_q1", "waiting", "PhBaseWorkChain", "aiida.workflows:quantumespresso.ph.base")
+    q1 = _ph_calculation(ph_q1, "running", _text(HEADER, Q1[:120]), tmp_path, start_q=1)
+    line = ProgressReporter(pam).line()
+    first, second = line.what.split("; ")
+    assert first == f"ph.x (PhQpointsWorkChain<{ph.pk}>): 2 ph.x jobs: <{q2.pk}> q 2/3 (0.5, -0.5, 0.5), irrep 3/4"
+    assert second == f"<{q1.pk}> q 1/3 (0, 0, 0), irrep 1/2"
+    # q 1 has converged nothing yet: no pace, so no time left for the pair, though q 2 has one
+    assert re.fullmatch(r"elapsed \d+:\d\d, time left unknown", line.times), line.times
+    (Path(q1.outputs.remote_folder.get_remote_path()) / "aiida.out").write_text(_text(HEADER, Q1[:200]))
+    line = ProgressReporter(pam).line()
+    assert line.what.endswith(f"<{q1.pk}> q 1/3 (0, 0, 0), irrep 2/2")
+    assert re.fullmatch(rf"elapsed \d+:\d\d, {TIME_LEFT}", line.times), line.times
+
+    ph_q3 = _workchain(ph, "ph_q3", "waiting", "PhBaseWorkChain", "aiida.workflows:quantumespresso.ph.base")
+    q3 = _ph_calculation(ph_q3, "running", "", tmp_path, start_q=3)
+    (Path(q3.outputs.remote_folder.get_remote_path()) / "aiida.out").unlink()  # uploaded, not started
+    line = ProgressReporter(pam).line()
+    assert line.what.startswith(f"ph.x (PhQpointsWorkChain<{ph.pk}>): 3 ph.x jobs: ")
+    assert line.what.endswith(f"; <{q3.pk}> not started")
+    assert line.times.endswith(", time left unknown")
+
+
 def test_per_q_route_with_a_job_still_queued(pam, tmp_path):
     """ph_q2's job waits in the scheduler's queue, ph_q3's is not made yet: both queued, nothing known; a job the
     scheduler runs but whose output cannot be read yet is running."""

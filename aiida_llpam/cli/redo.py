@@ -70,7 +70,8 @@ def denser_mesh_cover(
 ) -> tuple[MeshCover, np.ndarray]:
     """How the dyn files of a DFPT and of single-q runs cover the q mesh ``mesh``, and the reduced q of one point
     of each star they lack (the single-q ph.x runs still to do, in the crystal ph.x ran on)."""
-    cover = cover_mesh(mesh, [read_dynamical_matrices(text) for text in dyn_texts(retrieved, direct)])
+    named = dyn_texts(retrieved, direct)
+    cover = cover_mesh(mesh, [read_dynamical_matrices(text) for text in named.values()], list(named))
     atoms = dfpt_structure(retrieved).get_ase()
     missing = irreducible_representatives(
         cover.missing, mesh, atoms.cell[:], atoms.get_scaled_positions(), atoms.get_atomic_numbers()

@@ -53,7 +53,7 @@ def _grid_addresses(q_reduced: np.ndarray, mesh: np.ndarray) -> np.ndarray | Non
     return np.mod(nearest.astype(int), mesh)
 
 
-def _check_same_crystal(files: Sequence[DynamicalMatrixFile]) -> None:
+def _check_same_crystal(files: Sequence[DynamicalMatrixFile], names: Sequence[str]) -> None:
     first = files[0]
     for index, dyn in enumerate(files[1:], start=1):
         same = (
@@ -64,24 +64,28 @@ def _check_same_crystal(files: Sequence[DynamicalMatrixFile]) -> None:
         )
         if not same:
             raise ValueError(
-                f"dyn file {index} describes another crystal than dyn file 0 (alat, lattice or positions differ): "
+                f"{names[index]} describes another crystal than {names[0]} (alat, lattice or positions differ): "
                 "the files must come from ph.x runs on the same scf"
             )
 
 
-def cover_mesh(mesh: Sequence[int], files: Sequence[DynamicalMatrixFile]) -> MeshCover:
+def cover_mesh(
+    mesh: Sequence[int], files: Sequence[DynamicalMatrixFile], names: Sequence[str] | None = None
+) -> MeshCover:
     """Choose, in the order given, the files whose stars make the q mesh ``mesh``.
 
     A file is taken when every q it holds lies on the mesh and none of them is covered yet; a file whose q are all
     covered already is a duplicate (the first one given wins). A file that covers part of what another covers
-    means the runs disagree on the symmetry: ValueError, as for files of different crystals.
+    means the runs disagree on the symmetry: ValueError, as for files of different crystals. ``names``: how the
+    messages call the files (default "dyn file <index>").
     """
     mesh_array = np.array(mesh, dtype=int)
     if mesh_array.shape != (3,) or (mesh_array < 1).any():
         raise ValueError(f"a q mesh is three positive integers, not {list(mesh)}")
     if not files:
         raise ValueError("no dyn file to make the mesh from")
-    _check_same_crystal(files)
+    names = list(names) if names is not None else [f"dyn file {i}" for i in range(len(files))]
+    _check_same_crystal(files, names)
     covered = np.full(tuple(mesh_array), -1, dtype=int)
     chosen, duplicates, off_mesh = [], [], []
     for index, dyn in enumerate(files):
@@ -96,7 +100,7 @@ def cover_mesh(mesh: Sequence[int], files: Sequence[DynamicalMatrixFile]) -> Mes
         if (owners >= 0).any():
             other = int(owners[owners >= 0][0])
             raise ValueError(
-                f"dyn file {index} shares some q points of its star with dyn file {other} but not all: "
+                f"{names[index]} shares some q points of its star with {names[other]} but not all: "
                 "the runs disagree on the symmetry of the crystal"
             )
         covered[tuple(addresses.T)] = index

@@ -67,3 +67,18 @@ def test_an_uncovered_mesh_is_refused(bare_profile):
     )
     with pytest.raises(ValueError, match="leave 3 of the"):
         assemble_dynamical_matrices(_mesh([2, 2, 2]), coarse, q1=_folder({"dynamical-matrix": "quartz.dyn3"}))
+
+
+def test_a_file_of_another_crystal_is_named(bare_profile):
+    from aiida import orm
+
+    from aiida_llpam.calculations.functions.assemble_dynamical_matrices import assemble_dynamical_matrices
+
+    coarse = _folder({"dynamical-matrix-0": "quartz.dyn0", "dynamical-matrix-1": "quartz.dyn1"})
+    text = (QUARTZ / "quartz.dyn3").read_text()
+    assert text.count("8.8793844") == 1  # alat (bohr) in the header
+    other = orm.FolderData()
+    other.base.repository.put_object_from_bytes(text.replace("8.8793844", "8.9793844").encode(), "DYN_MAT/dyn")
+    other.store()
+    with pytest.raises(ValueError, match=rf"dyn of q1 \(FolderData<{other.pk}>\) describes another crystal"):
+        assemble_dynamical_matrices(_mesh([2, 2, 2]), coarse, q1=other)

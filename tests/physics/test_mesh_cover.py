@@ -59,7 +59,7 @@ def test_files_off_the_mesh_are_left_out(quartz_files):
 
 def test_files_of_another_crystal_are_refused(quartz_files):
     strained = dataclasses.replace(quartz_files[1], lattice_alat=quartz_files[1].lattice_alat * 1.01)
-    with pytest.raises(ValueError, match="dyn file 1 describes another crystal"):
+    with pytest.raises(ValueError, match="dyn file 1 describes another crystal than dyn file 0"):
         cover_mesh([2, 2, 2], [quartz_files[0], strained])
 
 

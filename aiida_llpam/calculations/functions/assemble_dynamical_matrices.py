@@ -9,12 +9,18 @@ from aiida_llpam.physics.mesh_cover import cover_mesh
 from .dyn_mat_folder import PREFIX, dyn_folder, qpoint_labels, read_dyn_files
 
 
-def dyn_texts(dfpt: orm.FolderData, direct: dict[str, orm.FolderData]) -> list[str]:
-    """The dyn files (text) of a mesh run's folder (``-1`` onwards) and then of each single-q run ``q<i>``."""
+def dyn_texts(dfpt: orm.FolderData, direct: dict[str, orm.FolderData]) -> dict[str, str]:
+    """{name: text} of the dyn files of a mesh run's folder (``-1`` onwards), then of each single-q run ``q<i>``,
+    in that order; the names say where each file is (for messages)."""
     files = read_dyn_files(dfpt)
-    texts = [files[f"{PREFIX}{i}"] for i in range(1, len(files)) if f"{PREFIX}{i}" in files]
+    texts = {
+        f"{name} of FolderData<{dfpt.pk}>": files[name]
+        for name in (f"{PREFIX}{i}" for i in range(1, len(files)))
+        if name in files
+    }
     for label in qpoint_labels(direct):
-        texts.extend(read_dyn_files(direct[label]).values())
+        for name, text in read_dyn_files(direct[label]).items():
+            texts[f"{name} of {label} (FolderData<{direct[label].pk}>)"] = text
     return texts
 
 
@@ -28,9 +34,10 @@ def assemble_dynamical_matrices(qpoints: orm.KpointsData, dfpt: orm.FolderData, 
     files do not cover the mesh (:func:`aiida_llpam.physics.mesh_cover.cover_mesh`).
     """
     mesh = qpoints.get_kpoints_mesh()[0]
-    texts = dyn_texts(dfpt, direct)
+    named = dyn_texts(dfpt, direct)
+    texts = list(named.values())
     files = [read_dynamical_matrices(text) for text in texts]
-    cover = cover_mesh(mesh, files)
+    cover = cover_mesh(mesh, files, list(named))
     if not cover.complete:
         raise ValueError(f"the dyn files leave {len(cover.missing)} of the {mesh} mesh's q points uncovered")
     first_q = [files[i].q_2pi_alat[0] for i in cover.chosen]

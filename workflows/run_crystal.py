@@ -2,7 +2,7 @@
 
     verdi run workflows/run_crystal.py STRUCTURE [--protocol fast] [--enantiomer as-is|other]
         [--pseudo-family LABEL] [--symprec 1e-3] [--computer localhost] [--pk-file F] [--figures DIR]
-        [--quiet] [--dry-run]
+        [--quiet] [--dry-run] [--kpoints N N N] [--qpoints N N N] [--ecutwfc RY] [--ecutrho RY]
     verdi -p llpam-daemon run workflows/run_crystal.py STRUCTURE --submit [--protocol ...] [--pk-file F]
 
 STRUCTURE is a path, or the PK or UUID of a stored StructureData. Before anything is stored the structure is
@@ -42,6 +42,11 @@ def main(argv=None):
         "--dry-run", action="store_true", help="check, print the symmetry, make the builder; no storing"
     )
     parser.add_argument("--submit", action="store_true", help="hand the workchain to the daemon and return at once")
+    dft = parser.add_argument_group("DFPT settings (default: the protocol's)")
+    dft.add_argument("--kpoints", nargs=3, type=int, help="scf k mesh (Monkhorst-Pack)")
+    dft.add_argument("--qpoints", nargs=3, type=int, help="ph.x q mesh")
+    dft.add_argument("--ecutwfc", type=float, help="wave-function cut-off, Ry")
+    dft.add_argument("--ecutrho", type=float, help="density cut-off, Ry (at least 4 x ecutwfc)")
     add_job_arguments(parser)
     return run_crystal(**vars(parser.parse_args(argv)))
 

@@ -107,6 +107,24 @@ def add_job_arguments(parser) -> None:
     )
 
 
+def dft_settings(kpoints=None, qpoints=None, ecutwfc: float | None = None, ecutrho: float | None = None) -> dict:
+    """The DFPT settings given on the command line, checked; exits naming a bad one."""
+    settings = {}
+    for name, mesh in (("kpoints", kpoints), ("qpoints", qpoints)):
+        if mesh is not None:
+            if len(mesh) != 3 or any(int(n) != n or n < 1 for n in mesh):
+                sys.exit(f"--{name} takes three positive integers, got {' '.join(map(str, mesh))}")
+            settings[name] = [int(n) for n in mesh]
+    for name, value in (("ecutwfc", ecutwfc), ("ecutrho", ecutrho)):
+        if value is not None:
+            if value <= 0:
+                sys.exit(f"--{name} must be positive (Ry), got {value:g}")
+            settings[name] = float(value)
+    if ecutwfc is not None and ecutrho is not None and ecutrho < 4 * ecutwfc:
+        sys.exit(f"--ecutrho {ecutrho:g} Ry is below 4 x --ecutwfc {ecutwfc:g} Ry, which pw.x needs at least")
+    return settings
+
+
 def job_options(
     mpiprocs: int | None = None, queue: str | None = None, account: str | None = None, walltime_min: float | None = None
 ) -> dict | None:
@@ -257,9 +275,16 @@ def run_crystal(
     dry_run: bool = False,
     submit: bool = False,
     representations_per_job: int | None = None,
+    kpoints=None,
+    qpoints=None,
+    ecutwfc: float | None = None,
+    ecutrho: float | None = None,
     **jobs,
 ):
     """PamWorkChain on any crystal: ``structure`` is a file ASE reads or a StructureData PK/UUID.
+
+    ``kpoints``, ``qpoints`` (meshes), ``ecutwfc``, ``ecutrho`` (Ry): the protocol's DFPT settings replaced for this
+    crystal (a cubic crystal of two atoms needs denser meshes than quartz's 3x3x3 and 3x3x2).
 
     Checked, oriented and (``enantiomer`` "other") mirrored as aiida_llpam.structures does, with its symmetry
     printed. ``dry_run``: returns the builder, nothing stored. Otherwise runs it here like :func:`run_quartz` or
@@ -271,6 +296,7 @@ def run_crystal(
     check_protocol(protocol)
     if symprec <= 0:
         sys.exit(f"--symprec must be positive, got {symprec}")
+    settings = dft_settings(kpoints, qpoints, ecutwfc, ecutrho)
     family = pseudo_family or PamWorkChain.get_protocol_inputs(protocol)["pseudo_family"]
     run_atoms, info, source, original = _crystal_structures(structure, enantiomer, family, symprec)
 
@@ -290,6 +316,7 @@ def run_crystal(
         source,
         original,
         options=job_options(**jobs),
+        settings=settings,
     )
     print(f"pseudo family {family}, protocol {protocol}, computer {computer}")
     if note := unphysical_note(protocol):

@@ -167,6 +167,31 @@ def test_dry_run_on_cristobalite_prints_the_chirality_and_stores_nothing(llpam_p
 
 
 @pytest.mark.qe  # the dry runs build with the set-up's codes, which need the QE binaries
+def test_dfpt_flags_replace_the_protocols_settings(llpam_profile):
+    """--kpoints, --qpoints, --ecutwfc and --ecutrho reach pw.x and ph.x and name themselves in the label; bad ones
+    are refused before anything is read or stored."""
+    si = str(REPO / "fixtures" / "structures" / "Si_diamond.cif")
+    builder = run_crystal(
+        si, protocol="fast", dry_run=True, kpoints=[8, 8, 8], qpoints=[4, 4, 4], ecutwfc=35.0, ecutrho=280.0
+    )
+    assert builder.scf.kpoints.get_kpoints_mesh()[0] == [8, 8, 8]
+    assert builder.relax.base_relax.kpoints.get_kpoints_mesh()[0] == [8, 8, 8]
+    assert builder.ph_main.qpoints.get_kpoints_mesh()[0] == [4, 4, 4]
+    system = builder.scf.pw.parameters.get_dict()["SYSTEM"]
+    assert (system["ecutwfc"], system["ecutrho"]) == (35.0, 280.0)
+    assert builder.metadata.label.endswith("fast kpoints 8x8x8, qpoints 4x4x4, ecutwfc 35, ecutrho 280")
+    default = run_crystal(si, protocol="fast", dry_run=True)
+    assert default.scf.kpoints.get_kpoints_mesh()[0] == [2, 2, 2] and default.metadata.label.endswith("fast")
+    for flags, message in (
+        ({"kpoints": [8, 0, 8]}, "--kpoints takes three positive integers, got 8 0 8"),
+        ({"ecutwfc": -1.0}, "--ecutwfc must be positive"),
+        ({"ecutwfc": 40.0, "ecutrho": 120.0}, "--ecutrho 120 Ry is below 4 x --ecutwfc 40 Ry"),
+    ):
+        with pytest.raises(SystemExit, match=message):
+            run_crystal(si, protocol="fast", dry_run=True, **flags)
+
+
+@pytest.mark.qe  # the dry runs build with the set-up's codes, which need the QE binaries
 def test_job_flags_reach_every_job_and_the_split_needs_a_daemon(llpam_profile, capsys):
     """--mpiprocs, --queue, --account and --walltime-min set the options of every QE job; the response job takes
     the queue, account and time limit but stays one process; --representations-per-job is refused without the

@@ -25,7 +25,7 @@ def pam_builder(
     and ``ecutrho`` (Ry), also named in the label."""
     from aiida_llpam.workflows.pam import PamWorkChain
 
-    settings = {key: value for key, value in (settings or {}).items() if value is not None}
+    settings = settings or {}
     overrides = {"symprec": symprec, "pseudo_family": family}
     overrides.update({key: settings[key] for key in ("kpoints", "ecutwfc", "ecutrho") if key in settings})
     if "qpoints" in settings:

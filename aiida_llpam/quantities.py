@@ -198,6 +198,13 @@ QUANTITIES = (
         "1: the last step moved every sum by less than the tolerance; 0: not converged or a single mesh",
     ),
     _Q("convergence_max_relative_change", "convergence", "1", ("m",), "largest relative change from the previous mesh"),
+    _Q(
+        "convergence_tracked",
+        "convergence",
+        "1",
+        ("quantity",),
+        "1 where the sum (gamma_nl_zz, chi_D, chi_OD,N, chi_OD,P, gamma_M) decides convergence; 0: zero by symmetry",
+    ),
     _Q("convergence_gamma_nl_zz", "convergence", "J s K^-1 m^-2", ("m",), "gamma^NL_zz per mesh"),
     _Q("convergence_chi_diagonal", "convergence", "kg/m", ("m",), "chi_D per mesh"),
     _Q("convergence_chi_offdiagonal_interband", "convergence", "kg/m", ("m",), "chi_OD,N per mesh"),

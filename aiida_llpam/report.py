@@ -81,9 +81,11 @@ def kmesh_convergence_line(table: dict) -> str:
         return f"k-mesh convergence: not checked (one mesh, {meshes[0]})"
     changes = table["convergence_max_relative_change"]
     state = "converged" if int(table["convergence_converged"]) else "NOT converged"
+    untracked = sorted(set(TRACKED) - set(MeshConvergence.from_arrays(table).tracked))
     return (
         f"k-mesh convergence: {state} (tolerance {float(table['convergence_tolerance']):.1%}); meshes "
         f"{', '.join(meshes)}; largest change per step {', '.join(f'{c:.1%}' for c in changes[1:])}"
+        + (f" ({', '.join(untracked)} zero by symmetry, not tracked)" if untracked else "")
     )
 
 

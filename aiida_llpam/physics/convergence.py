@@ -8,6 +8,10 @@ gamma^NL_zz moves 3 % between 20^3 and 24^3 and 1 % between 24^3 and 32^3).
 turn, and stops at the first mesh where every tracked quantity at the
 reference temperature changed by less than the tolerance (relative) from the
 previous mesh. The change of that last step is the stated k-mesh uncertainty.
+Sums that symmetry makes vanish (gamma^NL_zz and gamma^M of an achiral crystal
+whose group forbids zz, e.g. silicon) are round-off of ~1e-31 that changes by
+hundreds of percent between meshes: they stay in the table but are not tracked
+(``tracked``; :func:`tracked_by_symmetry`).
 """
 
 from __future__ import annotations
@@ -17,10 +21,19 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["TRACKED", "MeshConvergence", "converge"]
+__all__ = ["TRACKED", "MeshConvergence", "converge", "tracked_by_symmetry"]
 
 #: the quantities whose convergence is checked (PamResponse attributes); gamma_m is NaN without Born charges
 TRACKED = ("gamma_nl_zz", "chi_diagonal", "chi_offdiagonal_interband", "chi_offdiagonal_pair", "gamma_m")
+#: the tracked sums that are zz components of gamma^NL-like (polar -> axial) tensors: symmetry may forbid them. The
+#: chi pieces are even in l (and chi_OD,N holds interband matrix elements of L, which inversion does not kill).
+ZZ_AXIAL = ("gamma_nl_zz", "gamma_m")
+
+
+def tracked_by_symmetry(zz_allowed: bool) -> tuple[str, ...]:
+    """The :data:`TRACKED` sums symmetry allows; ``zz_allowed``: the crystal's point group allows gamma^NL_zz
+    (``analyse_symmetry(...)["gamma_m_allowed"]``)."""
+    return TRACKED if zz_allowed else tuple(name for name in TRACKED if name not in ZZ_AXIAL)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,11 +44,12 @@ class MeshConvergence:
     temperature_k: float
     tolerance: float
     values: dict[str, np.ndarray]  # name -> (m,)
+    tracked: tuple[str, ...] = TRACKED  # the sums whose change decides convergence
 
     @property
     def relative_change(self) -> np.ndarray:
         """(m,) largest |change| / |value| over the tracked quantities from the previous mesh; NaN for the first."""
-        table = np.array([self.values[name] for name in TRACKED])  # (quantities, m)
+        table = np.array([self.values[name] for name in self.tracked])  # (quantities, m)
         change = np.abs(np.diff(table, axis=1)) / np.abs(table[:, 1:])
         return np.concatenate([[np.nan], np.nanmax(change, axis=0)]) if table.shape[1] > 1 else np.array([np.nan])
 
@@ -51,12 +65,15 @@ class MeshConvergence:
 
     @classmethod
     def from_arrays(cls, arrays: dict) -> MeshConvergence:
-        """The table of the registry's stored ``convergence_*`` arrays (the inverse of :meth:`as_arrays`)."""
+        """The table of the registry's stored ``convergence_*`` arrays (the inverse of :meth:`as_arrays`); tables
+        stored before ``convergence_tracked`` tracked every sum."""
+        mask = np.asarray(arrays.get("convergence_tracked", np.ones(len(TRACKED))), dtype=bool)
         return cls(
             meshes=np.asarray(arrays["convergence_meshes"]),
             temperature_k=float(arrays["convergence_temperature_k"]),
             tolerance=float(arrays["convergence_tolerance"]),
             values={name: np.asarray(arrays[f"convergence_{name}"], dtype=float) for name in TRACKED},
+            tracked=tuple(name for name, kept in zip(TRACKED, mask) if kept),
         )
 
     def as_arrays(self) -> dict[str, np.ndarray]:
@@ -68,16 +85,22 @@ class MeshConvergence:
             convergence_tolerance=np.asarray(self.tolerance),
             convergence_max_relative_change=self.relative_change,
             convergence_converged=np.asarray(int(self.converged)),
+            convergence_tracked=np.array([int(name in self.tracked) for name in TRACKED]),
         )
         return arrays
 
 
-def converge(sums_on: Callable, settings, report: Callable[[str], None] = lambda _: None):
+def converge(
+    sums_on: Callable,
+    settings,
+    report: Callable[[str], None] = lambda _: None,
+    tracked: tuple[str, ...] = TRACKED,
+):
     """(the result on the last mesh summed, its :class:`MeshConvergence`).
 
     ``sums_on(mesh)`` returns a PamResponse on that mesh; ``settings`` is the
     ResponseSettings (``mesh``, ``convergence_meshes``, tolerance, temperature).
-    ``report`` receives one line per mesh.
+    ``report`` receives one line per mesh. ``tracked``: the sums whose change decides convergence.
     """
     meshes = [settings.mesh, *settings.convergence_meshes]
     it = int(np.argmin(np.abs(settings.temperatures_k - settings.convergence_temperature_k)))
@@ -91,8 +114,9 @@ def converge(sums_on: Callable, settings, report: Callable[[str], None] = lambda
             float(settings.temperatures_k[it]),
             settings.convergence_tolerance,
             {name: np.array(column) for name, column in values.items()},
+            tracked,
         )
-        line = f"k mesh {'x'.join(map(str, mesh))}: gamma_nl_zz {values['gamma_nl_zz'][-1]:.4e}"
+        line = f"k mesh {'x'.join(map(str, mesh))}: {tracked[0]} {values[tracked[0]][-1]:.4e}"
         report(line + (f", largest relative change {table.relative_change[-1]:.2%}" if count > 1 else ""))
         if table.converged:
             break

@@ -23,13 +23,14 @@ import dataclasses
 import numpy as np
 from phonopy import Phonopy
 
-from .convergence import MeshConvergence, converge
+from .convergence import MeshConvergence, converge, tracked_by_symmetry
 from .degeneracy import DEGENERACY_TOLERANCE_THZ
 from .feedback import eta_free, eta_paper, gamma_ll, r_paper
 from .lifetimes import Lifetimes, tau_s_from_linewidth
 from .mesh import KMesh, make_kmesh
 from .modes import PhononModes, iter_modes
 from .settings import ResponseSettings
+from .symmetry import axial_tensor_form, cartesian_rotations
 from .units import AMU_KG, BOHR_M, HBAR, KB, MU_0, MU_N, THZ_TO_J
 
 __all__ = ["PamResponse", "compute_response", "response_sums"]
@@ -345,7 +346,10 @@ def response_from_settings(
     def sums_on(mesh):
         return _response_on_mesh(phonon, dataclasses.replace(settings, mesh=tuple(mesh)), use_symmetry, lifetimes)
 
-    result, table = converge(sums_on, settings, report)
+    # the crystal's own point group decides what is tracked, whatever use_symmetry folds the mesh with
+    rotations = cartesian_rotations(phonon.primitive.cell, phonon.primitive_symmetry.pointgroup_operations)
+    zz_allowed = bool(axial_tensor_form(rotations)["allowed"][2][2])
+    result, table = converge(sums_on, settings, report, tracked_by_symmetry(zz_allowed))
     return dataclasses.replace(result, convergence=table)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from aiida_llpam.physics import ResponseSettings, response_from_settings
-from aiida_llpam.physics.convergence import TRACKED
+from aiida_llpam.physics.convergence import TRACKED, MeshConvergence
 
 BASE = dict(
     temperatures_k=[100.0, 300.0],
@@ -69,3 +69,27 @@ def test_without_a_sequence_the_table_has_one_mesh(quartz):
 def test_bad_convergence_settings_are_refused_by_name(extra, message):
     with pytest.raises(ValueError, match=message):
         settings(**extra)
+
+
+def test_sums_that_symmetry_forbids_do_not_decide_convergence(silicon):
+    """Si (Fd-3m): gamma^NL_zz is round-off (~1e-31, changing sign between meshes) and is not tracked; the chi pieces
+    (even in l, interband matrix elements) are nonzero and are."""
+    result = response_from_settings(silicon, settings(convergence_meshes=[[6, 6, 6]], convergence_tolerance=1e-9))
+    table = result.convergence
+    assert table.tracked == ("chi_diagonal", "chi_offdiagonal_interband", "chi_offdiagonal_pair")
+    assert result.convergence_tracked.tolist() == [0, 1, 1, 1, 0]
+    assert MeshConvergence.from_arrays(table.as_arrays()).tracked == table.tracked
+    values = np.array([table.values[name] for name in table.tracked])
+    expected = np.max(np.abs(values[:, 1] - values[:, 0]) / np.abs(values[:, 1]))
+    assert table.relative_change[-1] == pytest.approx(expected, rel=1e-12, abs=0)
+    # round-off against the sums symmetry allows (chi_OD,N ~ 1e-19 kg/m)
+    assert np.all(np.abs(table.values["gamma_nl_zz"]) < 1e-25)
+    assert np.all(np.abs(table.values["chi_offdiagonal_interband"]) > 1e-21)
+
+
+def test_a_chiral_crystal_tracks_every_sum_as_do_tables_stored_before_the_mask(quartz):
+    result = response_from_settings(quartz, settings(convergence_meshes=[[6, 6, 6]]))
+    assert result.convergence.tracked == TRACKED
+    arrays = result.convergence.as_arrays()
+    arrays.pop("convergence_tracked")
+    assert MeshConvergence.from_arrays(arrays).tracked == TRACKED

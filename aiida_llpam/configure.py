@@ -69,6 +69,10 @@ RUNNING, STOPPED, NOT_RUNNING = "running", "stopped", "not running"
 #: memory (``vader``) and ``self`` only, so no rank opens the ``tcp`` BTL's listening socket; mpirun's out-of-band
 #: channel uses loopback. mpirun still binds its out-of-band listener to every address (docs/scaleout.md)
 MPI_ONE_NODE_MCA = (("btl", "self,vader"), ("oob_tcp_if_include", "lo"))
+#: Open MPI binds each job's ranks to cores counted from core 0, each mpirun on its own: two one-process jobs side by
+#: side (the direct scheduler's, the daemon's) then share core 0 while core 1 idles (measured: two ph.x at half a core
+#: each). Unbound, the kernel spreads them.
+MPI_BINDING = ("--bind-to", "none")
 #: seconds; at 0.1 s the engine takes a core from ph.x on a 2-core machine (measured 1.5x slower)
 MINIMUM_JOB_POLL_INTERVAL = 5.0
 #: seconds; without a broker a parent learns that a child finished only by polling (default 60 s per level)
@@ -117,12 +121,12 @@ def ensure_profile(name: str = PROFILE) -> tuple[str, str]:
 
 
 def mpirun_command(nprocs_placeholder: str = "{tot_num_mpiprocs}", as_root: bool | None = None) -> list[str]:
-    """Open MPI's mpirun for one node (:data:`MPI_ONE_NODE_MCA`); ``--allow-run-as-root`` when the jobs run as root
-    (default: when this process does, as the jobs of a local computer do)."""
+    """Open MPI's mpirun for one node (:data:`MPI_ONE_NODE_MCA`, :data:`MPI_BINDING`); ``--allow-run-as-root`` when
+    the jobs run as root (default: when this process does, as the jobs of a local computer do)."""
     if as_root is None:
         as_root = hasattr(os, "geteuid") and os.geteuid() == 0
     mca = [arg for name, value in MPI_ONE_NODE_MCA for arg in ("--mca", name, value)]
-    return ["mpirun", *(["--allow-run-as-root"] if as_root else []), *mca, "-np", nprocs_placeholder]
+    return ["mpirun", *(["--allow-run-as-root"] if as_root else []), *mca, *MPI_BINDING, "-np", nprocs_placeholder]
 
 
 def ensure_mpirun_command(computer, command: list[str]) -> bool:

@@ -217,7 +217,7 @@ def error_budget_for(
     if folders:
         print("each sum-rule model at the direct points it did not fit (largest deviation, cm^-1; TA splitting):")
         verdicts = {}
-        for label, node in {"default": run, **made}.items():
+        for label, node in {"this run": run, **made}.items():
             held_out, summary, failed = held_out_verdict(node, check_against_direct(node, folders))
             verdicts[label] = not failed
             print(
@@ -228,11 +228,12 @@ def error_budget_for(
                 + ("passes" if not failed else "fails (" + "; ".join(failed) + ")")
             )
         passing = [label for label in made if verdicts[label]]
-        selection = (
-            f"the models that pass the held-out direct points: {', '.join(passing)}"
-            if passing
-            else "no model passes the held-out direct points: the spread over all of them"
-        )
+        if passing:
+            selection = f"the models that pass the held-out direct points: {', '.join(passing)}"
+        elif verdicts["this run"]:
+            selection = "no other model passes the held-out direct points (this one does): the spread over all of them"
+        else:
+            selection = "no model passes the held-out direct points: the spread over all of them"
         passing = passing or list(made)
     qmesh = load_pam_workchain(str(qmesh_pk)) if qmesh_pk else None
     measured = json.loads(Path(measured_path).read_text()) if measured_path else {}

@@ -59,6 +59,9 @@ __all__ = [
 #: central-difference step of :func:`total_moments` (1/bohr, no 2 pi): 1e-4 and 1e-5 agree to 1e-5 on
 #: quartz; 1e-3 leaves a -0.01 cm^-1 pocket
 MOMENT_STEP_BOHR = 1e-4
+#: columns of the direct-matrix fit projected at a time: 128 x 315,000 orbits (quartz unfolded to 12x12x6) is
+#: 320 MB, against 1.8 GB per fitted q point projected at once
+FIT_BLOCK_COLUMNS = 128
 
 
 @dataclasses.dataclass(frozen=True)
@@ -316,9 +319,11 @@ def _independent(n: int) -> tuple[np.ndarray, np.ndarray]:
     return upper_real, upper_imag
 
 
-def _match_columns(phonon: Phonopy, q_reduced, orbit: np.ndarray, n_orbits: int) -> np.ndarray:
-    """(orbits, independent elements of Phi(q)): the linear map from the orbit values of the compact IFCs to the
-    real and imaginary parts of Phi(q) in the order of :func:`_as_real`."""
+def _match_columns(phonon: Phonopy, q_reduced, orbit: np.ndarray, n_orbits: int) -> sparse.csc_matrix:
+    """(orbits, independent elements of Phi(q)), sparse: the linear map from the orbit values of the compact IFCs to
+    the real and imaginary parts of Phi(q) in the order of :func:`_as_real`. Each orbit reaches at most two elements
+    (an entry and its transpose), so the map has about 4 nonzeros per orbit; dense it would be 1.8 GB per q for
+    quartz unfolded to 12x12x6 (315,000 orbits), which made fits to in-plane stars run out of memory."""
     n_p, n_s = len(phonon.primitive), len(phonon.supercell)
     p2p = phonon.primitive.p2p_map
     owner = np.array([p2p[s] for s in phonon.primitive.s2p_map])
@@ -326,11 +331,20 @@ def _match_columns(phonon: Phonopy, q_reduced, orbit: np.ndarray, n_orbits: int)
     p, s, a, b = (index.ravel() for index in np.indices((n_p, n_s, 3, 3)))
     element = np.ravel_multi_index((p, a, owner[s], b), (n_p, 3, n_p, 3))
     size = (3 * n_p) ** 2
-    full = np.zeros((n_orbits, 2 * size))
-    np.add.at(full, (orbit, element), phase[p, s].real)
-    np.add.at(full, (orbit, element + size), phase[p, s].imag)
     upper_real, upper_imag = _independent(3 * n_p)
-    return full[:, np.concatenate([upper_real, size + upper_imag])]
+    column = np.full(2 * size, -1)  # element (real parts, then imaginary parts) -> independent column, or -1
+    column[upper_real] = np.arange(len(upper_real))
+    column[size + upper_imag] = len(upper_real) + np.arange(len(upper_imag))
+    rows, cols, values = [], [], []
+    for offset, part in ((0, phase[p, s].real), (size, phase[p, s].imag)):
+        target = column[element + offset]
+        keep = target >= 0
+        rows.append(orbit[keep])
+        cols.append(target[keep])
+        values.append(part[keep])
+    shape = (n_orbits, len(upper_real) + len(upper_imag))
+    # duplicate (orbit, column) pairs add up, as the dense accumulation did
+    return sparse.csc_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=shape)
 
 
 def enforce_rotational_invariance(
@@ -400,12 +414,17 @@ def enforce_rotational_invariance(
 
         fitted = _without_time_reversed(matches)
         qpoints = np.array([q for q, _ in fitted])
-        columns = np.concatenate([_match_columns(big, q, orbit, n_orbits) for q in qpoints], axis=1)
-        columns /= np.sqrt(size)[:, None]
+        columns = sparse.hstack([_match_columns(big, q, orbit, n_orbits) for q in qpoints], format="csc")
+        columns = sparse.diags(1 / np.sqrt(size)) @ columns
         misfit = np.concatenate([_as_real(phi - model) for (_, phi), model in zip(fitted, _matrices(big, qpoints))])
         misfit -= columns.T @ z
-        kept = keep(columns)
-        z = z + kept @ np.linalg.lstsq(columns.T @ kept, misfit, rcond=1e-10)[0]
+        # z += K C (C^T K C)^+ misfit with K = keep: the Gram matrix C^T K C is built a block of columns at a
+        # time, so K C (orbits x all columns, dense) never exists at once
+        gram = np.empty((columns.shape[1], columns.shape[1]))
+        for start in range(0, columns.shape[1], FIT_BLOCK_COLUMNS):
+            block = slice(start, start + FIT_BLOCK_COLUMNS)
+            gram[:, block] = columns.T @ keep(columns[:, block].toarray())
+        z = z + keep(columns @ np.linalg.lstsq(gram, misfit, rcond=1e-10)[0])
     change = (z / np.sqrt(size))[orbit].reshape(n_p, n_s, 3, 3)
     big.force_constants = np.asarray(big.force_constants) + change
 

@@ -105,4 +105,7 @@ class PamResponseCalculation(CalcJob):
         calcinfo = CalcInfo()
         calcinfo.codes_info = [codeinfo]
         calcinfo.retrieve_list = [self._RESULTS_FILE, "aiida.out"]
+        # the force constants and lifetimes are the input nodes written out: kept in the node's repository too they
+        # doubled a run's size (4.9 MB of force constants on quartz unfolded to 12x12x6)
+        calcinfo.provenance_exclude_list = [self._FC_FILE, self._LIFETIMES_FILE]
         return calcinfo

@@ -138,4 +138,6 @@ class Phono3pyRtaCalculation(CalcJob):
             self._STDOUT_FILE,
             self._STDERR_FILE,
         ]
+        # fc2 and the forces are input nodes written out: not stored a second time in the node's repository
+        calcinfo.provenance_exclude_list = [self._FC_FILE, self._FORCES_FILE]
         return calcinfo

@@ -83,6 +83,9 @@ def test_constant_linewidths_give_the_constant_tau_result(smoke_run, tmp_path):
     np.testing.assert_allclose(out.get_array("tau_effective_nl_s"), TAU_S, rtol=1e-10)
     assert out.base.attributes.get("units")["mesh_tau_ps"] == "ps"
     assert out.base.attributes.get("bz_temperature_k") == response.outputs.settings["bz_temperature_k"]
+    # the input nodes written out for the job are not stored a second time in its repository; its settings file is
+    stored = set(response.base.repository.list_object_names())
+    assert "parameters.json" in stored and not stored & {"force_constants.npz", "lifetimes.npz"}, stored
 
 
 def test_lifetimes_of_another_mesh_are_refused_by_the_job(smoke_run, tmp_path):

@@ -11,6 +11,12 @@ from .style import WIDTH, new_figure, styled
 
 
 @styled
+def q_label(q_reduced) -> str:
+    """``q = (0.1, 0, 0)``: ph.x writes q in Cartesian units, so reduced coordinates come back with round-off (8e-11
+    for 0); 4 decimals, and + 0.0 turns -0 into 0."""
+    return f"q = ({', '.join(f'{x:g}' for x in np.round(np.asarray(q_reduced, dtype=float), 4) + 0.0)})"
+
+
 def plot_direct_check(table: dict, path, sources: dict | None = None) -> Path:
     """Left: model minus direct DFPT (cm^-1) for every branch against its direct frequency, one marker per q point.
     Right: the three acoustic branches, model (line) and direct (markers) per q point, with the raw direct ones.
@@ -21,7 +27,7 @@ def plot_direct_check(table: dict, path, sources: dict | None = None) -> Path:
         np.asarray(table[key]) for key in ("model_frequencies_cm", "direct_frequencies_cm", "raw_frequencies_cm")
     )
     fig, (left, right) = new_figure((2 * WIDTH, 2.6), ncols=2)
-    labels = [f"q = ({', '.join(f'{x:g}' for x in q)})" for q in qpoints]
+    labels = [q_label(q) for q in qpoints]
     for i, label in enumerate(labels):
         left.plot(direct[i], model[i] - direct[i], "o", ms=3, label=label)
     left.axhline(0.0, color="0.6", lw=0.5)

@@ -424,7 +424,11 @@ def enforce_rotational_invariance(
         for start in range(0, columns.shape[1], FIT_BLOCK_COLUMNS):
             block = slice(start, start + FIT_BLOCK_COLUMNS)
             gram[:, block] = columns.T @ keep(columns[:, block].toarray())
-        z = z + keep(columns @ np.linalg.lstsq(gram, misfit, rcond=1e-10)[0])
+        # matches the mesh already fixes (a star of the DFPT mesh) leave nothing to fit: the Gram matrix is then
+        # round-off (1e-14 against 1 unprojected), which lstsq's relative cut-off would take for directions
+        unprojected = float(columns.multiply(columns).sum(axis=0).max())
+        if np.abs(gram).max() > 1e-10 * unprojected:
+            z = z + keep(columns @ np.linalg.lstsq(gram, misfit, rcond=1e-10)[0])
     change = (z / np.sqrt(size))[orbit].reshape(n_p, n_s, 3, 3)
     big.force_constants = np.asarray(big.force_constants) + change
 

@@ -162,15 +162,17 @@ def test_the_computers_run_mpi_on_one_node_and_an_old_command_is_replaced(daemon
     a computer made by an older set-up, whose command lacks them, gets them from the next set-up."""
     from aiida import orm
 
-    mca = ["--mca", "btl", "self,vader", "--mca", "oob_tcp_if_include", "lo"]
+    # the MCA parameters, then no binding (two one-process jobs on one node must not share core 0), then -np
+    tail = ["--mca", "btl", "self,vader", "--mca", "oob_tcp_if_include", "lo", "--bind-to", "none"]
+    tail += ["-np", "{tot_num_mpiprocs}"]
     for label in (configure.SLURM_COMPUTER, configure.CLUSTER_COMPUTER):
         command = orm.load_computer(label).get_mpirun_command()
-        assert command[-2:] == ["-np", "{tot_num_mpiprocs}"] and command[-8:-2] == mca, (label, command)
+        assert command[-len(tail) :] == tail, (label, command)
     computer = orm.load_computer(configure.SLURM_COMPUTER)
     computer.set_mpirun_command(["mpirun", "--allow-run-as-root", "-np", "{tot_num_mpiprocs}"])
     step = configure.ensure_slurm_computer(configure.SLURM_COMPUTER)
     assert step.status == configure.CHANGED and "--mca btl self,vader" in step.description
-    assert computer.get_mpirun_command()[-8:-2] == mca
+    assert computer.get_mpirun_command()[-len(tail) :] == tail
     assert configure.ensure_slurm_computer(configure.SLURM_COMPUTER).status == configure.EXISTS
 
 

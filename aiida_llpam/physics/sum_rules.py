@@ -62,6 +62,9 @@ MOMENT_STEP_BOHR = 1e-4
 #: columns of the direct-matrix fit projected at a time: 128 x 315,000 orbits (quartz unfolded to 12x12x6) is
 #: 320 MB, against 1.8 GB per fitted q point projected at once
 FIT_BLOCK_COLUMNS = 128
+#: relative cut-off of the direct-matrix fit's least squares, and below which (against the unprojected Gram matrix)
+#: there is nothing to fit
+FIT_RCOND = 1e-10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -427,8 +430,8 @@ def enforce_rotational_invariance(
         # matches the mesh already fixes (a star of the DFPT mesh) leave nothing to fit: the Gram matrix is then
         # round-off (1e-14 against 1 unprojected), which lstsq's relative cut-off would take for directions
         unprojected = float(columns.multiply(columns).sum(axis=0).max())
-        if np.abs(gram).max() > 1e-10 * unprojected:
-            z = z + keep(columns @ np.linalg.lstsq(gram, misfit, rcond=1e-10)[0])
+        if np.abs(gram).max() > FIT_RCOND * unprojected:
+            z = z + keep(columns @ np.linalg.lstsq(gram, misfit, rcond=FIT_RCOND)[0])
     change = (z / np.sqrt(size))[orbit].reshape(n_p, n_s, 3, 3)
     big.force_constants = np.asarray(big.force_constants) + change
 

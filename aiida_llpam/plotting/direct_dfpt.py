@@ -10,13 +10,13 @@ import numpy as np
 from .style import WIDTH, new_figure, styled
 
 
-@styled
 def q_label(q_reduced) -> str:
     """``q = (0.1, 0, 0)``: ph.x writes q in Cartesian units, so reduced coordinates come back with round-off (8e-11
     for 0); 4 decimals, and + 0.0 turns -0 into 0."""
     return f"q = ({', '.join(f'{x:g}' for x in np.round(np.asarray(q_reduced, dtype=float), 4) + 0.0)})"
 
 
+@styled
 def plot_direct_check(table: dict, path, sources: dict | None = None) -> Path:
     """Left: model minus direct DFPT (cm^-1) for every branch against its direct frequency, one marker per q point.
     Right: the three acoustic branches, model (line) and direct (markers) per q point, with the raw direct ones.

@@ -124,3 +124,20 @@ def test_the_imaginary_label_ignores_the_acoustic_zero_at_gamma():
     assert _imaginary({"qpoints": qpoints}, frequencies).sum() == 1
     frequencies[0, 3] = -5.0  # an optical mode at Gamma is never the acoustic zero
     assert _imaginary({"qpoints": qpoints}, frequencies).sum() == 2
+
+
+def test_every_plot_function_draws_in_the_style():
+    """Each ``plot_*`` of the plotting modules runs inside ``style.styled`` (its fonts and resolution); a decorator
+    that slid onto a helper defined above it once left the direct-check figure unstyled."""
+    import importlib
+    import inspect
+
+    drawers = [
+        function
+        for name in MODULES
+        if name.startswith("aiida_llpam.plotting.")
+        for function_name, function in inspect.getmembers(importlib.import_module(name), inspect.isfunction)
+        if function_name.startswith("plot") and function.__module__ == name
+    ]
+    assert len(drawers) >= 12
+    assert [f.__qualname__ for f in drawers if not hasattr(f, "__wrapped__")] == []

@@ -1,10 +1,11 @@
-"""The fc3 + RTA job of a LifetimesWorkChain again, on another mesh: the same forces, fit and temperatures.
+"""The fc3 + RTA job of a LifetimesWorkChain again, on another mesh or fit: the same forces and temperatures.
 
-    verdi run workflows/rerun_rta.py PK --mesh 12 12 8 [--cores 2]
+    verdi run workflows/rerun_rta.py PK [--mesh 12 12 8] [--cutoff-pair-angstrom 3.0] [--snapshots 16] [--cores 2]
 
 PK: a LifetimesWorkChain whose RTA job was submitted (it may still run). The new job takes that job's inputs with
-another mesh; its kappa file gives the convergence of kappa and of the lifetimes in the mesh
-(workflows/compare_kappa.py compares it with measured values).
+another mesh or, for random snapshots (symfc fits any of them to any cut-off), another fc3 cut-off or only the
+first --snapshots snapshots and their opposites; its kappa file gives the convergence of kappa and of the
+lifetimes in the mesh, the cut-off and the snapshots (workflows/compare_kappa.py compares it with measured values).
 """
 
 import argparse
@@ -15,10 +16,12 @@ from aiida_llpam.cli.redo import rerun_rta
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pk", help="PK or UUID of a LifetimesWorkChain")
-    parser.add_argument("--mesh", type=int, nargs=3, required=True, help="RTA mesh (Gamma-centred)")
+    parser.add_argument("--mesh", type=int, nargs=3, help="RTA mesh (Gamma-centred; default the job's)")
+    parser.add_argument("--cutoff-pair-angstrom", type=float, help="fc3 of triplets within this distance (random)")
+    parser.add_argument("--snapshots", type=int, help="fit the first this many snapshots and their opposites (random)")
     parser.add_argument("--cores", type=int, help="OpenMP threads of the job (default: the computer's)")
     args = parser.parse_args(argv)
-    return rerun_rta(args.pk, args.mesh, args.cores)
+    return rerun_rta(args.pk, args.mesh, args.cores, args.cutoff_pair_angstrom, args.snapshots)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
         [--fc3-method random --snapshots 4 [--seed 7]] [--supercell-kpoints 1 1 1 [--gamma-tricks]]
         [--max-concurrent 2 --mpiprocs 1] [--rta-cores 2] [--computer localhost] [--protocol production] [--pk-file F]
         [--figure F.png] [--measured MEASURED.json]
+    verdi -p llpam-daemon run workflows/run_lifetimes.py PK ... --submit      (step 1 on the daemon, returns at once)
+    verdi -p llpam-daemon run workflows/run_lifetimes.py PK --lifetimes LPK [--figure F] [--measured M]   (2 and 3)
 
 PK: a finished PamWorkChain (e.g. imported: `verdi archive import fixtures/reference/quartz_production.aiida`).
 
@@ -11,16 +13,22 @@ PK: a finished PamWorkChain (e.g. imported: `verdi archive import fixtures/refer
    --cutoff-pair-angstrom left out), pw.x forces with the settings of the scf the DFPT perturbed (one job per
    supercell, --max-concurrent at a time with --mpiprocs each), fc3, and phono3py's RTA on the DFPT fc2 with
    eps/Z* on --mesh at the protocol's temperatures: the lifetimes node.
-2. A PamWorkChain on the same DFPT (its dynamical matrices, as run_from_dfpt.py: same force constants) whose
-   response takes the lifetimes, on --mesh: `aiida-llpam show` then prints gamma^NL with the constant and the
+2. A PamWorkChain on the same DFPT (its dynamical matrices, sum rules and direct-point fit: the RTA's fc2, checked)
+   whose response takes the lifetimes, on --mesh: `aiida-llpam show` then prints gamma^NL with the constant and the
    mode-resolved tau.
 3. With --measured, the RTA's kappa against measured values (workflows/compare_kappa.py), stored beside it.
+
+With --submit, step 1 goes to the daemon of the profile (computer default localhost-slurm where the profile has it),
+where it survives the end of this process; --lifetimes LPK then takes that finished LifetimesWorkChain (made on
+PK's force constants, its mesh) for steps 2 and 3.
 """
 
 import argparse
 from pathlib import Path
 
 from aiida_llpam.cli.redo import run_lifetimes
+from aiida_llpam.cli.runs import default_computer
+from aiida_llpam.configure import SLURM_COMPUTER
 
 
 def main(argv=None):
@@ -37,12 +45,16 @@ def main(argv=None):
     parser.add_argument("--max-concurrent", type=int, default=2, help="force jobs running at once")
     parser.add_argument("--mpiprocs", type=int, default=1, help="MPI processes of each force job")
     parser.add_argument("--rta-cores", type=int, help="OpenMP threads of the RTA job (default: the computer's)")
-    parser.add_argument("--computer", default="localhost")
+    parser.add_argument("--computer", help=f"default: localhost, with --submit {SLURM_COMPUTER} if the profile has it")
     parser.add_argument("--protocol", default="production", help="settings of q2r, sum rules, response, figures")
     parser.add_argument("--pk-file", type=Path, help="write the two PKs (lifetimes, response run) here")
     parser.add_argument("--figure", type=Path, help="gamma^NL and gamma^M with both taus, cumulative gamma^NL")
     parser.add_argument("--measured", type=Path, help="JSON of measured kappa to compare with (compare_kappa.py)")
-    return run_lifetimes(**vars(parser.parse_args(argv)))
+    parser.add_argument("--submit", action="store_true", help="hand the lifetimes to the daemon and return at once")
+    parser.add_argument("--lifetimes", help="PK of a finished LifetimesWorkChain on PK's force constants: steps 2-3")
+    args = parser.parse_args(argv)
+    args.computer = args.computer or default_computer(args.submit)
+    return run_lifetimes(**vars(args))
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ Plain numpy, phono3py and the physics package: no AiiDA profile is needed where 
   forces of the undisplaced supercell, is subtracted from every snapshot before the fit (:data:`REFERENCE`; needed
   unless symmetry forbids forces on the atoms at rest).
 * ``parameters.json``: ``supercell_matrix`` (fc3), ``mesh`` and ``temperatures_k``, optionally ``fc3_method``
-  (``finite``: phono3py's finite differences; ``random``: symfc's fit) and ``cutoff_pair_distance_angstrom``
-  (symfc's fc3 cut-off; the finite dataset holds its own) (:func:`rta_settings`).
+  (``finite``: phono3py's finite differences; ``random``: symfc's fit), ``cutoff_pair_distance_angstrom``
+  (symfc's fc3 cut-off; the finite dataset holds its own) and ``fitted_snapshots`` (random: fit only the first
+  this many snapshots, with their opposites where the dataset has them: kappa's convergence in the number of
+  snapshots) (:func:`rta_settings`).
 
 It writes, in the working directory, ``fc3.hdf5`` (phono3py's layout, eV/Angstrom^3, compact),
 ``kappa-m<mesh>.hdf5`` (phono3py's RTA on the Gamma-centred mesh, irreducible points) and ``rta.json`` (what was
@@ -57,7 +59,7 @@ REFERENCE = "supercell_0000"
 #: the keys of parameters.json
 KEYS = ("supercell_matrix", "mesh", "temperatures_k")
 #: its optional keys
-OPTIONAL_KEYS = ("fc3_method", "cutoff_pair_distance_angstrom")
+OPTIONAL_KEYS = ("fc3_method", "cutoff_pair_distance_angstrom", "fitted_snapshots")
 #: how fc3 is made from the forces: phono3py's finite differences, or symfc's fit to random snapshots
 FC3_METHODS = ("finite", "random")
 
@@ -106,7 +108,27 @@ def rta_settings(parameters: dict) -> dict:
     cutoff = parameters.get("cutoff_pair_distance_angstrom")
     if cutoff is not None:
         settings["cutoff_pair_distance_angstrom"] = positive_angstrom(cutoff, "cutoff_pair_distance_angstrom")
+    fitted = parameters.get("fitted_snapshots")
+    if fitted is not None:
+        if method != "random" or isinstance(fitted, bool) or not isinstance(fitted, int) or fitted < 1:
+            raise ValueError(f"fitted_snapshots: a positive integer, with fc3_method random, got {fitted!r}")
+        settings["fitted_snapshots"] = fitted
     return settings
+
+
+def fitted_labels(displacements, count: int) -> list[str]:
+    """The labels of the first ``count`` random snapshots of ``displacements`` (n, natom, 3) and, where the
+    second half of the dataset is the first half's opposites (phono3py's plus-minus snapshots), of their
+    opposites; ValueError if the dataset has fewer."""
+    displacements = np.asarray(displacements, dtype=float)
+    total = len(displacements)
+    half = total // 2
+    paired = total % 2 == 0 and half > 0 and np.allclose(displacements[half:], -displacements[:half], rtol=0, atol=1e-9)
+    drawn = half if paired else total
+    if count > drawn:
+        raise ValueError(f"fitted_snapshots: {count}, but the dataset has {drawn} snapshots drawn")
+    indices = list(range(count)) + (list(range(half, half + count)) if paired else [])
+    return [f"supercell_{i + 1:04d}" for i in indices]
 
 
 def positive_angstrom(value, key: str) -> float:
@@ -199,16 +221,19 @@ def run(force_constants_path: str, dataset_path: str, forces_path: str, paramete
             cells = list(ph3.supercells_with_displacements)
     fit = {}
     if random:
+        every = [f"supercell_{i:04d}" for i in range(1, len(dataset["displacements"]) + 1)]
+        if "fitted_snapshots" in settings:
+            every = fitted_labels(dataset["displacements"], settings["fitted_snapshots"])
+            forces = {label: value for label, value in forces.items() if label in {*every, REFERENCE}}
         labels, displacements, table, residual = snapshots_table(
             dataset["displacements"], natom, forces, residual_forces_allowed(ph3)
         )
         with phono3py_step("symfc's basis size"):
             fit = fit_size(ph3, cutoff)
-        detail = f" with forces (of {len(dataset['displacements'])})"
+        detail = f" with forces (of {len(every)})"
         if shortfall := fit_shortfall(fit, len(labels), cutoff, detail):
             raise ValueError(f"forces: {shortfall}")
-        every = {f"supercell_{i:04d}" for i in range(1, len(dataset["displacements"]) + 1)}
-        fit["snapshots_left_out"] = sorted(every - set(labels))  # their scf failed: never fitted
+        fit["snapshots_left_out"] = sorted(set(every) - set(labels))  # their scf failed: never fitted
         # how much was subtracted (eV/Angstrom per atom)
         norms = np.linalg.norm(residual, axis=1)
         fit["residual_force_max_ev_angstrom"] = float(norms.max())

@@ -247,7 +247,9 @@ def run_lifetimes(
     figure: Path | None = None,
     measured: Path | None = None,
     rta_cores: int | None = None,
-) -> tuple[orm.WorkChainNode, orm.WorkChainNode]:
+    submit: bool = False,
+    lifetimes: str | None = None,
+) -> tuple[orm.WorkChainNode, orm.WorkChainNode | None]:
     """Mode-resolved lifetimes of the finished PamWorkChain ``pk`` and its response with them (THEORY.md section 4).
 
     1. LifetimesWorkChain: the displaced supercells of the unit cell x ``supercell`` (``fc3_method`` finite:
@@ -259,16 +261,31 @@ def run_lifetimes(
        temperatures, with ``rta_cores`` OpenMP threads (default the computer's processes per machine).
     2. A PamWorkChain on the same DFPT whose response on ``mesh`` takes the lifetimes.
 
-    Returns (lifetimes, response run); exits when either failed. ``figure``: the lifetimes figure. ``measured``: a
-    JSON file of measured kappa (:func:`compare_kappa`), compared with the RTA's as soon as it has run.
+    The response takes the run's own sum rules and direct-point fit, so that it and the RTA share one fc2.
+
+    ``submit``: hand step 1 to the daemon and return (lifetimes, None) at once; ``lifetimes``: a finished
+    LifetimesWorkChain of this run's force constants (one submitted before) instead of step 1, its mesh the
+    response's. Returns (lifetimes, response run); exits when either failed or is refused. ``figure``: the lifetimes
+    figure. ``measured``: a JSON file of measured kappa (:func:`compare_kappa`), compared with the RTA's as soon as
+    it has run.
     """
+    from .launch import launch
+
     measured_values = _measured(measured) if measured else None
     pam = _pam_workchain(pk, finished=True)
+    if submit and lifetimes:
+        sys.exit("--submit starts the lifetimes, --lifetimes continues from finished ones: give one")
+    if lifetimes:
+        found = _finished_lifetimes(lifetimes, pam)
+        mesh = found.inputs.parameters["mesh"]
     codes = load_codes(computer)
     retrieved = dfpt_retrieved(pam)
+    overrides = {"sum_rules": pam.inputs.sum_rules.get_dict()} if "sum_rules" in pam.inputs else None
     response_builder = PamWorkChain.get_builder_from_protocol(
-        *codes, dfpt_structure(retrieved), protocol=protocol, dfpt=retrieved
+        *codes, dfpt_structure(retrieved), protocol=protocol, overrides=overrides, dfpt=retrieved
     )
+    if "fit_direct" in pam.inputs:
+        response_builder.fit_direct = dict(pam.inputs.fit_direct)
     response = response_builder.response.parameters.get_dict()
     temperatures = ResponseSettings.from_mapping(response).temperatures_k
     parameters = {
@@ -292,14 +309,23 @@ def run_lifetimes(
         "resources": {"num_machines": 1, "num_mpiprocs_per_machine": mpiprocs},
         "max_wallclock_seconds": 3600,
     }
-    builder = LifetimesWorkChain.get_builder_from_pam(pam, parameters, pw_code=codes[0], options=options)
-    cores = rta_cores or codes[0].computer.get_default_mpiprocs_per_machine() or 1
-    builder.rta.metadata.options.resources = {"num_machines": 1, "num_mpiprocs_per_machine": cores}
-    builder.metadata.label = f"lifetimes of PamWorkChain<{pam.uuid}>"
-    _, lifetimes = run_get_node(builder)
-    print(_state(lifetimes))
-    if not lifetimes.is_finished_ok:
-        sys.exit(f"the lifetimes failed: {lifetimes.exit_message}")
+    if lifetimes:
+        lifetimes = found
+    else:
+        builder = LifetimesWorkChain.get_builder_from_pam(pam, parameters, pw_code=codes[0], options=options)
+        cores = rta_cores or codes[0].computer.get_default_mpiprocs_per_machine() or 1
+        builder.rta.metadata.options.resources = {"num_machines": 1, "num_mpiprocs_per_machine": cores}
+        builder.metadata.label = f"lifetimes of PamWorkChain<{pam.uuid}>"
+        if submit:
+            lifetimes = launch(builder, submit=True)
+            if pk_file:
+                Path(pk_file).write_text(f"{lifetimes.pk}\n")
+            print(f"when it has finished: verdi run workflows/run_lifetimes.py {pam.pk} --lifetimes {lifetimes.pk}")
+            return lifetimes, None
+        _, lifetimes = run_get_node(builder)
+        print(_state(lifetimes))
+        if not lifetimes.is_finished_ok:
+            sys.exit(f"the lifetimes failed: {lifetimes.exit_message}")
     if measured_values is not None:
         _compare(lifetimes.outputs.kappa, measured_values)
 
@@ -319,6 +345,11 @@ def run_lifetimes(
         Path(pk_file).write_text(f"{lifetimes.pk}\n{node.pk}\n")
     if not node.is_finished_ok:
         sys.exit(f"the response failed: {node.exit_message}")
+    if not _same_force_constants(node.outputs.force_constants, lifetimes.inputs.force_constants):
+        sys.exit(
+            f"the response PamWorkChain<{node.pk}> made other force constants than the RTA's fc2 "
+            f"({lifetimes.inputs.force_constants.__class__.__name__}<{lifetimes.inputs.force_constants.pk}>)"
+        )
     out = node.outputs.lifetimes_response
     temperatures = out.get_array("temperatures_k")
     it = int(np.argmin(np.abs(temperatures - 300.0)))
@@ -333,6 +364,36 @@ def run_lifetimes(
         write_lifetimes_figure(node, figure)
         print(f"  figure {figure}")
     return lifetimes, node
+
+
+def _same_force_constants(first: orm.ArrayData, second: orm.ArrayData, relative: float = 1e-10) -> bool:
+    """True if two force-constants nodes hold the same arrays (cell, masses, IFCs, eps/Z*), each equal to
+    ``relative`` of its largest element."""
+    from aiida_llpam.calculations.functions.phonopy_force_constants import stored_arrays
+
+    a, b = stored_arrays(first), stored_arrays(second)
+    return all(
+        a[name].shape == b[name].shape
+        and np.allclose(a[name], b[name], rtol=0, atol=relative * max(np.abs(a[name]).max(initial=0), 1e-300))
+        for name in a
+    )
+
+
+def _finished_lifetimes(identifier: str, pam: orm.WorkChainNode) -> orm.WorkChainNode:
+    """The finished LifetimesWorkChain ``identifier`` made on the force constants of ``pam``; exits naming what it
+    is not."""
+    node = orm.load_node(identifier)
+    if not (isinstance(node, orm.WorkChainNode) and node.process_label == "LifetimesWorkChain"):
+        sys.exit(f"{identifier}: not a LifetimesWorkChain")
+    if not node.is_finished_ok:
+        sys.exit(f"{identifier}: {_state(node)}, not finished ok")
+    fc = node.inputs.force_constants
+    if fc.uuid != pam.outputs.force_constants.uuid:
+        sys.exit(
+            f"LifetimesWorkChain<{node.pk}> took {fc.__class__.__name__}<{fc.pk}>, not the force constants of "
+            f"PamWorkChain<{pam.pk}>"
+        )
+    return node
 
 
 def _measured(path: Path) -> orm.Dict:
@@ -382,10 +443,18 @@ def compare_kappa(pk: str, measured: Path) -> orm.Dict:
     return _compare(kappa, _measured(measured))
 
 
-def rerun_rta(pk: str, mesh, cores: int | None = None) -> orm.CalcJobNode:
-    """The fc3 + RTA job of the LifetimesWorkChain ``pk`` again, on another ``mesh``: the same forces, fit and
-    temperatures (the convergence of kappa and of the lifetimes in the mesh). ``cores``: its OpenMP threads (default
-    the computer's processes per machine). Returns the job; exits when it failed."""
+def rerun_rta(
+    pk: str,
+    mesh=None,
+    cores: int | None = None,
+    cutoff_pair_angstrom: float | None = None,
+    fitted_snapshots: int | None = None,
+) -> orm.CalcJobNode:
+    """The fc3 + RTA job of the LifetimesWorkChain ``pk`` again, on another ``mesh`` (default its own) or, for
+    random snapshots, with symfc's fc3 fitted to triplets within ``cutoff_pair_angstrom`` or to the first
+    ``fitted_snapshots`` snapshots (and their opposites): the same forces and temperatures (the convergence of kappa
+    and of the lifetimes in the mesh, the cut-off and the snapshots). ``cores``: its OpenMP threads (default the
+    computer's processes per machine). Returns the job; exits when it failed or is refused."""
     from aiida_llpam.calculations.rta import Phono3pyRtaCalculation
 
     node = orm.load_node(pk)
@@ -395,7 +464,19 @@ def rerun_rta(pk: str, mesh, cores: int | None = None) -> orm.CalcJobNode:
     if not jobs:
         sys.exit(f"{pk}: its fc3 + RTA job has not been submitted yet")
     rta = jobs[-1]
-    parameters = rta.inputs.parameters.get_dict() | {"mesh": [int(n) for n in mesh]}
+    parameters = rta.inputs.parameters.get_dict()
+    if mesh is not None:
+        parameters["mesh"] = [int(n) for n in mesh]
+    refit = {"cutoff_pair_distance_angstrom": cutoff_pair_angstrom, "fitted_snapshots": fitted_snapshots}
+    refit = {key: value for key, value in refit.items() if value is not None}
+    if refit and parameters.get("fc3_method", "finite") != "random":
+        sys.exit(
+            f"{pk}: its supercells are finite displacements, generated for their own cut-off; "
+            "only a fit to random snapshots takes another cut-off or fewer snapshots"
+        )
+    parameters |= refit
+    if parameters == rta.inputs.parameters.get_dict():
+        sys.exit(f"{pk}: give another --mesh, --cutoff-pair-angstrom or --snapshots than its RTA job's")
     builder = Phono3pyRtaCalculation.get_builder()
     builder.code = rta.inputs.code
     builder.force_constants = rta.inputs.force_constants
@@ -404,13 +485,18 @@ def rerun_rta(pk: str, mesh, cores: int | None = None) -> orm.CalcJobNode:
     builder.parameters = orm.Dict(parameters)
     cores = cores or rta.inputs.code.computer.get_default_mpiprocs_per_machine() or 1
     builder.metadata.options.resources = {"num_machines": 1, "num_mpiprocs_per_machine": cores}
-    builder.metadata.label = f"RTA of LifetimesWorkChain<{node.uuid}> on {'x'.join(map(str, parameters['mesh']))}"
+    setting = "x".join(map(str, parameters["mesh"]))
+    if "cutoff_pair_distance_angstrom" in parameters:
+        setting += f", fc3 within {parameters['cutoff_pair_distance_angstrom']:g} Angstrom"
+    if "fitted_snapshots" in parameters:
+        setting += f", the first {parameters['fitted_snapshots']} snapshots"
+    builder.metadata.label = f"RTA of LifetimesWorkChain<{node.uuid}> on {setting}"
     _, job = run_get_node(builder)
     if not job.is_finished_ok:
         sys.exit(f"{job.process_label}<{job.pk}> failed: {job.exit_message}")
     summary = job.outputs.summary
     print(
-        f"{job.process_label}<{job.pk}> on {'x'.join(map(str, parameters['mesh']))}: "
+        f"{job.process_label}<{job.pk}> on {setting}: "
         f"fc3 {summary['seconds_fc3']:.0f} s, RTA {summary['seconds_rta']:.0f} s, "
         f"kappa file SinglefileData<{job.outputs.kappa.pk}>"
     )

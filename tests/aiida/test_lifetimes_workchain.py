@@ -337,6 +337,31 @@ def test_the_job_refuses_too_few_random_snapshots(tmp_path):
     assert result.returncode == 2 and "needs a dataset of random snapshots" in result.stdout
 
 
+def test_a_fit_to_the_first_snapshots_takes_them_with_their_opposites(tmp_path):
+    """``fitted_snapshots``: the first N drawn snapshots and, in a plus-minus dataset, their opposites (phono3py puts
+    the opposites in the second half); more than were drawn, or with finite displacements, is refused."""
+    from aiida_llpam.calculations.rta_job import REFUSED, fitted_labels, rta_settings
+
+    rng = np.random.default_rng(5)
+    drawn = rng.normal(size=(3, 4, 3))
+    paired = np.concatenate([drawn, -drawn])
+    assert fitted_labels(paired, 2) == ["supercell_0001", "supercell_0002", "supercell_0004", "supercell_0005"]
+    assert fitted_labels(drawn, 2) == ["supercell_0001", "supercell_0002"]
+    with pytest.raises(ValueError, match="fitted_snapshots: 4, but the dataset has 3 snapshots drawn"):
+        fitted_labels(paired, 4)
+    base = {"supercell_matrix": SUPERCELL, "mesh": [4, 4, 4], "temperatures_k": [300.0]}
+    with pytest.raises(ValueError, match="fitted_snapshots: a positive integer, with fc3_method random"):
+        rta_settings(base | {"fitted_snapshots": 2})
+    with pytest.raises(ValueError, match="fitted_snapshots: a positive integer"):
+        rta_settings(base | {"fc3_method": "random", "fitted_snapshots": 0})
+    # the job fits only those: one of three snapshots, all with forces, cannot determine Si's 57 unknowns
+    _synthetic_random_inputs(tmp_path, snapshots=3, with_forces=3)
+    result = _run_rta_job(tmp_path, base | {"fc3_method": "random", "fitted_snapshots": 1})
+    assert result.returncode == 2, result.stderr
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith(REFUSED)]
+    assert "1 snapshots with forces (of 1) give 48 equations" in line
+
+
 # -- the fc3 supercell route: random snapshots fitted by symfc against phono3py's finite differences, Si 2x2x2 ------
 
 
@@ -491,6 +516,45 @@ def test_the_rta_runs_again_on_another_mesh(random_run):
 
 
 @pytest.mark.qe
+def test_the_random_fit_runs_again_with_another_cutoff_or_fewer_snapshots(random_run, lifetimes_run):
+    """workflows/rerun_rta.py --cutoff-pair-angstrom / --snapshots: symfc fits the same snapshots to triplets within
+    a shorter distance, or fewer of them (kappa's convergence in the fc3 cut-off and the snapshots); finite
+    displacements, cut at generation, are refused."""
+    from aiida_llpam.cli.redo import rerun_rta
+
+    (first,) = [c for c in random_run.called if c.process_type == "aiida.calculations:llpam.rta"]
+    # 2.5 Angstrom: the first neighbours (2.35 A) only, against all triplets of the 2x2x2 supercell
+    job = rerun_rta(str(random_run.pk), cores=1, cutoff_pair_angstrom=2.5)
+    assert job.is_finished_ok, job.exit_message
+    assert job.inputs.parameters.get_dict() == first.inputs.parameters.get_dict() | {
+        "cutoff_pair_distance_angstrom": 2.5
+    }
+    assert "fc3 within 2.5 Angstrom" in job.label
+    with (
+        job.outputs.fc3.open(mode="rb") as a,
+        first.outputs.fc3.open(mode="rb") as b,
+        h5py.File(a) as x,
+        h5py.File(b) as y,
+    ):
+        short, full = x["fc3"][:], y["fc3"][:]
+    scale = np.abs(full).max()
+    nonzero = lambda fc3: int((np.abs(fc3) > 1e-8 * scale).sum())  # noqa: E731
+    assert 0 < nonzero(short) < nonzero(full)
+    np.testing.assert_allclose(short.sum(axis=2), 0.0, atol=1e-8 * scale)  # still the acoustic sum rule
+    assert not np.allclose(_kappa_300(random_run), _kappa_300_of(job.outputs.kappa), rtol=1e-3, atol=0)
+    with pytest.raises(SystemExit, match="give another --mesh, --cutoff-pair-angstrom or --snapshots"):
+        rerun_rta(str(random_run.pk), first.inputs.parameters["mesh"])
+    with pytest.raises(SystemExit, match="finite displacements, generated for their own cut-off"):
+        rerun_rta(str(lifetimes_run.pk), cutoff_pair_angstrom=2.5)
+    # the first of the two snapshots and its opposite: 96 equations for 57 unknowns, another fit
+    job = rerun_rta(str(random_run.pk), cores=1, fitted_snapshots=1)
+    assert job.is_finished_ok, job.exit_message
+    summary = job.outputs.summary
+    assert summary["supercells_with_forces"] == 2 and summary["snapshots_left_out"] == []
+    assert not np.allclose(_kappa_300(random_run), _kappa_300_of(job.outputs.kappa), rtol=1e-6, atol=0)
+
+
+@pytest.mark.qe
 def test_too_few_snapshots_are_refused_before_any_pw_run(silicon_run):
     from aiida_llpam.workflows.lifetimes import LifetimesWorkChain
 
@@ -537,3 +601,36 @@ def test_random_and_finite_routes_agree_in_the_primitive_cell(lifetimes_run, sil
         f"primitive cell, finite route: {_measured(lifetimes_run)}\nprimitive cell, random route: {_measured(random)}"
     )
     np.testing.assert_allclose(_kappa_300(random), _kappa_300(lifetimes_run), rtol=RTOL_ROUTES)
+
+
+@pytest.mark.qe
+def test_the_response_continues_from_finished_lifetimes_on_their_fc2(lifetimes_run, silicon_run, smoke_run):
+    """workflows/run_lifetimes.py --lifetimes: the response with a LifetimesWorkChain finished before (one submitted
+    to a daemon), on its mesh, redone from the run's DFPT with the run's own sum rules: the RTA's fc2 exactly.
+    Lifetimes of other force constants, or a --submit where no daemon runs, are refused before anything runs."""
+    from aiida import orm
+
+    from aiida_llpam.calculations.functions.phonopy_force_constants import stored_arrays
+    from aiida_llpam.cli.redo import run_lifetimes
+
+    def count():
+        return orm.QueryBuilder().append(orm.ProcessNode).count()
+
+    before = count()
+    fc = lifetimes_run.inputs.force_constants
+    with pytest.raises(SystemExit, match=f"took {fc.__class__.__name__}<{fc.pk}>, not the force constants"):
+        run_lifetimes(str(smoke_run.pk), lifetimes=str(lifetimes_run.pk), protocol="smoke")
+    with pytest.raises(SystemExit, match=f"{silicon_run.pk}: not a LifetimesWorkChain"):
+        run_lifetimes(str(silicon_run.pk), lifetimes=str(silicon_run.pk), protocol="smoke")
+    with pytest.raises(SystemExit, match="cannot submit: profile .* has no broker"):
+        run_lifetimes(str(silicon_run.pk), protocol="smoke", submit=True)
+    assert count() == before
+
+    lifetimes, node = run_lifetimes(str(silicon_run.pk), lifetimes=str(lifetimes_run.pk), protocol="smoke")
+    assert lifetimes.uuid == lifetimes_run.uuid and node.is_finished_ok, node.exit_message
+    assert node.inputs.sum_rules.get_dict() == silicon_run.inputs.sum_rules.get_dict()
+    assert node.inputs.response.parameters["mesh"] == MESH
+    new, old = (stored_arrays(n.outputs.force_constants) for n in (node, silicon_run))
+    for name, values in old.items():
+        scale = np.abs(values).max()
+        np.testing.assert_allclose(new[name], values, rtol=0, atol=1e-10 * scale, err_msg=name)

@@ -31,9 +31,11 @@ from aiida_llpam.workflows.lifetimes import LifetimesWorkChain
 from aiida_llpam.workflows.pam import PamWorkChain
 
 from .figures import write_lifetimes_figure
+from .results import diffusivity_line
 from .runs import load_codes, print_figures
 
-#: the keys of a JSON file of measured thermal conductivity
+#: the keys of a JSON file of measured thermal conductivity (optionally also "diffusivity": measured exponents of
+#: D ~ T^-n, physics.lifetimes.kappa_against_measured)
 MEASURED_KEYS = ("source", "temperatures_k", "perpendicular_w_mk", "parallel_w_mk")
 
 
@@ -407,7 +409,7 @@ def _measured(path: Path) -> orm.Dict:
     missing = [key for key in MEASURED_KEYS if key not in values]
     if missing:
         sys.exit(f"{path}: no {', '.join(missing)} (needs {', '.join(MEASURED_KEYS)})")
-    return orm.Dict({key: values[key] for key in MEASURED_KEYS})
+    return orm.Dict({key: values[key] for key in (*MEASURED_KEYS, "diffusivity") if key in values})
 
 
 def _compare(kappa: orm.SinglefileData, measured: orm.Dict) -> orm.Dict:
@@ -421,8 +423,11 @@ def _compare(kappa: orm.SinglefileData, measured: orm.Dict) -> orm.Dict:
             f"  {temperature:g} K: perpendicular to c {c['computed_perpendicular_w_mk'][index]:.3g} against "
             f"{c['measured_perpendicular_w_mk'][index]:.3g} W/(m K) (ratio {c['ratio_perpendicular'][index]:.2f}), "
             f"along c {c['computed_parallel_w_mk'][index]:.3g} against {c['measured_parallel_w_mk'][index]:.3g} "
-            f"(ratio {c['ratio_parallel'][index]:.2f})"
+            f"(ratio {c['ratio_parallel'][index]:.2f}); anisotropy {c['computed_anisotropy'][index]:.2f} against "
+            f"{c['measured_anisotropy'][index]:.2f}"
         )
+    if "diffusivity" in c:
+        print("  " + diffusivity_line(c["diffusivity"]))
     return comparison
 
 

@@ -207,4 +207,22 @@ def lifetimes_lines(node, response: dict, it: int) -> list[str]:
             )
         )
         lines.append(f"  kappa computed/measured W/(m K) (ratio), Dict<{comparison.pk}>, {c['source']}: {rows}")
+        if "computed_anisotropy" in c:
+            pairs = ", ".join(
+                f"{t:g} K {a:.2f}/{b:.2f}"
+                for t, a, b in zip(c["temperatures_k"], c["computed_anisotropy"], c["measured_anisotropy"])
+            )
+            lines.append(f"  anisotropy along c / perpendicular, computed/measured: {pairs}")
+        if "diffusivity" in c:
+            lines.append("  " + diffusivity_line(c["diffusivity"]))
     return lines
+
+
+def diffusivity_line(d: dict) -> str:
+    """The computed exponents n of D ~ T^-n (kappa over the heat capacity) beside the measured ones."""
+    t1, t2 = d["temperatures_k"]
+    return (
+        f"diffusivity D ~ T^-n, {t1:g}-{t2:g} K: n {d['computed_exponent_perpendicular']:.2f} perpendicular to c "
+        f"(measured {d['exponent_perpendicular']:.3g}), {d['computed_exponent_parallel']:.2f} along c (measured "
+        f"{d['exponent_parallel']:.3g}); {d['source']}"
+    )

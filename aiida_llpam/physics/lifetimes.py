@@ -203,6 +203,39 @@ def thermal_conductivity(source) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(handle["temperature"], dtype=float), np.asarray(handle["kappa"], dtype=float)
 
 
+def heat_capacity_per_cell(source) -> np.ndarray:
+    """The phonon heat capacity per cell (T,) in eV/K of a ``kappa-m*.hdf5`` (a path or an open binary file): its
+    mode heat capacities summed over bands and the (weighted, irreducible) grid points, over the mesh size."""
+    import h5py
+
+    with h5py.File(source, "r") as handle:
+        missing = [key for key in ("heat_capacity", "weight") if key not in handle]
+        if missing:
+            raise ValueError(f"kappa file: no {', '.join(missing)} (an RTA run of phono3py writes them)")
+        weight = np.asarray(handle["weight"], dtype=float)
+        return np.einsum("tqb,q->t", np.asarray(handle["heat_capacity"], dtype=float), weight) / weight.sum()
+
+
+def diffusivity_exponents(temperatures_k, kappa, heat_capacity, between_k) -> tuple[float, float]:
+    """n of D ~ T^-n between the two temperatures ``between_k`` (K), perpendicular to and along c, where the
+    thermal diffusivity D = kappa / C is the RTA's kappa (T, 6) over the heat capacity (T,) of the same modes (any
+    unit: only the ratio D(T2)/D(T1) enters). Measured laser-flash diffusivities give n without a heat capacity
+    that is not the crystal's own. Interpolated linearly in T, never extrapolated (ValueError)."""
+    t1, t2 = (float(t) for t in between_k)
+    if not temperatures_k[0] <= t1 < t2 <= temperatures_k[-1]:
+        raise ValueError(
+            f"diffusivity: temperatures {t1:g}, {t2:g} K not two rising ones within the RTA's "
+            f"{temperatures_k[0]:g}-{temperatures_k[-1]:g} K"
+        )
+    exponents = []
+    for computed in uniaxial_kappa(kappa):
+        d1, d2 = (
+            np.interp(t, temperatures_k, computed) / np.interp(t, temperatures_k, heat_capacity) for t in (t1, t2)
+        )
+        exponents.append(float(-np.log(d2 / d1) / np.log(t2 / t1)))
+    return exponents[0], exponents[1]
+
+
 def uniaxial_kappa(kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(perpendicular, parallel) to the c axis, which is z in the project's cells: the mean of xx and yy, and zz,
     of kappa (..., 6) in phono3py's order."""
@@ -210,13 +243,20 @@ def uniaxial_kappa(kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return 0.5 * (kappa[..., 0] + kappa[..., 1]), kappa[..., 2]
 
 
-def kappa_against_measured(temperatures_k: np.ndarray, kappa: np.ndarray, measured: dict) -> dict:
+def kappa_against_measured(
+    temperatures_k: np.ndarray, kappa: np.ndarray, measured: dict, heat_capacity: np.ndarray | None = None
+) -> dict:
     """The RTA kappa of a uniaxial crystal against measured values.
 
     ``measured``: ``temperatures_k`` and ``perpendicular_w_mk`` and ``parallel_w_mk`` (to c; one value per
     temperature), ``source`` (the literature). The computed kappa is interpolated linearly in T between the RTA's
     temperatures, never extrapolated (ValueError). Returns those plus ``computed_perpendicular_w_mk``,
-    ``computed_parallel_w_mk`` and ``ratio_perpendicular``, ``ratio_parallel`` (computed / measured).
+    ``computed_parallel_w_mk``, ``ratio_perpendicular``, ``ratio_parallel`` (computed / measured) and the
+    anisotropy along c / perpendicular, ``computed_anisotropy`` and ``measured_anisotropy``.
+
+    Optionally ``measured["diffusivity"]``: ``source``, ``temperatures_k`` (two), ``exponent_perpendicular`` and
+    ``exponent_parallel``, the measured n of D ~ T^-n between them; with the RTA's ``heat_capacity`` (T,) the
+    result then holds ``diffusivity`` with the computed exponents beside them (:func:`diffusivity_exponents`).
     """
     temperatures = np.asarray(measured["temperatures_k"], dtype=float)
     values = {key: np.asarray(measured[key], dtype=float) for key in ("perpendicular_w_mk", "parallel_w_mk")}
@@ -233,4 +273,25 @@ def kappa_against_measured(temperatures_k: np.ndarray, kappa: np.ndarray, measur
         result[f"measured_{direction}_w_mk"] = values[f"{direction}_w_mk"].tolist()
         result[f"computed_{direction}_w_mk"] = at.tolist()
         result[f"ratio_{direction}"] = (at / values[f"{direction}_w_mk"]).tolist()
+    for kind in ("computed", "measured"):
+        result[f"{kind}_anisotropy"] = (
+            np.asarray(result[f"{kind}_parallel_w_mk"]) / np.asarray(result[f"{kind}_perpendicular_w_mk"])
+        ).tolist()
+    if "diffusivity" in measured:
+        diffusivity = measured["diffusivity"]
+        keys = ("source", "temperatures_k", "exponent_perpendicular", "exponent_parallel")
+        missing = [key for key in keys if key not in diffusivity]
+        if missing:
+            raise ValueError(f"measured: diffusivity without {', '.join(missing)}")
+        if heat_capacity is None:
+            raise ValueError("measured: a diffusivity exponent needs the RTA's heat capacity")
+        if len(diffusivity["temperatures_k"]) != 2:
+            raise ValueError("measured: diffusivity temperatures_k, the two ends of the range")
+        perpendicular, parallel = diffusivity_exponents(
+            temperatures_k, kappa, heat_capacity, diffusivity["temperatures_k"]
+        )
+        result["diffusivity"] = {key: diffusivity[key] for key in keys} | {
+            "computed_exponent_perpendicular": perpendicular,
+            "computed_exponent_parallel": parallel,
+        }
     return result

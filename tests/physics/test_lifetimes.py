@@ -201,3 +201,49 @@ def test_kappa_against_measured_values_of_a_uniaxial_crystal(tmp_path):
         handle["temperature"] = temperatures
     with pytest.raises(ValueError, match="kappa file: no kappa"):
         thermal_conductivity(tmp_path / "empty.hdf5")
+
+
+def test_the_diffusivity_exponent_and_the_anisotropy_need_no_measured_heat_capacity(tmp_path):
+    """D = kappa / C of the same modes: its exponent n (D ~ T^-n) between two temperatures compares with a
+    laser-flash measurement without a heat capacity from elsewhere; the anisotropy is kappa_zz over the mean of
+    kappa_xx and kappa_yy, computed and measured."""
+    import h5py
+
+    from aiida_llpam.physics.lifetimes import heat_capacity_per_cell, kappa_against_measured, thermal_conductivity
+
+    temperatures = np.array([100.0, 200.0, 400.0])
+    kappa = np.zeros((3, 6))
+    kappa[:, 0] = kappa[:, 1] = [11.0, 6.0, 3.0]
+    kappa[:, 2] = [30.0, 16.0, 8.0]
+    # two grid points of weights 1 and 3, two bands each: per cell 1.0, 2.0 and 3.0 (x 1e-4 eV/K)
+    per_point = np.array([[0.4, 0.6], [0.4, 0.6]])[None] * np.array([1.0, 2.0, 3.0])[:, None, None] * 1e-4
+    path = tmp_path / "kappa-m444.hdf5"
+    with h5py.File(path, "w") as handle:
+        handle["temperature"], handle["kappa"] = temperatures, kappa
+        handle["heat_capacity"], handle["weight"] = per_point, np.array([1, 3])
+    heat_capacity = heat_capacity_per_cell(path)
+    np.testing.assert_allclose(heat_capacity, [1e-4, 2e-4, 3e-4], rtol=1e-12)
+    measured = {
+        "source": "a test",
+        "temperatures_k": [200.0],
+        "perpendicular_w_mk": [5.0],
+        "parallel_w_mk": [10.0],
+        "diffusivity": {"source": "flash", "temperatures_k": [100.0, 400.0], "exponent_perpendicular": 1.6,
+                        "exponent_parallel": 1.8},
+    }  # fmt: skip
+    result = kappa_against_measured(*thermal_conductivity(path), measured, heat_capacity)
+    np.testing.assert_allclose(result["computed_anisotropy"], [16.0 / 6.0], rtol=1e-12)
+    np.testing.assert_allclose(result["measured_anisotropy"], [2.0], rtol=1e-12)
+    d = result["diffusivity"]
+    # D_perp falls from 11 to 1, D_par from 30 to 8/3, over a factor 4 in T
+    assert d["computed_exponent_perpendicular"] == pytest.approx(np.log(11.0) / np.log(4.0), rel=1e-12)
+    assert d["computed_exponent_parallel"] == pytest.approx(np.log(30.0 / (8.0 / 3.0)) / np.log(4.0), rel=1e-12)
+    assert d["exponent_parallel"] == 1.8 and d["source"] == "flash"
+    with pytest.raises(ValueError, match="needs the RTA's heat capacity"):
+        kappa_against_measured(*thermal_conductivity(path), measured)
+    late = measured | {"diffusivity": measured["diffusivity"] | {"temperatures_k": [200.0, 500.0]}}
+    with pytest.raises(ValueError, match="not two rising ones within the RTA's 100-400 K"):
+        kappa_against_measured(*thermal_conductivity(path), late, heat_capacity)
+    partial = measured | {"diffusivity": {"source": "flash", "temperatures_k": [100.0, 400.0]}}
+    with pytest.raises(ValueError, match="diffusivity without exponent_perpendicular, exponent_parallel"):
+        kappa_against_measured(*thermal_conductivity(path), partial, heat_capacity)

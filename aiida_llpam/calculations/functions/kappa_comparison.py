@@ -3,18 +3,24 @@
 from aiida import orm
 from aiida.engine import ExitCode, calcfunction
 
-from aiida_llpam.physics.lifetimes import kappa_against_measured, thermal_conductivity
+from aiida_llpam.physics.lifetimes import heat_capacity_per_cell, kappa_against_measured, thermal_conductivity
 
 
 @calcfunction
 def kappa_comparison(kappa: orm.SinglefileData, measured: orm.Dict) -> orm.Dict:
     """phono3py's RTA kappa of a uniaxial crystal (c along z) against measured values: ``measured`` holds
-    ``source``, ``temperatures_k``, ``perpendicular_w_mk`` and ``parallel_w_mk``
+    ``source``, ``temperatures_k``, ``perpendicular_w_mk`` and ``parallel_w_mk``, optionally ``diffusivity``
+    (measured exponents of D ~ T^-n, against the RTA's kappa over its heat capacity)
     (:func:`aiida_llpam.physics.lifetimes.kappa_against_measured`). A file without kappa, or measured temperatures
     outside the RTA's, are refused (300)."""
     try:
+        measured = measured.get_dict()
         with kappa.open(mode="rb") as handle:
             temperatures, values = thermal_conductivity(handle)
-        return orm.Dict(kappa_against_measured(temperatures, values, measured.get_dict()))
+        heat_capacity = None
+        if "diffusivity" in measured:
+            with kappa.open(mode="rb") as handle:
+                heat_capacity = heat_capacity_per_cell(handle)
+        return orm.Dict(kappa_against_measured(temperatures, values, measured, heat_capacity))
     except (OSError, KeyError, ValueError) as exc:
         return ExitCode(300, f"{kappa.filename}: {exc}")

@@ -133,11 +133,11 @@ class Phono3pyRtaCalculation(CalcJob):
         # phono3py's loops are OpenMP: the cores the job holds are its threads. This comes after the code's own
         # prepend text, which pins a serial job to one thread (the response job's numpy, two jobs side by side)
         calcinfo.prepend_text = f"export OMP_NUM_THREADS={openmp_threads(self.node.get_option('resources'))}"
-        calcinfo.retrieve_list = [
-            *self.output_files(self.inputs.parameters.get_dict()),
-            self._STDOUT_FILE,
-            self._STDERR_FILE,
-        ]
+        fc3_file, kappa_file, summary_file = self.output_files(self.inputs.parameters.get_dict())
+        calcinfo.retrieve_list = [summary_file, self._STDOUT_FILE, self._STDERR_FILE]
+        # fc3 and kappa become SinglefileData outputs: kept in the retrieved folder too, they would be stored twice
+        # (a 16x16x12 quartz kappa file is 8 MB)
+        calcinfo.retrieve_temporary_list = [fc3_file, kappa_file]
         # fc2 and the forces are input nodes written out: not stored a second time in the node's repository
         calcinfo.provenance_exclude_list = [self._FC_FILE, self._FORCES_FILE]
         return calcinfo

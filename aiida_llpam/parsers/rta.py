@@ -1,8 +1,10 @@
-"""Parser of Phono3pyRtaCalculation: fc3.hdf5 and kappa-m*.hdf5 as SinglefileData, rta.json as a Dict."""
+"""Parser of Phono3pyRtaCalculation: fc3.hdf5 and kappa-m*.hdf5 (retrieved temporarily) as SinglefileData, rta.json
+as a Dict."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from aiida import orm
 from aiida.parsers import Parser
@@ -25,7 +27,10 @@ class Phono3pyRtaParser(Parser):
             return repository.get_object_content(name, mode="r") if name in names else ""
 
         fc3_file, kappa_file, summary_file = process.output_files(self.node.inputs.parameters.get_dict())
-        missing = [name for name in (fc3_file, kappa_file, summary_file) if name not in names]
+        temporary = kwargs.get("retrieved_temporary_folder")
+        temporary = Path(temporary) if temporary else None
+        missing = [name for name in (fc3_file, kappa_file) if temporary is None or not (temporary / name).is_file()]
+        missing += [summary_file] if summary_file not in names else []
         if missing:
             stdout = text(process._STDOUT_FILE)  # noqa: SLF001
             refused, failed = marked_lines(stdout, REFUSED), marked_lines(stdout, FAILED)
@@ -42,7 +47,7 @@ class Phono3pyRtaParser(Parser):
         except ValueError as exc:
             return self.exit_codes.ERROR_READING_OUTPUT.format(message=f"{summary_file}: {exc}")
         for label, name in (("fc3", fc3_file), ("kappa", kappa_file)):
-            with repository.open(name, "rb") as handle:
+            with (temporary / name).open("rb") as handle:
                 self.out(label, orm.SinglefileData(handle, filename=name))
         self.out("summary", orm.Dict(summary))
         return None

@@ -335,6 +335,8 @@ def run_lifetimes(
     # this mesh is the original run's convergence table)
     response = {key: value for key, value in response.items() if not key.startswith("convergence_")}
     response["mesh"] = list(mesh)
+    # the modes of the RTA's mesh: its kappa file has their frequencies, and the cumulative sums the mode split
+    response["store_mesh_modes"] = False
     response_builder.response.parameters = orm.Dict(response)
     response_builder.response.lifetimes = lifetimes.outputs.lifetimes
     response_builder.metadata.label = f"{pam.label} (response with mode-resolved lifetimes)".strip()

@@ -383,6 +383,18 @@ def _same_force_constants(first: orm.ArrayData, second: orm.ArrayData, relative:
     )
 
 
+def _other_crystal(first: orm.ArrayData, second: orm.ArrayData) -> str | None:
+    """How the crystal of one force-constants node differs from another's (cell, atoms, masses, to 1e-6 bohr or
+    amu), or None when it is the same."""
+    from aiida_llpam.calculations.functions.phonopy_force_constants import stored_arrays
+
+    a, b = stored_arrays(first), stored_arrays(second)
+    for name in ("lattice_bohr", "positions_bohr", "masses_amu"):
+        if a[name].shape != b[name].shape or not np.allclose(a[name], b[name], rtol=0, atol=1e-6):
+            return f"another {name.split('_')[0]}"
+    return None
+
+
 def _finished_lifetimes(identifier: str, pam: orm.WorkChainNode) -> orm.WorkChainNode:
     """The finished LifetimesWorkChain ``identifier`` made on the force constants of ``pam``; exits naming what it
     is not."""
@@ -456,12 +468,15 @@ def rerun_rta(
     cores: int | None = None,
     cutoff_pair_angstrom: float | None = None,
     fitted_snapshots: int | None = None,
+    force_constants: str | None = None,
 ) -> orm.CalcJobNode:
     """The fc3 + RTA job of the LifetimesWorkChain ``pk`` again, on another ``mesh`` (default its own) or, for
     random snapshots, with symfc's fc3 fitted to triplets within ``cutoff_pair_angstrom`` or to the first
     ``fitted_snapshots`` snapshots (and their opposites): the same forces and temperatures (the convergence of kappa
-    and of the lifetimes in the mesh, the cut-off and the snapshots). ``cores``: its OpenMP threads (default the
-    computer's processes per machine). Returns the job; exits when it failed or is refused."""
+    and of the lifetimes in the mesh, the cut-off and the snapshots). ``force_constants`` (a PamWorkChain or its
+    force-constants node, of the same crystal) replaces the fc2 and eps/Z*: what the harmonic model does to kappa
+    with the same fc3. ``cores``: its OpenMP threads (default the computer's processes per machine). Returns the
+    job; exits when it failed or is refused."""
     from aiida_llpam.calculations.rta import Phono3pyRtaCalculation
 
     node = orm.load_node(pk)
@@ -482,11 +497,16 @@ def rerun_rta(
             "only a fit to random snapshots takes another cut-off or fewer snapshots"
         )
     parameters |= refit
-    if parameters == rta.inputs.parameters.get_dict():
-        sys.exit(f"{pk}: give another --mesh, --cutoff-pair-angstrom or --snapshots than its RTA job's")
+    fc2 = rta.inputs.force_constants
+    if force_constants is not None:
+        fc2, _ = load_force_constants(force_constants)
+        if difference := _other_crystal(fc2, rta.inputs.force_constants):
+            sys.exit(f"{force_constants}: {difference} than the fc2 the forces of {pk} were fitted with")
+    if parameters == rta.inputs.parameters.get_dict() and fc2.uuid == rta.inputs.force_constants.uuid:
+        sys.exit(f"{pk}: give another --mesh, --cutoff-pair-angstrom, --snapshots or --force-constants than its RTA's")
     builder = Phono3pyRtaCalculation.get_builder()
     builder.code = rta.inputs.code
-    builder.force_constants = rta.inputs.force_constants
+    builder.force_constants = fc2
     builder.dataset = rta.inputs.dataset
     builder.forces = dict(rta.inputs.forces.items())
     builder.parameters = orm.Dict(parameters)
@@ -497,6 +517,8 @@ def rerun_rta(
         setting += f", fc3 within {parameters['cutoff_pair_distance_angstrom']:g} Angstrom"
     if "fitted_snapshots" in parameters:
         setting += f", the first {parameters['fitted_snapshots']} snapshots"
+    if fc2.uuid != rta.inputs.force_constants.uuid:
+        setting += f", fc2 {fc2.__class__.__name__}<{fc2.uuid}>"
     builder.metadata.label = f"RTA of LifetimesWorkChain<{node.uuid}> on {setting}"
     _, job = run_get_node(builder)
     if not job.is_finished_ok:

@@ -605,7 +605,7 @@ def test_random_and_finite_routes_agree_in_the_primitive_cell(lifetimes_run, sil
 
 
 @pytest.mark.qe
-def test_the_response_continues_from_finished_lifetimes_on_their_fc2(lifetimes_run, silicon_run, smoke_run):
+def test_the_response_continues_from_finished_lifetimes_on_their_fc2(lifetimes_run, silicon_run, smoke_run, random_run):
     """workflows/run_lifetimes.py --lifetimes: the response with a LifetimesWorkChain finished before (one submitted
     to a daemon), on its mesh, redone from the run's DFPT with the run's own sum rules: the RTA's fc2 exactly.
     Lifetimes of other force constants, or a --submit where no daemon runs, are refused before anything runs."""
@@ -635,3 +635,14 @@ def test_the_response_continues_from_finished_lifetimes_on_their_fc2(lifetimes_r
     for name, values in old.items():
         scale = np.abs(values).max()
         np.testing.assert_allclose(new[name], values, rtol=0, atol=1e-10 * scale, err_msg=name)
+
+    # rerun_rta.py --force-constants: the same forces and fc3 with the fc2 of another run of the crystal (here
+    # the new run's: the same values, so the same kappa); another crystal's is refused
+    from aiida_llpam.cli.redo import rerun_rta
+
+    job = rerun_rta(str(random_run.pk), cores=1, force_constants=str(node.pk))
+    assert job.is_finished_ok and job.inputs.force_constants.uuid == node.outputs.force_constants.uuid
+    assert f"fc2 {node.outputs.force_constants.__class__.__name__}<" in job.label
+    np.testing.assert_allclose(_kappa_300_of(job.outputs.kappa), _kappa_300(random_run), rtol=1e-8, atol=0)
+    with pytest.raises(SystemExit, match=f"{smoke_run.pk}: another lattice than the fc2 the forces of"):
+        rerun_rta(str(random_run.pk), force_constants=str(smoke_run.pk))

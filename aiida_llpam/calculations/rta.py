@@ -71,7 +71,8 @@ class Phono3pyRtaCalculation(CalcJob):
             "parameters",
             valid_type=orm.Dict,
             validator=validate_parameters,
-            help="supercell_matrix (fc3; 3 integers or 3x3), mesh (Gamma-centred), temperatures_k.",
+            help="supercell_matrix (fc3; 3 integers or 3x3), mesh (Gamma-centred), temperatures_k; optionally "
+            "fc3_method, cutoff_pair_distance_angstrom, fitted_snapshots (rta_job.rta_settings).",
         )
         spec.input_namespace(
             "forces",
@@ -100,6 +101,11 @@ class Phono3pyRtaCalculation(CalcJob):
         spec.exit_code(301, "ERROR_READING_OUTPUT", message="The job's output could not be read: {message}")
         spec.exit_code(302, "ERROR_INPUTS_REFUSED", message="The RTA refused its inputs: {message}")
         spec.exit_code(303, "ERROR_PHONO3PY", message="phono3py failed: {message}")
+        spec.exit_code(
+            304,
+            "ERROR_NO_TEMPORARY_FOLDER",
+            message="fc3 and kappa are retrieved temporarily, and the parser was given no retrieved_temporary_folder",
+        )
 
     @classmethod
     def output_files(cls, parameters: dict) -> list[str]:

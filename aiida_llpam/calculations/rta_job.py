@@ -37,6 +37,7 @@ import numpy as np
 
 from aiida_llpam.physics.third_order import (
     build_phono3py,
+    first_snapshots,
     fit_shortfall,
     fit_size,
     kappa_rta,
@@ -114,21 +115,6 @@ def rta_settings(parameters: dict) -> dict:
             raise ValueError(f"fitted_snapshots: a positive integer, with fc3_method random, got {fitted!r}")
         settings["fitted_snapshots"] = fitted
     return settings
-
-
-def fitted_labels(displacements, count: int) -> list[str]:
-    """The labels of the first ``count`` random snapshots of ``displacements`` (n, natom, 3) and, where the
-    second half of the dataset is the first half's opposites (phono3py's plus-minus snapshots), of their
-    opposites; ValueError if the dataset has fewer."""
-    displacements = np.asarray(displacements, dtype=float)
-    total = len(displacements)
-    half = total // 2
-    paired = total % 2 == 0 and half > 0 and np.allclose(displacements[half:], -displacements[:half], rtol=0, atol=1e-9)
-    drawn = half if paired else total
-    if count > drawn:
-        raise ValueError(f"fitted_snapshots: {count}, but the dataset has {drawn} snapshots drawn")
-    indices = list(range(count)) + (list(range(half, half + count)) if paired else [])
-    return [f"supercell_{i + 1:04d}" for i in indices]
 
 
 def positive_angstrom(value, key: str) -> float:
@@ -221,13 +207,15 @@ def run(force_constants_path: str, dataset_path: str, forces_path: str, paramete
             cells = list(ph3.supercells_with_displacements)
     fit = {}
     if random:
-        every = [f"supercell_{i:04d}" for i in range(1, len(dataset["displacements"]) + 1)]
+        indices = range(len(dataset["displacements"]))
         if "fitted_snapshots" in settings:
-            every = fitted_labels(dataset["displacements"], settings["fitted_snapshots"])
-            forces = {label: value for label, value in forces.items() if label in {*every, REFERENCE}}
+            indices = first_snapshots(dataset["displacements"], settings["fitted_snapshots"])
+        every = [f"supercell_{i + 1:04d}" for i in indices]
         labels, displacements, table, residual = snapshots_table(
             dataset["displacements"], natom, forces, residual_forces_allowed(ph3)
         )
+        keep = [index for index, label in enumerate(labels) if label in every]
+        labels, displacements, table = [labels[i] for i in keep], displacements[keep], table[keep]
         with phono3py_step("symfc's basis size"):
             fit = fit_size(ph3, cutoff)
         detail = f" with forces (of {len(every)})"

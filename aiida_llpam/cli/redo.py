@@ -23,6 +23,7 @@ from aiida_llpam.calculations.functions import kappa_comparison, mirror_dfpt_z
 from aiida_llpam.calculations.functions.assemble_dynamical_matrices import assemble_dynamical_matrices, dyn_texts
 from aiida_llpam.calculations.response import PamResponseCalculation, validate_parameters
 from aiida_llpam.physics.dynmat import read_dynamical_matrices
+from aiida_llpam.physics.lifetimes import measured_diffusivity
 from aiida_llpam.physics.mesh_cover import MeshCover, cover_mesh, irreducible_representatives
 from aiida_llpam.physics.settings import RESPONSE_KEYS, ResponseSettings
 from aiida_llpam.queries import dfpt_retrieved, dfpt_structure
@@ -31,8 +32,8 @@ from aiida_llpam.workflows.lifetimes import LifetimesWorkChain
 from aiida_llpam.workflows.pam import PamWorkChain
 
 from .figures import write_lifetimes_figure
-from .results import diffusivity_line
-from .runs import load_codes, print_figures
+from .results import REFUSED_EXTRA, diffusivity_line
+from .runs import default_computer, load_codes, print_figures
 
 #: the keys of a JSON file of measured thermal conductivity (optionally also "diffusivity": measured exponents of
 #: D ~ T^-n, physics.lifetimes.kappa_against_measured)
@@ -240,17 +241,17 @@ def run_lifetimes(
     seed: int | None = None,
     supercell_kpoints=None,
     gamma_tricks: bool = False,
-    mesh=(8, 8, 6),
+    mesh=None,
     max_concurrent: int = 2,
     mpiprocs: int = 1,
-    computer: str = "localhost",
-    protocol: str = "production",
+    computer: str | None = None,
+    protocol: str | None = None,
     pk_file: Path | None = None,
     figure: Path | None = None,
     measured: Path | None = None,
     rta_cores: int | None = None,
     submit: bool = False,
-    lifetimes: str | None = None,
+    lifetimes_pk: str | None = None,
 ) -> tuple[orm.WorkChainNode, orm.WorkChainNode | None]:
     """Mode-resolved lifetimes of the finished PamWorkChain ``pk`` and its response with them (THEORY.md section 4).
 
@@ -259,70 +260,94 @@ def run_lifetimes(
        and their opposites drawn with ``seed``, fitted by symfc with that cut-off), on a k mesh
        ``supercell_kpoints`` (default the DFPT's divided by the supercell; with ``gamma_tricks`` a Gamma-only
        one runs with pw.x's Gamma tricks), one pw.x force job each
-       (``max_concurrent`` at a time, ``mpiprocs`` each), fc3 and the RTA on ``mesh`` at ``protocol``'s
-       temperatures, with ``rta_cores`` OpenMP threads (default the computer's processes per machine).
+       (``max_concurrent`` at a time, ``mpiprocs`` each), fc3 and the RTA on ``mesh`` (default 8x8x6) at
+       ``protocol``'s temperatures, with ``rta_cores`` OpenMP threads (default the computer's processes per
+       machine).
     2. A PamWorkChain on the same DFPT whose response on ``mesh`` takes the lifetimes.
 
-    The response takes the run's own sum rules and direct-point fit, so that it and the RTA share one fc2.
+    The response takes the run's own sum rules, direct-point fit and protocol (default: the run's; another is
+    refused), so that it and the RTA share one fc2, checked after it has run.
 
-    ``submit``: hand step 1 to the daemon and return (lifetimes, None) at once; ``lifetimes``: a finished
-    LifetimesWorkChain of this run's force constants (one submitted before) instead of step 1, its mesh the
-    response's. Returns (lifetimes, response run); exits when either failed or is refused. ``figure``: the lifetimes
-    figure. ``measured``: a JSON file of measured kappa (:func:`compare_kappa`), compared with the RTA's as soon as
-    it has run.
+    ``submit``: hand step 1 to the daemon and return (lifetimes, None) at once (computer default: the services'
+    SLURM one where the profile has it); ``lifetimes_pk``: a finished LifetimesWorkChain of this run's force
+    constants (one submitted before) instead of step 1, whose mesh, temperatures and computer the response takes
+    (the arguments of step 1 are not used). Returns (lifetimes, response run); exits when either failed or is
+    refused. ``figure``: the lifetimes figure. ``measured``: a JSON file of measured kappa (:func:`compare_kappa`),
+    compared with the RTA's as soon as it has run.
     """
     from .launch import launch
 
     measured_values = _measured(measured) if measured else None
     pam = _pam_workchain(pk, finished=True)
-    if submit and lifetimes:
+    if submit and lifetimes_pk:
         sys.exit("--submit starts the lifetimes, --lifetimes continues from finished ones: give one")
-    if lifetimes:
-        found = _finished_lifetimes(lifetimes, pam)
+    if submit and (measured or figure):
+        sys.exit("--measured and --figure go with --lifetimes, once the submitted lifetimes have finished")
+    run_protocol = pam.inputs.protocol.value if "protocol" in pam.inputs else None
+    if protocol and run_protocol and protocol != run_protocol:
+        sys.exit(f"--protocol {protocol}: PamWorkChain<{pam.pk}> ran with {run_protocol}, which gives its fc2")
+    protocol = protocol or run_protocol or "production"
+    found = _finished_lifetimes(lifetimes_pk, pam) if lifetimes_pk else None
+    if found is not None:
+        if mesh is not None and list(mesh) != list(found.inputs.parameters["mesh"]):
+            sys.exit(f"--mesh {' '.join(map(str, mesh))}: the lifetimes are on {found.inputs.parameters['mesh']}")
         mesh = found.inputs.parameters["mesh"]
+        computer = computer or found.inputs.rta.code.computer.label
+    mesh = list(mesh or (8, 8, 6))
+    computer = computer or default_computer(submit)
     codes = load_codes(computer)
     retrieved = dfpt_retrieved(pam)
-    overrides = {"sum_rules": pam.inputs.sum_rules.get_dict()} if "sum_rules" in pam.inputs else None
     response_builder = PamWorkChain.get_builder_from_protocol(
-        *codes, dfpt_structure(retrieved), protocol=protocol, overrides=overrides, dfpt=retrieved
+        *codes, dfpt_structure(retrieved), protocol=protocol, dfpt=retrieved
     )
+    if "sum_rules" in pam.inputs:  # the run's own node: the shared input shows in the provenance
+        response_builder.sum_rules = pam.inputs.sum_rules
     if "fit_direct" in pam.inputs:
         response_builder.fit_direct = dict(pam.inputs.fit_direct)
     response = response_builder.response.parameters.get_dict()
     temperatures = ResponseSettings.from_mapping(response).temperatures_k
-    parameters = {
-        "supercell_matrix": list(supercell),
-        "mesh": list(mesh),
-        "max_concurrent": max_concurrent,
-        "temperatures_k": sorted({*temperatures.tolist(), float(response["bz_temperature_k"])}),
-    }
-    if cutoff_pair_angstrom:
-        parameters["cutoff_pair_distance_angstrom"] = cutoff_pair_angstrom
-    if fc3_method == "random":
-        parameters |= {"fc3_method": "random", "number_of_snapshots": snapshots}
-        if seed is not None:
-            parameters["random_seed"] = seed
-    if supercell_kpoints:
-        parameters["supercell_kpoints"] = list(supercell_kpoints)
-    if gamma_tricks:
-        parameters["gamma_tricks"] = True
-    # small jobs: two single-process ones side by side hide each other's AiiDA overhead (upload, poll, retrieve)
-    options = {
-        "resources": {"num_machines": 1, "num_mpiprocs_per_machine": mpiprocs},
-        "max_wallclock_seconds": 3600,
-    }
-    if lifetimes:
+    temperatures = sorted({*temperatures.tolist(), float(response["bz_temperature_k"])})
+    if found is not None and not np.allclose(found.inputs.parameters["temperatures_k"], temperatures, rtol=1e-9):
+        sys.exit(
+            f"LifetimesWorkChain<{found.pk}> ran at other temperatures than protocol {protocol}'s response "
+            f"({len(found.inputs.parameters['temperatures_k'])} against {len(temperatures)})"
+        )
+    if found is not None:
         lifetimes = found
     else:
+        parameters = {
+            "supercell_matrix": list(supercell),
+            "mesh": mesh,
+            "max_concurrent": max_concurrent,
+            "temperatures_k": temperatures,
+        }
+        if cutoff_pair_angstrom:
+            parameters["cutoff_pair_distance_angstrom"] = cutoff_pair_angstrom
+        if fc3_method == "random":
+            parameters |= {"fc3_method": "random", "number_of_snapshots": snapshots}
+            if seed is not None:
+                parameters["random_seed"] = seed
+        if supercell_kpoints:
+            parameters["supercell_kpoints"] = list(supercell_kpoints)
+        if gamma_tricks:
+            parameters["gamma_tricks"] = True
+        # small jobs: two single-process ones side by side hide each other's AiiDA overhead (upload, poll, retrieve)
+        options = {
+            "resources": {"num_machines": 1, "num_mpiprocs_per_machine": mpiprocs},
+            "max_wallclock_seconds": 3600,
+        }
         builder = LifetimesWorkChain.get_builder_from_pam(pam, parameters, pw_code=codes[0], options=options)
         cores = rta_cores or codes[0].computer.get_default_mpiprocs_per_machine() or 1
         builder.rta.metadata.options.resources = {"num_machines": 1, "num_mpiprocs_per_machine": cores}
         builder.metadata.label = f"lifetimes of PamWorkChain<{pam.uuid}>"
         if submit:
-            lifetimes = launch(builder, submit=True)
-            if pk_file:
-                Path(pk_file).write_text(f"{lifetimes.pk}\n")
-            print(f"when it has finished: verdi run workflows/run_lifetimes.py {pam.pk} --lifetimes {lifetimes.pk}")
+            from aiida.manage import get_manager
+
+            lifetimes = launch(builder, submit=True, pk_file=pk_file)
+            print(
+                f"when it has finished: verdi -p {get_manager().get_profile().name} run workflows/run_lifetimes.py "
+                f"{pam.pk} --lifetimes {lifetimes.pk} [--measured M.json] [--figure F.png]"
+            )
             return lifetimes, None
         _, lifetimes = run_get_node(builder)
         print(_state(lifetimes))
@@ -334,9 +359,7 @@ def run_lifetimes(
     # the response on the lifetimes' mesh: one mesh, no convergence sequence (the constant-tau k-mesh error of
     # this mesh is the original run's convergence table)
     response = {key: value for key, value in response.items() if not key.startswith("convergence_")}
-    response["mesh"] = list(mesh)
-    # the modes of the RTA's mesh: its kappa file has their frequencies, and the cumulative sums the mode split
-    response["store_mesh_modes"] = False
+    response["mesh"] = mesh
     response_builder.response.parameters = orm.Dict(response)
     response_builder.response.lifetimes = lifetimes.outputs.lifetimes
     response_builder.metadata.label = f"{pam.label} (response with mode-resolved lifetimes)".strip()
@@ -345,15 +368,15 @@ def run_lifetimes(
     )
     _, node = run_get_node(response_builder)
     print(_state(node))
-    if pk_file:
-        Path(pk_file).write_text(f"{lifetimes.pk}\n{node.pk}\n")
     if not node.is_finished_ok:
         sys.exit(f"the response failed: {node.exit_message}")
-    if not _same_force_constants(node.outputs.force_constants, lifetimes.inputs.force_constants):
-        sys.exit(
-            f"the response PamWorkChain<{node.pk}> made other force constants than the RTA's fc2 "
-            f"({lifetimes.inputs.force_constants.__class__.__name__}<{lifetimes.inputs.force_constants.pk}>)"
-        )
+    fc2 = lifetimes.inputs.force_constants
+    if difference := _force_constants_difference(node.outputs.force_constants, fc2):
+        refusal = f"its force constants differ from the RTA's fc2 ({fc2.__class__.__name__}<{fc2.pk}>): {difference}"
+        node.base.extras.set(REFUSED_EXTRA, refusal)
+        sys.exit(f"the response PamWorkChain<{node.pk}> is not the lifetimes' phonons: {refusal}")
+    if pk_file:
+        Path(pk_file).write_text(f"{lifetimes.pk}\n{node.pk}\n")
     out = node.outputs.lifetimes_response
     temperatures = out.get_array("temperatures_k")
     it = int(np.argmin(np.abs(temperatures - 300.0)))
@@ -370,17 +393,28 @@ def run_lifetimes(
     return lifetimes, node
 
 
-def _same_force_constants(first: orm.ArrayData, second: orm.ArrayData, relative: float = 1e-10) -> bool:
-    """True if two force-constants nodes hold the same arrays (cell, masses, IFCs, eps/Z*), each equal to
-    ``relative`` of its largest element."""
+def _force_constants_difference(first: orm.ArrayData, second: orm.ArrayData, relative: float = 1e-8) -> str | None:
+    """How two force-constants nodes differ (cell, masses, IFCs, eps/Z*): the first array whose largest deviation
+    exceeds ``relative`` of its largest element, with that deviation; None when they hold the same arrays."""
     from aiida_llpam.calculations.functions.phonopy_force_constants import stored_arrays
 
     a, b = stored_arrays(first), stored_arrays(second)
-    return all(
-        a[name].shape == b[name].shape
-        and np.allclose(a[name], b[name], rtol=0, atol=relative * max(np.abs(a[name]).max(initial=0), 1e-300))
-        for name in a
-    )
+    if sorted(a) != sorted(b):
+        return f"arrays {sorted(a)} against {sorted(b)}"
+    for name in sorted(a):
+        x, y = a[name], b[name]
+        if x is None or y is None:
+            if x is not y:
+                return f"{name} in one only"
+            continue
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        if x.shape != y.shape:
+            return f"{name} of shape {x.shape} against {y.shape}"
+        scale = max(np.abs(x).max(initial=0), np.abs(y).max(initial=0))
+        deviation = np.abs(x - y).max(initial=0)
+        if deviation > relative * scale:
+            return f"{name} by up to {deviation / scale:.2g} of its largest element"
+    return None
 
 
 def _other_crystal(first: orm.ArrayData, second: orm.ArrayData) -> str | None:
@@ -423,6 +457,11 @@ def _measured(path: Path) -> orm.Dict:
     missing = [key for key in MEASURED_KEYS if key not in values]
     if missing:
         sys.exit(f"{path}: no {', '.join(missing)} (needs {', '.join(MEASURED_KEYS)})")
+    if "diffusivity" in values:
+        try:
+            measured_diffusivity(values["diffusivity"])
+        except ValueError as exc:
+            sys.exit(f"{path}: {exc}")
     return orm.Dict({key: values[key] for key in (*MEASURED_KEYS, "diffusivity") if key in values})
 
 

@@ -168,6 +168,11 @@ def trust_lines(node) -> list[str]:
     return lines
 
 
+#: the extra of a response run with lifetimes whose force constants turned out not to be the RTA's fc2
+#: (``run_lifetimes``); ``show`` prints it before the lifetimes' numbers
+REFUSED_EXTRA = "llpam_lifetimes_refused"
+
+
 def lifetimes_lines(node, response: dict, it: int) -> list[str]:
     """With mode-resolved lifetimes: the thermal conductivity of their RTA beside the effective tau at temperature
     index ``it``, and every comparison of that kappa with measured values."""
@@ -180,13 +185,15 @@ def lifetimes_lines(node, response: dict, it: int) -> list[str]:
     if found is None:
         return []
     _, kappa_file = found
+    refused = node.base.extras.get(REFUSED_EXTRA, None)
+    refusal = [f"lifetimes: REFUSED, {refused}; the numbers below are not the lifetimes' phonons"] if refused else []
     temperature = response["temperatures_k"][it]
     with kappa_file.open(mode="rb") as handle:
         temperatures, kappa = thermal_conductivity(handle)
     if not temperatures[0] <= temperature <= temperatures[-1]:
         return [f"lifetimes: the RTA of {kappa_file.filename} ran at {temperatures[0]:g}-{temperatures[-1]:g} K"]
     perpendicular, parallel = (np.interp(temperature, temperatures, k) for k in uniaxial_kappa(kappa))
-    lines = [
+    lines = refusal + [
         f"lifetimes (RTA kappa of {kappa_file.filename}, SinglefileData<{kappa_file.pk}>) at {temperature:g} K: "
         f"kappa {perpendicular:.3g} W/(m K) perpendicular to c, {parallel:.3g} along c; effective tau "
         f"{response['tau_effective_nl_s'][it] * 1e12:.3g} ps (gamma^NL_zz), "

@@ -28,8 +28,10 @@ class Phono3pyRtaParser(Parser):
 
         fc3_file, kappa_file, summary_file = process.output_files(self.node.inputs.parameters.get_dict())
         temporary = kwargs.get("retrieved_temporary_folder")
-        temporary = Path(temporary) if temporary else None
-        missing = [name for name in (fc3_file, kappa_file) if temporary is None or not (temporary / name).is_file()]
+        if temporary is None:  # e.g. parse_from_node on a stored job: the files were never kept
+            return self.exit_codes.ERROR_NO_TEMPORARY_FOLDER
+        temporary = Path(temporary)
+        missing = [name for name in (fc3_file, kappa_file) if not (temporary / name).is_file()]
         missing += [summary_file] if summary_file not in names else []
         if missing:
             stdout = text(process._STDOUT_FILE)  # noqa: SLF001

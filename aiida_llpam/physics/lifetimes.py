@@ -24,7 +24,10 @@ import numpy as np
 __all__ = [
     "FREQUENCY_MATCH_THZ",
     "Lifetimes",
+    "diffusivity_exponents",
+    "heat_capacity_per_cell",
     "kappa_against_measured",
+    "measured_diffusivity",
     "tau_s_from_linewidth",
     "thermal_conductivity",
     "uniaxial_kappa",
@@ -236,6 +239,23 @@ def diffusivity_exponents(temperatures_k, kappa, heat_capacity, between_k) -> tu
     return exponents[0], exponents[1]
 
 
+def measured_diffusivity(diffusivity: dict) -> dict:
+    """The ``diffusivity`` entry of measured values, checked: ``source``, ``temperatures_k`` (two rising, in K) and
+    the finite exponents ``exponent_perpendicular``, ``exponent_parallel`` of D ~ T^-n between them; ValueError
+    naming what is wrong."""
+    keys = ("source", "temperatures_k", "exponent_perpendicular", "exponent_parallel")
+    missing = [key for key in keys if key not in diffusivity]
+    if missing:
+        raise ValueError(f"measured: diffusivity without {', '.join(missing)}")
+    temperatures = np.asarray(diffusivity["temperatures_k"], dtype=float)
+    if temperatures.shape != (2,) or not 0 < temperatures[0] < temperatures[1]:
+        raise ValueError(f"measured: diffusivity temperatures_k, two rising ones, got {diffusivity['temperatures_k']}")
+    exponents = [diffusivity[key] for key in keys[2:]]
+    if not all(isinstance(n, (int, float)) and not isinstance(n, bool) and np.isfinite(n) for n in exponents):
+        raise ValueError(f"measured: diffusivity exponents, two finite numbers, got {exponents}")
+    return {key: diffusivity[key] for key in keys}
+
+
 def uniaxial_kappa(kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(perpendicular, parallel) to the c axis, which is z in the project's cells: the mean of xx and yy, and zz,
     of kappa (..., 6) in phono3py's order."""
@@ -278,19 +298,13 @@ def kappa_against_measured(
             np.asarray(result[f"{kind}_parallel_w_mk"]) / np.asarray(result[f"{kind}_perpendicular_w_mk"])
         ).tolist()
     if "diffusivity" in measured:
-        diffusivity = measured["diffusivity"]
-        keys = ("source", "temperatures_k", "exponent_perpendicular", "exponent_parallel")
-        missing = [key for key in keys if key not in diffusivity]
-        if missing:
-            raise ValueError(f"measured: diffusivity without {', '.join(missing)}")
+        diffusivity = measured_diffusivity(measured["diffusivity"])
         if heat_capacity is None:
             raise ValueError("measured: a diffusivity exponent needs the RTA's heat capacity")
-        if len(diffusivity["temperatures_k"]) != 2:
-            raise ValueError("measured: diffusivity temperatures_k, the two ends of the range")
         perpendicular, parallel = diffusivity_exponents(
             temperatures_k, kappa, heat_capacity, diffusivity["temperatures_k"]
         )
-        result["diffusivity"] = {key: diffusivity[key] for key in keys} | {
+        result["diffusivity"] = diffusivity | {
             "computed_exponent_perpendicular": perpendicular,
             "computed_exponent_parallel": parallel,
         }

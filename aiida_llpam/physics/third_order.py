@@ -204,6 +204,31 @@ def dfpt_harmonic_forces(ph3: Phono3py, displacements_angstrom: np.ndarray) -> n
     return forces
 
 
+def opposite_pairs(displacements_angstrom) -> list[tuple[int, int]]:
+    """(i, j), i < j, of the snapshots ((n, atoms, 3) displacements) that are each other's opposite, to 1e-8 of
+    the largest displacement."""
+    flat = np.asarray(displacements_angstrom, dtype=float).reshape(len(displacements_angstrom), -1)
+    scale = np.abs(flat).max()
+    return [
+        (i, j)
+        for i in range(len(flat))
+        for j in range(i + 1, len(flat))
+        if np.abs(flat[i] + flat[j]).max() < 1e-8 * scale
+    ]
+
+
+def first_snapshots(displacements_angstrom, count: int) -> list[int]:
+    """The indices of the first ``count`` drawn snapshots and of their opposites (:func:`opposite_pairs`), for a
+    fit to fewer snapshots than were computed; ValueError unless ``count`` is fewer than were drawn."""
+    pairs = opposite_pairs(displacements_angstrom)
+    partner, opposites = dict(pairs), {j for _, j in pairs}
+    drawn = [i for i in range(len(displacements_angstrom)) if i not in opposites]
+    if not 0 < count < len(drawn):
+        raise ValueError(f"fitted_snapshots: {count}; the dataset has {len(drawn)} snapshots drawn, fit fewer")
+    chosen = drawn[:count]
+    return sorted(chosen + [partner[i] for i in chosen if i in partner])
+
+
 def snapshot_force_parts(ph3: Phono3py, displacements_angstrom: np.ndarray, forces_ev_angstrom: np.ndarray) -> dict:
     """How the snapshots' forces (residual forces already subtracted) split, for the record of a fit.
 
@@ -215,14 +240,7 @@ def snapshot_force_parts(ph3: Phono3py, displacements_angstrom: np.ndarray, forc
     pairs)."""
     displacements = np.asarray(displacements_angstrom, dtype=float)
     forces = np.asarray(forces_ev_angstrom, dtype=float)
-    flat = displacements.reshape(len(displacements), -1)
-    scale = np.abs(flat).max()
-    pairs = [
-        (i, j)
-        for i in range(len(flat))
-        for j in range(i + 1, len(flat))
-        if np.abs(flat[i] + flat[j]).max() < 1e-8 * scale
-    ]
+    pairs = opposite_pairs(displacements)
     try:
         harmonic = dfpt_harmonic_forces(ph3, displacements)
     except ValueError:  # the DFPT's supercell does not fold onto this one: no comparison

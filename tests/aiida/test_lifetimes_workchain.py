@@ -341,15 +341,17 @@ def test_the_job_refuses_too_few_random_snapshots(tmp_path):
 def test_a_fit_to_the_first_snapshots_takes_them_with_their_opposites(tmp_path):
     """``fitted_snapshots``: the first N drawn snapshots and, in a plus-minus dataset, their opposites (phono3py puts
     the opposites in the second half); more than were drawn, or with finite displacements, is refused."""
-    from aiida_llpam.calculations.rta_job import REFUSED, fitted_labels, rta_settings
+    from aiida_llpam.calculations.rta_job import REFUSED, rta_settings
+    from aiida_llpam.physics.third_order import first_snapshots
 
     rng = np.random.default_rng(5)
-    drawn = rng.normal(size=(3, 4, 3))
+    drawn = 0.03 * rng.normal(size=(3, 4, 3))
     paired = np.concatenate([drawn, -drawn])
-    assert fitted_labels(paired, 2) == ["supercell_0001", "supercell_0002", "supercell_0004", "supercell_0005"]
-    assert fitted_labels(drawn, 2) == ["supercell_0001", "supercell_0002"]
-    with pytest.raises(ValueError, match="fitted_snapshots: 4, but the dataset has 3 snapshots drawn"):
-        fitted_labels(paired, 4)
+    assert first_snapshots(paired, 2) == [0, 1, 3, 4]
+    assert first_snapshots(drawn, 2) == [0, 1]
+    for count in (0, 3):  # none, or all that were drawn: not a fit to fewer
+        with pytest.raises(ValueError, match=f"fitted_snapshots: {count}; the dataset has 3 snapshots drawn"):
+            first_snapshots(paired, count)
     base = {"supercell_matrix": SUPERCELL, "mesh": [4, 4, 4], "temperatures_k": [300.0]}
     with pytest.raises(ValueError, match="fitted_snapshots: a positive integer, with fc3_method random"):
         rta_settings(base | {"fitted_snapshots": 2})
@@ -539,7 +541,10 @@ def test_the_random_fit_runs_again_with_another_cutoff_or_fewer_snapshots(random
     ):
         short, full = x["fc3"][:], y["fc3"][:]
     scale = np.abs(full).max()
-    nonzero = lambda fc3: int((np.abs(fc3) > 1e-8 * scale).sum())  # noqa: E731
+
+    def nonzero(fc3):
+        return int((np.abs(fc3) > 1e-8 * scale).sum())
+
     assert 0 < nonzero(short) < nonzero(full)
     np.testing.assert_allclose(short.sum(axis=2), 0.0, atol=1e-8 * scale)  # still the acoustic sum rule
     assert not np.allclose(_kappa_300(random_run), _kappa_300_of(job.outputs.kappa), rtol=1e-3, atol=0)
@@ -605,7 +610,9 @@ def test_random_and_finite_routes_agree_in_the_primitive_cell(lifetimes_run, sil
 
 
 @pytest.mark.qe
-def test_the_response_continues_from_finished_lifetimes_on_their_fc2(lifetimes_run, silicon_run, smoke_run, random_run):
+def test_the_response_continues_from_finished_lifetimes_on_their_fc2(
+    lifetimes_run, silicon_run, smoke_run, random_run, tmp_path
+):
     """workflows/run_lifetimes.py --lifetimes: the response with a LifetimesWorkChain finished before (one submitted
     to a daemon), on its mesh, redone from the run's DFPT with the run's own sum rules: the RTA's fc2 exactly.
     Lifetimes of other force constants, or a --submit where no daemon runs, are refused before anything runs."""
@@ -620,17 +627,25 @@ def test_the_response_continues_from_finished_lifetimes_on_their_fc2(lifetimes_r
     before = count()
     fc = lifetimes_run.inputs.force_constants
     with pytest.raises(SystemExit, match=f"took {fc.__class__.__name__}<{fc.pk}>, not the force constants"):
-        run_lifetimes(str(smoke_run.pk), lifetimes=str(lifetimes_run.pk), protocol="smoke")
+        run_lifetimes(str(smoke_run.pk), lifetimes_pk=str(lifetimes_run.pk), protocol="smoke")
     with pytest.raises(SystemExit, match=f"{silicon_run.pk}: not a LifetimesWorkChain"):
-        run_lifetimes(str(silicon_run.pk), lifetimes=str(silicon_run.pk), protocol="smoke")
+        run_lifetimes(str(silicon_run.pk), lifetimes_pk=str(silicon_run.pk), protocol="smoke")
     with pytest.raises(SystemExit, match="cannot submit: profile .* has no broker"):
         run_lifetimes(str(silicon_run.pk), protocol="smoke", submit=True)
+    with pytest.raises(SystemExit, match="--measured and --figure go with --lifetimes"):
+        run_lifetimes(str(silicon_run.pk), submit=True, figure=tmp_path / "f.png")
+    with pytest.raises(SystemExit, match="--protocol production: PamWorkChain<.*> ran with smoke"):
+        run_lifetimes(str(silicon_run.pk), lifetimes_pk=str(lifetimes_run.pk), protocol="production")
+    with pytest.raises(SystemExit, match=r"--mesh 6 6 6: the lifetimes are on \[4, 4, 4\]"):
+        run_lifetimes(str(silicon_run.pk), lifetimes_pk=str(lifetimes_run.pk), mesh=[6, 6, 6])
     assert count() == before
 
-    lifetimes, node = run_lifetimes(str(silicon_run.pk), lifetimes=str(lifetimes_run.pk), protocol="smoke")
+    # the run's own protocol (smoke) and computer by default; the figure from the stored arrays
+    figure = tmp_path / "lifetimes.png"
+    lifetimes, node = run_lifetimes(str(silicon_run.pk), lifetimes_pk=str(lifetimes_run.pk), figure=figure)
     assert lifetimes.uuid == lifetimes_run.uuid and node.is_finished_ok, node.exit_message
-    assert node.inputs.sum_rules.get_dict() == silicon_run.inputs.sum_rules.get_dict()
-    assert node.inputs.response.parameters["mesh"] == MESH and "mesh_modes" not in node.outputs
+    assert node.inputs.sum_rules.uuid == silicon_run.inputs.sum_rules.uuid
+    assert node.inputs.response.parameters["mesh"] == MESH and figure.stat().st_size > 10_000
     new, old = (stored_arrays(n.outputs.force_constants) for n in (node, silicon_run))
     for name, values in old.items():
         scale = np.abs(values).max()
@@ -646,3 +661,27 @@ def test_the_response_continues_from_finished_lifetimes_on_their_fc2(lifetimes_r
     np.testing.assert_allclose(_kappa_300_of(job.outputs.kappa), _kappa_300(random_run), rtol=1e-8, atol=0)
     with pytest.raises(SystemExit, match=f"{smoke_run.pk}: another lattice than the fc2 the forces of"):
         rerun_rta(str(random_run.pk), force_constants=str(smoke_run.pk))
+
+
+def test_force_constants_are_compared_array_by_array(llpam_profile):
+    """The check that a response's force constants are the RTA's fc2 names the first array that differs, by how
+    much of its largest element, and takes a missing eps/Z* for a difference."""
+    from aiida import orm
+
+    from aiida_llpam.cli.redo import _force_constants_difference
+    from tests.physics.test_third_order import si_arrays
+
+    def node(**changes):
+        arrays = si_arrays() | {"born_charges": np.zeros((2, 3, 3)), "dielectric": np.eye(3) * 13.0} | changes
+        data = orm.ArrayData()
+        for name, values in arrays.items():
+            data.set_array(name, np.asarray(values))
+        return data
+
+    fc = np.random.default_rng(1).normal(size=(16, 16, 3, 3))
+    assert _force_constants_difference(node(force_constants=fc), node(force_constants=fc.copy())) is None
+    moved = fc.copy()
+    moved[0, 1, 2, 2] += 1e-6 * np.abs(fc).max()
+    message = _force_constants_difference(node(force_constants=fc), node(force_constants=moved))
+    assert message == "force_constants by up to 1e-06 of its largest element"
+    assert _force_constants_difference(node(), node(dielectric=np.eye(3) * 12.0)).startswith("dielectric by up to")

@@ -215,14 +215,15 @@ def test_the_diffusivity_exponent_and_the_anisotropy_need_no_measured_heat_capac
     kappa = np.zeros((3, 6))
     kappa[:, 0] = kappa[:, 1] = [11.0, 6.0, 3.0]
     kappa[:, 2] = [30.0, 16.0, 8.0]
-    # two grid points of weights 1 and 3, two bands each: per cell 1.0, 2.0 and 3.0 (x 1e-4 eV/K)
-    per_point = np.array([[0.4, 0.6], [0.4, 0.6]])[None] * np.array([1.0, 2.0, 3.0])[:, None, None] * 1e-4
+    # two grid points of weights 1 and 3, two bands each: per cell (1 x 1.0 + 3 x 0.4) / 4 = 0.55 times 1, 2, 3
+    # (x 1e-4 eV/K); an unweighted mean would give 0.7
+    per_point = np.array([[0.4, 0.6], [0.1, 0.3]])[None] * np.array([1.0, 2.0, 3.0])[:, None, None] * 1e-4
     path = tmp_path / "kappa-m444.hdf5"
     with h5py.File(path, "w") as handle:
         handle["temperature"], handle["kappa"] = temperatures, kappa
         handle["heat_capacity"], handle["weight"] = per_point, np.array([1, 3])
     heat_capacity = heat_capacity_per_cell(path)
-    np.testing.assert_allclose(heat_capacity, [1e-4, 2e-4, 3e-4], rtol=1e-12)
+    np.testing.assert_allclose(heat_capacity, [0.55e-4, 1.1e-4, 1.65e-4], rtol=1e-12)
     measured = {
         "source": "a test",
         "temperatures_k": [200.0],
@@ -235,7 +236,7 @@ def test_the_diffusivity_exponent_and_the_anisotropy_need_no_measured_heat_capac
     np.testing.assert_allclose(result["computed_anisotropy"], [16.0 / 6.0], rtol=1e-12)
     np.testing.assert_allclose(result["measured_anisotropy"], [2.0], rtol=1e-12)
     d = result["diffusivity"]
-    # D_perp falls from 11 to 1, D_par from 30 to 8/3, over a factor 4 in T
+    # C triples from 100 to 400 K: D_perp falls from 11 to 1, D_par from 30 to 8/3, over a factor 4 in T
     assert d["computed_exponent_perpendicular"] == pytest.approx(np.log(11.0) / np.log(4.0), rel=1e-12)
     assert d["computed_exponent_parallel"] == pytest.approx(np.log(30.0 / (8.0 / 3.0)) / np.log(4.0), rel=1e-12)
     assert d["exponent_parallel"] == 1.8 and d["source"] == "flash"

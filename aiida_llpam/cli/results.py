@@ -178,7 +178,7 @@ def lifetimes_lines(node, response: dict, it: int) -> list[str]:
     index ``it``, and every comparison of that kappa with measured values."""
     import numpy as np
 
-    from aiida_llpam.physics.lifetimes import thermal_conductivity, uniaxial_kappa
+    from aiida_llpam.physics.lifetimes import SPLIT_BOUNDS_CM, frequency_split, thermal_conductivity, uniaxial_kappa
     from aiida_llpam.queries import kappa_comparisons, response_lifetimes
 
     found = response_lifetimes(node)
@@ -199,6 +199,16 @@ def lifetimes_lines(node, response: dict, it: int) -> list[str]:
         f"{response['tau_effective_nl_s'][it] * 1e12:.3g} ps (gamma^NL_zz), "
         f"{response['tau_effective_m_s'][it] * 1e12:.3g} ps (gamma^M)"
     ]
+    low, high = SPLIT_BOUNDS_CM
+    parts = [
+        frequency_split(response["cumulative_frequency_thz"], response[name][it])
+        for name in ("cumulative_gamma_nl_zz", "cumulative_gamma_nl_zz_tau_modes")
+    ]
+    lines.append(
+        f"  gamma^NL_zz by mode frequency, constant tau | tau_ks (J s K^-1 m^-2): below {low:g} cm^-1 "
+        f"{parts[0][0]:.3g} | {parts[1][0]:.3g}, {low:g}-{high:g} cm^-1 {parts[0][1]:.3g} | {parts[1][1]:.3g}, "
+        f"above {parts[0][2]:.3g} | {parts[1][2]:.3g}"
+    )
     for comparison in kappa_comparisons(kappa_file):
         c = comparison.get_dict()
         rows = ", ".join(

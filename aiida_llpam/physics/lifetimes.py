@@ -24,7 +24,9 @@ import numpy as np
 __all__ = [
     "FREQUENCY_MATCH_THZ",
     "Lifetimes",
+    "SPLIT_BOUNDS_CM",
     "diffusivity_exponents",
+    "frequency_split",
     "heat_capacity_per_cell",
     "kappa_against_measured",
     "measured_diffusivity",
@@ -237,6 +239,22 @@ def diffusivity_exponents(temperatures_k, kappa, heat_capacity, between_k) -> tu
         )
         exponents.append(float(-np.log(d2 / d1) / np.log(t2 / t1)))
     return exponents[0], exponents[1]
+
+
+#: the frequency bands (cm^-1) of the mode split of gamma^NL_zz: acoustic and the lowest optical, the bulk of
+#: the optical modes, the Si-O stretching modes of quartz (issue #21)
+SPLIT_BOUNDS_CM = (60.0, 600.0)
+
+
+def frequency_split(edges_thz, cumulative, bounds_cm=SPLIT_BOUNDS_CM) -> np.ndarray:
+    """The parts of a sum between zero, each bound (cm^-1) and the total, from its cumulative sum over frequency
+    (``cumulative`` at the bins' upper ``edges_thz``, interpolated linearly inside a bin); they add up to the
+    total."""
+    from aiida_llpam.physics.units import THZ_TO_CM
+
+    edges, cumulative = np.asarray(edges_thz, dtype=float), np.asarray(cumulative, dtype=float)
+    below = [0.0, *(np.interp(bound / THZ_TO_CM, edges, cumulative, left=0.0) for bound in bounds_cm), cumulative[-1]]
+    return np.diff(below)
 
 
 def measured_diffusivity(diffusivity: dict) -> dict:

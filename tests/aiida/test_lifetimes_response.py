@@ -184,4 +184,6 @@ def test_show_prints_kappa_beside_the_effective_tau(codes, smoke_run, tmp_path):
         in lines[0]
     )
     assert f"effective tau {TAU_S * 1e12:.3g} ps (gamma^NL_zz)" in lines[0]
-    assert len(lines) == 2 and f"Dict<{comparison.pk}>, a test: 100 K: 4/8 perpendicular (0.50), 9/10" in lines[1]
+    assert lines[1].startswith("  gamma^NL_zz by mode frequency, constant tau | tau_ks (J s K^-1 m^-2): below 60 cm^-1")
+    assert len(lines) == 4 and f"Dict<{comparison.pk}>, a test: 100 K: 4/8 perpendicular (0.50), 9/10" in lines[2]
+    assert lines[3] == "  anisotropy along c / perpendicular, computed/measured: 100 K 2.25/1.25"

@@ -248,3 +248,18 @@ def test_the_diffusivity_exponent_and_the_anisotropy_need_no_measured_heat_capac
     partial = measured | {"diffusivity": {"source": "flash", "temperatures_k": [100.0, 400.0]}}
     with pytest.raises(ValueError, match="diffusivity without exponent_perpendicular, exponent_parallel"):
         kappa_against_measured(*thermal_conductivity(path), partial, heat_capacity)
+
+
+def test_the_mode_split_adds_up_to_the_total():
+    """The split of a cumulative sum at 60 and 600 cm^-1: linear inside a bin, nothing below the lowest edge, the
+    parts adding up to the last value."""
+    from aiida_llpam.physics.lifetimes import frequency_split
+    from aiida_llpam.physics.units import THZ_TO_CM
+
+    edges_cm = np.array([30.0, 90.0, 300.0, 900.0, 1200.0])
+    cumulative = np.array([1.0, 3.0, -2.0, 5.0, 6.0])
+    parts = frequency_split(edges_cm / THZ_TO_CM, cumulative)
+    # 60 cm^-1 is halfway between 30 and 90 (2.0); 600 halfway between 300 and 900 (1.5)
+    np.testing.assert_allclose(parts, [2.0, -0.5, 4.5], rtol=1e-12)
+    assert parts.sum() == pytest.approx(cumulative[-1], rel=1e-12)
+    np.testing.assert_allclose(frequency_split(edges_cm / THZ_TO_CM, cumulative, (10.0,)), [0.0, 6.0], atol=1e-15)

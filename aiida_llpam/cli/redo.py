@@ -569,3 +569,67 @@ def rerun_rta(
         f"kappa file SinglefileData<{job.outputs.kappa.pk}>"
     )
     return job
+
+
+def check_supercell_kpoints(
+    pk: str, kpoints, snapshots: int = 1, mpiprocs: int | None = None, pk_file: Path | None = None
+) -> orm.Dict:
+    """The supercell forces of the LifetimesWorkChain ``pk`` (random snapshots) against the same supercells on the
+    Gamma-centred ``kpoints`` mesh: the first ``snapshots`` snapshots, their opposites and the undisplaced
+    supercell, each a PwBaseWorkChain with the run's own inputs but that mesh (no Gamma tricks), ``mpiprocs``
+    processes each (default the run's). The comparison is the Dict of ``supercell_kpoints_check``; returned and
+    printed. Exits when the run is not one of random snapshots, or a pw.x run failed."""
+    from aiida_llpam.calculations.functions import supercell_kpoints_check
+    from aiida_llpam.calculations.rta_job import REFERENCE
+    from aiida_llpam.physics.third_order import first_snapshots
+
+    node = orm.load_node(pk)
+    if not (isinstance(node, orm.WorkChainNode) and node.process_label == "LifetimesWorkChain"):
+        sys.exit(f"{pk}: not a LifetimesWorkChain")
+    dataset = node.outputs.dataset if "dataset" in node.outputs else None
+    if dataset is None or "displacements" not in dataset.get_dict():
+        sys.exit(f"{pk}: no dataset of random snapshots (the check compares snapshots and their opposites)")
+    try:
+        indices = first_snapshots(dataset["displacements"], snapshots)
+    except ValueError as exc:
+        sys.exit(f"{pk}: {exc}")
+    jobs = {link.link_label: link.node for link in node.base.links.get_outgoing(node_class=orm.WorkChainNode).all()}
+    labels = [f"supercell_{i + 1:04d}" for i in indices] + ([REFERENCE] if REFERENCE in jobs else [])
+    missing = [label for label in labels if label not in jobs or not jobs[label].is_finished_ok]
+    if missing:
+        sys.exit(f"{pk}: no finished pw.x run for {', '.join(missing)}")
+    mesh = orm.KpointsData()
+    mesh.set_kpoints_mesh([int(n) for n in kpoints])
+    forces = {}
+    for label in labels:
+        builder = jobs[label].get_builder_restart()
+        builder.kpoints = mesh
+        if "settings" in builder.pw:  # Gamma tricks only hold at Gamma alone
+            settings = {k: v for k, v in builder.pw.settings.get_dict().items() if k != "GAMMA_ONLY"}
+            if settings:
+                builder.pw.settings = orm.Dict(settings)
+            else:
+                del builder.pw["settings"]
+        if mpiprocs:
+            builder.pw.metadata.options.resources = {"num_machines": 1, "num_mpiprocs_per_machine": mpiprocs}
+        builder.metadata.label = f"{label} of LifetimesWorkChain<{node.uuid}> on k {'x'.join(map(str, kpoints))}"
+        _, job = run_get_node(builder)
+        print(f"{label}: {_state(job)}")
+        if not job.is_finished_ok:
+            sys.exit(f"{label}: pw.x on the denser mesh failed: {job.exit_message}")
+        forces[f"coarse_{label}"] = jobs[label].outputs.output_trajectory
+        forces[f"dense_{label}"] = job.outputs.output_trajectory
+    result, calc = supercell_kpoints_check.run_get_node(dataset, **forces)
+    if not calc.is_finished_ok:
+        sys.exit(f"supercell_kpoints_check<{calc.pk}>: {calc.exit_message}")
+    r = result.get_dict()
+    parts = ", ".join(f"{name} {r[name]:.2%}" for name in ("total", "odd", "even") if r[name] is not None)
+    print(
+        f"supercell forces on k {'x'.join(map(str, kpoints))} against the run's (Dict<{result.pk}>), rms difference "
+        f"over rms: {parts}; the even part (fc3 signal) is {r['even_to_odd']:.1%} of the odd part"
+        if r["even_to_odd"] is not None
+        else f"supercell forces on k {'x'.join(map(str, kpoints))} (Dict<{result.pk}>): {parts}"
+    )
+    if pk_file:
+        Path(pk_file).write_text(f"{result.pk}\n")
+    return result

@@ -224,9 +224,33 @@ def first_snapshots(displacements_angstrom, count: int) -> list[int]:
     partner, opposites = dict(pairs), {j for _, j in pairs}
     drawn = [i for i in range(len(displacements_angstrom)) if i not in opposites]
     if not 0 < count < len(drawn):
-        raise ValueError(f"fitted_snapshots: {count}; the dataset has {len(drawn)} snapshots drawn, fit fewer")
+        raise ValueError(f"the first {count} snapshots: the dataset has {len(drawn)} drawn, take 1 to {len(drawn) - 1}")
     chosen = drawn[:count]
     return sorted(chosen + [partner[i] for i in chosen if i in partner])
+
+
+def force_mesh_differences(coarse_ev_angstrom, dense_ev_angstrom, pairs) -> dict:
+    """How the snapshots' forces ((n, atoms, 3), residual forces already subtracted) on a coarse supercell k mesh
+    differ from those on a denser one: the rms of the difference over the rms of the dense forces, for the whole
+    force (``total``), for its odd part (F(u) - F(-u)) / 2 (``odd``: the harmonic forces) and for its even part
+    (F(u) + F(-u)) / 2 over the snapshot ``pairs`` (i, j) (``even``: the fc3 signal, None without pairs), and
+    ``even_to_odd`` of the dense forces."""
+    coarse, dense = (np.asarray(f, dtype=float) for f in (coarse_ev_angstrom, dense_ev_angstrom))
+
+    def rms(values):
+        return float(np.sqrt(np.mean(np.sum(np.asarray(values) ** 2, axis=-1))))
+
+    result = {"total": rms(coarse - dense) / rms(dense), "odd": None, "even": None, "even_to_odd": None}
+    if pairs:
+        first, second = (list(index) for index in zip(*pairs))
+        odd = [0.5 * (f[first] - f[second]) for f in (coarse, dense)]
+        even = [0.5 * (f[first] + f[second]) for f in (coarse, dense)]
+        result |= {
+            "odd": rms(odd[0] - odd[1]) / rms(odd[1]),
+            "even": rms(even[0] - even[1]) / rms(even[1]),
+            "even_to_odd": rms(even[1]) / rms(odd[1]),
+        }
+    return result
 
 
 def snapshot_force_parts(ph3: Phono3py, displacements_angstrom: np.ndarray, forces_ev_angstrom: np.ndarray) -> dict:

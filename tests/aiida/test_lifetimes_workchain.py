@@ -350,7 +350,7 @@ def test_a_fit_to_the_first_snapshots_takes_them_with_their_opposites(tmp_path):
     assert first_snapshots(paired, 2) == [0, 1, 3, 4]
     assert first_snapshots(drawn, 2) == [0, 1]
     for count in (0, 3):  # none, or all that were drawn: not a fit to fewer
-        with pytest.raises(ValueError, match=f"fitted_snapshots: {count}; the dataset has 3 snapshots drawn"):
+        with pytest.raises(ValueError, match=f"the first {count} snapshots: the dataset has 3 drawn, take 1 to 2"):
             first_snapshots(paired, count)
     base = {"supercell_matrix": SUPERCELL, "mesh": [4, 4, 4], "temperatures_k": [300.0]}
     with pytest.raises(ValueError, match="fitted_snapshots: a positive integer, with fc3_method random"):
@@ -685,3 +685,27 @@ def test_force_constants_are_compared_array_by_array(llpam_profile):
     message = _force_constants_difference(node(force_constants=fc), node(force_constants=moved))
     assert message == "force_constants by up to 1e-06 of its largest element"
     assert _force_constants_difference(node(), node(dielectric=np.eye(3) * 12.0)).startswith("dielectric by up to")
+
+
+@pytest.mark.qe
+def test_the_supercell_forces_are_checked_on_a_denser_k_mesh(random_run, lifetimes_run):
+    """workflows/check_supercell_kpoints.py: the first snapshot and its opposite of the Gamma-only 2x2x2 Si run
+    again on k 2x2x2 (no undisplaced supercell: diamond Si has no residual force); the stored comparison splits the
+    difference into the harmonic (odd) and fc3 (even) parts."""
+    from aiida_llpam.cli.redo import check_supercell_kpoints
+
+    result = check_supercell_kpoints(str(random_run.pk), [2, 2, 2], snapshots=1)
+    r = result.get_dict()
+    assert r["labels"] == ["supercell_0001", "supercell_0003"] and r["pairs"] == [[0, 1]]
+    # one k point in 16 atoms of Si is far from converged: the forces move by percents, not by round-off
+    assert 1e-3 < r["odd"] < 0.5 and 1e-3 < r["total"] < 0.5 and r["even"] > 1e-3
+    assert 0.01 < r["even_to_odd"] < 0.2
+    calc = result.creator
+    assert sorted(calc.inputs) == ["coarse_supercell_0001", "coarse_supercell_0003", "dataset", "dense_supercell_0001",
+                                   "dense_supercell_0003"]  # fmt: skip
+    dense = calc.inputs.dense_supercell_0001.creator
+    assert dense.inputs.kpoints.get_kpoints_mesh()[0] == [2, 2, 2] and "settings" not in dense.inputs
+    with pytest.raises(SystemExit, match="no dataset of random snapshots"):
+        check_supercell_kpoints(str(lifetimes_run.pk), [2, 2, 2])
+    with pytest.raises(SystemExit, match="the first 2 snapshots: the dataset has 2 drawn, take 1 to 1"):
+        check_supercell_kpoints(str(random_run.pk), [2, 2, 2], snapshots=2)

@@ -203,3 +203,18 @@ def test_residual_forces_are_allowed_where_a_site_symmetry_keeps_a_vector(quartz
     _, _, table, residual = snapshots_table(np.ones((1, 16, 3)), 16, {"supercell_0001": np.ones((16, 3))}, False)
     np.testing.assert_array_equal(residual, 0.0)
     np.testing.assert_array_equal(table, 1.0)
+
+
+def test_force_differences_split_into_harmonic_and_fc3_parts():
+    """A coarse k mesh that scales only the harmonic forces by 1 % leaves the even part (the fc3 signal) alone."""
+    from aiida_llpam.physics.third_order import force_mesh_differences
+
+    rng = np.random.default_rng(3)
+    harmonic, even = rng.normal(size=(2, 5, 3)), 0.05 * rng.normal(size=(2, 5, 3))
+    dense = np.concatenate([harmonic + even, -harmonic + even])  # snapshots 0, 1 and their opposites 2, 3
+    coarse = np.concatenate([1.01 * harmonic + even, -1.01 * harmonic + even])
+    r = force_mesh_differences(coarse, dense, [(0, 2), (1, 3)])
+    assert r["odd"] == pytest.approx(0.01, rel=1e-12) and r["even"] == pytest.approx(0.0, abs=1e-14)
+    rms = np.sqrt(np.mean(np.sum(harmonic**2, axis=-1)))
+    assert r["even_to_odd"] == pytest.approx(np.sqrt(np.mean(np.sum(even**2, axis=-1))) / rms, rel=1e-12)
+    assert force_mesh_differences(coarse, dense, [])["even"] is None

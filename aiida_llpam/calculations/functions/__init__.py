@@ -8,6 +8,7 @@ from .mirror_dfpt import mirror_dfpt_z
 from .pam_figure_data import pam_figure_data
 from .phonopy_force_constants import phonopy_force_constants
 from .strip_dielectric import strip_dielectric_block_from_folder
+from .supercell_kpoints_check import supercell_kpoints_check
 
 __all__ = [
     "crystal_symmetry",
@@ -18,4 +19,5 @@ __all__ = [
     "pam_figure_data",
     "phonopy_force_constants",
     "strip_dielectric_block_from_folder",
+    "supercell_kpoints_check",
 ]

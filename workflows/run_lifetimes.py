@@ -3,7 +3,7 @@
     verdi run workflows/run_lifetimes.py PK [--supercell 1 1 1] [--cutoff-pair-angstrom 2.0] [--mesh 8 8 6]
         [--fc3-method random --snapshots 4 [--seed 7]] [--supercell-kpoints 1 1 1 [--gamma-tricks]]
         [--max-concurrent 2 --mpiprocs 1] [--rta-cores 2] [--computer localhost] [--protocol P] [--pk-file F]
-        [--figure F.png] [--measured MEASURED.json]
+        [--temperatures T ...] [--figure F.png] [--measured MEASURED.json]
     verdi -p llpam-daemon run workflows/run_lifetimes.py PK ... --submit      (step 1 on the daemon, returns at once)
     verdi -p llpam-daemon run workflows/run_lifetimes.py PK --lifetimes LPK [--figure F] [--measured M]   (2 and 3)
 
@@ -47,6 +47,9 @@ def main(argv=None):
     parser.add_argument("--mpiprocs", type=int, default=1, help="MPI processes of each force job")
     parser.add_argument("--rta-cores", type=int, help="OpenMP threads of the RTA job (default: the computer's)")
     parser.add_argument("--computer", help=f"default: localhost, with --submit {SLURM_COMPUTER} if the profile has it")
+    parser.add_argument(
+        "--temperatures", type=float, nargs="+", help="K, instead of the protocol's (fewer: smaller nodes)"
+    )
     parser.add_argument("--protocol", help="settings of q2r, response, figures (default: the run's own)")
     parser.add_argument("--pk-file", type=Path, help="write the two PKs (lifetimes, response run) here")
     parser.add_argument("--figure", type=Path, help="gamma^NL and gamma^M with both taus, cumulative gamma^NL")

@@ -252,6 +252,7 @@ def run_lifetimes(
     rta_cores: int | None = None,
     submit: bool = False,
     lifetimes_pk: str | None = None,
+    temperatures: list[float] | None = None,
 ) -> tuple[orm.WorkChainNode, orm.WorkChainNode | None]:
     """Mode-resolved lifetimes of the finished PamWorkChain ``pk`` and its response with them (THEORY.md section 4).
 
@@ -261,8 +262,8 @@ def run_lifetimes(
        ``supercell_kpoints`` (default the DFPT's divided by the supercell; with ``gamma_tricks`` a Gamma-only
        one runs with pw.x's Gamma tricks), one pw.x force job each
        (``max_concurrent`` at a time, ``mpiprocs`` each), fc3 and the RTA on ``mesh`` (default 8x8x6) at
-       ``protocol``'s temperatures, with ``rta_cores`` OpenMP threads (default the computer's processes per
-       machine).
+       ``protocol``'s temperatures (or ``temperatures``, K: fewer make smaller kappa and lifetimes nodes), with
+       ``rta_cores`` OpenMP threads (default the computer's processes per machine).
     2. A PamWorkChain on the same DFPT whose response on ``mesh`` takes the lifetimes.
 
     The response takes the run's own sum rules, direct-point fit and protocol (default: the run's; another is
@@ -305,8 +306,13 @@ def run_lifetimes(
     if "fit_direct" in pam.inputs:
         response_builder.fit_direct = dict(pam.inputs.fit_direct)
     response = response_builder.response.parameters.get_dict()
-    temperatures = ResponseSettings.from_mapping(response).temperatures_k
-    temperatures = sorted({*temperatures.tolist(), float(response["bz_temperature_k"])})
+    if temperatures:
+        response["temperatures_k"] = sorted({float(t) for t in temperatures})
+    try:
+        settings = ResponseSettings.from_mapping(response)
+    except ValueError as exc:
+        sys.exit(f"--temperatures: {exc}")
+    temperatures = sorted({*settings.temperatures_k.tolist(), float(response["bz_temperature_k"])})
     if found is not None and not np.allclose(found.inputs.parameters["temperatures_k"], temperatures, rtol=1e-9):
         sys.exit(
             f"LifetimesWorkChain<{found.pk}> ran at other temperatures than protocol {protocol}'s response "

@@ -638,11 +638,16 @@ def test_the_response_continues_from_finished_lifetimes_on_their_fc2(
         run_lifetimes(str(silicon_run.pk), lifetimes_pk=str(lifetimes_run.pk), protocol="production")
     with pytest.raises(SystemExit, match=r"--mesh 6 6 6: the lifetimes are on \[4, 4, 4\]"):
         run_lifetimes(str(silicon_run.pk), lifetimes_pk=str(lifetimes_run.pk), mesh=[6, 6, 6])
+    # the lifetimes ran at 100, 300 and 600 K, the smoke protocol's response at others
+    with pytest.raises(SystemExit, match=f"LifetimesWorkChain<{lifetimes_run.pk}> ran at other temperatures"):
+        run_lifetimes(str(silicon_run.pk), lifetimes_pk=str(lifetimes_run.pk))
     assert count() == before
 
     # the run's own protocol (smoke) and computer by default; the figure from the stored arrays
     figure = tmp_path / "lifetimes.png"
-    lifetimes, node = run_lifetimes(str(silicon_run.pk), lifetimes_pk=str(lifetimes_run.pk), figure=figure)
+    lifetimes, node = run_lifetimes(
+        str(silicon_run.pk), lifetimes_pk=str(lifetimes_run.pk), figure=figure, temperatures=TEMPERATURES
+    )
     assert lifetimes.uuid == lifetimes_run.uuid and node.is_finished_ok, node.exit_message
     assert node.inputs.sum_rules.uuid == silicon_run.inputs.sum_rules.uuid
     assert node.inputs.response.parameters["mesh"] == MESH and figure.stat().st_size > 10_000

@@ -144,7 +144,10 @@ def launch(builder, submit: bool = False, quiet: bool = False, pk_file: Path | N
             Path(pk_file).write_text(f"{node.pk}\n")
         profile = get_manager().get_profile().name
         print(f"{node.process_label}<{node.pk}> submitted to the daemon of profile {profile}; follow it with:")
-        print(f"    aiida-llpam progress {node.pk} -p {profile} --watch 30")
+        if node.process_label == "PamWorkChain":
+            print(f"    aiida-llpam progress {node.pk} -p {profile} --watch 30")
+        else:  # progress reads a PamWorkChain's DFPT; AiiDA's report has every other workchain's steps
+            print(f"    verdi -p {profile} process report {node.pk}")
         return node
     node = run_with_progress(builder, quiet=quiet, pk_file=pk_file)
     if not print_outcome(node):

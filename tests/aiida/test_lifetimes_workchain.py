@@ -548,7 +548,7 @@ def test_the_random_fit_runs_again_with_another_cutoff_or_fewer_snapshots(random
     assert 0 < nonzero(short) < nonzero(full)
     np.testing.assert_allclose(short.sum(axis=2), 0.0, atol=1e-8 * scale)  # still the acoustic sum rule
     assert not np.allclose(_kappa_300(random_run), _kappa_300_of(job.outputs.kappa), rtol=1e-3, atol=0)
-    with pytest.raises(SystemExit, match="give another --mesh, --cutoff-pair-angstrom or --snapshots"):
+    with pytest.raises(SystemExit, match="give another --mesh, --cutoff-pair-angstrom, --snapshots or --force"):
         rerun_rta(str(random_run.pk), first.inputs.parameters["mesh"])
     with pytest.raises(SystemExit, match="finite displacements, generated for their own cut-off"):
         rerun_rta(str(lifetimes_run.pk), cutoff_pair_angstrom=2.5)

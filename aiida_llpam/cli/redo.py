@@ -313,12 +313,13 @@ def run_lifetimes(
     except ValueError as exc:
         sys.exit(f"--temperatures: {exc}")
     temperatures = sorted({*settings.temperatures_k.tolist(), float(response["bz_temperature_k"])})
-    ran_at = found.inputs.parameters["temperatures_k"] if found is not None else temperatures
-    if len(ran_at) != len(temperatures) or not np.allclose(ran_at, temperatures, rtol=1e-9, atol=0):
-        sys.exit(
-            f"LifetimesWorkChain<{found.pk}> ran at other temperatures than protocol {protocol}'s response "
-            f"({len(found.inputs.parameters['temperatures_k'])} against {len(temperatures)})"
-        )
+    if found is not None:
+        ran_at = found.inputs.parameters["temperatures_k"]
+        if len(ran_at) != len(temperatures) or not np.allclose(ran_at, temperatures, rtol=1e-9, atol=0):
+            sys.exit(
+                f"LifetimesWorkChain<{found.pk}> ran at other temperatures than protocol {protocol}'s response "
+                f"({len(ran_at)} against {len(temperatures)})"
+            )
     if found is not None:
         lifetimes = found
     else:

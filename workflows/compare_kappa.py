@@ -11,7 +11,7 @@ calcfunction kappa_comparison from the kappa file and these values; `aiida-llpam
 import argparse
 from pathlib import Path
 
-from aiida_llpam.cli.redo import compare_kappa
+from aiida_llpam.cli.lifetimes import compare_kappa
 
 
 def main(argv=None):

@@ -13,7 +13,7 @@ model): what the harmonic model does to kappa with the same fc3.
 
 import argparse
 
-from aiida_llpam.cli.redo import rerun_rta
+from aiida_llpam.cli.lifetimes import rerun_rta
 
 
 def main(argv=None):

@@ -28,7 +28,7 @@ computer; the flags of step 1 are not used.
 import argparse
 from pathlib import Path
 
-from aiida_llpam.cli.redo import run_lifetimes
+from aiida_llpam.cli.lifetimes import run_lifetimes
 from aiida_llpam.configure import SLURM_COMPUTER
 
 

@@ -210,32 +210,34 @@ def lifetimes_lines(node, response: dict, it: int) -> list[str]:
         f"above {parts[0][2]:.3g} | {parts[1][2]:.3g}"
     )
     for comparison in kappa_comparisons(kappa_file):
-        c = comparison.get_dict()
-        rows = ", ".join(
-            f"{t:g} K: {cp:.3g}/{mp:.3g} perpendicular ({rp:.2f}), {cz:.3g}/{mz:.3g} along c ({rz:.2f})"
-            for t, cp, mp, rp, cz, mz, rz in zip(
-                c["temperatures_k"],
-                c["computed_perpendicular_w_mk"],
-                c["measured_perpendicular_w_mk"],
-                c["ratio_perpendicular"],
-                c["computed_parallel_w_mk"],
-                c["measured_parallel_w_mk"],
-                c["ratio_parallel"],
-            )
-        )
-        lines.append(f"  kappa computed/measured W/(m K) (ratio), Dict<{comparison.pk}>, {c['source']}: {rows}")
-        if "computed_anisotropy" in c:
-            pairs = ", ".join(
-                f"{t:g} K {a:.2f}/{b:.2f}"
-                for t, a, b in zip(c["temperatures_k"], c["computed_anisotropy"], c["measured_anisotropy"])
-            )
-            lines.append(f"  anisotropy along c / perpendicular, computed/measured: {pairs}")
-        if "diffusivity" in c:
-            lines.append("  " + diffusivity_line(c["diffusivity"]))
+        lines.extend(comparison_lines(comparison))
     return lines
 
 
-def diffusivity_line(d: dict) -> str:
+def comparison_lines(comparison) -> list[str]:
+    """A stored comparison of kappa with measured values (calcfunction ``kappa_comparison``): one line per
+    measured temperature, then the exponents of the diffusivity where it holds them."""
+    c = comparison.get_dict()
+    lines = [f"  kappa computed/measured W/(m K) (ratio), Dict<{comparison.pk}>, {c['source']}:"]
+    for index, temperature in enumerate(c["temperatures_k"]):
+        line = (
+            f"    {temperature:g} K: perpendicular to c {c['computed_perpendicular_w_mk'][index]:.3g}/"
+            f"{c['measured_perpendicular_w_mk'][index]:.3g} ({c['ratio_perpendicular'][index]:.2f}), along c "
+            f"{c['computed_parallel_w_mk'][index]:.3g}/{c['measured_parallel_w_mk'][index]:.3g} "
+            f"({c['ratio_parallel'][index]:.2f})"
+        )
+        if "computed_anisotropy" in c:  # stored since 2026-12-04
+            line += (
+                f"; anisotropy along c / perpendicular {c['computed_anisotropy'][index]:.2f}/"
+                f"{c['measured_anisotropy'][index]:.2f}"
+            )
+        lines.append(line)
+    if "diffusivity" in c:
+        lines.append("  " + _diffusivity_line(c["diffusivity"]))
+    return lines
+
+
+def _diffusivity_line(d: dict) -> str:
     """The computed exponents n of D ~ T^-n (kappa over the heat capacity) beside the measured ones."""
     t1, t2 = d["temperatures_k"]
     return (

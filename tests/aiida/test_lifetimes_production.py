@@ -30,7 +30,7 @@ def test_quartz_lifetimes_reproduce_the_fixture(codes, tmp_path):
     finished = [run for run in runs.all(flat=True) if run.is_finished_ok and "dfpt" in run.inputs]
     pam = max(finished, key=lambda n: n.ctime)
 
-    from aiida_llpam.cli.redo import run_lifetimes
+    from aiida_llpam.cli.lifetimes import run_lifetimes
 
     pks = tmp_path / "pks"  # workflows/run_lifetimes.py PK --cutoff-pair-angstrom 2.0 --mesh 12 12 8 --pk-file F
     run_lifetimes(str(pam.pk), cutoff_pair_angstrom=2.0, mesh=[12, 12, 8], pk_file=pks)

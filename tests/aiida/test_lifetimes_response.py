@@ -136,7 +136,7 @@ def test_kappa_is_compared_with_measured_values_as_a_node(llpam_profile, tmp_pat
 def test_compare_kappa_names_what_it_cannot_take(llpam_profile, tmp_path):
     from aiida import orm
 
-    from aiida_llpam.cli.redo import _measured, compare_kappa
+    from aiida_llpam.cli.lifetimes import _measured, compare_kappa
 
     measured = tmp_path / "measured.json"
     measured.write_text('{"source": "a test", "temperatures_k": [300.0]}')
@@ -185,5 +185,8 @@ def test_show_prints_kappa_beside_the_effective_tau(codes, smoke_run, tmp_path):
     )
     assert f"effective tau {TAU_S * 1e12:.3g} ps (gamma^NL_zz)" in lines[0]
     assert lines[1].startswith("  gamma^NL_zz by mode frequency, constant tau | tau_ks (J s K^-1 m^-2): below 60 cm^-1")
-    assert len(lines) == 4 and f"Dict<{comparison.pk}>, a test: 100 K: 4/8 perpendicular (0.50), 9/10" in lines[2]
-    assert lines[3] == "  anisotropy along c / perpendicular, computed/measured: 100 K 2.25/1.25"
+    assert len(lines) == 4 and lines[2] == f"  kappa computed/measured W/(m K) (ratio), Dict<{comparison.pk}>, a test:"
+    assert (
+        lines[3]
+        == "    100 K: perpendicular to c 4/8 (0.50), along c 9/10 (0.90); anisotropy along c / perpendicular 2.25/1.25"
+    )

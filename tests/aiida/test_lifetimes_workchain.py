@@ -498,7 +498,7 @@ def test_a_failed_snapshot_is_left_out_or_refused(random_run, silicon_run):
 @pytest.mark.qe
 def test_the_rta_runs_again_on_another_mesh(random_run):
     """workflows/rerun_rta.py: the same forces, fit and temperatures on another mesh, for kappa's mesh convergence."""
-    from aiida_llpam.cli.redo import rerun_rta
+    from aiida_llpam.cli.lifetimes import rerun_rta
 
     (first,) = [c for c in random_run.called if c.process_type == "aiida.calculations:llpam.rta"]
     job = rerun_rta(str(random_run.pk), [6, 6, 6], cores=1)
@@ -523,7 +523,7 @@ def test_the_random_fit_runs_again_with_another_cutoff_or_fewer_snapshots(random
     """workflows/rerun_rta.py --cutoff-pair-angstrom / --snapshots: symfc fits the same snapshots to triplets within
     a shorter distance, or fewer of them (kappa's convergence in the fc3 cut-off and the snapshots); finite
     displacements, cut at generation, are refused."""
-    from aiida_llpam.cli.redo import rerun_rta
+    from aiida_llpam.cli.lifetimes import rerun_rta
 
     (first,) = [c for c in random_run.called if c.process_type == "aiida.calculations:llpam.rta"]
     # 2.5 Angstrom: the first neighbours (2.35 A) only, against all triplets of the 2x2x2 supercell
@@ -619,7 +619,7 @@ def test_the_response_continues_from_finished_lifetimes_on_their_fc2(
     from aiida import orm
 
     from aiida_llpam.calculations.functions.phonopy_force_constants import stored_arrays
-    from aiida_llpam.cli.redo import run_lifetimes
+    from aiida_llpam.cli.lifetimes import run_lifetimes
 
     def count():
         return orm.QueryBuilder().append(orm.ProcessNode).count()
@@ -658,7 +658,7 @@ def test_the_response_continues_from_finished_lifetimes_on_their_fc2(
 
     # rerun_rta.py --force-constants: the same forces and fc3 with the fc2 of another run of the crystal (here
     # the new run's: the same values, so the same kappa); another crystal's is refused
-    from aiida_llpam.cli.redo import rerun_rta
+    from aiida_llpam.cli.lifetimes import rerun_rta
 
     job = rerun_rta(str(random_run.pk), cores=1, force_constants=str(node.pk))
     assert job.is_finished_ok and job.inputs.force_constants.uuid == node.outputs.force_constants.uuid
@@ -673,7 +673,7 @@ def test_force_constants_are_compared_array_by_array(llpam_profile):
     much of its largest element, and takes a missing eps/Z* for a difference."""
     from aiida import orm
 
-    from aiida_llpam.cli.redo import _force_constants_difference
+    from aiida_llpam.cli.lifetimes import _force_constants_difference
     from tests.physics.test_third_order import si_arrays
 
     def node(**changes):
@@ -697,7 +697,7 @@ def test_the_supercell_forces_are_checked_on_a_denser_k_mesh(random_run, lifetim
     """workflows/check_supercell_kpoints.py: the first snapshot and its opposite of the Gamma-only 2x2x2 Si run
     again on k 2x2x2 (no undisplaced supercell: diamond Si has no residual force); the stored comparison splits the
     difference into the harmonic (odd) and fc3 (even) parts."""
-    from aiida_llpam.cli.redo import check_supercell_kpoints
+    from aiida_llpam.cli.lifetimes import check_supercell_kpoints
 
     result = check_supercell_kpoints(str(random_run.pk), [2, 2, 2], snapshots=1)
     r = result.get_dict()

@@ -15,11 +15,11 @@ def kappa_comparison(kappa: orm.SinglefileData, measured: orm.Dict) -> orm.Dict:
     outside the RTA's, are refused (300)."""
     try:
         measured = measured.get_dict()
+        heat_capacity = None
         with kappa.open(mode="rb") as handle:
             temperatures, values = thermal_conductivity(handle)
-        heat_capacity = None
-        if "diffusivity" in measured:
-            with kappa.open(mode="rb") as handle:
+            if "diffusivity" in measured:
+                handle.seek(0)  # h5py read it to the end
                 heat_capacity = heat_capacity_per_cell(handle)
         return orm.Dict(kappa_against_measured(temperatures, values, measured, heat_capacity))
     except (OSError, KeyError, ValueError) as exc:

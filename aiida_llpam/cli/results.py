@@ -234,6 +234,14 @@ def comparison_lines(comparison) -> list[str]:
         lines.append(line)
     if "diffusivity" in c:
         lines.append("  " + _diffusivity_line(c["diffusivity"]))
+        values = c["diffusivity"].get("values", {})
+        for index, temperature in enumerate(values.get("temperatures_k", [])):
+            lines.append(
+                f"    D at {temperature:g} K, computed/measured mm^2/s (ratio): perpendicular to c "
+                f"{values['computed_perpendicular_mm2_s'][index]:.3g}/{values['perpendicular_mm2_s'][index]:.3g} "
+                f"({values['ratio_perpendicular'][index]:.2f}), along c {values['computed_parallel_mm2_s'][index]:.3g}/"
+                f"{values['parallel_mm2_s'][index]:.3g} ({values['ratio_parallel'][index]:.2f})"
+            )
     return lines
 
 

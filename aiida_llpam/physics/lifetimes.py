@@ -25,7 +25,9 @@ __all__ = [
     "FREQUENCY_MATCH_THZ",
     "Lifetimes",
     "SPLIT_BOUNDS_CM",
+    "cell_volume_angstrom3",
     "diffusivity_exponents",
+    "diffusivity_mm2_s",
     "frequency_split",
     "heat_capacity_per_cell",
     "kappa_against_measured",
@@ -221,6 +223,36 @@ def heat_capacity_per_cell(source) -> np.ndarray:
         return np.einsum("tqb,q->t", np.asarray(handle["heat_capacity"], dtype=float), weight) / weight.sum()
 
 
+def cell_volume_angstrom3(source) -> float:
+    """The volume (Angstrom^3) of the unit cell whose kappa a ``kappa-m*.hdf5`` (a path or an open binary file)
+    holds: phono3py writes its conversion factor to W/(m K), its own unit over that volume."""
+    import h5py
+    from phono3py.conductivity.utils import get_unit_to_WmK
+
+    with h5py.File(source, "r") as handle:
+        if "kappa_unit_conversion" not in handle:
+            raise ValueError("kappa file: no kappa_unit_conversion (phono3py's RTA writes it)")
+        return float(get_unit_to_WmK() / np.asarray(handle["kappa_unit_conversion"]).item())
+
+
+def diffusivity_mm2_s(temperatures_k, kappa, heat_capacity, volume_angstrom3, at_k) -> tuple[np.ndarray, np.ndarray]:
+    """The thermal diffusivity D = kappa / C (mm^2/s) perpendicular to and along c at the temperatures ``at_k``
+    (K): the RTA's kappa (T, 6) over its heat capacity per cell (T,) in eV/K divided by the cell volume
+    (Angstrom^3), both interpolated linearly in T, never extrapolated (ValueError). C is the harmonic C_V of
+    the RTA's mesh; a laser-flash D divides by rho c_p, which exceeds C_V by the thermal expansion term (below
+    1 % for quartz up to 400 K)."""
+    at = np.atleast_1d(np.asarray(at_k, dtype=float))
+    if at.min() < temperatures_k[0] or at.max() > temperatures_k[-1]:
+        raise ValueError(
+            f"diffusivity: temperatures {at.min():g}-{at.max():g} K outside the RTA's "
+            f"{temperatures_k[0]:g}-{temperatures_k[-1]:g} K"
+        )
+    from aiida_llpam.physics.units import PHONOPY_EV_J
+
+    per_volume = np.interp(at, temperatures_k, heat_capacity) * PHONOPY_EV_J / (volume_angstrom3 * 1e-30)  # J/(m^3 K)
+    return tuple(np.interp(at, temperatures_k, k) / per_volume * 1e6 for k in uniaxial_kappa(kappa))
+
+
 def diffusivity_exponents(temperatures_k, kappa, heat_capacity, between_k) -> tuple[float, float]:
     """n of D ~ T^-n between the two temperatures ``between_k`` (K), perpendicular to and along c, where the
     thermal diffusivity D = kappa / C is the RTA's kappa (T, 6) over the heat capacity (T,) of the same modes (any
@@ -259,8 +291,9 @@ def frequency_split(edges_thz, cumulative, bounds_cm=SPLIT_BOUNDS_CM) -> np.ndar
 
 def measured_diffusivity(diffusivity: dict) -> dict:
     """The ``diffusivity`` entry of measured values, checked: ``source``, ``temperatures_k`` (two rising, in K) and
-    the finite exponents ``exponent_perpendicular``, ``exponent_parallel`` of D ~ T^-n between them; ValueError
-    naming what is wrong."""
+    the finite exponents ``exponent_perpendicular``, ``exponent_parallel`` of D ~ T^-n between them; optionally
+    ``values``: measured D itself, ``temperatures_k`` and ``perpendicular_mm2_s``, ``parallel_mm2_s`` (one each per
+    temperature, positive). ValueError naming what is wrong."""
     keys = ("source", "temperatures_k", "exponent_perpendicular", "exponent_parallel")
     missing = [key for key in keys if key not in diffusivity]
     if missing:
@@ -271,7 +304,17 @@ def measured_diffusivity(diffusivity: dict) -> dict:
     exponents = [diffusivity[key] for key in keys[2:]]
     if not all(isinstance(n, (int, float)) and not isinstance(n, bool) and np.isfinite(n) for n in exponents):
         raise ValueError(f"measured: diffusivity exponents, two finite numbers, got {exponents}")
-    return {key: diffusivity[key] for key in keys}
+    checked = {key: diffusivity[key] for key in keys}
+    if "values" in diffusivity:
+        values = diffusivity["values"]
+        names = ("temperatures_k", "perpendicular_mm2_s", "parallel_mm2_s")
+        if not isinstance(values, dict) or any(name not in values for name in names):
+            raise ValueError(f"measured: diffusivity values need {', '.join(names)}")
+        arrays = [np.asarray(values[name], dtype=float) for name in names]
+        if arrays[0].ndim != 1 or any(a.shape != arrays[0].shape for a in arrays) or not np.all(np.hstack(arrays) > 0):
+            raise ValueError("measured: diffusivity values, one positive D per direction and temperature")
+        checked["values"] = {name: values[name] for name in names}
+    return checked
 
 
 def uniaxial_kappa(kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -282,7 +325,11 @@ def uniaxial_kappa(kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def kappa_against_measured(
-    temperatures_k: np.ndarray, kappa: np.ndarray, measured: dict, heat_capacity: np.ndarray | None = None
+    temperatures_k: np.ndarray,
+    kappa: np.ndarray,
+    measured: dict,
+    heat_capacity: np.ndarray | None = None,
+    volume_angstrom3: float | None = None,
 ) -> dict:
     """The RTA kappa of a uniaxial crystal against measured values.
 
@@ -295,6 +342,9 @@ def kappa_against_measured(
     Optionally ``measured["diffusivity"]``: ``source``, ``temperatures_k`` (two), ``exponent_perpendicular`` and
     ``exponent_parallel``, the measured n of D ~ T^-n between them; with the RTA's ``heat_capacity`` (T,) the
     result then holds ``diffusivity`` with the computed exponents beside them (:func:`diffusivity_exponents`).
+    With measured D (``values``) and the cell volume ``volume_angstrom3`` it also holds the computed D
+    (:func:`diffusivity_mm2_s`): ``computed_perpendicular_mm2_s``, ``computed_parallel_mm2_s`` and the ratios
+    ``ratio_perpendicular``, ``ratio_parallel`` inside ``values``.
     """
     temperatures = np.asarray(measured["temperatures_k"], dtype=float)
     values = {key: np.asarray(measured[key], dtype=float) for key in ("perpendicular_w_mk", "parallel_w_mk")}
@@ -326,4 +376,14 @@ def kappa_against_measured(
             "computed_exponent_perpendicular": perpendicular,
             "computed_exponent_parallel": parallel,
         }
+        if "values" in diffusivity:
+            if volume_angstrom3 is None:
+                raise ValueError("measured: a diffusivity value needs the cell volume")
+            values = diffusivity["values"]
+            computed = diffusivity_mm2_s(
+                temperatures_k, kappa, heat_capacity, volume_angstrom3, values["temperatures_k"]
+            )
+            for direction, at in zip(("perpendicular", "parallel"), computed):
+                values[f"computed_{direction}_mm2_s"] = at.tolist()
+                values[f"ratio_{direction}"] = (at / np.asarray(values[f"{direction}_mm2_s"], dtype=float)).tolist()
     return result

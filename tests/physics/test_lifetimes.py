@@ -250,6 +250,55 @@ def test_the_diffusivity_exponent_and_the_anisotropy_need_no_measured_heat_capac
         kappa_against_measured(*thermal_conductivity(path), partial, heat_capacity)
 
 
+def test_the_diffusivity_itself_takes_the_cell_volume_from_the_kappa_file(tmp_path):
+    """Measured D (mm^2/s) against kappa / (C / V): V from the conversion factor phono3py writes into its kappa
+    file, which is phono3py's own unit over the volume (checked against phono3py's function)."""
+    import h5py
+    from phono3py.conductivity.utils import get_unit_to_WmK
+
+    from aiida_llpam.physics.lifetimes import (
+        cell_volume_angstrom3,
+        heat_capacity_per_cell,
+        kappa_against_measured,
+        thermal_conductivity,
+    )
+
+    path = tmp_path / "kappa-m444.hdf5"
+    with h5py.File(path, "w") as handle:
+        handle["temperature"] = np.array([100.0, 300.0])
+        handle["kappa"] = np.array([[12.0, 12.0, 30.0, 0, 0, 0], [6.0, 6.0, 10.0, 0, 0, 0]])
+        handle["heat_capacity"] = np.array([[[1.0e-4]], [[3.0e-4]]])  # one point, one band: eV/K per cell
+        handle["weight"] = np.array([1])
+        handle["kappa_unit_conversion"] = get_unit_to_WmK() / 120.0  # a 120 Angstrom^3 cell
+    assert cell_volume_angstrom3(path) == pytest.approx(120.0, rel=1e-12)
+    measured = {
+        "source": "a test", "temperatures_k": [300.0], "perpendicular_w_mk": [6.0], "parallel_w_mk": [10.0],
+        "diffusivity": {"source": "flash", "temperatures_k": [100.0, 300.0], "exponent_perpendicular": 1.6,
+                        "exponent_parallel": 1.8,
+                        "values": {"temperatures_k": [200.0], "perpendicular_mm2_s": [8.0], "parallel_mm2_s": [16.0]}},
+    }  # fmt: skip
+    heat_capacity = heat_capacity_per_cell(path)
+    result = kappa_against_measured(*thermal_conductivity(path), measured, heat_capacity, 120.0)
+    # at 200 K: kappa 9 and 20 W/(m K); C = 2e-4 eV/K in 120 A^3 = 2.670e5 J/(m^3 K)
+    per_volume = 2.0e-4 * 1.602176634e-19 / 120.0e-30  # scipy's e: phonopy's is 7e-7 apart
+    values = result["diffusivity"]["values"]
+    np.testing.assert_allclose(values["computed_perpendicular_mm2_s"], [9.0 / per_volume * 1e6], rtol=1e-5)
+    np.testing.assert_allclose(values["computed_parallel_mm2_s"], [20.0 / per_volume * 1e6], rtol=1e-5)
+    np.testing.assert_allclose(values["ratio_parallel"], [20.0 / per_volume * 1e6 / 16.0], rtol=1e-5)
+    with pytest.raises(ValueError, match="needs the cell volume"):
+        kappa_against_measured(*thermal_conductivity(path), measured, heat_capacity)
+    early = {**measured["diffusivity"], "values": {**measured["diffusivity"]["values"], "temperatures_k": [50.0]}}
+    with pytest.raises(ValueError, match="outside the RTA's 100-300 K"):
+        kappa_against_measured(*thermal_conductivity(path), measured | {"diffusivity": early}, heat_capacity, 120.0)
+    negative = {**measured["diffusivity"], "values": {**measured["diffusivity"]["values"], "parallel_mm2_s": [-1.0]}}
+    with pytest.raises(ValueError, match="one positive D per direction and temperature"):
+        kappa_against_measured(*thermal_conductivity(path), measured | {"diffusivity": negative}, heat_capacity, 120.0)
+    with h5py.File(path, "a") as handle:
+        del handle["kappa_unit_conversion"]
+    with pytest.raises(ValueError, match="no kappa_unit_conversion"):
+        cell_volume_angstrom3(path)
+
+
 def test_the_mode_split_adds_up_to_the_total():
     """The split of a cumulative sum at 60 and 600 cm^-1: linear inside a bin, nothing below the lowest edge, the
     parts adding up to the last value."""

@@ -3,24 +3,33 @@
 from aiida import orm
 from aiida.engine import ExitCode, calcfunction
 
-from aiida_llpam.physics.lifetimes import heat_capacity_per_cell, kappa_against_measured, thermal_conductivity
+from aiida_llpam.physics.lifetimes import (
+    cell_volume_angstrom3,
+    heat_capacity_per_cell,
+    kappa_against_measured,
+    thermal_conductivity,
+)
 
 
 @calcfunction
 def kappa_comparison(kappa: orm.SinglefileData, measured: orm.Dict) -> orm.Dict:
     """phono3py's RTA kappa of a uniaxial crystal (c along z) against measured values: ``measured`` holds
     ``source``, ``temperatures_k``, ``perpendicular_w_mk`` and ``parallel_w_mk``, optionally ``diffusivity``
-    (measured exponents of D ~ T^-n, against the RTA's kappa over its heat capacity)
+    (measured exponents of D ~ T^-n, against the RTA's kappa over its heat capacity, and optionally measured D
+    itself, against that kappa over its heat capacity per volume)
     (:func:`aiida_llpam.physics.lifetimes.kappa_against_measured`). A file without kappa, or measured temperatures
     outside the RTA's, are refused (300)."""
     try:
         measured = measured.get_dict()
-        heat_capacity = None
+        heat_capacity = volume = None
         with kappa.open(mode="rb") as handle:
             temperatures, values = thermal_conductivity(handle)
             if "diffusivity" in measured:
-                handle.seek(0)  # h5py read it to the end
+                handle.seek(0)  # each reader opens the file from its start
                 heat_capacity = heat_capacity_per_cell(handle)
-        return orm.Dict(kappa_against_measured(temperatures, values, measured, heat_capacity))
+            if "values" in measured.get("diffusivity", {}):
+                handle.seek(0)
+                volume = cell_volume_angstrom3(handle)
+        return orm.Dict(kappa_against_measured(temperatures, values, measured, heat_capacity, volume))
     except (OSError, KeyError, ValueError) as exc:
         return ExitCode(300, f"{kappa.filename}: {exc}")

@@ -25,7 +25,7 @@ from aiida_llpam.workflows.lifetimes import LifetimesWorkChain
 from aiida_llpam.workflows.pam import PamWorkChain
 
 from .figures import write_lifetimes_figure
-from .redo import load_force_constants, pam_workchain, state_line
+from .redo import load_force_constants, outcome_line, pam_workchain
 from .results import REFUSED_EXTRA, comparison_lines
 from .runs import default_computer, load_codes
 
@@ -160,7 +160,7 @@ def run_lifetimes(
             )
             return lifetimes, None
         _, lifetimes = run_get_node(builder)
-        print(state_line(lifetimes))
+        print(outcome_line(lifetimes))
         if not lifetimes.is_finished_ok:
             sys.exit(f"the lifetimes failed: {lifetimes.exit_message}")
     if measured_values is not None:
@@ -177,7 +177,7 @@ def run_lifetimes(
         f"DFPT of PamWorkChain<{pam.uuid}>, lifetimes of LifetimesWorkChain<{lifetimes.uuid}>"
     )
     _, node = run_get_node(response_builder)
-    print(state_line(node))
+    print(outcome_line(node))
     if not node.is_finished_ok:
         sys.exit(f"the response failed: {node.exit_message}")
     fc2 = lifetimes.inputs.force_constants
@@ -246,7 +246,7 @@ def _finished_lifetimes(identifier: str, pam: orm.WorkChainNode) -> orm.WorkChai
     if not (isinstance(node, orm.WorkChainNode) and node.process_label == "LifetimesWorkChain"):
         sys.exit(f"{identifier}: not a LifetimesWorkChain")
     if not node.is_finished_ok:
-        sys.exit(f"{identifier}: {state_line(node)}, not finished ok")
+        sys.exit(f"{identifier}: {outcome_line(node)}, not finished ok")
     fc = node.inputs.force_constants
     if fc.uuid != pam.outputs.force_constants.uuid:
         sys.exit(
@@ -414,7 +414,7 @@ def check_supercell_kpoints(
             builder.pw.metadata.options.resources = {"num_machines": 1, "num_mpiprocs_per_machine": mpiprocs}
         builder.metadata.label = f"{label} of LifetimesWorkChain<{node.uuid}> on k {'x'.join(map(str, kpoints))}"
         _, job = run_get_node(builder)
-        print(f"{label}: {state_line(job)}")
+        print(f"{label}: {outcome_line(job)}")
         if not job.is_finished_ok:
             sys.exit(f"{label}: pw.x on the denser mesh failed: {job.exit_message}")
         forces[f"coarse_{label}"] = jobs[label].outputs.output_trajectory

@@ -42,7 +42,7 @@ def pam_workchain(identifier: str, finished: bool = False) -> orm.WorkChainNode:
     return node
 
 
-def state_line(node: orm.ProcessNode) -> str:
+def outcome_line(node: orm.ProcessNode) -> str:
     return f"{node.process_label}<{node.pk}> {node.process_state.value}, exit status {node.exit_status}"
 
 
@@ -137,7 +137,7 @@ def run_from_dfpt(
     _, node = run_get_node(builder)
     if enantiomer == "other":
         mark_enantiomer(node, original)
-    print(state_line(node))
+    print(outcome_line(node))
     if pk_file:
         Path(pk_file).write_text(f"{node.pk}\n")
     if not node.is_finished_ok:

@@ -42,7 +42,18 @@ def lifetimes_figure(response: dict, tau_s: float, out: Path) -> Path:
     ax.legend(frameon=False)
 
     ax = axes[0, 1]
-    ax.loglog(temperatures, response["tau_effective_nl_s"], "C3-", label=r"from $\gamma^{NL}_{zz}$")
+    # mode terms of both signs can make gamma^NL_zz with tau_ks, and so its effective tau, negative: its size is
+    # drawn dotted there, not left off the log axis
+    tau_nl = np.asarray(response["tau_effective_nl_s"], dtype=float)
+    if np.any(tau_nl > 0):
+        ax.loglog(temperatures, np.where(tau_nl > 0, tau_nl, np.nan), "C3-", label=r"from $\gamma^{NL}_{zz}$")
+    if np.any(tau_nl < 0):
+        ax.loglog(
+            temperatures,
+            np.where(tau_nl < 0, -tau_nl, np.nan),
+            "C3:",
+            label=r"from $\gamma^{NL}_{zz}$, negative: $|\tau|$",
+        )
     ax.loglog(temperatures, np.abs(response["tau_effective_m_s"]), "C0--", label=r"from $\gamma^M$")
     ax.axhline(tau_s, color="k", lw=0.8, label="constant tau of the run")
     ax.set(xlabel="T (K)", ylabel=r"effective $\tau$ (s)")

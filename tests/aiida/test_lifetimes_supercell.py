@@ -150,3 +150,14 @@ def test_show_prints_kappa_beside_the_effective_tau(run):
         f"kappa {perpendicular:.3g} W/(m K) perpendicular to c, {parallel:.3g} along c; effective tau" in result.stdout
     )
     assert "D at 153.15 K, computed/measured mm^2/s (ratio): perpendicular to c" in result.stdout
+
+
+def test_the_lifetimes_figure_draws_a_negative_effective_tau(run, tmp_path):
+    """gamma^NL_zz with tau_ks is negative at every temperature of this run, so its effective tau is too: the
+    figure draws its size rather than leaving it off the log axis, and is written."""
+    from aiida_llpam.cli.figures import write_lifetimes_figure
+
+    response, _ = run
+    assert np.all(response.outputs.lifetimes_response.get_array("tau_effective_nl_s") < 0)
+    path = write_lifetimes_figure(response, tmp_path / "lifetimes.png")
+    assert path.stat().st_size > 50_000  # four panels of data, not an empty canvas

@@ -115,6 +115,11 @@ def run_lifetimes(
     except ValueError as exc:
         sys.exit(f"--temperatures: {exc}")
     temperatures = sorted({*settings.temperatures_k.tolist(), float(response["bz_temperature_k"])})
+    if measured_values is not None and (outside := _outside(measured_values.get_dict(), temperatures)):
+        sys.exit(
+            f"--measured: {', '.join(f'{t:g}' for t in outside)} K outside the RTA's temperatures "
+            f"{temperatures[0]:g}-{temperatures[-1]:g} K, where kappa is not extrapolated"
+        )
     if found is not None:
         ran_at = found.inputs.parameters["temperatures_k"]
         if len(ran_at) != len(temperatures) or not np.allclose(ran_at, temperatures, rtol=1e-9, atol=0):
@@ -273,6 +278,14 @@ def _measured(path: Path) -> orm.Dict:
         except ValueError as exc:
             sys.exit(f"{path}: {exc}")
     return orm.Dict({key: values[key] for key in (*MEASURED_KEYS, "diffusivity") if key in values})
+
+
+def _outside(measured: dict, temperatures: list[float]) -> list[float]:
+    """The temperatures (K) of measured values, kappa and diffusivity, outside ``temperatures``' range."""
+    diffusivity = measured.get("diffusivity", {})
+    needed = [*measured["temperatures_k"], *diffusivity.get("temperatures_k", [])]
+    needed += diffusivity.get("values", {}).get("temperatures_k", [])
+    return sorted({float(t) for t in needed if not temperatures[0] <= t <= temperatures[-1]})
 
 
 def _compare(kappa: orm.SinglefileData, measured: orm.Dict) -> orm.Dict:

@@ -239,8 +239,8 @@ def diffusivity_mm2_s(temperatures_k, kappa, heat_capacity, volume_angstrom3, at
     """The thermal diffusivity D = kappa / C (mm^2/s) perpendicular to and along c at the temperatures ``at_k``
     (K): the RTA's kappa (T, 6) over its heat capacity per cell (T,) in eV/K divided by the cell volume
     (Angstrom^3), both interpolated linearly in T, never extrapolated (ValueError). C is the harmonic C_V of
-    the RTA's mesh; a laser-flash D divides by rho c_p, which exceeds C_V by the thermal expansion term (below
-    1 % for quartz up to 400 K)."""
+    the RTA's mesh; a laser-flash D divides by rho c_p, which exceeds C_V by the thermal expansion term (about
+    1 % for quartz at 400 K, less below)."""
     at = np.atleast_1d(np.asarray(at_k, dtype=float))
     if at.min() < temperatures_k[0] or at.max() > temperatures_k[-1]:
         raise ValueError(

@@ -30,6 +30,6 @@ PROTON_MASS_AMU = _c.m_p / AMU_KG
 #: only in them), from phonopy's own constants: Angstrom per bohr, eV/Angstrom^2 per Ry/bohr^2
 BOHR_ANGSTROM = _phonopy_units().Bohr
 RY_BOHR2_IN_EV_ANGSTROM2 = _phonopy_units().Rydberg / _phonopy_units().Bohr ** 2
-#: J per eV as phonopy and phono3py convert (their own constant, of an older CODATA than scipy's: 7e-7 apart), for
+#: J per eV as phonopy and phono3py convert (their own constant, of an older CODATA than scipy's: 4e-7 apart), for
 #: the eV of their files
 PHONOPY_EV_J = _phonopy_units().EV

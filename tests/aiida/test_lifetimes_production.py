@@ -1,11 +1,11 @@
-"""The quartz lifetimes demonstration rerun from the production reference archive (marker ``production``).
+"""The quartz supercell lifetimes' fc3 fit and RTA run again from the stored forces (marker ``production``).
 
     bash scripts/run_tests.sh -m production tests/aiida/test_lifetimes_production.py
 
-The run behind the kappa file of fixtures/lifetimes/ (its README), made again: 207 pw.x force jobs (the
-primitive cell, pairs up to 2 Angstrom), fc3 and phono3py's RTA on 12x12x8, then the response with the
-lifetimes; about 80 min on 2 cores. The new kappa file must reproduce the committed one: the same inputs,
-pw.x converged to 1e-12 Ry.
+The `llpam.rta` job of fixtures/lifetimes/quartz_supercell_lifetimes.aiida (its README) made again on this
+machine from its own inputs: symfc's fit of fc3 to the 97 stored force sets, then phono3py's RTA on 16x16x12 at
+17 temperatures; about 11 min on 2 cores. The new linewidths and kappa must reproduce the committed ones: the
+fit and the RTA are deterministic up to the order of OpenMP sums.
 """
 
 import io
@@ -16,28 +16,31 @@ import pytest
 
 pytestmark = [pytest.mark.production, pytest.mark.qe]
 
-REPO = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
-def test_quartz_lifetimes_reproduce_the_fixture(codes, tmp_path):
+def test_the_supercell_rta_is_reproduced_from_its_stored_forces(llpam_profile):
     from aiida import orm
+    from aiida.engine import run_get_node
     from aiida.tools.archive import import_archive
 
-    from aiida_llpam.physics.lifetimes import Lifetimes
+    from aiida_llpam.physics.lifetimes import Lifetimes, thermal_conductivity
+    from aiida_llpam.queries import response_lifetimes
 
-    import_archive(REPO / "fixtures" / "reference" / "quartz_production.aiida")
+    import_archive(FIXTURES / "lifetimes" / "quartz_supercell_lifetimes.aiida")
     runs = orm.QueryBuilder().append(orm.WorkChainNode, filters={"process_type": "aiida.workflows:llpam.pam"})
-    finished = [run for run in runs.all(flat=True) if run.is_finished_ok and "dfpt" in run.inputs]
-    pam = max(finished, key=lambda n: n.ctime)
+    (response,) = [run for run in runs.all(flat=True) if "lifetimes" in run.inputs.response]
+    _, stored = response_lifetimes(response)
+    builder = stored.creator.get_builder_restart()
+    builder.code = orm.load_code("llpam-response@localhost")
+    builder.metadata.options.resources = {"num_machines": 1, "num_mpiprocs_per_machine": 2}
+    _, job = run_get_node(builder)
+    assert job.is_finished_ok, job.exit_message
 
-    from aiida_llpam.cli.lifetimes import run_lifetimes
+    def read(kappa):
+        content = kappa.get_content(mode="rb")
+        return Lifetimes.from_kappa_hdf5(io.BytesIO(content)), thermal_conductivity(io.BytesIO(content))[1]
 
-    pks = tmp_path / "pks"  # workflows/run_lifetimes.py PK --cutoff-pair-angstrom 2.0 --mesh 12 12 8 --pk-file F
-    run_lifetimes(str(pam.pk), cutoff_pair_angstrom=2.0, mesh=[12, 12, 8], pk_file=pks)
-    lifetimes_pk, run_pk = (int(line) for line in pks.read_text().split())
-    lifetimes = orm.load_node(lifetimes_pk)
-    assert lifetimes.is_finished_ok and orm.load_node(run_pk).is_finished_ok
-    assert lifetimes.outputs.kappa.creator.process_type == "aiida.calculations:llpam.rta"  # a job, not in a worker
-    ours = Lifetimes.from_kappa_hdf5(io.BytesIO(lifetimes.outputs.kappa.get_content(mode="rb")))
-    fixture = Lifetimes.from_kappa_hdf5(REPO / "fixtures" / "lifetimes" / lifetimes.outputs.kappa.filename)
-    np.testing.assert_allclose(ours.gamma_thz, fixture.gamma_thz, rtol=1e-3, atol=1e-6)
+    (ours, kappa), (theirs, kappa_stored) = read(job.outputs.kappa), read(stored)
+    np.testing.assert_allclose(ours.gamma_thz, theirs.gamma_thz, rtol=1e-3, atol=1e-6 * theirs.gamma_thz.max())
+    np.testing.assert_allclose(kappa, kappa_stored, rtol=1e-3, atol=1e-6 * np.abs(kappa_stored).max())

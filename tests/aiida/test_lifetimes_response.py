@@ -133,6 +133,62 @@ def test_kappa_is_compared_with_measured_values_as_a_node(llpam_profile, tmp_pat
     assert not list(node.outputs) and [c.uuid for c in kappa_comparisons(kappa)] == [result.uuid]
 
 
+def test_the_comparison_node_holds_the_measured_diffusivity_beside_kappa_over_c(llpam_profile, tmp_path):
+    """kappa_comparison with measured D: the calcfunction reads the kappa, the heat capacity and the cell volume
+    from one open file and stores D = kappa / (C / V) beside the measured one; a file without the volume ends it
+    with exit 300, nothing stored."""
+    from aiida import orm
+    from phono3py.conductivity.utils import get_unit_to_WmK
+
+    from aiida_llpam.calculations.functions import kappa_comparison
+
+    path = tmp_path / "kappa-m444.hdf5"
+    with h5py.File(path, "w") as handle:
+        handle["temperature"] = np.array([100.0, 300.0])
+        handle["kappa"] = np.array([[12.0, 12.0, 30.0, 0, 0, 0], [6.0, 6.0, 10.0, 0, 0, 0]])
+        handle["heat_capacity"] = np.array([[[1.0e-4]], [[3.0e-4]]])  # one point, one band: eV/K per cell
+        handle["weight"] = np.array([1])
+        handle["kappa_unit_conversion"] = get_unit_to_WmK() / 120.0  # a 120 Angstrom^3 cell
+    measured = {
+        "source": "a test", "temperatures_k": [300.0], "perpendicular_w_mk": [6.0], "parallel_w_mk": [10.0],
+        "diffusivity": {"source": "flash", "temperatures_k": [100.0, 300.0], "exponent_perpendicular": 1.6,
+                        "exponent_parallel": 1.8,
+                        "values": {"temperatures_k": [300.0], "perpendicular_mm2_s": [2.0], "parallel_mm2_s": [4.0]}},
+    }  # fmt: skip
+    result, node = kappa_comparison.run_get_node(orm.SinglefileData(path).store(), orm.Dict(measured))
+    assert node.is_finished_ok, node.exit_message
+    per_volume = 3.0e-4 * 1.602176634e-19 / 120.0e-30  # J/(m^3 K) at 300 K
+    values = result["diffusivity"]["values"]
+    assert values["computed_perpendicular_mm2_s"] == pytest.approx([6.0 / per_volume * 1e6], rel=1e-5)
+    assert values["ratio_parallel"] == pytest.approx([10.0 / per_volume * 1e6 / 4.0], rel=1e-5)
+    with h5py.File(path, "a") as handle:
+        del handle["kappa_unit_conversion"]
+    _, node = kappa_comparison.run_get_node(orm.SinglefileData(path).store(), orm.Dict(measured))
+    assert node.exit_status == 300 and "no kappa_unit_conversion" in node.exit_message
+    assert not list(node.outputs)
+
+
+def test_measured_values_outside_the_rta_temperatures_are_refused_before_anything_runs(smoke_run, tmp_path):
+    """run_lifetimes --measured: a measured temperature (here the diffusivity's 153 K) outside the RTA's
+    temperatures ends the script before any job, not after the pw.x runs with the response left undone."""
+    import json
+
+    from aiida import orm
+
+    from aiida_llpam.cli.lifetimes import run_lifetimes
+
+    measured = tmp_path / "measured.json"
+    values = {"temperatures_k": [153.15], "perpendicular_mm2_s": [8.0], "parallel_mm2_s": [15.7]}
+    diffusivity = {"source": "flash", "temperatures_k": [220.0, 400.0], "exponent_perpendicular": 1.6,
+                   "exponent_parallel": 1.8, "values": values}  # fmt: skip
+    measured.write_text(json.dumps({"source": "a test", "temperatures_k": [300.0], "perpendicular_w_mk": [6.2],
+                                    "parallel_w_mk": [10.4], "diffusivity": diffusivity}))  # fmt: skip
+    before = orm.QueryBuilder().append(orm.ProcessNode).count()
+    with pytest.raises(SystemExit, match=r"--measured: 153.15 K outside the RTA's temperatures 200-400 K"):
+        run_lifetimes(str(smoke_run.pk), temperatures=[200.0, 300.0, 400.0], measured=measured)
+    assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
+
+
 def test_compare_kappa_names_what_it_cannot_take(llpam_profile, tmp_path):
     from aiida import orm
 

@@ -138,17 +138,12 @@ def test_the_comparison_node_holds_the_measured_diffusivity_beside_kappa_over_c(
     from one open file and stores D = kappa / (C / V) beside the measured one; a file without the volume ends it
     with exit 300, nothing stored."""
     from aiida import orm
-    from phono3py.conductivity.utils import get_unit_to_WmK
 
     from aiida_llpam.calculations.functions import kappa_comparison
 
-    path = tmp_path / "kappa-m444.hdf5"
-    with h5py.File(path, "w") as handle:
-        handle["temperature"] = np.array([100.0, 300.0])
-        handle["kappa"] = np.array([[12.0, 12.0, 30.0, 0, 0, 0], [6.0, 6.0, 10.0, 0, 0, 0]])
-        handle["heat_capacity"] = np.array([[[1.0e-4]], [[3.0e-4]]])  # one point, one band: eV/K per cell
-        handle["weight"] = np.array([1])
-        handle["kappa_unit_conversion"] = get_unit_to_WmK() / 120.0  # a 120 Angstrom^3 cell
+    from ..physics.test_lifetimes import kappa_file_with_volume
+
+    path = kappa_file_with_volume(tmp_path / "kappa-m444.hdf5")
     measured = {
         "source": "a test", "temperatures_k": [300.0], "perpendicular_w_mk": [6.0], "parallel_w_mk": [10.0],
         "diffusivity": {"source": "flash", "temperatures_k": [100.0, 300.0], "exponent_perpendicular": 1.6,

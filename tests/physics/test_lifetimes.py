@@ -250,11 +250,25 @@ def test_the_diffusivity_exponent_and_the_anisotropy_need_no_measured_heat_capac
         kappa_against_measured(*thermal_conductivity(path), partial, heat_capacity)
 
 
+def kappa_file_with_volume(path):
+    """A kappa file of phono3py's layout at 100 and 300 K: kappa 12/30 and 6/10 W/(m K) (perpendicular/along c),
+    one mode of heat capacity 1e-4 and 3e-4 eV/K, and the conversion factor phono3py writes for a 120 A^3 cell."""
+    import h5py
+    from phono3py.conductivity.utils import get_unit_to_WmK
+
+    with h5py.File(path, "w") as handle:
+        handle["temperature"] = np.array([100.0, 300.0])
+        handle["kappa"] = np.array([[12.0, 12.0, 30.0, 0, 0, 0], [6.0, 6.0, 10.0, 0, 0, 0]])
+        handle["heat_capacity"] = np.array([[[1.0e-4]], [[3.0e-4]]])
+        handle["weight"] = np.array([1])
+        handle["kappa_unit_conversion"] = get_unit_to_WmK() / 120.0
+    return path
+
+
 def test_the_diffusivity_itself_takes_the_cell_volume_from_the_kappa_file(tmp_path):
     """Measured D (mm^2/s) against kappa / (C / V): V from the conversion factor phono3py writes into its kappa
     file, which is phono3py's own unit over the volume (checked against phono3py's function)."""
     import h5py
-    from phono3py.conductivity.utils import get_unit_to_WmK
 
     from aiida_llpam.physics.lifetimes import (
         cell_volume_angstrom3,
@@ -263,13 +277,7 @@ def test_the_diffusivity_itself_takes_the_cell_volume_from_the_kappa_file(tmp_pa
         thermal_conductivity,
     )
 
-    path = tmp_path / "kappa-m444.hdf5"
-    with h5py.File(path, "w") as handle:
-        handle["temperature"] = np.array([100.0, 300.0])
-        handle["kappa"] = np.array([[12.0, 12.0, 30.0, 0, 0, 0], [6.0, 6.0, 10.0, 0, 0, 0]])
-        handle["heat_capacity"] = np.array([[[1.0e-4]], [[3.0e-4]]])  # one point, one band: eV/K per cell
-        handle["weight"] = np.array([1])
-        handle["kappa_unit_conversion"] = get_unit_to_WmK() / 120.0  # a 120 Angstrom^3 cell
+    path = kappa_file_with_volume(tmp_path / "kappa-m444.hdf5")
     assert cell_volume_angstrom3(path) == pytest.approx(120.0, rel=1e-12)
     measured = {
         "source": "a test", "temperatures_k": [300.0], "perpendicular_w_mk": [6.0], "parallel_w_mk": [10.0],

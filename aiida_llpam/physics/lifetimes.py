@@ -235,6 +235,16 @@ def cell_volume_angstrom3(source) -> float:
         return float(get_unit_to_WmK() / np.asarray(handle["kappa_unit_conversion"]).item())
 
 
+def _check_inside(temperatures_k, at_k: np.ndarray, what: str) -> None:
+    """ValueError naming ``what`` when a temperature of ``at_k`` (K) lies outside the RTA's ``temperatures_k``:
+    nothing is extrapolated beyond them."""
+    if at_k.min() < temperatures_k[0] or at_k.max() > temperatures_k[-1]:
+        raise ValueError(
+            f"{what}: temperatures {at_k.min():g}-{at_k.max():g} K outside the RTA's "
+            f"{temperatures_k[0]:g}-{temperatures_k[-1]:g} K"
+        )
+
+
 def diffusivity_mm2_s(temperatures_k, kappa, heat_capacity, volume_angstrom3, at_k) -> tuple[np.ndarray, np.ndarray]:
     """The thermal diffusivity D = kappa / C (mm^2/s) perpendicular to and along c at the temperatures ``at_k``
     (K): the RTA's kappa (T, 6) over its heat capacity per cell (T,) in eV/K divided by the cell volume
@@ -242,11 +252,7 @@ def diffusivity_mm2_s(temperatures_k, kappa, heat_capacity, volume_angstrom3, at
     the RTA's mesh; a laser-flash D divides by rho c_p, which exceeds C_V by the thermal expansion term (about
     1 % for quartz at 400 K, less below)."""
     at = np.atleast_1d(np.asarray(at_k, dtype=float))
-    if at.min() < temperatures_k[0] or at.max() > temperatures_k[-1]:
-        raise ValueError(
-            f"diffusivity: temperatures {at.min():g}-{at.max():g} K outside the RTA's "
-            f"{temperatures_k[0]:g}-{temperatures_k[-1]:g} K"
-        )
+    _check_inside(temperatures_k, at, "diffusivity")
     from aiida_llpam.physics.units import PHONOPY_EV_J
 
     per_volume = np.interp(at, temperatures_k, heat_capacity) * PHONOPY_EV_J / (volume_angstrom3 * 1e-30)  # J/(m^3 K)
@@ -350,11 +356,7 @@ def kappa_against_measured(
     values = {key: np.asarray(measured[key], dtype=float) for key in ("perpendicular_w_mk", "parallel_w_mk")}
     if any(v.shape != temperatures.shape for v in values.values()) or temperatures.ndim != 1:
         raise ValueError("measured: one perpendicular and one parallel value per temperature")
-    if temperatures.min() < temperatures_k[0] or temperatures.max() > temperatures_k[-1]:
-        raise ValueError(
-            f"measured: temperatures {temperatures.min():g}-{temperatures.max():g} K outside the RTA's "
-            f"{temperatures_k[0]:g}-{temperatures_k[-1]:g} K"
-        )
+    _check_inside(temperatures_k, temperatures, "measured")
     result = {"source": str(measured["source"]), "temperatures_k": temperatures.tolist()}
     for direction, computed in zip(("perpendicular", "parallel"), uniaxial_kappa(kappa)):
         at = np.interp(temperatures, temperatures_k, computed)

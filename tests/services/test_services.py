@@ -214,13 +214,24 @@ def test_a_broker_restarted_under_the_daemon_gets_its_workers_restarted(daemon_p
 
     name = daemon_profile[0]
     client = get_daemon_client(name)
-    before = {info["create_time"] for info in client.get_worker_info()["info"].values()}
+
+    # A worker is its PID with its start time: circus can start two workers within the 0.1 s that
+    # psutil's create_time resolves, so start times alone are not distinct.
+    def workers():
+        return {(pid, info["create_time"]) for pid, info in client.get_worker_info()["info"].items()}
+
+    before = workers()
     subprocess.run(["rabbitmqctl", "stop"], check=True, capture_output=True, timeout=120)
     rabbitmq._start()  # the broker alone, the daemon left running
-    assert configure.broker_restarted_under(list(before), configure.broker_start_time())
+    assert configure.broker_restarted_under([started for _, started in before], configure.broker_start_time())
     steps = configure.ensure_daemon_profile(name, workers=2)
     assert steps[-1].status == configure.CHANGED
     assert "workers restarted (RabbitMQ restarted under them" in steps[-1].description
-    after = {info["create_time"] for info in client.get_worker_info()["info"].values()}
+    after = workers()
+    for _ in range(30):  # circus reports a worker once it has forked it; give the second a moment
+        if len(after) == 2:
+            break
+        time.sleep(1)
+        after = workers()
     assert len(after) == 2 and not after & before
     assert configure.ensure_daemon_profile(name, workers=2)[-1].status == configure.RUNNING

@@ -18,7 +18,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 
 from aiida_llpam.calculations.functions import kappa_comparison
-from aiida_llpam.physics.lifetimes import measured_diffusivity
+from aiida_llpam.physics.lifetimes import check_inside, measured_diffusivity, measured_temperatures_k
 from aiida_llpam.physics.settings import ResponseSettings
 from aiida_llpam.queries import dfpt_retrieved, dfpt_structure
 from aiida_llpam.workflows.lifetimes import LifetimesWorkChain
@@ -115,11 +115,11 @@ def run_lifetimes(
     except ValueError as exc:
         sys.exit(f"--temperatures: {exc}")
     temperatures = sorted({*settings.temperatures_k.tolist(), float(response["bz_temperature_k"])})
-    if measured_values is not None and (outside := _outside(measured_values.get_dict(), temperatures)):
-        sys.exit(
-            f"--measured: {', '.join(f'{t:g}' for t in outside)} K outside the RTA's temperatures "
-            f"{temperatures[0]:g}-{temperatures[-1]:g} K, where kappa is not extrapolated"
-        )
+    if measured_values is not None:
+        try:  # refused here, not after the force jobs: the comparison would refuse them
+            check_inside(temperatures, measured_temperatures_k(measured_values.get_dict()), "--measured")
+        except ValueError as exc:
+            sys.exit(str(exc))
     if found is not None:
         ran_at = found.inputs.parameters["temperatures_k"]
         if len(ran_at) != len(temperatures) or not np.allclose(ran_at, temperatures, rtol=1e-9, atol=0):
@@ -278,14 +278,6 @@ def _measured(path: Path) -> orm.Dict:
         except ValueError as exc:
             sys.exit(f"{path}: {exc}")
     return orm.Dict({key: values[key] for key in (*MEASURED_KEYS, "diffusivity") if key in values})
-
-
-def _outside(measured: dict, temperatures: list[float]) -> list[float]:
-    """The temperatures (K) of measured values, kappa and diffusivity, outside ``temperatures``' range."""
-    diffusivity = measured.get("diffusivity", {})
-    needed = [*measured["temperatures_k"], *diffusivity.get("temperatures_k", [])]
-    needed += diffusivity.get("values", {}).get("temperatures_k", [])
-    return sorted({float(t) for t in needed if not temperatures[0] <= t <= temperatures[-1]})
 
 
 def _compare(kappa: orm.SinglefileData, measured: orm.Dict) -> orm.Dict:

@@ -178,7 +178,7 @@ def lifetimes_lines(node, response: dict, it: int) -> list[str]:
     index ``it``, and every comparison of that kappa with measured values."""
     import numpy as np
 
-    from aiida_llpam.physics.lifetimes import SPLIT_BOUNDS_CM, frequency_split, thermal_conductivity, uniaxial_kappa
+    from aiida_llpam.physics.lifetimes import SPLIT_BOUNDS_CM, frequency_split, read_kappa, uniaxial_kappa
     from aiida_llpam.queries import kappa_comparisons, response_lifetimes
 
     found = response_lifetimes(node)
@@ -189,7 +189,8 @@ def lifetimes_lines(node, response: dict, it: int) -> list[str]:
     refusal = [f"lifetimes: REFUSED, {refused}; the numbers below are not the lifetimes' phonons"] if refused else []
     temperature = response["temperatures_k"][it]
     with kappa_file.open(mode="rb") as handle:
-        temperatures, kappa = thermal_conductivity(handle)
+        rta = read_kappa(handle)
+    temperatures, kappa = rta.temperatures_k, rta.kappa_w_mk
     if not temperatures[0] <= temperature <= temperatures[-1]:
         return [f"lifetimes: the RTA of {kappa_file.filename} ran at {temperatures[0]:g}-{temperatures[-1]:g} K"]
     perpendicular, parallel = (np.interp(temperature, temperatures, k) for k in uniaxial_kappa(kappa))

@@ -24,16 +24,17 @@ import numpy as np
 __all__ = [
     "FREQUENCY_MATCH_THZ",
     "Lifetimes",
+    "RtaKappa",
     "SPLIT_BOUNDS_CM",
-    "cell_volume_angstrom3",
+    "check_inside",
     "diffusivity_exponents",
     "diffusivity_mm2_s",
     "frequency_split",
-    "heat_capacity_per_cell",
     "kappa_against_measured",
     "measured_diffusivity",
+    "measured_temperatures_k",
+    "read_kappa",
     "tau_s_from_linewidth",
-    "thermal_conductivity",
     "uniaxial_kappa",
 ]
 
@@ -198,50 +199,57 @@ def _mesh_text(mesh) -> str:
     return "x".join(str(int(n)) for n in mesh)
 
 
-def thermal_conductivity(source) -> tuple[np.ndarray, np.ndarray]:
-    """Temperatures (K) and phono3py's RTA thermal conductivity (T, 6): xx, yy, zz, yz, xz, xy in W/(m K), of a
-    ``kappa-m*.hdf5`` (a path or an open binary file)."""
+@dataclasses.dataclass(frozen=True)
+class RtaKappa:
+    """What the comparisons with measured values take from phono3py's ``kappa-m*.hdf5`` (:func:`read_kappa`).
+
+    temperatures_k (nT,); kappa_w_mk (nT, 6): xx, yy, zz, yz, xz, xy in W/(m K); heat_capacity_ev_k (nT,): the
+    phonon heat capacity per cell in eV/K, None for a file without it; volume_angstrom3: the unit cell's volume,
+    None for a file without phono3py's conversion factor.
+    """
+
+    temperatures_k: np.ndarray
+    kappa_w_mk: np.ndarray
+    heat_capacity_ev_k: np.ndarray | None
+    volume_angstrom3: float | None
+
+
+def read_kappa(source) -> RtaKappa:
+    """A ``kappa-m*.hdf5`` (a path or an open binary file), opened once. An RTA run of phono3py always writes the
+    temperatures and kappa (ValueError without them). The heat capacity per cell is its mode heat capacities
+    summed over bands and the (weighted, irreducible) grid points, over the mesh size; the volume is phono3py's
+    own unit of kappa over the conversion factor to W/(m K) it writes (``kappa_unit_conversion``)."""
     import h5py
+    from phono3py.conductivity.utils import get_unit_to_WmK
 
     with h5py.File(source, "r") as handle:
         missing = [key for key in ("temperature", "kappa") if key not in handle]
         if missing:
             raise ValueError(f"kappa file: no {', '.join(missing)} (an RTA run of phono3py writes them)")
-        return np.asarray(handle["temperature"], dtype=float), np.asarray(handle["kappa"], dtype=float)
+        heat_capacity = volume = None
+        if "heat_capacity" in handle and "weight" in handle:
+            weight = np.asarray(handle["weight"], dtype=float)
+            per_point = np.asarray(handle["heat_capacity"], dtype=float)
+            heat_capacity = np.einsum("tqb,q->t", per_point, weight) / weight.sum()
+        if "kappa_unit_conversion" in handle:
+            volume = float(get_unit_to_WmK() / np.asarray(handle["kappa_unit_conversion"]).item())
+        return RtaKappa(
+            np.asarray(handle["temperature"], dtype=float),
+            np.asarray(handle["kappa"], dtype=float),
+            heat_capacity,
+            volume,
+        )
 
 
-def heat_capacity_per_cell(source) -> np.ndarray:
-    """The phonon heat capacity per cell (T,) in eV/K of a ``kappa-m*.hdf5`` (a path or an open binary file): its
-    mode heat capacities summed over bands and the (weighted, irreducible) grid points, over the mesh size."""
-    import h5py
-
-    with h5py.File(source, "r") as handle:
-        missing = [key for key in ("heat_capacity", "weight") if key not in handle]
-        if missing:
-            raise ValueError(f"kappa file: no {', '.join(missing)} (an RTA run of phono3py writes them)")
-        weight = np.asarray(handle["weight"], dtype=float)
-        return np.einsum("tqb,q->t", np.asarray(handle["heat_capacity"], dtype=float), weight) / weight.sum()
-
-
-def cell_volume_angstrom3(source) -> float:
-    """The volume (Angstrom^3) of the unit cell whose kappa a ``kappa-m*.hdf5`` (a path or an open binary file)
-    holds: phono3py writes its conversion factor to W/(m K), its own unit over that volume."""
-    import h5py
-    from phono3py.conductivity.utils import get_unit_to_WmK
-
-    with h5py.File(source, "r") as handle:
-        if "kappa_unit_conversion" not in handle:
-            raise ValueError("kappa file: no kappa_unit_conversion (phono3py's RTA writes it)")
-        return float(get_unit_to_WmK() / np.asarray(handle["kappa_unit_conversion"]).item())
-
-
-def _check_inside(temperatures_k, at_k: np.ndarray, what: str) -> None:
-    """ValueError naming ``what`` when a temperature of ``at_k`` (K) lies outside the RTA's ``temperatures_k``:
-    nothing is extrapolated beyond them."""
-    if at_k.min() < temperatures_k[0] or at_k.max() > temperatures_k[-1]:
+def check_inside(temperatures_k, at_k, what: str) -> None:
+    """ValueError naming ``what`` and the temperatures of ``at_k`` (K) outside the RTA's ``temperatures_k``, a
+    rising sequence: nothing is extrapolated beyond them."""
+    at = np.atleast_1d(np.asarray(at_k, dtype=float))
+    outside = sorted({float(t) for t in at if not temperatures_k[0] <= t <= temperatures_k[-1]})
+    if outside:
         raise ValueError(
-            f"{what}: temperatures {at_k.min():g}-{at_k.max():g} K outside the RTA's "
-            f"{temperatures_k[0]:g}-{temperatures_k[-1]:g} K"
+            f"{what}: {', '.join(f'{t:g}' for t in outside)} K outside the RTA's "
+            f"{temperatures_k[0]:g}-{temperatures_k[-1]:g} K, where nothing is extrapolated"
         )
 
 
@@ -252,7 +260,7 @@ def diffusivity_mm2_s(temperatures_k, kappa, heat_capacity, volume_angstrom3, at
     the RTA's mesh; a laser-flash D divides by rho c_p, which exceeds C_V by the thermal expansion term (about
     1 % for quartz at 400 K, less below)."""
     at = np.atleast_1d(np.asarray(at_k, dtype=float))
-    _check_inside(temperatures_k, at, "diffusivity")
+    check_inside(temperatures_k, at, "diffusivity")
     from aiida_llpam.physics.units import PHONOPY_EV_J
 
     per_volume = np.interp(at, temperatures_k, heat_capacity) * PHONOPY_EV_J / (volume_angstrom3 * 1e-30)  # J/(m^3 K)
@@ -330,33 +338,39 @@ def uniaxial_kappa(kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return 0.5 * (kappa[..., 0] + kappa[..., 1]), kappa[..., 2]
 
 
-def kappa_against_measured(
-    temperatures_k: np.ndarray,
-    kappa: np.ndarray,
-    measured: dict,
-    heat_capacity: np.ndarray | None = None,
-    volume_angstrom3: float | None = None,
-) -> dict:
-    """The RTA kappa of a uniaxial crystal against measured values.
+def measured_temperatures_k(measured: dict) -> list[float]:
+    """Every temperature (K) of measured values, rising: those of kappa, of the diffusivity exponent and of
+    measured D (the layout of :func:`kappa_against_measured`, whose values it does not check)."""
+    diffusivity = measured.get("diffusivity", {})
+    needed = [*measured["temperatures_k"], *diffusivity.get("temperatures_k", [])]
+    needed += diffusivity.get("values", {}).get("temperatures_k", [])
+    return sorted({float(t) for t in needed})
+
+
+def kappa_against_measured(rta: RtaKappa, measured: dict) -> dict:
+    """The RTA kappa of a uniaxial crystal (:func:`read_kappa`) against measured values.
 
     ``measured``: ``temperatures_k`` and ``perpendicular_w_mk`` and ``parallel_w_mk`` (to c; one value per
     temperature), ``source`` (the literature). The computed kappa is interpolated linearly in T between the RTA's
-    temperatures, never extrapolated (ValueError). Returns those plus ``computed_perpendicular_w_mk``,
-    ``computed_parallel_w_mk``, ``ratio_perpendicular``, ``ratio_parallel`` (computed / measured) and the
-    anisotropy along c / perpendicular, ``computed_anisotropy`` and ``measured_anisotropy``.
+    temperatures, never extrapolated: a measured temperature outside them is refused (ValueError), before
+    anything is compared. Returns those plus ``computed_perpendicular_w_mk``, ``computed_parallel_w_mk``,
+    ``ratio_perpendicular``, ``ratio_parallel`` (computed / measured) and the anisotropy along c / perpendicular,
+    ``computed_anisotropy`` and ``measured_anisotropy``.
 
     Optionally ``measured["diffusivity"]``: ``source``, ``temperatures_k`` (two), ``exponent_perpendicular`` and
-    ``exponent_parallel``, the measured n of D ~ T^-n between them; with the RTA's ``heat_capacity`` (T,) the
-    result then holds ``diffusivity`` with the computed exponents beside them (:func:`diffusivity_exponents`).
-    With measured D (``values``) and the cell volume ``volume_angstrom3`` it also holds the computed D
-    (:func:`diffusivity_mm2_s`): ``computed_perpendicular_mm2_s``, ``computed_parallel_mm2_s`` and the ratios
-    ``ratio_perpendicular``, ``ratio_parallel`` inside ``values``.
+    ``exponent_parallel``, the measured n of D ~ T^-n between them; the result then holds ``diffusivity`` with the
+    computed exponents beside them (:func:`diffusivity_exponents`, with the RTA's heat capacity). With measured D
+    (``values``) it also holds the computed D (:func:`diffusivity_mm2_s`, with the RTA's cell volume):
+    ``computed_perpendicular_mm2_s``, ``computed_parallel_mm2_s`` and the ratios ``ratio_perpendicular``,
+    ``ratio_parallel`` inside ``values``. A kappa file without what a comparison needs is refused (ValueError).
     """
     temperatures = np.asarray(measured["temperatures_k"], dtype=float)
     values = {key: np.asarray(measured[key], dtype=float) for key in ("perpendicular_w_mk", "parallel_w_mk")}
     if any(v.shape != temperatures.shape for v in values.values()) or temperatures.ndim != 1:
         raise ValueError("measured: one perpendicular and one parallel value per temperature")
-    _check_inside(temperatures_k, temperatures, "measured")
+    diffusivity = measured_diffusivity(measured["diffusivity"]) if "diffusivity" in measured else None
+    temperatures_k, kappa, heat_capacity = rta.temperatures_k, rta.kappa_w_mk, rta.heat_capacity_ev_k
+    check_inside(temperatures_k, measured_temperatures_k(measured), "measured")
     result = {"source": str(measured["source"]), "temperatures_k": temperatures.tolist()}
     for direction, computed in zip(("perpendicular", "parallel"), uniaxial_kappa(kappa)):
         at = np.interp(temperatures, temperatures_k, computed)
@@ -367,10 +381,12 @@ def kappa_against_measured(
         result[f"{kind}_anisotropy"] = (
             np.asarray(result[f"{kind}_parallel_w_mk"]) / np.asarray(result[f"{kind}_perpendicular_w_mk"])
         ).tolist()
-    if "diffusivity" in measured:
-        diffusivity = measured_diffusivity(measured["diffusivity"])
+    if diffusivity is not None:
         if heat_capacity is None:
-            raise ValueError("measured: a diffusivity exponent needs the RTA's heat capacity")
+            raise ValueError(
+                "measured: a diffusivity exponent needs the RTA's heat capacity (kappa file: no "
+                "heat_capacity and weight)"
+            )
         perpendicular, parallel = diffusivity_exponents(
             temperatures_k, kappa, heat_capacity, diffusivity["temperatures_k"]
         )
@@ -379,11 +395,13 @@ def kappa_against_measured(
             "computed_exponent_parallel": parallel,
         }
         if "values" in diffusivity:
-            if volume_angstrom3 is None:
-                raise ValueError("measured: a diffusivity value needs the cell volume")
+            if rta.volume_angstrom3 is None:
+                raise ValueError(
+                    "measured: a diffusivity value needs the cell volume (kappa file: no kappa_unit_conversion)"
+                )
             values = diffusivity["values"]
             computed = diffusivity_mm2_s(
-                temperatures_k, kappa, heat_capacity, volume_angstrom3, values["temperatures_k"]
+                temperatures_k, kappa, heat_capacity, rta.volume_angstrom3, values["temperatures_k"]
             )
             for direction, at in zip(("perpendicular", "parallel"), computed):
                 values[f"computed_{direction}_mm2_s"] = at.tolist()

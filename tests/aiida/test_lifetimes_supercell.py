@@ -43,11 +43,11 @@ def run():
 
 
 def _kappa_300k(kappa_file):
-    from aiida_llpam.physics.lifetimes import thermal_conductivity, uniaxial_kappa
+    from aiida_llpam.physics.lifetimes import read_kappa, uniaxial_kappa
 
     with kappa_file.open(mode="rb") as handle:
-        temperatures, kappa = thermal_conductivity(handle)
-    return [float(np.interp(300.0, temperatures, k)) for k in uniaxial_kappa(kappa)]
+        rta = read_kappa(handle)
+    return [float(np.interp(300.0, rta.temperatures_k, k)) for k in uniaxial_kappa(rta.kappa_w_mk)]
 
 
 def test_the_supercell_fc3_gives_kappa_within_30_percent_of_experiment(run):
@@ -73,24 +73,16 @@ def test_the_diffusivity_is_the_mode_average_of_tau_v_squared(run):
     """kappa / C_V (what the comparison with laser-flash D computes, through the cell volume in the kappa file)
     equals the heat-capacity-weighted mean of tau v_a^2 over the modes, which needs no volume: the units and the
     volume of the D comparison, checked on the real file at grid temperatures."""
-    from aiida_llpam.physics.lifetimes import (
-        cell_volume_angstrom3,
-        diffusivity_mm2_s,
-        heat_capacity_per_cell,
-        thermal_conductivity,
-    )
+    from aiida_llpam.physics.lifetimes import diffusivity_mm2_s, read_kappa
 
     _, rta = run
     with rta.outputs.kappa.open(mode="rb") as handle:
-        temperatures, kappa = thermal_conductivity(handle)
-        handle.seek(0)
-        heat_capacity = heat_capacity_per_cell(handle)
-        handle.seek(0)
-        volume = cell_volume_angstrom3(handle)
-        handle.seek(0)
+        read = read_kappa(handle)
+        handle.seek(0)  # the file again, for what the comparison does not read
         with h5py.File(handle) as f:
             weight, gamma = np.asarray(f["weight"], float), np.asarray(f["gamma"])  # gamma (T, q, b) in THz
             mode_c, gv_by_gv = np.asarray(f["heat_capacity"]), np.asarray(f["gv_by_gv"])  # eV/K; (THz A)^2
+    temperatures = read.temperatures_k
     for t in (150.0, 300.0):
         it = int(np.argmin(np.abs(temperatures - t)))
         c = mode_c[it]
@@ -99,7 +91,9 @@ def test_the_diffusivity_is_the_mode_average_of_tau_v_squared(run):
         # gv_by_gv of an irreducible point is already summed over its star (phono3py): no weight in the numerator
         total_c = np.sum(c * weight[:, None])
         mean = [np.sum(c * tau_ps * gv_by_gv[..., a]) / total_c * 1e-2 for a in (0, 1, 2)]  # A^2/ps in mm^2/s
-        perpendicular, parallel = diffusivity_mm2_s(temperatures, kappa, heat_capacity, volume, [t])
+        perpendicular, parallel = diffusivity_mm2_s(
+            temperatures, read.kappa_w_mk, read.heat_capacity_ev_k, read.volume_angstrom3, [t]
+        )
         assert perpendicular[0] == pytest.approx(0.5 * (mean[0] + mean[1]), rel=1e-6)
         assert parallel[0] == pytest.approx(mean[2], rel=1e-6)
 
@@ -108,15 +102,14 @@ def test_the_kappa_file_is_of_the_crystal_the_fc2_describes(run):
     """The cell volume phono3py wrote into the kappa file (the D comparison divides by it) is that of the fc2's
     cell; the kappa tensor has the trigonal form (xx = yy, no off-diagonal part)."""
     from aiida_llpam.calculations.functions.phonopy_force_constants import stored_arrays
-    from aiida_llpam.physics.lifetimes import cell_volume_angstrom3, thermal_conductivity
+    from aiida_llpam.physics.lifetimes import read_kappa
     from aiida_llpam.physics.units import BOHR_ANGSTROM
 
     _, rta = run
     lattice = stored_arrays(rta.inputs.force_constants)["lattice_bohr"] * BOHR_ANGSTROM
     with rta.outputs.kappa.open(mode="rb") as handle:
-        volume = cell_volume_angstrom3(handle)
-        handle.seek(0)
-        _, kappa = thermal_conductivity(handle)
+        read = read_kappa(handle)
+    volume, kappa = read.volume_angstrom3, read.kappa_w_mk
     assert volume == pytest.approx(abs(np.linalg.det(lattice)), rel=1e-6)
     scale = np.abs(kappa).max()
     np.testing.assert_allclose(kappa[:, 0], kappa[:, 1], rtol=0, atol=1e-6 * scale)

@@ -175,7 +175,7 @@ def test_kappa_against_measured_values_of_a_uniaxial_crystal(tmp_path):
     and never extrapolated; the ratio is computed over measured."""
     import h5py
 
-    from aiida_llpam.physics.lifetimes import kappa_against_measured, thermal_conductivity
+    from aiida_llpam.physics.lifetimes import kappa_against_measured, read_kappa
 
     temperatures = np.array([100.0, 200.0, 400.0])
     kappa = np.zeros((3, 6))
@@ -183,24 +183,25 @@ def test_kappa_against_measured_values_of_a_uniaxial_crystal(tmp_path):
     path = tmp_path / "kappa-m444.hdf5"
     with h5py.File(path, "w") as handle:
         handle["temperature"], handle["kappa"] = temperatures, kappa
-    read_t, read_kappa = thermal_conductivity(path)
-    np.testing.assert_array_equal(read_kappa, kappa)
+    rta = read_kappa(path)
+    np.testing.assert_array_equal(rta.kappa_w_mk, kappa)
+    assert rta.heat_capacity_ev_k is None and rta.volume_angstrom3 is None  # the file has neither
     measured = {"source": "a test", "temperatures_k": [150.0, 300.0], "perpendicular_w_mk": [8.0, 6.0],
                 "parallel_w_mk": [20.0, 10.0]}  # fmt: skip
-    result = kappa_against_measured(read_t, read_kappa, measured)
+    result = kappa_against_measured(rta, measured)
     np.testing.assert_allclose(result["computed_perpendicular_w_mk"], [8.5, 4.5], rtol=1e-12)
     np.testing.assert_allclose(result["computed_parallel_w_mk"], [23.0, 12.0], rtol=1e-12)
     np.testing.assert_allclose(result["ratio_perpendicular"], [8.5 / 8.0, 4.5 / 6.0], rtol=1e-12)
     np.testing.assert_allclose(result["ratio_parallel"], [23.0 / 20.0, 1.2], rtol=1e-12)
     assert result["source"] == "a test" and result["measured_parallel_w_mk"] == [20.0, 10.0]
-    with pytest.raises(ValueError, match="outside the RTA's 100-400 K"):
-        kappa_against_measured(read_t, read_kappa, measured | {"temperatures_k": [50.0, 300.0]})
+    with pytest.raises(ValueError, match="measured: 50 K outside the RTA's 100-400 K"):
+        kappa_against_measured(rta, measured | {"temperatures_k": [50.0, 300.0]})
     with pytest.raises(ValueError, match="one perpendicular and one parallel value per temperature"):
-        kappa_against_measured(read_t, read_kappa, measured | {"parallel_w_mk": [10.0]})
+        kappa_against_measured(rta, measured | {"parallel_w_mk": [10.0]})
     with h5py.File(tmp_path / "empty.hdf5", "w") as handle:
         handle["temperature"] = temperatures
     with pytest.raises(ValueError, match="kappa file: no kappa"):
-        thermal_conductivity(tmp_path / "empty.hdf5")
+        read_kappa(tmp_path / "empty.hdf5")
 
 
 def test_the_diffusivity_exponent_and_the_anisotropy_need_no_measured_heat_capacity(tmp_path):
@@ -209,7 +210,7 @@ def test_the_diffusivity_exponent_and_the_anisotropy_need_no_measured_heat_capac
     kappa_xx and kappa_yy, computed and measured."""
     import h5py
 
-    from aiida_llpam.physics.lifetimes import heat_capacity_per_cell, kappa_against_measured, thermal_conductivity
+    from aiida_llpam.physics.lifetimes import kappa_against_measured, read_kappa
 
     temperatures = np.array([100.0, 200.0, 400.0])
     kappa = np.zeros((3, 6))
@@ -222,8 +223,8 @@ def test_the_diffusivity_exponent_and_the_anisotropy_need_no_measured_heat_capac
     with h5py.File(path, "w") as handle:
         handle["temperature"], handle["kappa"] = temperatures, kappa
         handle["heat_capacity"], handle["weight"] = per_point, np.array([1, 3])
-    heat_capacity = heat_capacity_per_cell(path)
-    np.testing.assert_allclose(heat_capacity, [0.55e-4, 1.1e-4, 1.65e-4], rtol=1e-12)
+    rta = read_kappa(path)
+    np.testing.assert_allclose(rta.heat_capacity_ev_k, [0.55e-4, 1.1e-4, 1.65e-4], rtol=1e-12)
     measured = {
         "source": "a test",
         "temperatures_k": [200.0],
@@ -232,7 +233,7 @@ def test_the_diffusivity_exponent_and_the_anisotropy_need_no_measured_heat_capac
         "diffusivity": {"source": "flash", "temperatures_k": [100.0, 400.0], "exponent_perpendicular": 1.6,
                         "exponent_parallel": 1.8},
     }  # fmt: skip
-    result = kappa_against_measured(*thermal_conductivity(path), measured, heat_capacity)
+    result = kappa_against_measured(rta, measured)
     np.testing.assert_allclose(result["computed_anisotropy"], [16.0 / 6.0], rtol=1e-12)
     np.testing.assert_allclose(result["measured_anisotropy"], [2.0], rtol=1e-12)
     d = result["diffusivity"]
@@ -241,13 +242,13 @@ def test_the_diffusivity_exponent_and_the_anisotropy_need_no_measured_heat_capac
     assert d["computed_exponent_parallel"] == pytest.approx(np.log(30.0 / (8.0 / 3.0)) / np.log(4.0), rel=1e-12)
     assert d["exponent_parallel"] == 1.8 and d["source"] == "flash"
     with pytest.raises(ValueError, match="needs the RTA's heat capacity"):
-        kappa_against_measured(*thermal_conductivity(path), measured)
+        kappa_against_measured(dataclasses.replace(rta, heat_capacity_ev_k=None), measured)
     late = measured | {"diffusivity": measured["diffusivity"] | {"temperatures_k": [200.0, 500.0]}}
-    with pytest.raises(ValueError, match="not two rising ones within the RTA's 100-400 K"):
-        kappa_against_measured(*thermal_conductivity(path), late, heat_capacity)
+    with pytest.raises(ValueError, match="measured: 500 K outside the RTA's 100-400 K"):
+        kappa_against_measured(rta, late)
     partial = measured | {"diffusivity": {"source": "flash", "temperatures_k": [100.0, 400.0]}}
     with pytest.raises(ValueError, match="diffusivity without exponent_perpendicular, exponent_parallel"):
-        kappa_against_measured(*thermal_conductivity(path), partial, heat_capacity)
+        kappa_against_measured(rta, partial)
 
 
 def kappa_file_with_volume(path):
@@ -270,41 +271,36 @@ def test_the_diffusivity_itself_takes_the_cell_volume_from_the_kappa_file(tmp_pa
     file, which is phono3py's own unit over the volume (checked against phono3py's function)."""
     import h5py
 
-    from aiida_llpam.physics.lifetimes import (
-        cell_volume_angstrom3,
-        heat_capacity_per_cell,
-        kappa_against_measured,
-        thermal_conductivity,
-    )
+    from aiida_llpam.physics.lifetimes import kappa_against_measured, read_kappa
 
     path = kappa_file_with_volume(tmp_path / "kappa-m444.hdf5")
-    assert cell_volume_angstrom3(path) == pytest.approx(120.0, rel=1e-12)
+    rta = read_kappa(path)
+    assert rta.volume_angstrom3 == pytest.approx(120.0, rel=1e-12)
     measured = {
         "source": "a test", "temperatures_k": [300.0], "perpendicular_w_mk": [6.0], "parallel_w_mk": [10.0],
         "diffusivity": {"source": "flash", "temperatures_k": [100.0, 300.0], "exponent_perpendicular": 1.6,
                         "exponent_parallel": 1.8,
                         "values": {"temperatures_k": [200.0], "perpendicular_mm2_s": [8.0], "parallel_mm2_s": [16.0]}},
     }  # fmt: skip
-    heat_capacity = heat_capacity_per_cell(path)
-    result = kappa_against_measured(*thermal_conductivity(path), measured, heat_capacity, 120.0)
+    result = kappa_against_measured(rta, measured)
     # at 200 K: kappa 9 and 20 W/(m K); C = 2e-4 eV/K in 120 A^3 = 2.670e5 J/(m^3 K)
     per_volume = 2.0e-4 * 1.602176634e-19 / 120.0e-30  # scipy's e: phonopy's is 7e-7 apart
     values = result["diffusivity"]["values"]
     np.testing.assert_allclose(values["computed_perpendicular_mm2_s"], [9.0 / per_volume * 1e6], rtol=1e-5)
     np.testing.assert_allclose(values["computed_parallel_mm2_s"], [20.0 / per_volume * 1e6], rtol=1e-5)
     np.testing.assert_allclose(values["ratio_parallel"], [20.0 / per_volume * 1e6 / 16.0], rtol=1e-5)
-    with pytest.raises(ValueError, match="needs the cell volume"):
-        kappa_against_measured(*thermal_conductivity(path), measured, heat_capacity)
     early = {**measured["diffusivity"], "values": {**measured["diffusivity"]["values"], "temperatures_k": [50.0]}}
-    with pytest.raises(ValueError, match="outside the RTA's 100-300 K"):
-        kappa_against_measured(*thermal_conductivity(path), measured | {"diffusivity": early}, heat_capacity, 120.0)
+    with pytest.raises(ValueError, match="measured: 50 K outside the RTA's 100-300 K"):
+        kappa_against_measured(rta, measured | {"diffusivity": early})
     negative = {**measured["diffusivity"], "values": {**measured["diffusivity"]["values"], "parallel_mm2_s": [-1.0]}}
     with pytest.raises(ValueError, match="one positive D per direction and temperature"):
-        kappa_against_measured(*thermal_conductivity(path), measured | {"diffusivity": negative}, heat_capacity, 120.0)
+        kappa_against_measured(rta, measured | {"diffusivity": negative})
     with h5py.File(path, "a") as handle:
         del handle["kappa_unit_conversion"]
-    with pytest.raises(ValueError, match="no kappa_unit_conversion"):
-        cell_volume_angstrom3(path)
+    without_volume = read_kappa(path)
+    assert without_volume.volume_angstrom3 is None
+    with pytest.raises(ValueError, match=r"needs the cell volume \(kappa file: no kappa_unit_conversion\)"):
+        kappa_against_measured(without_volume, measured)
 
 
 def test_the_mode_split_adds_up_to_the_total():

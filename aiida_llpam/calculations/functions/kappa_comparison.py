@@ -3,12 +3,7 @@
 from aiida import orm
 from aiida.engine import ExitCode, calcfunction
 
-from aiida_llpam.physics.lifetimes import (
-    cell_volume_angstrom3,
-    heat_capacity_per_cell,
-    kappa_against_measured,
-    thermal_conductivity,
-)
+from aiida_llpam.physics.lifetimes import kappa_against_measured, read_kappa
 
 
 @calcfunction
@@ -20,16 +15,8 @@ def kappa_comparison(kappa: orm.SinglefileData, measured: orm.Dict) -> orm.Dict:
     (:func:`aiida_llpam.physics.lifetimes.kappa_against_measured`). A file without kappa, or measured temperatures
     outside the RTA's, are refused (300)."""
     try:
-        measured = measured.get_dict()
-        heat_capacity = volume = None
         with kappa.open(mode="rb") as handle:
-            temperatures, values = thermal_conductivity(handle)
-            if "diffusivity" in measured:
-                handle.seek(0)  # each reader opens the file from its start
-                heat_capacity = heat_capacity_per_cell(handle)
-            if "values" in measured.get("diffusivity", {}):
-                handle.seek(0)
-                volume = cell_volume_angstrom3(handle)
-        return orm.Dict(kappa_against_measured(temperatures, values, measured, heat_capacity, volume))
+            rta = read_kappa(handle)
+        return orm.Dict(kappa_against_measured(rta, measured.get_dict()))
     except (OSError, KeyError, ValueError) as exc:
         return ExitCode(300, f"{kappa.filename}: {exc}")

@@ -21,8 +21,9 @@ class ResultsError(ValueError):
     """An identifier that does not name a finished aiida-llpam workchain."""
 
 
-def load_pam_workchain(identifier: str) -> orm.WorkChainNode:
-    """A finished-ok PamWorkChain by PK, UUID or label."""
+def load_pam_workchain(identifier: str, finished: bool = True) -> orm.WorkChainNode:
+    """An aiida-llpam PamWorkChain by PK, UUID or label, finished ok if ``finished`` (otherwise in any state);
+    ResultsError naming what it is not."""
     node = None
     try:
         node = orm.load_node(identifier)
@@ -39,7 +40,7 @@ def load_pam_workchain(identifier: str) -> orm.WorkChainNode:
         raise ResultsError(f"{identifier}: no node with this PK, UUID or label")
     if not isinstance(node, orm.WorkChainNode) or node.process_type != PROCESS_TYPE:
         raise ResultsError(f"{identifier}: {node.__class__.__name__}<{node.pk}> is not an aiida-llpam PamWorkChain")
-    if not node.is_finished_ok:
+    if finished and not node.is_finished_ok:
         raise ResultsError(
             f"{identifier}: PamWorkChain<{node.pk}> did not finish successfully ({node.process_state.value})"
         )

@@ -8,24 +8,6 @@ from . import main
 from .results import PROFILE_OPTION, _load
 
 
-def _pam_workchain(identifier):
-    """The PamWorkChain ``identifier`` (PK or UUID) in any state: running ones are what this command is for."""
-    from aiida import orm
-    from aiida.common.exceptions import MultipleObjectsError, NotExistent
-
-    from aiida_llpam.queries import PROCESS_TYPE
-
-    try:
-        node = orm.load_node(identifier)
-    except (NotExistent, MultipleObjectsError, ValueError) as exc:
-        raise click.ClickException(f"{identifier}: {exc}") from None
-    if node.process_type != PROCESS_TYPE:
-        raise click.ClickException(
-            f"{identifier}: {node.__class__.__name__}<{node.pk}> is not an aiida-llpam PamWorkChain"
-        )
-    return node
-
-
 def _read_any_computer(calc):
     from aiida_llpam.monitor import read_calculation_output
 
@@ -55,9 +37,13 @@ def _end_read_transaction():
 def progress_command(identifier, watch_s, profile):
     """Per q point of the DFPT of PamWorkChain IDENTIFIER: state, irreps done, elapsed and time left. Read-only."""
     from aiida_llpam.monitor import DfptNotStarted, dfpt_progress, format_dfpt_progress
+    from aiida_llpam.queries import ResultsError, load_pam_workchain
 
     _load(profile)
-    node = _pam_workchain(identifier)
+    try:
+        node = load_pam_workchain(identifier, finished=False)  # running ones are what this command is for
+    except ResultsError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         while True:
             try:

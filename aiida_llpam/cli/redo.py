@@ -24,7 +24,7 @@ from aiida_llpam.calculations.response import PamResponseCalculation, validate_p
 from aiida_llpam.physics.dynmat import read_dynamical_matrices
 from aiida_llpam.physics.mesh_cover import MeshCover, cover_mesh, irreducible_representatives
 from aiida_llpam.physics.settings import RESPONSE_KEYS
-from aiida_llpam.queries import dfpt_retrieved, dfpt_structure
+from aiida_llpam.queries import ResultsError, dfpt_retrieved, dfpt_structure, load_pam_workchain
 from aiida_llpam.structures import MIRROR_OPERATION, mark_enantiomer, mirror_z
 from aiida_llpam.workflows.pam import PamWorkChain
 
@@ -32,14 +32,12 @@ from .runs import load_codes, print_figures
 
 
 def pam_workchain(identifier: str, finished: bool = False) -> orm.WorkChainNode:
-    """The PamWorkChain ``identifier`` (PK or UUID), finished ok if ``finished``; exits naming what it is not."""
-    node = orm.load_node(identifier)
-    ok = isinstance(node, orm.WorkChainNode) and node.process_label == "PamWorkChain"
-    if finished and not (ok and node.is_finished_ok):
-        sys.exit(f"{identifier}: not a finished PamWorkChain")
-    if not ok:
-        sys.exit(f"{identifier}: not a PamWorkChain")
-    return node
+    """The PamWorkChain ``identifier`` (PK, UUID or label), finished ok if ``finished``; exits naming what it is
+    not (:func:`aiida_llpam.queries.load_pam_workchain`)."""
+    try:
+        return load_pam_workchain(identifier, finished=finished)
+    except ResultsError as exc:
+        sys.exit(str(exc))
 
 
 def outcome_line(node: orm.ProcessNode) -> str:

@@ -283,10 +283,18 @@ def test_bad_identifier_is_one_line_error(imported, identifier, message):
 
 
 def test_node_that_is_not_a_pam_workchain(imported):
-    out = cli("show", str(imported.outputs.settings.pk))
-    assert out.returncode != 0
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "not an aiida-llpam PamWorkChain" in lines[0]
+    """`show`, `progress` and the scripts (through one loader) refuse another node in one line, and take the run
+    by its UUID."""
+    from aiida_llpam.cli.redo import pam_workchain
+
+    for command in ("show", "progress"):
+        out = cli(command, str(imported.outputs.settings.pk))
+        assert out.returncode != 0
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and "not an aiida-llpam PamWorkChain" in lines[0], (command, out.stderr)
+    with pytest.raises(SystemExit, match="not an aiida-llpam PamWorkChain"):
+        pam_workchain(str(imported.outputs.settings.pk), finished=True)
+    assert pam_workchain(imported.uuid, finished=True).pk == imported.pk
 
 
 def test_progress_shows_every_q_point_of_a_finished_dfpt_as_done():

@@ -16,7 +16,8 @@ Plain numpy, phono3py and the physics package: no AiiDA profile is needed where 
   (``finite``: phono3py's finite differences; ``random``: symfc's fit), ``cutoff_pair_distance_angstrom``
   (symfc's fc3 cut-off; the finite dataset holds its own) and ``fitted_snapshots`` (random: fit only the first
   this many snapshots, with their opposites where the dataset has them: kappa's convergence in the number of
-  snapshots) (:func:`rta_settings`).
+  snapshots) and ``isotope`` (true: the scattering by the natural isotope mix too, :func:`kappa_rta`)
+  (:func:`rta_settings`).
 
 It writes, in the working directory, ``fc3.hdf5`` (phono3py's layout, eV/Angstrom^3, compact),
 ``kappa-m<mesh>.hdf5`` (phono3py's RTA on the Gamma-centred mesh, irreducible points) and ``rta.json`` (what was
@@ -60,7 +61,7 @@ REFERENCE = "supercell_0000"
 #: the keys of parameters.json
 KEYS = ("supercell_matrix", "mesh", "temperatures_k")
 #: its optional keys
-OPTIONAL_KEYS = ("fc3_method", "cutoff_pair_distance_angstrom", "fitted_snapshots")
+OPTIONAL_KEYS = ("fc3_method", "cutoff_pair_distance_angstrom", "fitted_snapshots", "isotope")
 #: how fc3 is made from the forces: phono3py's finite differences, or symfc's fit to random snapshots
 FC3_METHODS = ("finite", "random")
 
@@ -114,6 +115,11 @@ def rta_settings(parameters: dict) -> dict:
         if method != "random" or isinstance(fitted, bool) or not isinstance(fitted, int) or fitted < 1:
             raise ValueError(f"fitted_snapshots: a positive integer, with fc3_method random, got {fitted!r}")
         settings["fitted_snapshots"] = fitted
+    isotope = parameters.get("isotope", False)
+    if not isinstance(isotope, bool):
+        raise ValueError(f"isotope: true or false, got {isotope!r}")
+    if isotope:  # absent when false: the parameters of the runs made before it existed stay what they were
+        settings["isotope"] = True
     return settings
 
 
@@ -239,7 +245,7 @@ def run(force_constants_path: str, dataset_path: str, forces_path: str, paramete
     print(f"fc3 {fc3.shape} from {len(labels)} supercells ({settings['fc3_method']})", flush=True)
     middle = time.perf_counter()
     with phono3py_step("RTA"):
-        kappa = kappa_rta(ph3, settings["mesh"], settings["temperatures_k"])
+        kappa = kappa_rta(ph3, settings["mesh"], settings["temperatures_k"], isotope=settings.get("isotope", False))
     end = time.perf_counter()
     kappa_file = kappa_filename(settings["mesh"])
     with open(kappa_file, "wb") as handle:

@@ -313,14 +313,16 @@ def rerun_rta(
     cutoff_pair_angstrom: float | None = None,
     fitted_snapshots: int | None = None,
     force_constants: str | None = None,
+    isotope: bool = False,
 ) -> orm.CalcJobNode:
     """The fc3 + RTA job of the LifetimesWorkChain ``pk`` again, on another ``mesh`` (default its own) or, for
     random snapshots, with symfc's fc3 fitted to triplets within ``cutoff_pair_angstrom`` or to the first
     ``fitted_snapshots`` snapshots (and their opposites): the same forces and temperatures (the convergence of kappa
     and of the lifetimes in the mesh, the cut-off and the snapshots). ``force_constants`` (a PamWorkChain or its
     force-constants node, of the same crystal) replaces the fc2 and eps/Z*: what the harmonic model does to kappa
-    with the same fc3. ``cores``: its OpenMP threads (default the computer's processes per machine). Returns the
-    job; exits when it failed or is refused."""
+    with the same fc3. ``isotope``: with the scattering by the natural isotope mix too (what it adds to the
+    three-phonon widths, and takes from kappa). ``cores``: its OpenMP threads (default the computer's processes per
+    machine). Returns the job; exits when it failed or is refused."""
     from aiida_llpam.calculations.rta import Phono3pyRtaCalculation
 
     node = orm.load_node(pk)
@@ -341,13 +343,18 @@ def rerun_rta(
             "only a fit to random snapshots takes another cut-off or fewer snapshots"
         )
     parameters |= refit
+    if isotope:
+        parameters["isotope"] = True
     fc2 = rta.inputs.force_constants
     if force_constants is not None:
         fc2, _ = load_force_constants(force_constants)
         if difference := _other_crystal(fc2, rta.inputs.force_constants):
             sys.exit(f"{force_constants}: {difference} than the fc2 the forces of {pk} were fitted with")
     if parameters == rta.inputs.parameters.get_dict() and fc2.uuid == rta.inputs.force_constants.uuid:
-        sys.exit(f"{pk}: give another --mesh, --cutoff-pair-angstrom, --snapshots or --force-constants than its RTA's")
+        sys.exit(
+            f"{pk}: give another --mesh, --cutoff-pair-angstrom, --snapshots, --force-constants or --isotope than "
+            "its RTA's"
+        )
     builder = Phono3pyRtaCalculation.get_builder()
     builder.code = rta.inputs.code
     builder.force_constants = fc2
@@ -363,6 +370,8 @@ def rerun_rta(
         setting += f", the first {parameters['fitted_snapshots']} snapshots"
     if fc2.uuid != rta.inputs.force_constants.uuid:
         setting += f", fc2 {fc2.__class__.__name__}<{fc2.uuid}>"
+    if parameters.get("isotope"):
+        setting += ", natural isotopes"
     builder.metadata.label = f"RTA of LifetimesWorkChain<{node.uuid}> on {setting}"
     _, job = run_get_node(builder)
     if not job.is_finished_ok:

@@ -293,7 +293,12 @@ def produce_fc3(ph3: Phono3py, forces_ev_angstrom: np.ndarray) -> np.ndarray:
 
 
 def kappa_rta(
-    ph3: Phono3py, mesh, temperatures_k, every_grid_point: bool = False, sigma_thz: float | None = None
+    ph3: Phono3py,
+    mesh,
+    temperatures_k,
+    every_grid_point: bool = False,
+    sigma_thz: float | None = None,
+    isotope: bool = False,
 ) -> bytes:
     """phono3py's RTA on a Gamma-centred ``mesh``: the bytes of the ``kappa-m*.hdf5`` it writes (linewidths per
     mode, Gamma in THz, on the irreducible grid points or, with ``every_grid_point``, on all of them), without its
@@ -305,6 +310,10 @@ def kappa_rta(
     tetrahedra of a grid point are not mapped onto each other by the point group, so on a coarse mesh the
     tetrahedron widths of two symmetry-equivalent points differ (by up to tens of % at 4x4x4): the irreducible
     run gives each star the width of its representative, as phono3py's own kappa does; a Gaussian is symmetric.
+
+    ``isotope``: with the scattering by the natural isotope mix (Tamura's formula; phono3py's mass variances of
+    the natural abundances), whose width the file holds apart (``gamma_isotope``, one per mode, independent of T)
+    and :meth:`Lifetimes.from_kappa_hdf5` adds to the three-phonon one.
     """
     ph3.mesh_numbers = [int(n) for n in mesh]
     if sigma_thz is not None:
@@ -312,7 +321,10 @@ def kappa_rta(
     ph3.init_phph_interaction()
     with tempfile.TemporaryDirectory() as folder, contextlib.chdir(folder):  # phono3py writes into the cwd
         ph3.run_thermal_conductivity(
-            temperatures=np.asarray(temperatures_k, dtype=float), is_kappa_star=not every_grid_point, write_kappa=True
+            temperatures=np.asarray(temperatures_k, dtype=float),
+            is_isotope=isotope,
+            is_kappa_star=not every_grid_point,
+            write_kappa=True,
         )
         (path,) = Path(folder).glob("kappa-m*.hdf5")
         kept = path.with_suffix(".kept.hdf5")

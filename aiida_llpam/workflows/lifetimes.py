@@ -53,7 +53,8 @@ def normalised_parameters(parameters: dict) -> dict:
       mesh divided by the diagonal of ``supercell_matrix``, rounded up: the same k density);
     * ``gamma_tricks`` (default false; needs ``supercell_kpoints`` [1, 1, 1]): pw.x's Gamma tricks, real
       wavefunctions at half the cost (measured on quartz 2x2x2; the smoke Si 2x2x2 scf did not converge with them);
-    * ``max_concurrent`` (force jobs running at once; default all).
+    * ``max_concurrent`` (force jobs running at once; default all);
+    * ``isotope`` (default false): the RTA with the scattering by the natural isotope mix too.
     """
     known = {
         "supercell_matrix",
@@ -68,6 +69,7 @@ def normalised_parameters(parameters: dict) -> dict:
         "supercell_kpoints",
         "gamma_tricks",
         "max_concurrent",
+        "isotope",
     }
     unknown = sorted(set(parameters) - known)
     if unknown:

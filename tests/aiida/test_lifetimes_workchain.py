@@ -357,6 +357,11 @@ def test_a_fit_to_the_first_snapshots_takes_them_with_their_opposites(tmp_path):
         rta_settings(base | {"fitted_snapshots": 2})
     with pytest.raises(ValueError, match="fitted_snapshots: a positive integer"):
         rta_settings(base | {"fc3_method": "random", "fitted_snapshots": 0})
+    with pytest.raises(ValueError, match="isotope: true or false, got 'yes'"):
+        rta_settings(base | {"isotope": "yes"})
+    assert (
+        "isotope" not in rta_settings(base | {"isotope": False}) and rta_settings(base | {"isotope": True})["isotope"]
+    )
     # the job fits only those: one of three snapshots, all with forces, cannot determine Si's 57 unknowns
     _synthetic_random_inputs(tmp_path, snapshots=3, with_forces=3)
     result = _run_rta_job(tmp_path, base | {"fc3_method": "random", "fitted_snapshots": 1})
@@ -548,7 +553,9 @@ def test_the_random_fit_runs_again_with_another_cutoff_or_fewer_snapshots(random
     assert 0 < nonzero(short) < nonzero(full)
     np.testing.assert_allclose(short.sum(axis=2), 0.0, atol=1e-8 * scale)  # still the acoustic sum rule
     assert not np.allclose(_kappa_300(random_run), _kappa_300_of(job.outputs.kappa), rtol=1e-3, atol=0)
-    with pytest.raises(SystemExit, match="give another --mesh, --cutoff-pair-angstrom, --snapshots or --force"):
+    with pytest.raises(
+        SystemExit, match="give another --mesh, --cutoff-pair-angstrom, --snapshots, --force-constants or --isotope"
+    ):
         rerun_rta(str(random_run.pk), first.inputs.parameters["mesh"])
     with pytest.raises(SystemExit, match="finite displacements, generated for their own cut-off"):
         rerun_rta(str(lifetimes_run.pk), cutoff_pair_angstrom=2.5)
@@ -558,6 +565,35 @@ def test_the_random_fit_runs_again_with_another_cutoff_or_fewer_snapshots(random
     summary = job.outputs.summary
     assert summary["supercells_with_forces"] == 2 and summary["snapshots_left_out"] == []
     assert not np.allclose(_kappa_300(random_run), _kappa_300_of(job.outputs.kappa), rtol=1e-6, atol=0)
+
+
+@pytest.mark.qe
+def test_the_rta_runs_again_with_the_natural_isotope_mix(random_run):
+    """rerun_rta --isotope: phono3py's Tamura widths of natural Si, with the mass variance of its abundances, stored
+    apart in the kappa file (one per mode, the same at every T), added to the three-phonon widths by the lifetimes'
+    reader, and lowering kappa."""
+    from phono3py.other.isotope import get_mass_variances
+
+    from aiida_llpam.cli.lifetimes import rerun_rta
+    from aiida_llpam.physics.lifetimes import Lifetimes
+
+    # natural Si: 28Si 92.223 %, 29Si 4.685 %, 30Si 3.092 % (IUPAC abundances, masses in u)
+    fractions, masses = np.array([0.92223, 0.04685, 0.03092]), np.array([27.9769265, 28.9764947, 29.9737702])
+    mean = fractions @ masses
+    assert get_mass_variances(symbols=["Si"])[0] == pytest.approx(fractions @ (1 - masses / mean) ** 2, rel=1e-3)
+    (first,) = [c for c in random_run.called if c.process_type == "aiida.calculations:llpam.rta"]
+    job = rerun_rta(str(random_run.pk), cores=1, isotope=True)
+    assert job.is_finished_ok, job.exit_message
+    assert job.inputs.parameters.get_dict() == first.inputs.parameters.get_dict() | {"isotope": True}
+    assert "natural isotopes" in job.label
+    with job.outputs.kappa.open(mode="rb") as handle, h5py.File(handle) as kappa:
+        three_phonon, isotope = np.asarray(kappa["gamma"]), np.asarray(kappa["gamma_isotope"])
+    assert isotope.shape == three_phonon.shape[1:] and np.all(isotope >= 0) and isotope.max() > 0
+    with_isotope = Lifetimes.from_kappa_hdf5(io.BytesIO(job.outputs.kappa.get_content(mode="rb")))
+    np.testing.assert_allclose(with_isotope.gamma_thz, three_phonon + isotope[None], rtol=1e-12, atol=0)
+    without = Lifetimes.from_kappa_hdf5(io.BytesIO(first.outputs.kappa.get_content(mode="rb")))
+    np.testing.assert_allclose(without.gamma_thz, three_phonon, rtol=1e-9, atol=1e-9 * three_phonon.max())
+    assert np.all(_kappa_300_of(job.outputs.kappa) < _kappa_300(random_run))
 
 
 @pytest.mark.qe

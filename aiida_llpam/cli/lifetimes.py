@@ -291,7 +291,8 @@ def _compare(kappa: orm.SinglefileData, measured: orm.Dict) -> orm.Dict:
 
 def compare_kappa(pk: str, measured: Path) -> orm.Dict:
     """The thermal conductivity of the lifetimes that the finished run ``pk`` (a PamWorkChain whose response took
-    mode-resolved lifetimes, or a LifetimesWorkChain) computed, against the measured values of the JSON file
+    mode-resolved lifetimes, a LifetimesWorkChain, or an RTA job such as :func:`rerun_rta` makes) computed, against
+    the measured values of the JSON file
     ``measured``: ``source`` (the literature), ``temperatures_k``, ``perpendicular_w_mk`` and ``parallel_w_mk``
     (to the c axis, which is z). Stored as a Dict (``kappa_comparison``) that ``aiida-llpam show`` prints."""
     from aiida_llpam.queries import response_lifetimes
@@ -301,8 +302,12 @@ def compare_kappa(pk: str, measured: Path) -> orm.Dict:
         kappa = node.outputs.kappa
     elif isinstance(node, orm.WorkChainNode) and node.process_label == "PamWorkChain" and response_lifetimes(node):
         _, kappa = response_lifetimes(node)
+    elif isinstance(node, orm.CalcJobNode) and node.process_label == "Phono3pyRtaCalculation" and node.is_finished_ok:
+        kappa = node.outputs.kappa
     else:
-        sys.exit(f"{pk}: neither a finished LifetimesWorkChain nor a PamWorkChain whose response took lifetimes")
+        sys.exit(
+            f"{pk}: neither a finished LifetimesWorkChain or RTA job nor a PamWorkChain whose response took lifetimes"
+        )
     return _compare(kappa, _measured(measured))
 
 

@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -571,10 +572,10 @@ def test_the_random_fit_runs_again_with_another_cutoff_or_fewer_snapshots(random
 def test_the_rta_runs_again_with_the_natural_isotope_mix(random_run):
     """rerun_rta --isotope: phono3py's Tamura widths of natural Si, with the mass variance of its abundances, stored
     apart in the kappa file (one per mode, the same at every T), added to the three-phonon widths by the lifetimes'
-    reader, and lowering kappa."""
+    reader, and lowering kappa; compare_kappa takes the job."""
     from phono3py.other.isotope import get_mass_variances
 
-    from aiida_llpam.cli.lifetimes import rerun_rta
+    from aiida_llpam.cli.lifetimes import compare_kappa, rerun_rta
     from aiida_llpam.physics.lifetimes import Lifetimes
 
     # natural Si: 28Si 92.223 %, 29Si 4.685 %, 30Si 3.092 % (IUPAC abundances, masses in u)
@@ -593,7 +594,14 @@ def test_the_rta_runs_again_with_the_natural_isotope_mix(random_run):
     np.testing.assert_allclose(with_isotope.gamma_thz, three_phonon + isotope[None], rtol=1e-12, atol=0)
     without = Lifetimes.from_kappa_hdf5(io.BytesIO(first.outputs.kappa.get_content(mode="rb")))
     np.testing.assert_allclose(without.gamma_thz, three_phonon, rtol=1e-9, atol=1e-9 * three_phonon.max())
-    assert np.all(_kappa_300_of(job.outputs.kappa) < _kappa_300(random_run))
+    kappa_300 = _kappa_300_of(job.outputs.kappa)
+    assert np.all(kappa_300 < _kappa_300(random_run))
+    # the rerun job's kappa against measured values, as a LifetimesWorkChain's is (compare_kappa)
+    measured = Path(__file__).resolve().parents[2] / "fixtures" / "lifetimes" / "kappa_measured_silicon.json"
+    comparison = compare_kappa(str(job.pk), measured)
+    assert comparison.creator.inputs.kappa.uuid == job.outputs.kappa.uuid
+    assert comparison["computed_perpendicular_w_mk"] == pytest.approx([0.5 * (kappa_300[0] + kappa_300[1])], rel=1e-9)
+    assert comparison["computed_parallel_w_mk"] == pytest.approx([kappa_300[2]], rel=1e-9)
 
 
 @pytest.mark.qe

@@ -18,7 +18,7 @@ PROCESS_TYPE = "aiida.workflows:llpam.pam"
 
 
 class ResultsError(ValueError):
-    """An identifier that does not name a finished aiida-llpam workchain."""
+    """An identifier that does not name an aiida-llpam workchain (finished, where one is asked for)."""
 
 
 def load_pam_workchain(identifier: str, finished: bool = True) -> orm.WorkChainNode:

@@ -16,7 +16,7 @@ from aiida.engine import run_get_node
 
 from aiida_llpam.calculations.nodes import read_output
 from aiida_llpam.plotting.convergence import plot_dfpt_convergence
-from aiida_llpam.queries import dfpt_retrieved, dfpt_wall_time_s
+from aiida_llpam.queries import ResultsError, dfpt_retrieved, dfpt_wall_time_s, load_pam_workchain
 from aiida_llpam.workflows.convergence import DfptConvergenceWorkChain
 from aiida_llpam.workflows.pam import PamWorkChain
 
@@ -85,10 +85,10 @@ def parse_reuse(items: list[str]) -> dict[str, orm.WorkChainNode]:
         label, sep, pk = item.partition("=")
         if not sep:
             sys.exit(f"--reuse {item}: expected LABEL=PK")
-        node = orm.load_node(pk)
-        if not (isinstance(node, orm.WorkChainNode) and node.process_label == "PamWorkChain" and node.is_finished_ok):
-            sys.exit(f"--reuse {item}: {pk} is not a finished PamWorkChain")
-        reuse[label] = node
+        try:
+            reuse[label] = load_pam_workchain(pk)
+        except ResultsError as exc:
+            sys.exit(f"--reuse {item}: {exc}")
     return reuse
 
 

@@ -366,11 +366,16 @@ def kappa_against_measured(rta: RtaKappa, measured: dict) -> dict:
     """
     temperatures = np.asarray(measured["temperatures_k"], dtype=float)
     values = {key: np.asarray(measured[key], dtype=float) for key in ("perpendicular_w_mk", "parallel_w_mk")}
-    if any(v.shape != temperatures.shape for v in values.values()) or temperatures.ndim != 1:
-        raise ValueError("measured: one perpendicular and one parallel value per temperature")
+    if any(v.shape != temperatures.shape for v in values.values()) or temperatures.ndim != 1 or not temperatures.size:
+        raise ValueError("measured: one perpendicular and one parallel value per temperature, at least one")
     diffusivity = measured_diffusivity(measured["diffusivity"]) if "diffusivity" in measured else None
     temperatures_k, kappa, heat_capacity = rta.temperatures_k, rta.kappa_w_mk, rta.heat_capacity_ev_k
-    check_inside(temperatures_k, measured_temperatures_k(measured), "measured")
+    # every range before any comparison, each under its own name
+    check_inside(temperatures_k, temperatures, "measured kappa")
+    if diffusivity is not None:
+        check_inside(temperatures_k, diffusivity["temperatures_k"], "measured diffusivity exponent")
+        if "values" in diffusivity:
+            check_inside(temperatures_k, diffusivity["values"]["temperatures_k"], "measured diffusivity")
     result = {"source": str(measured["source"]), "temperatures_k": temperatures.tolist()}
     for direction, computed in zip(("perpendicular", "parallel"), uniaxial_kappa(kappa)):
         at = np.interp(temperatures, temperatures_k, computed)
@@ -384,8 +389,8 @@ def kappa_against_measured(rta: RtaKappa, measured: dict) -> dict:
     if diffusivity is not None:
         if heat_capacity is None:
             raise ValueError(
-                "measured: a diffusivity exponent needs the RTA's heat capacity (kappa file: no "
-                "heat_capacity and weight)"
+                "measured: a diffusivity exponent needs the RTA's heat capacity (the kappa file lacks "
+                "heat_capacity or weight)"
             )
         perpendicular, parallel = diffusivity_exponents(
             temperatures_k, kappa, heat_capacity, diffusivity["temperatures_k"]

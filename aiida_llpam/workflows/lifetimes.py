@@ -155,8 +155,8 @@ class LifetimesWorkChain(RelaunchesLostJobs, WorkChain):
             validator=cls.validate_parameters,
             help="supercell_matrix (fc3; default the primitive cell), mesh, temperatures_k, and optionally "
             "fc3_method (finite or random), displacement_distance_angstrom, cutoff_pair_distance_angstrom, "
-            "number_of_snapshots, random_seed, plus_minus (random), supercell_kpoints, gamma_tricks, max_concurrent "
-            "(see normalised_parameters).",
+            "number_of_snapshots, random_seed, plus_minus (random), supercell_kpoints, gamma_tricks, max_concurrent, "
+            "isotope (see normalised_parameters).",
         )
         spec.expose_inputs(
             PwBaseWorkChain,

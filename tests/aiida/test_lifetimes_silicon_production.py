@@ -10,7 +10,7 @@ What docs/lifetimes.md ("Si on a converged DFPT") reports, made again here on lo
 * 4 random snapshots and their opposites (seed 1204) of the 54-atom supercell, fitted to triplets within 5.0 A;
   the finite-displacement pairs within 3.0 A; both with k 2x2x2 in the supercell and the RTA on 19x19x19;
 * the random snapshots fitted again to triplets within 3.0 A (``rerun_rta``): the like-for-like comparison with
-  the finite displacements, which 5.0 A would make 57 supercells.
+  the finite displacements, which 4.0 A would make 57 supercells and 5.0 A 95.
 """
 
 from pathlib import Path

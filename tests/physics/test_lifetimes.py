@@ -194,10 +194,12 @@ def test_kappa_against_measured_values_of_a_uniaxial_crystal(tmp_path):
     np.testing.assert_allclose(result["ratio_perpendicular"], [8.5 / 8.0, 4.5 / 6.0], rtol=1e-12)
     np.testing.assert_allclose(result["ratio_parallel"], [23.0 / 20.0, 1.2], rtol=1e-12)
     assert result["source"] == "a test" and result["measured_parallel_w_mk"] == [20.0, 10.0]
-    with pytest.raises(ValueError, match="measured: 50 K outside the RTA's 100-400 K"):
+    with pytest.raises(ValueError, match="measured kappa: 50 K outside the RTA's 100-400 K"):
         kappa_against_measured(rta, measured | {"temperatures_k": [50.0, 300.0]})
     with pytest.raises(ValueError, match="one perpendicular and one parallel value per temperature"):
         kappa_against_measured(rta, measured | {"parallel_w_mk": [10.0]})
+    with pytest.raises(ValueError, match="value per temperature, at least one"):
+        kappa_against_measured(rta, measured | {"temperatures_k": [], "perpendicular_w_mk": [], "parallel_w_mk": []})
     with h5py.File(tmp_path / "empty.hdf5", "w") as handle:
         handle["temperature"] = temperatures
     with pytest.raises(ValueError, match="kappa file: no kappa"):
@@ -244,7 +246,7 @@ def test_the_diffusivity_exponent_and_the_anisotropy_need_no_measured_heat_capac
     with pytest.raises(ValueError, match="needs the RTA's heat capacity"):
         kappa_against_measured(dataclasses.replace(rta, heat_capacity_ev_k=None), measured)
     late = measured | {"diffusivity": measured["diffusivity"] | {"temperatures_k": [200.0, 500.0]}}
-    with pytest.raises(ValueError, match="measured: 500 K outside the RTA's 100-400 K"):
+    with pytest.raises(ValueError, match="measured diffusivity exponent: 500 K outside the RTA's 100-400 K"):
         kappa_against_measured(rta, late)
     partial = measured | {"diffusivity": {"source": "flash", "temperatures_k": [100.0, 400.0]}}
     with pytest.raises(ValueError, match="diffusivity without exponent_perpendicular, exponent_parallel"):
@@ -290,7 +292,7 @@ def test_the_diffusivity_itself_takes_the_cell_volume_from_the_kappa_file(tmp_pa
     np.testing.assert_allclose(values["computed_parallel_mm2_s"], [20.0 / per_volume * 1e6], rtol=1e-5)
     np.testing.assert_allclose(values["ratio_parallel"], [20.0 / per_volume * 1e6 / 16.0], rtol=1e-5)
     early = {**measured["diffusivity"], "values": {**measured["diffusivity"]["values"], "temperatures_k": [50.0]}}
-    with pytest.raises(ValueError, match="measured: 50 K outside the RTA's 100-300 K"):
+    with pytest.raises(ValueError, match="measured diffusivity: 50 K outside the RTA's 100-300 K"):
         kappa_against_measured(rta, measured | {"diffusivity": early})
     negative = {**measured["diffusivity"], "values": {**measured["diffusivity"]["values"], "parallel_mm2_s": [-1.0]}}
     with pytest.raises(ValueError, match="one positive D per direction and temperature"):

@@ -215,7 +215,7 @@ def test_a_broker_restarted_under_the_daemon_gets_its_workers_restarted(daemon_p
     name = daemon_profile[0]
     client = get_daemon_client(name)
 
-    # A worker is its PID with its start time: circus can start two workers within the 0.1 s that
+    # A worker is its PID with its start time: circus can start two workers within the 0.01 s that
     # psutil's create_time resolves, so start times alone are not distinct.
     def workers():
         return {(pid, info["create_time"]) for pid, info in client.get_worker_info()["info"].items()}

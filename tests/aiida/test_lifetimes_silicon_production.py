@@ -1,16 +1,18 @@
-"""Si: symfc's fc3 from random snapshots against phono3py's finite differences on one 3x3x3 supercell, and both
-against experiment (marker ``production``; about 2.5 h on 2 cores).
+"""Si: symfc's fc3 from random snapshots against phono3py's finite differences on one 3x3x3 supercell, and
+against experiment (marker ``production``; about 1.5 h on 2 cores).
 
     bash scripts/run_tests.sh -m production tests/aiida/test_lifetimes_silicon_production.py
 
 What docs/lifetimes.md ("Si on a converged DFPT") reports, made again here on localhost:
 
 * the production Si DFPT (LDA, k 8x8x8, q 4x4x4), as ``run_crystal.py fixtures/structures/Si_diamond.cif
-  --protocol production --kpoints 8 8 8 --qpoints 4 4 4`` runs it;
-* 4 random snapshots and their opposites (seed 1204) of the 54-atom supercell, fitted to triplets within 5.0 A;
-  the finite-displacement pairs within 3.0 A; both with k 2x2x2 in the supercell and the RTA on 19x19x19;
-* the random snapshots fitted again to triplets within 3.0 A (``rerun_rta``): the like-for-like comparison with
-  the finite displacements, which 4.0 A would make 57 supercells and 5.0 A 95.
+  --protocol production --kpoints 8 8 8 --qpoints 4 4 4`` runs it (about 45 min);
+* the two routes on the same supercell with the same pw.x settings (k at Gamma only in the 54 atoms, so that the
+  19 finite-displacement supercells take minutes, not 1.5 h): 4 random snapshots and their opposites (seed 1204)
+  fitted to triplets within 3.0 A, against the finite-displacement pairs within 3.0 A (4.0 A would make 57
+  supercells, 5.0 A 95);
+* against experiment: the same snapshots with k 2x2x2 in the supercell, fitted within 5.0 A (8 pw.x runs of
+  about 10 min each).
 """
 
 from pathlib import Path
@@ -21,14 +23,14 @@ import pytest
 pytestmark = [pytest.mark.production, pytest.mark.qe]
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-#: the same supercell, k mesh in it and RTA mesh for both routes
+#: the same supercell and RTA mesh for every run
 COMMON = {
     "supercell_matrix": [3, 3, 3],
-    "supercell_kpoints": [2, 2, 2],
     "mesh": [19, 19, 19],
     "temperatures_k": [100.0, 200.0, 300.0, 400.0],
     "max_concurrent": 2,
 }
+RANDOM = {"fc3_method": "random", "number_of_snapshots": 4, "random_seed": 1204, "cutoff_pair_distance_angstrom": 5.0}
 #: the two routes on one supercell and one cut-off: "within a few %" (issue #21)
 RTOL_ROUTES = 0.05
 #: three-phonon RTA of an LDA fc3 against natural Si, whose isotopes lower it by a few %: within 20 %
@@ -48,7 +50,8 @@ def _kappa_300(kappa_file) -> float:
 
 @pytest.fixture(scope="module")
 def silicon(llpam_profile):
-    """The DFPT, the random and the finite LifetimesWorkChain, and the random snapshots refitted to 3.0 A."""
+    """The DFPT; the random and the finite LifetimesWorkChain at Gamma, the random snapshots refitted to 3.0 A; the
+    random snapshots with k 2x2x2."""
     from aiida.engine import run_get_node
 
     from aiida_llpam.cli.lifetimes import rerun_rta
@@ -62,10 +65,10 @@ def silicon(llpam_profile):
     options = {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1}, "max_wallclock_seconds": 3600}
     runs = {}
     for route, parameters in (
-        ("random", {"fc3_method": "random", "number_of_snapshots": 4, "random_seed": 1204,
-                    "cutoff_pair_distance_angstrom": 5.0}),
-        ("finite", {"cutoff_pair_distance_angstrom": 3.0}),
-    ):  # fmt: skip
+        ("random", RANDOM | {"supercell_kpoints": [1, 1, 1]}),
+        ("finite", {"cutoff_pair_distance_angstrom": 3.0, "supercell_kpoints": [1, 1, 1]}),
+        ("random_k222", RANDOM | {"supercell_kpoints": [2, 2, 2]}),
+    ):
         builder = LifetimesWorkChain.get_builder_from_pam(dfpt, COMMON | parameters, options=options)
         builder.rta.metadata.options.resources = {"num_machines": 1, "num_mpiprocs_per_machine": 2}
         _, runs[route] = run_get_node(builder)

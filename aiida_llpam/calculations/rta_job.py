@@ -16,8 +16,9 @@ Plain numpy, phono3py and the physics package: no AiiDA profile is needed where 
   (``finite``: phono3py's finite differences; ``random``: symfc's fit), ``cutoff_pair_distance_angstrom``
   (symfc's fc3 cut-off; the finite dataset holds its own) and ``fitted_snapshots`` (random: fit only the first
   this many snapshots, with their opposites where the dataset has them: kappa's convergence in the number of
-  snapshots) and ``isotope`` (true: the scattering by the natural isotope mix too, :func:`kappa_rta`)
-  (:func:`rta_settings`).
+  snapshots), ``isotope`` (true: the scattering by the natural isotope mix too, :func:`kappa_rta`) and
+  ``triplets_within_angstrom`` (the fc3 made, by either method, then zeroed on every triplet with a pair farther
+  apart, :func:`zero_fc3_beyond`: two routes compared on the triplets both hold) (:func:`rta_settings`).
 
 It writes, in the working directory, ``fc3.hdf5`` (phono3py's layout, eV/Angstrom^3, compact),
 ``kappa-m<mesh>.hdf5`` (phono3py's RTA on the Gamma-centred mesh, irreducible points) and ``rta.json`` (what was
@@ -46,6 +47,7 @@ from aiida_llpam.physics.third_order import (
     produce_fc3_symfc,
     residual_forces_allowed,
     snapshot_force_parts,
+    zero_fc3_beyond,
 )
 
 #: the line that tells the parser the inputs were refused (a missing force, a bad mesh, ...)
@@ -61,7 +63,13 @@ REFERENCE = "supercell_0000"
 #: the keys of parameters.json
 KEYS = ("supercell_matrix", "mesh", "temperatures_k")
 #: its optional keys
-OPTIONAL_KEYS = ("fc3_method", "cutoff_pair_distance_angstrom", "fitted_snapshots", "isotope")
+OPTIONAL_KEYS = (
+    "fc3_method",
+    "cutoff_pair_distance_angstrom",
+    "fitted_snapshots",
+    "isotope",
+    "triplets_within_angstrom",
+)
 #: how fc3 is made from the forces: phono3py's finite differences, or symfc's fit to random snapshots
 FC3_METHODS = ("finite", "random")
 
@@ -120,6 +128,9 @@ def rta_settings(parameters: dict) -> dict:
         raise ValueError(f"isotope: true or false, got {isotope!r}")
     if isotope:  # absent when false: the parameters of the runs made before it existed stay what they were
         settings["isotope"] = True
+    within = parameters.get("triplets_within_angstrom")
+    if within is not None:
+        settings["triplets_within_angstrom"] = positive_angstrom(within, "triplets_within_angstrom")
     return settings
 
 
@@ -241,6 +252,8 @@ def run(force_constants_path: str, dataset_path: str, forces_path: str, paramete
     start = time.perf_counter()
     with phono3py_step("fc3"):
         fc3 = produce_fc3_symfc(ph3, displacements, table, cutoff) if random else produce_fc3(ph3, table)
+        if "triplets_within_angstrom" in settings:
+            fit["fc3_norm_fraction_zeroed"] = zero_fc3_beyond(ph3, fc3, settings["triplets_within_angstrom"])
         write_fc3_to_hdf5(fc3, filename=FC3_FILE, p2s_map=ph3.primitive.p2s_map)
     print(f"fc3 {fc3.shape} from {len(labels)} supercells ({settings['fc3_method']})", flush=True)
     middle = time.perf_counter()

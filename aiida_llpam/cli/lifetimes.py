@@ -1,11 +1,12 @@
 """The lifetimes' runs from a finished PamWorkChain: what ``workflows/run_lifetimes.py``, ``rerun_rta.py``,
-``compare_kappa.py`` and ``check_supercell_kpoints.py`` do.
+``compare_kappa.py``, ``compare_fc3.py`` and ``check_supercell_kpoints.py`` do.
 
 :func:`run_lifetimes` phono3py's mode-resolved lifetimes (LifetimesWorkChain) and the response with them,
 :func:`compare_kappa` their thermal conductivity against measured values, :func:`rerun_rta` the fc3 + RTA job
-again on another mesh, cut-off, number of snapshots or fc2, :func:`check_supercell_kpoints` the supercell forces
-on a denser k mesh. The new nodes link back to the stored ones. Each runs in this interpreter and ends the process
-with the reason (``sys.exit``) when refused or when the run failed.
+again on another mesh, cut-off, number of snapshots or fc2, :func:`compare_fc3` two fc3 of one supercell and their
+kappa, :func:`check_supercell_kpoints` the supercell forces on a denser k mesh. The new nodes link back to the
+stored ones. Each runs in this interpreter and ends the process with the reason (``sys.exit``) when refused or when
+the run failed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import numpy as np
 from aiida import orm
 from aiida.engine import run_get_node
 
-from aiida_llpam.calculations.functions import kappa_comparison
+from aiida_llpam.calculations.functions import fc3_comparison, kappa_comparison
+from aiida_llpam.calculations.rta_job import rta_settings
 from aiida_llpam.physics.lifetimes import check_inside, measured_diffusivity, measured_temperatures_k
 from aiida_llpam.physics.settings import ResponseSettings
 from aiida_llpam.queries import dfpt_retrieved, dfpt_structure
@@ -318,16 +320,20 @@ def rerun_rta(
     cutoff_pair_angstrom: float | None = None,
     fitted_snapshots: int | None = None,
     force_constants: str | None = None,
-    isotope: bool = False,
+    isotope: bool | None = None,
+    triplets_within_angstrom: float | None = None,
 ) -> orm.CalcJobNode:
     """The fc3 + RTA job of the LifetimesWorkChain ``pk`` again, on another ``mesh`` (default its own) or, for
     random snapshots, with symfc's fc3 fitted to triplets within ``cutoff_pair_angstrom`` or to the first
     ``fitted_snapshots`` snapshots (and their opposites): the same forces and temperatures (the convergence of kappa
     and of the lifetimes in the mesh, the cut-off and the snapshots). ``force_constants`` (a PamWorkChain or its
     force-constants node, of the same crystal) replaces the fc2 and eps/Z*: what the harmonic model does to kappa
-    with the same fc3. ``isotope``: with the scattering by the natural isotope mix too (what it adds to the
-    three-phonon widths, and takes from kappa). ``cores``: its OpenMP threads (default the computer's processes per
-    machine). Returns the job; exits when it failed or is refused."""
+    with the same fc3. ``isotope`` true: with the scattering by the natural isotope mix too (what it adds to the
+    three-phonon widths, and takes from kappa); false: without it; None: as the job was.
+    ``triplets_within_angstrom``: the fc3, of either route, zeroed on every triplet with a pair farther apart
+    (:func:`~aiida_llpam.physics.third_order.zero_fc3_beyond`): kappa of the triplets that a finite-displacement and
+    a random route both hold (:func:`compare_fc3`). ``cores``: its OpenMP threads (default the computer's processes
+    per machine). Returns the job; exits when it failed or is refused."""
     from aiida_llpam.calculations.rta import Phono3pyRtaCalculation
 
     node = orm.load_node(pk)
@@ -350,6 +356,10 @@ def rerun_rta(
     parameters |= refit
     if isotope:
         parameters["isotope"] = True
+    elif isotope is not None:  # absent, as rta_settings stores false
+        parameters.pop("isotope", None)
+    if triplets_within_angstrom is not None:
+        parameters["triplets_within_angstrom"] = triplets_within_angstrom
     fc2 = rta.inputs.force_constants
     if force_constants is not None:
         fc2, _ = load_force_constants(force_constants)
@@ -357,8 +367,8 @@ def rerun_rta(
             sys.exit(f"{force_constants}: {difference} than the fc2 the forces of {pk} were fitted with")
     if parameters == rta.inputs.parameters.get_dict() and fc2.uuid == rta.inputs.force_constants.uuid:
         sys.exit(
-            f"{pk}: give another --mesh, --cutoff-pair-angstrom, --snapshots, --force-constants or --isotope than "
-            "its RTA's"
+            f"{pk}: give another --mesh, --cutoff-pair-angstrom, --snapshots, --force-constants, --isotope or "
+            "--triplets-within-angstrom than its RTA's"
         )
     builder = Phono3pyRtaCalculation.get_builder()
     builder.code = rta.inputs.code
@@ -377,6 +387,8 @@ def rerun_rta(
         setting += f", fc2 {fc2.__class__.__name__}<{fc2.uuid}>"
     if parameters.get("isotope"):
         setting += ", natural isotopes"
+    if "triplets_within_angstrom" in parameters:
+        setting += f", fc3 zeroed on triplets beyond {parameters['triplets_within_angstrom']:g} Angstrom"
     builder.metadata.label = f"RTA of LifetimesWorkChain<{node.uuid}> on {setting}"
     _, job = run_get_node(builder)
     if not job.is_finished_ok:
@@ -388,6 +400,52 @@ def rerun_rta(
         f"kappa file SinglefileData<{job.outputs.kappa.pk}>"
     )
     return job
+
+
+def _finished_rta(identifier: str) -> orm.CalcJobNode:
+    """The finished RTA job ``identifier``, or that of the finished LifetimesWorkChain ``identifier``; exits naming
+    what it is not."""
+    node = orm.load_node(identifier)
+    if isinstance(node, orm.WorkChainNode) and node.process_label == "LifetimesWorkChain":
+        if not node.is_finished_ok:
+            sys.exit(f"{identifier}: {outcome_line(node)}, not finished ok")
+        return node.base.links.get_outgoing(link_label_filter="rta").all()[-1].node
+    if not (isinstance(node, orm.CalcJobNode) and node.process_label == "Phono3pyRtaCalculation"):
+        sys.exit(f"{identifier}: neither a LifetimesWorkChain nor an RTA job")
+    if not node.is_finished_ok:
+        sys.exit(f"{identifier}: {outcome_line(node)}, not finished ok")
+    return node
+
+
+def compare_fc3(pk: str, reference_pk: str) -> orm.Dict:
+    """The fc3 and kappa of the finished RTA job (or LifetimesWorkChain) ``pk`` against those of ``reference_pk``,
+    of the same crystal and fc3 supercell on the same mesh: the Dict of ``fc3_comparison``, returned and printed
+    (kappa at the temperature nearest 300 K). E.g. symfc's fit to random snapshots against phono3py's finite
+    differences, both cut to the triplets they both hold (:func:`rerun_rta` ``triplets_within_angstrom``). Exits
+    naming what differs."""
+    job, reference = _finished_rta(pk), _finished_rta(reference_pk)
+    if difference := _other_crystal(job.inputs.force_constants, reference.inputs.force_constants):
+        sys.exit(f"{pk}: {difference} than {reference_pk}")
+    ours, theirs = (rta_settings(node.inputs.parameters.get_dict()) for node in (job, reference))
+    for key in ("supercell_matrix", "mesh", "isotope"):  # kappa of one supercell, mesh and scattering
+        if ours.get(key, False) != theirs.get(key, False):
+            sys.exit(f"{pk}: {key} {ours.get(key, False)} against {theirs.get(key, False)} of {reference_pk}")
+    comparison, calc = fc3_comparison.run_get_node(
+        job.outputs.fc3, job.outputs.kappa, reference.outputs.fc3, reference.outputs.kappa
+    )
+    if not calc.is_finished_ok:
+        sys.exit(f"fc3_comparison<{calc.pk}>: {calc.exit_message}")
+    c = comparison.get_dict()
+    at = int(np.argmin(np.abs(np.asarray(c["temperatures_k"]) - 300.0)))
+    kappa = ", ".join(
+        f"{direction} {c[f'{direction}_w_mk'][at]:.4g} against {c[f'reference_{direction}_w_mk'][at]:.4g} "
+        f"({c[f'ratio_{direction}'][at] - 1:+.1%})"
+        for direction in ("perpendicular", "parallel")
+    )
+    print(f"RTA<{job.pk}> ({job.label}) against RTA<{reference.pk}> ({reference.label}), Dict<{comparison.pk}>:")
+    print(f"  fc3 differs by {c['fc3_relative_difference']:.2%} of the reference's norm")
+    print(f"  kappa({c['temperatures_k'][at]:g} K) in W/(m K), c-axis z: {kappa}")
+    return comparison
 
 
 def check_supercell_kpoints(

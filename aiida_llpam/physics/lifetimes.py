@@ -412,3 +412,26 @@ def kappa_against_measured(rta: RtaKappa, measured: dict) -> dict:
                 values[f"computed_{direction}_mm2_s"] = at.tolist()
                 values[f"ratio_{direction}"] = (at / np.asarray(values[f"{direction}_mm2_s"], dtype=float)).tolist()
     return result
+
+
+def kappa_against_reference(rta: RtaKappa, reference: RtaKappa) -> dict:
+    """The RTA kappa of one run of a uniaxial (or cubic) crystal against another's at the same temperatures, e.g.
+    the fc3 of random snapshots against that of finite displacements: ``temperatures_k``,
+    ``perpendicular_w_mk`` and ``parallel_w_mk`` (to c, :func:`uniaxial_kappa`), the same of the reference
+    (``reference_...``) and ``ratio_perpendicular``, ``ratio_parallel`` (run / reference). ValueError when the
+    two were run at other temperatures (nothing is interpolated between two RTAs)."""
+    temperatures = np.asarray(rta.temperatures_k, dtype=float)
+    theirs = np.asarray(reference.temperatures_k, dtype=float)
+    if temperatures.shape != theirs.shape or not np.allclose(temperatures, theirs, rtol=0, atol=1e-6):
+        raise ValueError(
+            f"temperatures: {temperatures.size} from {temperatures.min():g} K against {theirs.size} from "
+            f"{theirs.min():g} K: two RTAs are compared at the same temperatures"
+        )
+    result = {"temperatures_k": temperatures.tolist()}
+    for direction, computed, known in zip(
+        ("perpendicular", "parallel"), uniaxial_kappa(rta.kappa_w_mk), uniaxial_kappa(reference.kappa_w_mk)
+    ):
+        result[f"{direction}_w_mk"] = computed.tolist()
+        result[f"reference_{direction}_w_mk"] = known.tolist()
+        result[f"ratio_{direction}"] = (computed / known).tolist()
+    return result

@@ -36,6 +36,7 @@ from .units import BOHR_ANGSTROM, RY_BOHR2_IN_EV_ANGSTROM2
 __all__ = [
     "build_phono3py",
     "dfpt_harmonic_forces",
+    "fc3_relative_difference",
     "displaced_supercells",
     "fit_shortfall",
     "fit_size",
@@ -45,6 +46,7 @@ __all__ = [
     "random_supercells",
     "residual_forces_allowed",
     "snapshot_force_parts",
+    "zero_fc3_beyond",
 ]
 
 
@@ -290,6 +292,36 @@ def produce_fc3(ph3: Phono3py, forces_ev_angstrom: np.ndarray) -> np.ndarray:
     ph3.forces = np.asarray(forces_ev_angstrom, dtype=float)
     ph3.produce_fc3()
     return ph3.fc3
+
+
+def zero_fc3_beyond(ph3: Phono3py, fc3: np.ndarray, distance_angstrom: float) -> float:
+    """Zero, in place, the fc3 (compact, of ``ph3``'s supercell) of every triplet with a pair of atoms farther apart
+    than ``distance_angstrom`` (shortest periodic images; phono3py's ``cutoff_fc3_by_zero``); returns the fraction
+    of the fc3 norm removed.
+
+    symfc's cut-off keeps exactly these triplets, while phono3py's finite-difference cut-off drops only the second
+    displacement of the pairs beyond it, and keeps the force on the third atom wherever it is. So two fc3 of one
+    supercell made by the two routes hold different triplets; cut to the same ones they can be compared element by
+    element and by the kappa they give. The cut breaks the translational sum rule of the triplets it touches, so it
+    is a comparison of the routes, not a kappa to quote."""
+    from phono3py.phonon3.fc3 import cutoff_fc3_by_zero
+
+    before = fc3.copy()
+    cutoff_fc3_by_zero(fc3, ph3.supercell, float(distance_angstrom), p2s_map=ph3.primitive.p2s_map)
+    norm = np.linalg.norm(before)
+    return float(np.linalg.norm(before - fc3) / norm) if norm > 0 else 0.0
+
+
+def fc3_relative_difference(fc3: np.ndarray, reference: np.ndarray) -> float:
+    """|fc3 - reference| / |reference| (Frobenius norms over every element, compact fc3 of one supercell);
+    ValueError for two shapes (two supercells) or a zero reference."""
+    fc3, reference = np.asarray(fc3, dtype=float), np.asarray(reference, dtype=float)
+    if fc3.shape != reference.shape:
+        raise ValueError(f"fc3 of shape {fc3.shape} against {reference.shape}: not of one supercell")
+    norm = np.linalg.norm(reference)
+    if norm == 0:
+        raise ValueError("the reference fc3 is zero")
+    return float(np.linalg.norm(fc3 - reference) / norm)
 
 
 def kappa_rta(

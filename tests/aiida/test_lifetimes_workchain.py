@@ -202,6 +202,16 @@ def _synthetic_inputs(folder, forces_of=None):
             None,
             "sigma: unknown",
         ),
+        (
+            {
+                "supercell_matrix": [1, 1, 1],
+                "mesh": [4, 4, 4],
+                "temperatures_k": [300.0],
+                "triplets_within_angstrom": -3,
+            },
+            None,
+            "triplets_within_angstrom: a positive number of Angstrom, got -3",
+        ),
     ],
 )
 def test_the_job_refuses_bad_inputs_with_a_reason(tmp_path, parameters, forces_of, message):
@@ -554,9 +564,7 @@ def test_the_random_fit_runs_again_with_another_cutoff_or_fewer_snapshots(random
     assert 0 < nonzero(short) < nonzero(full)
     np.testing.assert_allclose(short.sum(axis=2), 0.0, atol=1e-8 * scale)  # still the acoustic sum rule
     assert not np.allclose(_kappa_300(random_run), _kappa_300_of(job.outputs.kappa), rtol=1e-3, atol=0)
-    with pytest.raises(
-        SystemExit, match="give another --mesh, --cutoff-pair-angstrom, --snapshots, --force-constants or --isotope"
-    ):
+    with pytest.raises(SystemExit, match="give another --mesh, --cutoff-pair-angstrom, --snapshots, --force-constants"):
         rerun_rta(str(random_run.pk), first.inputs.parameters["mesh"])
     with pytest.raises(SystemExit, match="finite displacements, generated for their own cut-off"):
         rerun_rta(str(lifetimes_run.pk), cutoff_pair_angstrom=2.5)
@@ -587,6 +595,8 @@ def test_the_rta_runs_again_with_the_natural_isotope_mix(random_run):
     assert job.is_finished_ok, job.exit_message
     assert job.inputs.parameters.get_dict() == first.inputs.parameters.get_dict() | {"isotope": True}
     assert "natural isotopes" in job.label
+    with pytest.raises(SystemExit, match="give another"):  # without isotopes, as the run was: nothing to do
+        rerun_rta(str(random_run.pk), isotope=False)
     with job.outputs.kappa.open(mode="rb") as handle, h5py.File(handle) as kappa:
         three_phonon, isotope = np.asarray(kappa["gamma"]), np.asarray(kappa["gamma_isotope"])
     assert isotope.shape == three_phonon.shape[1:] and np.all(isotope >= 0) and isotope.max() > 0
@@ -602,6 +612,41 @@ def test_the_rta_runs_again_with_the_natural_isotope_mix(random_run):
     assert comparison.creator.inputs.kappa.uuid == job.outputs.kappa.uuid
     assert comparison["computed_perpendicular_w_mk"] == pytest.approx([0.5 * (kappa_300[0] + kappa_300[1])], rel=1e-9)
     assert comparison["computed_parallel_w_mk"] == pytest.approx([kappa_300[2]], rel=1e-9)
+
+
+@pytest.mark.qe
+def test_two_fc3_are_compared_on_the_triplets_both_hold(random_run, lifetimes_run, silicon_run):
+    """rerun_rta --triplets-within-angstrom zeroes the fc3 of either route on the triplets with a pair farther apart;
+    compare_fc3 stores the difference of two fc3 of one supercell and of their kappa. Here the random fit against
+    itself cut to the first neighbours (the finite 2x2x2 route is the extended test's 57 pw.x runs)."""
+    from aiida_llpam.cli.lifetimes import compare_fc3, rerun_rta
+
+    (first,) = [c for c in random_run.called if c.process_type == "aiida.calculations:llpam.rta"]
+    # 2.5 A: the 2x2x2 supercell's first neighbours (2.35 A), not its second (3.84 A)
+    job = rerun_rta(str(random_run.pk), cores=1, triplets_within_angstrom=2.5)
+    assert job.is_finished_ok, job.exit_message
+    assert job.inputs.parameters.get_dict() == first.inputs.parameters.get_dict() | {"triplets_within_angstrom": 2.5}
+    assert "fc3 zeroed on triplets beyond 2.5 Angstrom" in job.label
+    zeroed = job.outputs.summary["fc3_norm_fraction_zeroed"]
+    assert 0.01 < zeroed < 0.99
+    comparison = compare_fc3(str(job.pk), str(random_run.pk))
+    assert comparison.creator.inputs.fc3.uuid == job.outputs.fc3.uuid
+    assert comparison.creator.inputs.reference_fc3.uuid == first.outputs.fc3.uuid
+    # the cut fc3 differs from the full one by exactly what the cut removed
+    assert comparison["fc3_relative_difference"] == pytest.approx(zeroed, rel=1e-9)
+    at = comparison["temperatures_k"].index(300.0)
+    cut, full = _kappa_300_of(job.outputs.kappa), _kappa_300(random_run)
+    assert comparison["ratio_parallel"][at] == pytest.approx(cut[2] / full[2], rel=1e-9)
+    assert abs(comparison["ratio_parallel"][at] - 1) > 1e-3
+    # finite displacements take the cut too; in the primitive cell every pair is within 2.35 A: nothing changes
+    job = rerun_rta(str(lifetimes_run.pk), cores=1, triplets_within_angstrom=2.5)
+    assert job.is_finished_ok, job.exit_message
+    assert job.outputs.summary["fc3_norm_fraction_zeroed"] == 0.0
+    np.testing.assert_allclose(_kappa_300_of(job.outputs.kappa), _kappa_300(lifetimes_run), rtol=1e-9, atol=0)
+    with pytest.raises(SystemExit, match=r"supercell_matrix \[\[1, 0, 0\], \[0, 1, 0\], \[0, 0, 1\]\] against"):
+        compare_fc3(str(job.pk), str(random_run.pk))
+    with pytest.raises(SystemExit, match="neither a LifetimesWorkChain nor an RTA job"):
+        compare_fc3(str(silicon_run.pk), str(random_run.pk))
 
 
 @pytest.mark.qe

@@ -170,6 +170,29 @@ def test_lifetimes_refuse_a_convergence_sequence(quartz):
         response_from_settings(quartz, settings, lifetimes=_lifetimes(quartz, lambda nu: 0.01 + 0 * nu))
 
 
+def test_kappa_of_one_rta_against_another_at_the_same_temperatures():
+    """Perpendicular to c (mean of xx, yy) and along c (zz) of both, and their ratios; RTAs at other temperatures
+    are not compared (nothing is interpolated between them)."""
+    from aiida_llpam.physics.lifetimes import RtaKappa, kappa_against_reference
+
+    temperatures = np.array([100.0, 300.0])
+    kappa, reference = np.zeros((2, 6)), np.zeros((2, 6))
+    kappa[:, :3] = [[12.0, 10.0, 30.0], [4.0, 4.0, 9.0]]
+    reference[:, :3] = [[10.0, 10.0, 20.0], [5.0, 5.0, 10.0]]
+    result = kappa_against_reference(
+        RtaKappa(temperatures, kappa, None, None), RtaKappa(temperatures, reference, None, None)
+    )
+    assert result["temperatures_k"] == [100.0, 300.0]
+    np.testing.assert_allclose(result["perpendicular_w_mk"], [11.0, 4.0], rtol=1e-12)
+    np.testing.assert_allclose(result["reference_parallel_w_mk"], [20.0, 10.0], rtol=1e-12)
+    np.testing.assert_allclose(result["ratio_perpendicular"], [1.1, 0.8], rtol=1e-12)
+    np.testing.assert_allclose(result["ratio_parallel"], [1.5, 0.9], rtol=1e-12)
+    with pytest.raises(ValueError, match="2 from 100 K against 1 from 300 K: two RTAs are compared at the same"):
+        kappa_against_reference(
+            RtaKappa(temperatures, kappa, None, None), RtaKappa(temperatures[1:], reference[1:], None, None)
+        )
+
+
 def test_kappa_against_measured_values_of_a_uniaxial_crystal(tmp_path):
     """Perpendicular to c is the mean of xx and yy, along c is zz; the computed kappa is interpolated linearly in T
     and never extrapolated; the ratio is computed over measured."""

@@ -4,7 +4,15 @@ random snapshots (aiida_llpam.physics.third_order), on diamond Si with a Morse p
 import numpy as np
 import pytest
 
-from aiida_llpam.physics.third_order import build_phono3py, fit_size, produce_fc3, produce_fc3_symfc, random_supercells
+from aiida_llpam.physics.third_order import (
+    build_phono3py,
+    fc3_relative_difference,
+    fit_size,
+    produce_fc3,
+    produce_fc3_symfc,
+    random_supercells,
+    zero_fc3_beyond,
+)
 
 ALAT_BOHR = 10.26
 #: Morse depth (eV), range (1/Angstrom): a bond of the stiffness and anharmonicity of Si-Si
@@ -89,6 +97,41 @@ def test_random_snapshots_fit_the_finite_difference_fc3(both_routes):
 def test_the_fit_keeps_the_dfpt_fc2(both_routes):
     _, _, random, dfpt_fc2 = both_routes
     np.testing.assert_array_equal(random.fc2, dfpt_fc2)
+
+
+def test_the_fc3_cut_to_triplets_within_a_distance_keeps_them_as_they_were(both_routes):
+    """zero_fc3_beyond at 3.0 A (between the 2.35 A first and the 3.84 A second neighbours of Si): the triplets whose
+    three pairs (shortest images, computed here over the 27 nearest cells) are all first neighbours or one atom stay
+    as they were, every other one is zero, and the fraction of the norm removed is what they held."""
+    fc3_finite, _, ph3, _ = both_routes
+    positions, lattice = np.asarray(ph3.supercell.positions), np.asarray(ph3.supercell.cell)
+    images = np.array([[a, b, c] for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)]) @ lattice
+    vectors = positions[None, :, None] - positions[:, None, None] + images[None, None]
+    distances = np.linalg.norm(vectors, axis=-1).min(axis=-1)
+    assert sorted(set(np.round(distances[0], 2)))[:3] == [0.0, 2.35, 3.84]
+    within = distances <= 3.0
+    kept = np.array([within[atom][:, None] & within[atom][None, :] & within for atom in ph3.primitive.p2s_map])
+    fc3 = fc3_finite.copy()
+    zeroed = zero_fc3_beyond(ph3, fc3, 3.0)
+    np.testing.assert_array_equal(fc3[kept], fc3_finite[kept])
+    assert not fc3[~kept].any()
+    scale = np.linalg.norm(fc3_finite)
+    # phono3py's finite differences, symmetrised, leave a little (not zero) beyond one bond of the Morse crystal
+    assert 0 < zeroed == pytest.approx(np.linalg.norm(fc3_finite[~kept]) / scale, rel=1e-12)
+    # what the cut removed is what the two differ by
+    assert fc3_relative_difference(fc3, fc3_finite) == pytest.approx(zeroed, rel=1e-12)
+    # a cut beyond every pair of the supercell changes nothing
+    fc3 = fc3_finite.copy()
+    assert zero_fc3_beyond(ph3, fc3, distances.max() + 0.1) == 0.0
+    np.testing.assert_array_equal(fc3, fc3_finite)
+
+
+def test_fc3_of_two_supercells_or_a_zero_reference_are_not_compared(both_routes):
+    fc3_finite = both_routes[0]
+    with pytest.raises(ValueError, match=r"fc3 of shape \(2, 16, 16, 3, 3, 3\) against \(2, 2, 2, 3, 3, 3\)"):
+        fc3_relative_difference(fc3_finite, np.ones((2, 2, 2, 3, 3, 3)))
+    with pytest.raises(ValueError, match="the reference fc3 is zero"):
+        fc3_relative_difference(fc3_finite, np.zeros_like(fc3_finite))
 
 
 def test_fit_size_counts_symfc_basis():

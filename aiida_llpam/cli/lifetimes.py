@@ -20,7 +20,7 @@ from aiida.engine import run_get_node
 
 from aiida_llpam.calculations.functions import fc3_comparison, kappa_comparison
 from aiida_llpam.calculations.rta_job import rta_settings
-from aiida_llpam.physics.lifetimes import check_inside, measured_diffusivity, measured_temperatures_k
+from aiida_llpam.physics.lifetimes import check_measured_inside, measured_diffusivity
 from aiida_llpam.physics.settings import ResponseSettings
 from aiida_llpam.queries import dfpt_retrieved, dfpt_structure
 from aiida_llpam.workflows.lifetimes import LifetimesWorkChain
@@ -119,9 +119,9 @@ def run_lifetimes(
     temperatures = sorted({*settings.temperatures_k.tolist(), float(response["bz_temperature_k"])})
     if measured_values is not None:
         try:  # refused here, not after the force jobs: the comparison would refuse them
-            check_inside(temperatures, measured_temperatures_k(measured_values.get_dict()), "--measured")
+            check_measured_inside(temperatures, measured_values.get_dict())
         except ValueError as exc:
-            sys.exit(str(exc))
+            sys.exit(f"--measured: {exc}")
     if found is not None:
         ran_at = found.inputs.parameters["temperatures_k"]
         if len(ran_at) != len(temperatures) or not np.allclose(ran_at, temperatures, rtol=1e-9, atol=0):
@@ -379,8 +379,9 @@ def rerun_rta(
     cores = cores or rta.inputs.code.computer.get_default_mpiprocs_per_machine() or 1
     builder.metadata.options.resources = {"num_machines": 1, "num_mpiprocs_per_machine": cores}
     setting = "x".join(map(str, parameters["mesh"]))
-    if "cutoff_pair_distance_angstrom" in parameters:
-        setting += f", fc3 within {parameters['cutoff_pair_distance_angstrom']:g} Angstrom"
+    if "cutoff_pair_distance_angstrom" in parameters:  # symfc's triplets, or the finite dataset's displaced pairs
+        within = "fc3" if parameters.get("fc3_method") == "random" else "displaced pairs"
+        setting += f", {within} within {parameters['cutoff_pair_distance_angstrom']:g} Angstrom"
     if "fitted_snapshots" in parameters:
         setting += f", the first {parameters['fitted_snapshots']} snapshots"
     if fc2.uuid != rta.inputs.force_constants.uuid:

@@ -27,12 +27,12 @@ __all__ = [
     "RtaKappa",
     "SPLIT_BOUNDS_CM",
     "check_inside",
+    "check_measured_inside",
     "diffusivity_exponents",
     "diffusivity_mm2_s",
     "frequency_split",
     "kappa_against_measured",
     "measured_diffusivity",
-    "measured_temperatures_k",
     "read_kappa",
     "tau_s_from_linewidth",
     "uniaxial_kappa",
@@ -338,13 +338,18 @@ def uniaxial_kappa(kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return 0.5 * (kappa[..., 0] + kappa[..., 1]), kappa[..., 2]
 
 
-def measured_temperatures_k(measured: dict) -> list[float]:
-    """Every temperature (K) of measured values, rising: those of kappa, of the diffusivity exponent and of
-    measured D (the layout of :func:`kappa_against_measured`, whose values it does not check)."""
+def check_measured_inside(temperatures_k, measured: dict) -> None:
+    """ValueError unless every temperature of measured values (the layout of :func:`kappa_against_measured`, whose
+    values it does not check) lies inside the RTA's ``temperatures_k`` (rising), naming the group outside:
+    "measured kappa", "measured diffusivity exponent" or "measured diffusivity" (:func:`check_inside`)."""
     diffusivity = measured.get("diffusivity", {})
-    needed = [*measured["temperatures_k"], *diffusivity.get("temperatures_k", [])]
-    needed += diffusivity.get("values", {}).get("temperatures_k", [])
-    return sorted({float(t) for t in needed})
+    groups = {
+        "measured kappa": measured["temperatures_k"],
+        "measured diffusivity exponent": diffusivity.get("temperatures_k", []),
+        "measured diffusivity": diffusivity.get("values", {}).get("temperatures_k", []),
+    }
+    for what, at_k in groups.items():  # every range before any comparison, each under its own name
+        check_inside(temperatures_k, at_k, what)
 
 
 def kappa_against_measured(rta: RtaKappa, measured: dict) -> dict:
@@ -370,12 +375,7 @@ def kappa_against_measured(rta: RtaKappa, measured: dict) -> dict:
         raise ValueError("measured: one perpendicular and one parallel value per temperature, at least one")
     diffusivity = measured_diffusivity(measured["diffusivity"]) if "diffusivity" in measured else None
     temperatures_k, kappa, heat_capacity = rta.temperatures_k, rta.kappa_w_mk, rta.heat_capacity_ev_k
-    # every range before any comparison, each under its own name
-    check_inside(temperatures_k, temperatures, "measured kappa")
-    if diffusivity is not None:
-        check_inside(temperatures_k, diffusivity["temperatures_k"], "measured diffusivity exponent")
-        if "values" in diffusivity:
-            check_inside(temperatures_k, diffusivity["values"]["temperatures_k"], "measured diffusivity")
+    check_measured_inside(temperatures_k, measured)
     result = {"source": str(measured["source"]), "temperatures_k": temperatures.tolist()}
     for direction, computed in zip(("perpendicular", "parallel"), uniaxial_kappa(kappa)):
         at = np.interp(temperatures, temperatures_k, computed)

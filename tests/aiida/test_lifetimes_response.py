@@ -179,7 +179,7 @@ def test_measured_values_outside_the_rta_temperatures_are_refused_before_anythin
     measured.write_text(json.dumps({"source": "a test", "temperatures_k": [300.0], "perpendicular_w_mk": [6.2],
                                     "parallel_w_mk": [10.4], "diffusivity": diffusivity}))  # fmt: skip
     before = orm.QueryBuilder().append(orm.ProcessNode).count()
-    with pytest.raises(SystemExit, match=r"--measured: 153.15 K outside the RTA's 200-400 K"):
+    with pytest.raises(SystemExit, match=r"--measured: measured diffusivity: 153.15 K outside the RTA's 200-400 K"):
         run_lifetimes(str(smoke_run.pk), temperatures=[200.0, 300.0, 400.0], measured=measured)
     assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
 

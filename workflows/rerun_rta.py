@@ -1,7 +1,8 @@
 """The fc3 + RTA job of a LifetimesWorkChain again, on another mesh or fit: the same forces and temperatures.
 
     verdi run workflows/rerun_rta.py PK [--mesh 12 12 8] [--cutoff-pair-angstrom 3.0] [--snapshots 16]
-        [--force-constants PAM] [--isotope | --no-isotope] [--triplets-within-angstrom 3.0] [--cores 2]
+        [--force-constants PAM] [--isotope | --no-isotope] [--triplets-within-angstrom 3.0]
+        [--symmetrize-fc3 | --no-symmetrize-fc3] [--cores 2]
 
 PK: a LifetimesWorkChain whose RTA job was submitted (it may still run). The new job takes that job's inputs with
 another mesh or, for random snapshots (symfc fits any of them to any cut-off), another fc3 cut-off or only the
@@ -13,6 +14,9 @@ isotope mix (phono3py's Tamura widths, stored apart in the kappa file and added 
 it away (default: as the job was).
 --triplets-within-angstrom zeroes the fc3, of either route, on every triplet with a pair farther apart: kappa of the
 triplets a finite-displacement run and a random one both hold (workflows/compare_fc3.py compares the two).
+--symmetrize-fc3 applies phono3py's translational and permutation symmetrisation to the fc3 made (and cut): the
+acoustic sum rule, which finite differences with a pair cut-off and any cut violate (new LifetimesWorkChains do it
+by default); --no-symmetrize-fc3 leaves it out.
 """
 
 import argparse
@@ -33,6 +37,9 @@ def main(argv=None):
     parser.add_argument(
         "--triplets-within-angstrom", type=float, help="fc3 zeroed on triplets with a pair farther apart (either route)"
     )
+    parser.add_argument(
+        "--symmetrize-fc3", action=argparse.BooleanOptionalAction, help="with(out) phono3py's fc3 symmetrisation"
+    )
     parser.add_argument("--cores", type=int, help="OpenMP threads of the job (default: the computer's)")
     args = parser.parse_args(argv)
     return rerun_rta(
@@ -44,6 +51,7 @@ def main(argv=None):
         args.force_constants,
         args.isotope,
         args.triplets_within_angstrom,
+        args.symmetrize_fc3,
     )
 
 

@@ -72,8 +72,8 @@ class Phono3pyRtaCalculation(CalcJob):
             valid_type=orm.Dict,
             validator=validate_parameters,
             help="supercell_matrix (fc3; 3 integers or 3x3), mesh (Gamma-centred), temperatures_k; optionally "
-            "fc3_method, cutoff_pair_distance_angstrom, fitted_snapshots, isotope, triplets_within_angstrom "
-            "(rta_job.rta_settings).",
+            "fc3_method, cutoff_pair_distance_angstrom, fitted_snapshots, isotope, triplets_within_angstrom, "
+            "symmetrize_fc3 (rta_job.rta_settings).",
         )
         spec.input_namespace(
             "forces",

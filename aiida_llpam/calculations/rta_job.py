@@ -18,7 +18,9 @@ Plain numpy, phono3py and the physics package: no AiiDA profile is needed where 
   this many snapshots, with their opposites where the dataset has them: kappa's convergence in the number of
   snapshots), ``isotope`` (true: the scattering by the natural isotope mix too, :func:`kappa_rta`) and
   ``triplets_within_angstrom`` (the fc3 made, by either method, then zeroed on every triplet with a pair farther
-  apart, :func:`zero_fc3_beyond`: two routes compared on the triplets both hold) (:func:`rta_settings`).
+  apart, :func:`zero_fc3_beyond`: two routes compared on the triplets both hold) and ``symmetrize_fc3`` (true:
+  phono3py's translational and permutation symmetrisation of the fc3 made and cut, :func:`symmetrize_fc3`)
+  (:func:`rta_settings`).
 
 It writes, in the working directory, ``fc3.hdf5`` (phono3py's layout, eV/Angstrom^3, compact),
 ``kappa-m<mesh>.hdf5`` (phono3py's RTA on the Gamma-centred mesh, irreducible points) and ``rta.json`` (what was
@@ -47,6 +49,7 @@ from aiida_llpam.physics.third_order import (
     produce_fc3_symfc,
     residual_forces_allowed,
     snapshot_force_parts,
+    symmetrize_fc3,
     zero_fc3_beyond,
 )
 
@@ -69,6 +72,7 @@ OPTIONAL_KEYS = (
     "fitted_snapshots",
     "isotope",
     "triplets_within_angstrom",
+    "symmetrize_fc3",
 )
 #: how fc3 is made from the forces: phono3py's finite differences, or symfc's fit to random snapshots
 FC3_METHODS = ("finite", "random")
@@ -128,6 +132,11 @@ def rta_settings(parameters: dict) -> dict:
         raise ValueError(f"isotope: true or false, got {isotope!r}")
     if isotope:  # absent when false: the parameters of the runs made before it existed stay what they were
         settings["isotope"] = True
+    symmetrize = parameters.get("symmetrize_fc3", False)
+    if not isinstance(symmetrize, bool):
+        raise ValueError(f"symmetrize_fc3: true or false, got {symmetrize!r}")
+    if symmetrize:  # absent when false, as isotope
+        settings["symmetrize_fc3"] = True
     within = parameters.get("triplets_within_angstrom")
     if within is not None:
         settings["triplets_within_angstrom"] = positive_angstrom(within, "triplets_within_angstrom")
@@ -254,6 +263,9 @@ def run(force_constants_path: str, dataset_path: str, forces_path: str, paramete
         fc3 = produce_fc3_symfc(ph3, displacements, table, cutoff) if random else produce_fc3(ph3, table)
         if "triplets_within_angstrom" in settings:
             fit["fc3_norm_fraction_zeroed"] = zero_fc3_beyond(ph3, fc3, settings["triplets_within_angstrom"])
+        if settings.get("symmetrize_fc3"):
+            fit["fc3_norm_fraction_symmetrized"] = symmetrize_fc3(ph3)
+            fc3 = ph3.fc3
         write_fc3_to_hdf5(fc3, filename=FC3_FILE, p2s_map=ph3.primitive.p2s_map)
     print(f"fc3 {fc3.shape} from {len(labels)} supercells ({settings['fc3_method']})", flush=True)
     middle = time.perf_counter()

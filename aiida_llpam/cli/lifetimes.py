@@ -322,6 +322,7 @@ def rerun_rta(
     force_constants: str | None = None,
     isotope: bool | None = None,
     triplets_within_angstrom: float | None = None,
+    symmetrize: bool | None = None,
 ) -> orm.CalcJobNode:
     """The fc3 + RTA job of the LifetimesWorkChain ``pk`` again, on another ``mesh`` (default its own) or, for
     random snapshots, with symfc's fc3 fitted to triplets within ``cutoff_pair_angstrom`` or to the first
@@ -332,8 +333,9 @@ def rerun_rta(
     three-phonon widths, and takes from kappa); false: without it; None: as the job was.
     ``triplets_within_angstrom``: the fc3, of either route, zeroed on every triplet with a pair farther apart
     (:func:`~aiida_llpam.physics.third_order.zero_fc3_beyond`): kappa of the triplets that a finite-displacement and
-    a random route both hold (:func:`compare_fc3`). ``cores``: its OpenMP threads (default the computer's processes
-    per machine). Returns the job; exits when it failed or is refused."""
+    a random route both hold (:func:`compare_fc3`). ``symmetrize``: with (true) or without (false) phono3py's
+    symmetrisation of the fc3 made and cut (None: as the job was). ``cores``: its OpenMP threads (default the
+    computer's processes per machine). Returns the job; exits when it failed or is refused."""
     from aiida_llpam.calculations.rta import Phono3pyRtaCalculation
 
     node = orm.load_node(pk)
@@ -360,6 +362,10 @@ def rerun_rta(
         parameters.pop("isotope", None)
     if triplets_within_angstrom is not None:
         parameters["triplets_within_angstrom"] = triplets_within_angstrom
+    if symmetrize:
+        parameters["symmetrize_fc3"] = True
+    elif symmetrize is not None:
+        parameters.pop("symmetrize_fc3", None)
     fc2 = rta.inputs.force_constants
     if force_constants is not None:
         fc2, _ = load_force_constants(force_constants)
@@ -367,8 +373,8 @@ def rerun_rta(
             sys.exit(f"{force_constants}: {difference} than the fc2 the forces of {pk} were fitted with")
     if parameters == rta.inputs.parameters.get_dict() and fc2.uuid == rta.inputs.force_constants.uuid:
         sys.exit(
-            f"{pk}: give another --mesh, --cutoff-pair-angstrom, --snapshots, --force-constants, --isotope or "
-            "--triplets-within-angstrom than its RTA's"
+            f"{pk}: give another --mesh, --cutoff-pair-angstrom, --snapshots, --force-constants, --isotope, "
+            "--triplets-within-angstrom or --symmetrize-fc3 than its RTA's"
         )
     builder = Phono3pyRtaCalculation.get_builder()
     builder.code = rta.inputs.code
@@ -390,6 +396,8 @@ def rerun_rta(
         setting += ", natural isotopes"
     if "triplets_within_angstrom" in parameters:
         setting += f", fc3 zeroed on triplets beyond {parameters['triplets_within_angstrom']:g} Angstrom"
+    if parameters.get("symmetrize_fc3"):
+        setting += ", fc3 symmetrised"
     builder.metadata.label = f"RTA of LifetimesWorkChain<{node.uuid}> on {setting}"
     _, job = run_get_node(builder)
     if not job.is_finished_ok:

@@ -622,11 +622,13 @@ def test_two_fc3_are_compared_on_the_triplets_both_hold(random_run, lifetimes_ru
     from aiida_llpam.cli.lifetimes import compare_fc3, rerun_rta
 
     (first,) = [c for c in random_run.called if c.process_type == "aiida.calculations:llpam.rta"]
-    # 2.5 A: the 2x2x2 supercell's first neighbours (2.35 A), not its second (3.84 A)
-    job = rerun_rta(str(random_run.pk), cores=1, triplets_within_angstrom=2.5)
+    assert first.inputs.parameters["symmetrize_fc3"] is True  # the workchain's default
+    # 2.5 A: the 2x2x2 supercell's first neighbours (2.35 A), not its second (3.84 A); the cut alone
+    job = rerun_rta(str(random_run.pk), cores=1, triplets_within_angstrom=2.5, symmetrize=False)
     assert job.is_finished_ok, job.exit_message
-    assert job.inputs.parameters.get_dict() == first.inputs.parameters.get_dict() | {"triplets_within_angstrom": 2.5}
-    assert "fc3 zeroed on triplets beyond 2.5 Angstrom" in job.label
+    expected = {k: v for k, v in first.inputs.parameters.get_dict().items() if k != "symmetrize_fc3"}
+    assert job.inputs.parameters.get_dict() == expected | {"triplets_within_angstrom": 2.5}
+    assert "fc3 zeroed on triplets beyond 2.5 Angstrom" in job.label and "symmetrised" not in job.label
     zeroed = job.outputs.summary["fc3_norm_fraction_zeroed"]
     assert 0.01 < zeroed < 0.99
     comparison = compare_fc3(str(job.pk), str(random_run.pk))
@@ -638,11 +640,20 @@ def test_two_fc3_are_compared_on_the_triplets_both_hold(random_run, lifetimes_ru
     cut, full = _kappa_300_of(job.outputs.kappa), _kappa_300(random_run)
     assert comparison["ratio_parallel"][at] == pytest.approx(cut[2] / full[2], rel=1e-9)
     assert abs(comparison["ratio_parallel"][at] - 1) > 1e-3
-    # finite displacements take the cut too; in the primitive cell every pair is within 2.35 A: nothing changes
+    # the cut and then phono3py's symmetrisation (as the runs compared in docs/lifetimes.md): the sum rule again
+    job = rerun_rta(str(random_run.pk), cores=1, triplets_within_angstrom=2.5)
+    assert job.is_finished_ok, job.exit_message
+    assert "fc3 zeroed on triplets beyond 2.5 Angstrom, fc3 symmetrised" in job.label
+    assert job.outputs.summary["fc3_norm_fraction_symmetrized"] > 1e-4
+    with job.outputs.fc3.open(mode="rb") as handle, h5py.File(handle) as fc3:
+        values = fc3["fc3"][:]
+    np.testing.assert_allclose(values.sum(axis=2), 0.0, atol=1e-8 * np.abs(values).max())
+    # finite displacements take the cut too; in the primitive cell every pair is within 2.35 A: nothing is zeroed,
+    # and the symmetrisation, made once already, changes kappa by rounding only
     job = rerun_rta(str(lifetimes_run.pk), cores=1, triplets_within_angstrom=2.5)
     assert job.is_finished_ok, job.exit_message
     assert job.outputs.summary["fc3_norm_fraction_zeroed"] == 0.0
-    np.testing.assert_allclose(_kappa_300_of(job.outputs.kappa), _kappa_300(lifetimes_run), rtol=1e-9, atol=0)
+    np.testing.assert_allclose(_kappa_300_of(job.outputs.kappa), _kappa_300(lifetimes_run), rtol=1e-6, atol=0)
     with pytest.raises(SystemExit, match=r"supercell_matrix \[\[1, 0, 0\], \[0, 1, 0\], \[0, 0, 1\]\] against"):
         compare_fc3(str(job.pk), str(random_run.pk))
     with pytest.raises(SystemExit, match="neither a LifetimesWorkChain nor an RTA job"):

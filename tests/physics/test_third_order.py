@@ -11,6 +11,7 @@ from aiida_llpam.physics.third_order import (
     produce_fc3,
     produce_fc3_symfc,
     random_supercells,
+    symmetrize_fc3,
     zero_fc3_beyond,
 )
 
@@ -124,6 +125,21 @@ def test_the_fc3_cut_to_triplets_within_a_distance_keeps_them_as_they_were(both_
     fc3 = fc3_finite.copy()
     assert zero_fc3_beyond(ph3, fc3, distances.max() + 0.1) == 0.0
     np.testing.assert_array_equal(fc3, fc3_finite)
+
+
+def test_the_symmetrisation_gives_a_cut_fc3_the_acoustic_sum_rule_back(both_routes):
+    """A cut breaks the sum over the third atom; phono3py's symmetrisation (symmetrize_fc3) restores it on the scale
+    of fc3, and changes symfc's fit, which obeys it already, by rounding only."""
+    fc3_finite, fc3_random, ph3, _ = both_routes
+    scale = np.abs(fc3_finite).max()
+    ph3.fc3 = fc3_random.copy()
+    assert symmetrize_fc3(ph3) < 1e-8
+    ph3.fc3 = fc3_finite.copy()
+    zero_fc3_beyond(ph3, ph3.fc3, 3.0)
+    assert np.abs(ph3.fc3.sum(axis=2)).max() > 1e-3 * scale  # measured: 2.0e-3
+    changed = symmetrize_fc3(ph3)
+    assert 1e-3 < changed < 0.1  # measured: 4.1e-3 of the norm
+    np.testing.assert_allclose(ph3.fc3.sum(axis=2), 0.0, atol=1e-10 * scale)
 
 
 def test_fc3_of_two_supercells_or_a_zero_reference_are_not_compared(both_routes):

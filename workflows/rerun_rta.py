@@ -14,7 +14,7 @@ isotope mix (phono3py's Tamura widths, stored apart in the kappa file and added 
 it away (default: as the job was).
 --triplets-within-angstrom zeroes the fc3, of either route, on every triplet with a pair farther apart: kappa of the
 triplets a finite-displacement run and a random one both hold (workflows/compare_fc3.py compares the two).
---symmetrize-fc3 applies phono3py's translational and permutation symmetrisation to the fc3 made (and cut): the
+--symmetrize-fc3 projects the fc3 made (and cut) onto its symmetry and sum rules (symfc's projector): the
 acoustic sum rule, which finite differences with a pair cut-off and any cut violate (new LifetimesWorkChains do it
 by default); --no-symmetrize-fc3 leaves it out.
 """
@@ -38,7 +38,7 @@ def main(argv=None):
         "--triplets-within-angstrom", type=float, help="fc3 zeroed on triplets with a pair farther apart (either route)"
     )
     parser.add_argument(
-        "--symmetrize-fc3", action=argparse.BooleanOptionalAction, help="with(out) phono3py's fc3 symmetrisation"
+        "--symmetrize-fc3", action=argparse.BooleanOptionalAction, help="with(out) symfc's projection of fc3"
     )
     parser.add_argument("--cores", type=int, help="OpenMP threads of the job (default: the computer's)")
     args = parser.parse_args(argv)

@@ -19,7 +19,7 @@ Plain numpy, phono3py and the physics package: no AiiDA profile is needed where 
   snapshots), ``isotope`` (true: the scattering by the natural isotope mix too, :func:`kappa_rta`) and
   ``triplets_within_angstrom`` (the fc3 made, by either method, then zeroed on every triplet with a pair farther
   apart, :func:`zero_fc3_beyond`: two routes compared on the triplets both hold) and ``symmetrize_fc3`` (true:
-  phono3py's translational and permutation symmetrisation of the fc3 made and cut, :func:`symmetrize_fc3`)
+  symfc's projection of the fc3 made and cut onto its symmetry and sum rules, :func:`symmetrize_fc3`)
   (:func:`rta_settings`).
 
 It writes, in the working directory, ``fc3.hdf5`` (phono3py's layout, eV/Angstrom^3, compact),

@@ -55,7 +55,7 @@ def normalised_parameters(parameters: dict) -> dict:
       wavefunctions at half the cost (measured on quartz 2x2x2; the smoke Si 2x2x2 scf did not converge with them);
     * ``max_concurrent`` (force jobs running at once; default all);
     * ``isotope`` (default false): the RTA with the scattering by the natural isotope mix too;
-    * ``symmetrize_fc3`` (default true): phono3py's translational and permutation symmetrisation of fc3 before the
+    * ``symmetrize_fc3`` (default true): symfc's projection of fc3 onto its symmetry and sum rules before the
       RTA. Finite differences with a pair cut-off violate the acoustic sum rule without it (Si 3x3x3, pairs within
       4.0 A: kappa(300 K) 100 instead of 121 W/(m K)); symfc's fit satisfies it already.
     """

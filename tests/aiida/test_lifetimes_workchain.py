@@ -640,7 +640,7 @@ def test_two_fc3_are_compared_on_the_triplets_both_hold(random_run, lifetimes_ru
     cut, full = _kappa_300_of(job.outputs.kappa), _kappa_300(random_run)
     assert comparison["ratio_parallel"][at] == pytest.approx(cut[2] / full[2], rel=1e-9)
     assert abs(comparison["ratio_parallel"][at] - 1) > 1e-3
-    # the cut and then phono3py's symmetrisation (as the runs compared in docs/lifetimes.md): the sum rule again
+    # the cut and then symfc's projection (as the runs compared in docs/lifetimes.md): the sum rule again
     job = rerun_rta(str(random_run.pk), cores=1, triplets_within_angstrom=2.5)
     assert job.is_finished_ok, job.exit_message
     assert "fc3 zeroed on triplets beyond 2.5 Angstrom, fc3 symmetrised" in job.label

@@ -16,7 +16,7 @@ Plain numpy, phono3py and the physics package: no AiiDA profile is needed where 
   (``finite``: phono3py's finite differences; ``random``: symfc's fit), ``cutoff_pair_distance_angstrom``
   (symfc's fc3 cut-off; the finite dataset holds its own) and ``fitted_snapshots`` (random: fit only the first
   this many snapshots, with their opposites where the dataset has them: kappa's convergence in the number of
-  snapshots), ``isotope`` (true: the scattering by the natural isotope mix too, :func:`kappa_rta`) and
+  snapshots), ``isotope`` (true: the scattering by the natural isotope mix too, :func:`kappa_rta`),
   ``triplets_within_angstrom`` (the fc3 made, by either method, then zeroed on every triplet with a pair farther
   apart, :func:`zero_fc3_beyond`: two routes compared on the triplets both hold) and ``symmetrize_fc3`` (true:
   symfc's projection of the fc3 made and cut onto its symmetry and sum rules, :func:`symmetrize_fc3`)
@@ -261,7 +261,7 @@ def run(force_constants_path: str, dataset_path: str, forces_path: str, paramete
     start = time.perf_counter()
     with phono3py_step("fc3"):
         fc3 = produce_fc3_symfc(ph3, displacements, table, cutoff) if random else produce_fc3(ph3, table)
-        if "triplets_within_angstrom" in settings:
+        if "triplets_within_angstrom" in settings:  # in place: fc3 is ph3.fc3, which the RTA takes
             fit["fc3_norm_fraction_zeroed"] = zero_fc3_beyond(ph3, fc3, settings["triplets_within_angstrom"])
         if settings.get("symmetrize_fc3"):
             fit["fc3_norm_fraction_symmetrized"] = symmetrize_fc3(ph3)

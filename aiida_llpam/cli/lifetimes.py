@@ -333,9 +333,10 @@ def rerun_rta(
     three-phonon widths, and takes from kappa); false: without it; None: as the job was.
     ``triplets_within_angstrom``: the fc3, of either route, zeroed on every triplet with a pair farther apart
     (:func:`~aiida_llpam.physics.third_order.zero_fc3_beyond`): kappa of the triplets that a finite-displacement and
-    a random route both hold (:func:`compare_fc3`). ``symmetrize``: with (true) or without (false) phono3py's
-    symmetrisation of the fc3 made and cut (None: as the job was). ``cores``: its OpenMP threads (default the
-    computer's processes per machine). Returns the job; exits when it failed or is refused."""
+    a random route both hold (:func:`compare_fc3`). ``symmetrize``: with (true) or without (false) symfc's
+    projection of the fc3 made and cut onto its symmetry and sum rules (None: as the job was). ``cores``: its
+    OpenMP threads (default the computer's processes per machine). Returns the job; exits when it failed or is
+    refused."""
     from aiida_llpam.calculations.rta import Phono3pyRtaCalculation
 
     node = orm.load_node(pk)

@@ -127,16 +127,12 @@ def rta_settings(parameters: dict) -> dict:
         if method != "random" or isinstance(fitted, bool) or not isinstance(fitted, int) or fitted < 1:
             raise ValueError(f"fitted_snapshots: a positive integer, with fc3_method random, got {fitted!r}")
         settings["fitted_snapshots"] = fitted
-    isotope = parameters.get("isotope", False)
-    if not isinstance(isotope, bool):
-        raise ValueError(f"isotope: true or false, got {isotope!r}")
-    if isotope:  # absent when false: the parameters of the runs made before it existed stay what they were
-        settings["isotope"] = True
-    symmetrize = parameters.get("symmetrize_fc3", False)
-    if not isinstance(symmetrize, bool):
-        raise ValueError(f"symmetrize_fc3: true or false, got {symmetrize!r}")
-    if symmetrize:  # absent when false, as isotope
-        settings["symmetrize_fc3"] = True
+    for flag in ("isotope", "symmetrize_fc3"):
+        value = parameters.get(flag, False)
+        if not isinstance(value, bool):
+            raise ValueError(f"{flag}: true or false, got {value!r}")
+        if value:  # absent when false: the parameters of the runs made before it existed stay what they were
+            settings[flag] = True
     within = parameters.get("triplets_within_angstrom")
     if within is not None:
         settings["triplets_within_angstrom"] = positive_angstrom(within, "triplets_within_angstrom")

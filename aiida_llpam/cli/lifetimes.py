@@ -357,16 +357,13 @@ def rerun_rta(
             "only a fit to random snapshots takes another cut-off or fewer snapshots"
         )
     parameters |= refit
-    if isotope:
-        parameters["isotope"] = True
-    elif isotope is not None:  # absent, as rta_settings stores false
-        parameters.pop("isotope", None)
+    for flag, value in (("isotope", isotope), ("symmetrize_fc3", symmetrize)):
+        if value is not None:  # true, or absent as rta_settings stores false
+            parameters.pop(flag, None)
+            if value:
+                parameters[flag] = True
     if triplets_within_angstrom is not None:
         parameters["triplets_within_angstrom"] = triplets_within_angstrom
-    if symmetrize:
-        parameters["symmetrize_fc3"] = True
-    elif symmetrize is not None:
-        parameters.pop("symmetrize_fc3", None)
     fc2 = rta.inputs.force_constants
     if force_constants is not None:
         fc2, _ = load_force_constants(force_constants)

@@ -309,8 +309,7 @@ def zero_fc3_beyond(ph3: Phono3py, fc3: np.ndarray, distance_angstrom: float) ->
 
     before = fc3.copy()
     cutoff_fc3_by_zero(fc3, ph3.supercell, float(distance_angstrom), p2s_map=ph3.primitive.p2s_map)
-    norm = np.linalg.norm(before)
-    return float(np.linalg.norm(before - fc3) / norm) if norm > 0 else 0.0
+    return _fraction_changed(before, fc3)
 
 
 def symmetrize_fc3(ph3: Phono3py) -> float:
@@ -327,8 +326,13 @@ def symmetrize_fc3(ph3: Phono3py) -> float:
     121 W/(m K), since a violated sum rule scatters the long-wavelength acoustic modes that carry the heat; 20 s."""
     before = ph3.fc3.copy()
     ph3.symmetrize_fc3(use_symfc_projector=True)
+    return _fraction_changed(before, ph3.fc3)
+
+
+def _fraction_changed(before: np.ndarray, after: np.ndarray) -> float:
+    """|after - before| / |before| of an fc3 changed in one step (0 for a zero fc3, which no step changes)."""
     norm = np.linalg.norm(before)
-    return float(np.linalg.norm(ph3.fc3 - before) / norm) if norm > 0 else 0.0
+    return float(np.linalg.norm(after - before) / norm) if norm > 0 else 0.0
 
 
 def fc3_relative_difference(fc3: np.ndarray, reference: np.ndarray) -> float:

@@ -11,7 +11,7 @@ Gamma tricks); the calcfunction supercell_kpoints_check stores how their forces 
 import argparse
 from pathlib import Path
 
-from aiida_llpam.cli.lifetimes import check_supercell_kpoints
+from aiida_llpam.cli.rta import check_supercell_kpoints
 
 
 def main(argv=None):

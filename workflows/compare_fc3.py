@@ -12,7 +12,7 @@ over the reference's norm, and kappa of both perpendicular to and along z at eve
 
 import argparse
 
-from aiida_llpam.cli.lifetimes import compare_fc3
+from aiida_llpam.cli.rta import compare_fc3
 
 
 def main(argv=None):

@@ -21,7 +21,7 @@ by default); --no-symmetrize-fc3 leaves it out.
 
 import argparse
 
-from aiida_llpam.cli.lifetimes import rerun_rta
+from aiida_llpam.cli.rta import rerun_rta
 
 
 def main(argv=None):

@@ -1,7 +1,8 @@
 """Mode-resolved lifetimes for a finished run, and its response with them (THEORY.md section 4).
 
     verdi run workflows/run_lifetimes.py PK [--supercell 1 1 1] [--cutoff-pair-angstrom 2.0] [--mesh 8 8 6]
-        [--fc3-method random --snapshots 4 [--seed 7]] [--supercell-kpoints 1 1 1 [--gamma-tricks]]
+        [--fc3-method random --snapshots 4 [--seed 7]] [--displacement-angstrom 0.03]
+        [--supercell-kpoints 1 1 1 [--gamma-tricks]]
         [--max-concurrent 2 --mpiprocs 1] [--rta-cores 2] [--computer localhost] [--protocol P] [--pk-file F]
         [--temperatures T ...] [--figure F.png] [--measured MEASURED.json]
     verdi -p llpam-daemon run workflows/run_lifetimes.py PK ... --submit      (step 1 on the daemon, returns at once)
@@ -40,6 +41,9 @@ def main(argv=None):
     parser.add_argument("--fc3-method", choices=("finite", "random"), default="finite", help="fc3 from")
     parser.add_argument("--snapshots", type=int, help="random snapshots (each also with its opposite)")
     parser.add_argument("--seed", type=int, help="random seed (default drawn, stored)")
+    parser.add_argument(
+        "--displacement-angstrom", type=float, help="finite displacement, or every atom's random one (default 0.03)"
+    )
     parser.add_argument("--supercell-kpoints", type=int, nargs=3, help="k mesh of the supercells' scf")
     parser.add_argument("--gamma-tricks", action="store_true", help="pw.x's Gamma tricks (with 1 1 1)")
     parser.add_argument("--mesh", type=int, nargs=3, help="RTA and response k mesh (default 8 8 6)")

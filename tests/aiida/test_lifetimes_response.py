@@ -192,7 +192,7 @@ def test_compare_kappa_names_what_it_cannot_take(llpam_profile, tmp_path):
     measured = tmp_path / "measured.json"
     measured.write_text('{"source": "a test", "temperatures_k": [300.0]}')
     node = orm.Dict({}).store()
-    with pytest.raises(SystemExit, match="neither a finished LifetimesWorkChain or RTA job nor a PamWorkChain"):
+    with pytest.raises(SystemExit, match="neither a LifetimesWorkChain nor an RTA job nor a PamWorkChain"):
         compare_kappa(str(node.pk), measured)
     with pytest.raises(SystemExit, match="no perpendicular_w_mk, parallel_w_mk"):
         _measured(measured)

@@ -84,7 +84,7 @@ def common_triplets(silicon):
     """Both routes at Gamma, their fc3 cut to the triplets whose pairs are all within 3.0 A and projected onto the
     sum rules (rerun_rta --triplets-within-angstrom; the projection is the workchain's default), compared by
     compare_fc3: the Dict of fc3_comparison (random against finite)."""
-    from aiida_llpam.cli.lifetimes import compare_fc3, rerun_rta
+    from aiida_llpam.cli.rta import compare_fc3, rerun_rta
 
     cut = {route: rerun_rta(str(silicon[route].pk), cores=2, triplets_within_angstrom=3.0) for route in ROUTES}
     return compare_fc3(str(cut["random"].pk), str(cut["finite"].pk))

@@ -514,7 +514,7 @@ def test_a_failed_snapshot_is_left_out_or_refused(random_run, silicon_run):
 @pytest.mark.qe
 def test_the_rta_runs_again_on_another_mesh(random_run):
     """workflows/rerun_rta.py: the same forces, fit and temperatures on another mesh, for kappa's mesh convergence."""
-    from aiida_llpam.cli.lifetimes import rerun_rta
+    from aiida_llpam.cli.rta import rerun_rta
 
     (first,) = [c for c in random_run.called if c.process_type == "aiida.calculations:llpam.rta"]
     job = rerun_rta(str(random_run.pk), [6, 6, 6], cores=1)
@@ -539,7 +539,7 @@ def test_the_random_fit_runs_again_with_another_cutoff_or_fewer_snapshots(random
     """workflows/rerun_rta.py --cutoff-pair-angstrom / --snapshots: symfc fits the same snapshots to triplets within
     a shorter distance, or fewer of them (kappa's convergence in the fc3 cut-off and the snapshots); finite
     displacements, cut at generation, are refused."""
-    from aiida_llpam.cli.lifetimes import rerun_rta
+    from aiida_llpam.cli.rta import rerun_rta
 
     (first,) = [c for c in random_run.called if c.process_type == "aiida.calculations:llpam.rta"]
     # 2.5 Angstrom: the first neighbours (2.35 A) only, against all triplets of the 2x2x2 supercell
@@ -583,7 +583,8 @@ def test_the_rta_runs_again_with_the_natural_isotope_mix(random_run):
     reader, and lowering kappa; compare_kappa takes the job."""
     from phono3py.other.isotope import get_mass_variances
 
-    from aiida_llpam.cli.lifetimes import compare_kappa, rerun_rta
+    from aiida_llpam.cli.lifetimes import compare_kappa
+    from aiida_llpam.cli.rta import rerun_rta
     from aiida_llpam.physics.lifetimes import Lifetimes
 
     # natural Si: 28Si 92.223 %, 29Si 4.685 %, 30Si 3.092 % (IUPAC abundances, masses in u)
@@ -619,7 +620,7 @@ def test_two_fc3_are_compared_on_the_triplets_both_hold(random_run, lifetimes_ru
     """rerun_rta --triplets-within-angstrom zeroes the fc3 of either route on the triplets with a pair farther apart;
     compare_fc3 stores the difference of two fc3 of one supercell and of their kappa. Here the random fit against
     itself cut to the first neighbours (the finite 2x2x2 route is the extended test's 57 pw.x runs)."""
-    from aiida_llpam.cli.lifetimes import compare_fc3, rerun_rta
+    from aiida_llpam.cli.rta import compare_fc3, rerun_rta
 
     (first,) = [c for c in random_run.called if c.process_type == "aiida.calculations:llpam.rta"]
     assert first.inputs.parameters["symmetrize_fc3"] is True  # the workchain's default
@@ -758,7 +759,7 @@ def test_the_response_continues_from_finished_lifetimes_on_their_fc2(
 
     # rerun_rta.py --force-constants: the same forces and fc3 with the fc2 of another run of the crystal (here
     # the new run's: the same values, so the same kappa); another crystal's is refused
-    from aiida_llpam.cli.lifetimes import rerun_rta
+    from aiida_llpam.cli.rta import rerun_rta
 
     job = rerun_rta(str(random_run.pk), cores=1, force_constants=str(node.pk))
     assert job.is_finished_ok and job.inputs.force_constants.uuid == node.outputs.force_constants.uuid
@@ -797,7 +798,7 @@ def test_the_supercell_forces_are_checked_on_a_denser_k_mesh(random_run, lifetim
     """workflows/check_supercell_kpoints.py: the first snapshot and its opposite of the Gamma-only 2x2x2 Si run
     again on k 2x2x2 (no undisplaced supercell: diamond Si has no residual force); the stored comparison splits the
     difference into the harmonic (odd) and fc3 (even) parts."""
-    from aiida_llpam.cli.lifetimes import check_supercell_kpoints
+    from aiida_llpam.cli.rta import check_supercell_kpoints
 
     result = check_supercell_kpoints(str(random_run.pk), [2, 2, 2], snapshots=1)
     r = result.get_dict()

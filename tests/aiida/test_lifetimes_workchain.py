@@ -304,6 +304,36 @@ def test_bad_parameters_are_refused_before_anything_runs(silicon_run, parameters
     assert message in str(error.value)
 
 
+@pytest.mark.qe
+@pytest.mark.parametrize("method", ["finite", "random"])
+def test_every_displacement_is_as_long_as_asked(silicon_run, method):
+    """``displacement_distance_angstrom`` (run_lifetimes.py --displacement-angstrom) is the length of phono3py's
+    finite displacements, or of every atom's in a random snapshot: 0.06 A, twice the default, is what the dataset
+    (from which phono3py builds the supercells and fits the fc3) holds; a zero one is refused."""
+    from aiida import orm
+
+    from aiida_llpam.calculations.functions.phono3py_supercells import phono3py_supercells
+    from aiida_llpam.workflows.lifetimes import normalised_parameters
+
+    parameters = {"supercell_matrix": [1, 1, 1], "mesh": [4, 4, 4], "temperatures_k": [300.0], "fc3_method": method}
+    if method == "random":
+        parameters |= {"number_of_snapshots": 2, "random_seed": 5}
+    with pytest.raises(ValueError, match="displacement_distance_angstrom: a positive number of Angstrom"):
+        normalised_parameters(parameters | {"displacement_distance_angstrom": 0.0})
+    settings = normalised_parameters(parameters | {"displacement_distance_angstrom": 0.06})
+    outputs = phono3py_supercells(silicon_run.outputs.force_constants, orm.Dict(settings))
+    dataset = outputs["dataset"].get_dict()
+    if method == "random":
+        lengths = np.linalg.norm(np.asarray(dataset["displacements"]), axis=-1).ravel()
+        assert lengths.size == 2 * 2 * 2  # two snapshots and their opposites, two atoms each
+    else:
+        lengths = [np.linalg.norm(first["displacement"]) for first in dataset["first_atoms"]]
+        lengths += [
+            np.linalg.norm(s["displacement"]) for first in dataset["first_atoms"] for s in first["second_atoms"]
+        ]
+    np.testing.assert_allclose(lengths, 0.06, rtol=1e-10, atol=0)
+
+
 def _synthetic_random_inputs(folder, snapshots: int, with_forces: int):
     """rta_job's inputs for random snapshots of Si 2x2x2 (zero fc2 and forces), forces for the first
     ``with_forces`` of them (the others' scf failed)."""

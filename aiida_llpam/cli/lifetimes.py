@@ -26,7 +26,7 @@ from aiida_llpam.workflows.pam import PamWorkChain
 from .figures import write_lifetimes_figure
 from .redo import outcome_line, pam_workchain
 from .results import REFUSED_EXTRA, comparison_lines
-from .rta import finished_rta
+from .rta import finished_rta, load_lifetimes
 from .runs import default_computer, load_codes
 
 #: the keys of a JSON file of measured thermal conductivity (optionally also "diffusivity": measured exponents of
@@ -239,9 +239,7 @@ def _force_constants_difference(first: orm.ArrayData, second: orm.ArrayData, rel
 def _finished_lifetimes(identifier: str, pam: orm.WorkChainNode) -> orm.WorkChainNode:
     """The finished LifetimesWorkChain ``identifier`` made on the force constants of ``pam``; exits naming what it
     is not."""
-    node = orm.load_node(identifier)
-    if not (isinstance(node, orm.WorkChainNode) and node.process_label == "LifetimesWorkChain"):
-        sys.exit(f"{identifier}: not a LifetimesWorkChain")
+    node = load_lifetimes(identifier)
     if not node.is_finished_ok:
         sys.exit(f"{identifier}: {outcome_line(node)}, not finished ok")
     fc = node.inputs.force_constants
@@ -291,9 +289,10 @@ def compare_kappa(pk: str, measured: Path) -> orm.Dict:
 
     node = orm.load_node(pk)
     if isinstance(node, orm.WorkChainNode) and node.process_label == "PamWorkChain":
-        if not response_lifetimes(node):
+        found = response_lifetimes(node)  # one query: (lifetimes, kappa file) or None
+        if found is None:
             sys.exit(f"{pk}: a PamWorkChain whose response took no mode-resolved lifetimes")
-        _, kappa = response_lifetimes(node)
+        _, kappa = found
     else:
         kappa = finished_rta(pk, also=" nor a PamWorkChain").outputs.kappa
     return _compare(kappa, _measured(measured))

@@ -34,6 +34,21 @@ def _other_crystal(first: orm.ArrayData, second: orm.ArrayData) -> str | None:
     return None
 
 
+def load_lifetimes(identifier: str) -> orm.WorkChainNode:
+    """The LifetimesWorkChain ``identifier`` (PK or UUID), finished or not; exits when it is another node."""
+    node = orm.load_node(identifier)
+    if not (isinstance(node, orm.WorkChainNode) and node.process_label == "LifetimesWorkChain"):
+        sys.exit(f"{identifier}: not a LifetimesWorkChain")
+    return node
+
+
+def _last_rta(lifetimes: orm.WorkChainNode) -> orm.CalcJobNode | None:
+    """The last fc3 + RTA job the LifetimesWorkChain ``lifetimes`` submitted (the one whose kappa and lifetimes it
+    returns), or None before it submitted one."""
+    jobs = lifetimes.base.links.get_outgoing(link_label_filter="rta").all()
+    return jobs[-1].node if jobs else None
+
+
 def rerun_rta(
     pk: str,
     mesh=None,
@@ -60,13 +75,10 @@ def rerun_rta(
     refused."""
     from aiida_llpam.calculations.rta import Phono3pyRtaCalculation
 
-    node = orm.load_node(pk)
-    if not (isinstance(node, orm.WorkChainNode) and node.process_label == "LifetimesWorkChain"):
-        sys.exit(f"{pk}: not a LifetimesWorkChain")
-    jobs = [link.node for link in node.base.links.get_outgoing(link_label_filter="rta").all()]
-    if not jobs:
+    node = load_lifetimes(pk)
+    rta = _last_rta(node)
+    if rta is None:
         sys.exit(f"{pk}: its fc3 + RTA job has not been submitted yet")
-    rta = jobs[-1]
     parameters = rta.inputs.parameters.get_dict()
     if mesh is not None:
         parameters["mesh"] = [int(n) for n in mesh]
@@ -138,7 +150,7 @@ def finished_rta(identifier: str, also: str = "") -> orm.CalcJobNode:
     if isinstance(node, orm.WorkChainNode) and node.process_label == "LifetimesWorkChain":
         if not node.is_finished_ok:
             sys.exit(f"{identifier}: {outcome_line(node)}, not finished ok")
-        return node.base.links.get_outgoing(link_label_filter="rta").all()[-1].node
+        return _last_rta(node)
     if not (isinstance(node, orm.CalcJobNode) and node.process_label == "Phono3pyRtaCalculation"):
         sys.exit(f"{identifier}: neither a LifetimesWorkChain nor an RTA job{also}")
     if not node.is_finished_ok:
@@ -189,9 +201,7 @@ def check_supercell_kpoints(
     from aiida_llpam.calculations.rta_job import REFERENCE
     from aiida_llpam.physics.third_order import first_snapshots
 
-    node = orm.load_node(pk)
-    if not (isinstance(node, orm.WorkChainNode) and node.process_label == "LifetimesWorkChain"):
-        sys.exit(f"{pk}: not a LifetimesWorkChain")
+    node = load_lifetimes(pk)
     dataset = node.outputs.dataset if "dataset" in node.outputs else None
     if dataset is None or "displacements" not in dataset.get_dict():
         sys.exit(f"{pk}: no dataset of random snapshots (the check compares snapshots and their opposites)")
